@@ -1,0 +1,401 @@
+/**
+ * The one config pipeline shared by the agent, `sfu-agent validate` and the
+ * standalone SFU: read -> parse YAML -> validate (schema + semantic checks)
+ * -> normalise -> hash. Every problem carries the JSON pointer it concerns and,
+ * when the input was YAML text, the line:column it comes from.
+ *
+ * Expected failures (a bad file) are returned as `{ ok: false }` values; this
+ * module only throws on programming errors.
+ */
+import { constants as fsConstants } from "node:fs";
+import { access, open } from "node:fs/promises";
+import type { ErrorObject } from "ajv";
+import { type Document, isMap, isNode, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from "yaml";
+import { createAjv } from "./ajv.ts";
+import {
+  AUDIO_CODECS,
+  CONFIG_DEFAULTS,
+  configSchemaV1,
+  type NormalisedConfigV1,
+  type SfuConfigV1,
+  SUPPORTED_SCHEMA_VERSIONS,
+  VIDEO_CODECS,
+} from "./config-schema.ts";
+import { type ConfigHash, configHash } from "./hash.ts";
+
+/** Largest config file accepted, in bytes. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+/** Most YAML alias dereferences accepted (billion-laughs guard). */
+export const MAX_YAML_ALIASES = 100;
+
+/** One problem found in a config. `line`/`col` are 1-based, null when unknown. */
+export interface ConfigProblem {
+  severity: "error" | "warning";
+  /** JSON pointer (RFC 6901) of the offending value; "" for the whole document. */
+  pointer: string;
+  message: string;
+  line: number | null;
+  col: number | null;
+}
+
+/** Why a config was refused. */
+export type LoadFailureCode =
+  | "INVALID_CONFIG"
+  | "UNSUPPORTED_SCHEMA"
+  /** The file does not exist (may be transient during a kubelet swap). */
+  | "NOT_FOUND"
+  /** The file exists but cannot be read (permissions, a directory, I/O error). */
+  | "READ_FAILED";
+
+export type LoadResult =
+  | {
+      ok: true;
+      source: string;
+      config: NormalisedConfigV1;
+      hash: ConfigHash;
+      warnings: ConfigProblem[];
+    }
+  | {
+      ok: false;
+      source: string;
+      code: LoadFailureCode;
+      problems: ConfigProblem[];
+      warnings: ConfigProblem[];
+    };
+
+export interface LoadOptions {
+  /** Name used in messages (defaults to the path, or "<input>"). */
+  source?: string;
+  /**
+   * Check that every `credentialFile` exists and is readable (default true).
+   * `sfu-agent notify` turns this off: the hook Job does not mount the Secret.
+   */
+  checkFiles?: boolean;
+}
+
+const ajv = createAjv();
+const validateSchema = ajv.compile(configSchemaV1);
+
+/** Formats a problem as `FILE:LINE:COL: <pointer>: <message>` (the `validate` output line). */
+export function formatProblem(source: string, p: ConfigProblem): string {
+  const where = `${source}:${p.line ?? 1}:${p.col ?? 1}`;
+  const prefix = p.severity === "warning" ? "warning: " : "";
+  return `${where}: ${p.pointer || "/"}: ${prefix}${p.message}`;
+}
+
+/** Reads and loads a config file. Never throws for bad input. */
+export async function loadConfigFile(path: string, options: LoadOptions = {}): Promise<LoadResult> {
+  const source = options.source ?? path;
+  const fail = (code: LoadFailureCode, message: string): LoadResult => ({
+    ok: false,
+    source,
+    code,
+    warnings: [],
+    problems: [{ severity: "error", pointer: "", message, line: null, col: null }],
+  });
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    handle = await open(path, "r");
+    const stat = await handle.stat();
+    if (stat.isDirectory()) return fail("READ_FAILED", "is a directory, not a config file");
+    if (!stat.isFile()) return fail("READ_FAILED", "is not a regular file");
+    if (stat.size > MAX_CONFIG_BYTES) {
+      return fail("INVALID_CONFIG", `file is ${stat.size} bytes; the limit is ${MAX_CONFIG_BYTES}`);
+    }
+    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+    if (bytesRead > MAX_CONFIG_BYTES) {
+      return fail("INVALID_CONFIG", `file exceeds ${MAX_CONFIG_BYTES} bytes`);
+    }
+    return await loadConfigBytes(buf.subarray(0, bytesRead), { ...options, source });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === "ENOENT") return fail("NOT_FOUND", "no such file");
+    if (e.code === "EISDIR") return fail("READ_FAILED", "is a directory, not a config file");
+    if (e.code === "EACCES" || e.code === "EPERM") return fail("READ_FAILED", "permission denied");
+    return fail("READ_FAILED", `cannot read: ${e.code ?? e.message}`);
+  } finally {
+    await handle?.close();
+  }
+}
+
+/** Loads config bytes (UTF-8 YAML or JSON). */
+export async function loadConfigBytes(bytes: Uint8Array, options: LoadOptions = {}): Promise<LoadResult> {
+  const source = options.source ?? "<input>";
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return invalid(source, [problem("", "file is not valid UTF-8 text")]);
+  }
+  if (text.includes("\u0000")) return invalid(source, [problem("", "file contains NUL bytes; is it binary?")]);
+  return loadConfigText(text, { ...options, source });
+}
+
+/** Parses and validates YAML/JSON config text. */
+export async function loadConfigText(text: string, options: LoadOptions = {}): Promise<LoadResult> {
+  const source = options.source ?? "<input>";
+  if (Buffer.byteLength(text, "utf8") > MAX_CONFIG_BYTES) {
+    return invalid(source, [problem("", `config exceeds ${MAX_CONFIG_BYTES} bytes`)]);
+  }
+  const lineCounter = new LineCounter();
+  const docs = parseAllDocuments(text, {
+    lineCounter,
+    uniqueKeys: true,
+    prettyErrors: false,
+    strict: true,
+  });
+  const at = (offset: number | undefined) => {
+    if (offset === undefined) return { line: null, col: null };
+    const pos = lineCounter.linePos(offset);
+    return { line: pos.line, col: pos.col };
+  };
+  const list = Array.isArray(docs) ? docs : [];
+  if (!Array.isArray(docs)) {
+    // An empty stream yields an EmptyStream object.
+    return invalid(source, [problem("", "file is empty; expected a YAML mapping with schemaVersion: 1")]);
+  }
+  if (list.length === 0) return invalid(source, [problem("", "file is empty; expected a YAML mapping")]);
+  if (list.length > 1) {
+    const second = list[1] as Document.Parsed;
+    return invalid(source, [
+      { ...problem("", "multiple YAML documents; a config file holds exactly one"), ...at(second.range[0]) },
+    ]);
+  }
+  const doc = list[0] as Document.Parsed;
+  const syntax = [...doc.errors].map((e) => ({ ...problem("", `YAML: ${firstLine(e.message)}`), ...at(e.pos[0]) }));
+  if (syntax.length > 0) return invalid(source, syntax);
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
+  } catch (err) {
+    return invalid(source, [problem("", `YAML: ${firstLine((err as Error).message)}`)]);
+  }
+  const locate = (pointer: string, key = false) => at(offsetOf(doc, pointer, key));
+  const result = await validateConfigValue(value, { ...options, source });
+  if (result.ok) return { ...result, warnings: result.warnings.map((w) => ({ ...w, ...locate(w.pointer) })) };
+  return {
+    ...result,
+    problems: result.problems.map((p) => ({ ...p, ...locate(p.pointer, p.line === -1) })),
+    warnings: result.warnings.map((w) => ({ ...w, ...locate(w.pointer) })),
+  };
+}
+
+/**
+ * Validates an already-parsed config value (e.g. the `config` of a pushed
+ * message) and normalises it. Problems carry pointers but no line:column.
+ * Synchronous except for the optional `credentialFile` checks.
+ */
+export async function validateConfigValue(value: unknown, options: LoadOptions = {}): Promise<LoadResult> {
+  const source = options.source ?? "<input>";
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    const kind = value === null ? "empty" : Array.isArray(value) ? "a list" : `a ${typeof value}`;
+    return invalid(source, [problem("", `config must be a mapping with schemaVersion: 1, got ${kind}`)]);
+  }
+  const sv = (value as { schemaVersion?: unknown }).schemaVersion;
+  if (
+    typeof sv === "number" &&
+    Number.isInteger(sv) &&
+    !(SUPPORTED_SCHEMA_VERSIONS as readonly number[]).includes(sv)
+  ) {
+    return {
+      ok: false,
+      source,
+      code: "UNSUPPORTED_SCHEMA",
+      warnings: [],
+      problems: [
+        problem(
+          "/schemaVersion",
+          `schemaVersion ${sv} is not supported (supported: ${SUPPORTED_SCHEMA_VERSIONS.join(", ")})`,
+        ),
+      ],
+    };
+  }
+  if (!validateSchema(value)) return invalid(source, schemaProblems(validateSchema.errors ?? []));
+  const config = value as SfuConfigV1;
+  const problems: ConfigProblem[] = [];
+  const warnings: ConfigProblem[] = [];
+  const [min, max] = config.webrtc.icePortRange as unknown as [number, number];
+  if (min >= max) problems.push(problem("/webrtc/icePortRange", `min ${min} must be less than max ${max}`));
+  const codecs = config.webrtc.codecs as string[];
+  if (!codecs.some((c) => (AUDIO_CODECS as readonly string[]).includes(c))) {
+    problems.push(problem("/webrtc/codecs", `needs at least one audio codec (${AUDIO_CODECS.join(", ")})`));
+  }
+  if (!codecs.some((c) => (VIDEO_CODECS as readonly string[]).includes(c))) {
+    problems.push(problem("/webrtc/codecs", `needs at least one video codec (${VIDEO_CODECS.join(", ")})`));
+  }
+  const turn = config.webrtc.turnServers ?? [];
+  for (const [i, server] of turn.entries()) {
+    const base = `/webrtc/turnServers/${i}`;
+    let needsCredential = false;
+    for (const [j, url] of server.urls.entries()) {
+      const err = checkIceUri(url);
+      if (err) problems.push(problem(`${base}/urls/${j}`, err));
+      if (/^turns?:/i.test(url)) needsCredential = true;
+    }
+    if (server.credential !== undefined && server.credentialFile !== undefined) {
+      problems.push(problem(`${base}/credential`, "give either credential or credentialFile, not both"));
+    }
+    if (
+      needsCredential &&
+      (server.username === undefined || (server.credential ?? server.credentialFile) === undefined)
+    ) {
+      problems.push(problem(base, "a turn:/turns: server needs username and credentialFile (or credential)"));
+    }
+    if (server.credential !== undefined) {
+      warnings.push({
+        ...problem(`${base}/credential`, "inline credential: prefer credentialFile pointing at a mounted Secret"),
+        severity: "warning",
+      });
+    }
+    if (server.credentialFile !== undefined && options.checkFiles !== false) {
+      const err = await checkReadable(server.credentialFile);
+      if (err) problems.push(problem(`${base}/credentialFile`, `${server.credentialFile}: ${err}`));
+    }
+  }
+  if (problems.length > 0) return { ok: false, source, code: "INVALID_CONFIG", problems, warnings };
+  const normalised = normalise(config);
+  return { ok: true, source, config: normalised, hash: configHash(normalised), warnings };
+}
+
+/** Fills defaults; the result is what is hashed and pushed. Idempotent. */
+export function normalise(config: SfuConfigV1): NormalisedConfigV1 {
+  const w = config.webrtc;
+  return {
+    schemaVersion: 1,
+    server: { port: config.server.port },
+    webrtc: {
+      icePortRange: [...(w.icePortRange as unknown as [number, number])],
+      codecs: [...w.codecs] as NormalisedConfigV1["webrtc"]["codecs"],
+      listenIp: w.listenIp ?? CONFIG_DEFAULTS.listenIp,
+      announcedIps: [...(w.announcedIps ?? [])],
+      turnServers: (w.turnServers ?? []).map((t) => ({ ...t, urls: [...t.urls] })),
+    },
+    logging: { level: config.logging?.level ?? CONFIG_DEFAULTS.logLevel },
+    limits: {
+      maxRooms: config.limits?.maxRooms ?? CONFIG_DEFAULTS.maxRooms,
+      maxParticipantsPerRoom: config.limits?.maxParticipantsPerRoom ?? CONFIG_DEFAULTS.maxParticipantsPerRoom,
+    },
+  };
+}
+
+/** Returns an error message when `uri` is not a valid turn:/turns:/stun:/stuns: URI (RFC 7064/7065). */
+export function checkIceUri(uri: string): string | null {
+  const m = /^(turns?|stuns?):(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?(\?transport=(udp|tcp))?$/.exec(uri);
+  if (!m) {
+    if (!/^(turns?|stuns?):/i.test(uri)) return `${JSON.stringify(uri)}: scheme must be turn:, turns: or stun:`;
+    return `${JSON.stringify(uri)}: not a valid ICE server URI (expected scheme:host[:port][?transport=udp|tcp])`;
+  }
+  if (m[3] !== undefined) {
+    const port = Number(m[3]);
+    if (port < 1 || port > 65535) return `${JSON.stringify(uri)}: port ${port} is out of range 1..65535`;
+  }
+  if (m[4] !== undefined && m[1]?.startsWith("stun")) return `${JSON.stringify(uri)}: stun: URIs take no transport`;
+  return null;
+}
+
+async function checkReadable(path: string): Promise<string | null> {
+  try {
+    const handle = await open(path, "r");
+    try {
+      if ((await handle.stat()).isDirectory()) return "is a directory";
+    } finally {
+      await handle.close();
+    }
+    await access(path, fsConstants.R_OK);
+    return null;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return "credential file does not exist";
+    if (code === "EACCES" || code === "EPERM") return "credential file is not readable";
+    return `credential file cannot be read (${code})`;
+  }
+}
+
+function problem(pointer: string, message: string): ConfigProblem {
+  return { severity: "error", pointer, message, line: null, col: null };
+}
+
+function invalid(source: string, problems: ConfigProblem[]): LoadResult {
+  return { ok: false, source, code: "INVALID_CONFIG", problems, warnings: [] };
+}
+
+function firstLine(message: string): string {
+  return message.split("\n")[0] ?? message;
+}
+
+function escapePointer(segment: string): string {
+  return segment.replaceAll("~", "~0").replaceAll("/", "~1");
+}
+
+/** Turns ajv errors into problems; drops the noise ajv emits alongside the useful error. */
+function schemaProblems(errors: ErrorObject[]): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    let pointer = e.instancePath;
+    let message: string;
+    let onKey = false;
+    switch (e.keyword) {
+      case "additionalProperties":
+        pointer = `${e.instancePath}/${escapePointer(String(e.params.additionalProperty))}`;
+        message = `unknown key ${JSON.stringify(e.params.additionalProperty)}`;
+        onKey = true;
+        break;
+      case "required":
+        message = `missing required key ${JSON.stringify(e.params.missingProperty)}`;
+        break;
+      case "enum":
+        message = `must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}`;
+        break;
+      case "const":
+        message = `must be ${JSON.stringify(e.params.allowedValue)}`;
+        break;
+      case "anyOf":
+        continue; // the branch errors (format) say more
+      case "format":
+        message = `must be a valid ${e.params.format === "ipv4" || e.params.format === "ipv6" ? "IP address" : e.params.format}`;
+        break;
+      case "false schema":
+        message = "unexpected extra item";
+        break;
+      default:
+        message = e.message ?? "is invalid";
+    }
+    const key = `${pointer}\u0000${message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    // line -1 marks "locate the key, not the value" for loadConfigText.
+    out.push({ severity: "error", pointer, message, line: onKey ? -1 : null, col: null });
+  }
+  return out;
+}
+
+/** Offset in the source of the node at `pointer` (or of its key), else of its nearest ancestor. */
+function offsetOf(doc: Document.Parsed, pointer: string, key: boolean): number | undefined {
+  const segments =
+    pointer === ""
+      ? []
+      : pointer
+          .slice(1)
+          .split("/")
+          .map((s) => s.replaceAll("~1", "/").replaceAll("~0", "~"));
+  let node: unknown = doc.contents;
+  let offset = isNode(node) ? (node as Node).range?.[0] : undefined;
+  for (const [i, seg] of segments.entries()) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === seg);
+      if (!pair) break;
+      const last = i === segments.length - 1;
+      if (last && key && isNode(pair.key)) return (pair.key as Node).range?.[0];
+      node = pair.value;
+      if (!isNode(node)) return isNode(pair.key) ? (pair.key as Node).range?.[0] : offset;
+    } else if (isSeq(node)) {
+      const item = node.items[Number(seg)];
+      if (!isNode(item)) break;
+      node = item;
+    } else break;
+    offset = (node as Node).range?.[0] ?? offset;
+  }
+  return offset;
+}

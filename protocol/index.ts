@@ -1,0 +1,10 @@
+/**
+ * protocol/: the language-neutral contract between the agent and any SFU.
+ * Imports nothing from agent/ or sfu/.
+ */
+export * from "./close-codes.ts";
+export * from "./config-loader.ts";
+export * from "./config-schema.ts";
+export * from "./hash.ts";
+export * from "./messages.ts";
+export * from "./messages-schema.ts";

@@ -1,0 +1,140 @@
+/**
+ * Parsing and validation of sfu-config/1 frames and SNS events. Expected
+ * failures are returned values carrying the close code to use, never throws.
+ */
+import type { ValidateFunction } from "ajv";
+import { createAjv } from "./ajv.ts";
+import { CloseCode, type CloseCodeValue } from "./close-codes.ts";
+import {
+  type AckMessage,
+  ackSchema,
+  type ConfigMessage,
+  configMessageSchema,
+  type HelloMessage,
+  helloSchema,
+  MAX_FRAME_BYTES,
+  type NackMessage,
+  nackSchema,
+  type ReloadEvent,
+  reloadEventSchema,
+  type StatusEvent,
+  statusEventSchema,
+} from "./messages-schema.ts";
+
+const ajv = createAjv();
+const validators = {
+  hello: ajv.compile(helloSchema),
+  config: ajv.compile(configMessageSchema),
+  ack: ajv.compile(ackSchema),
+  nack: ajv.compile(nackSchema),
+} as const;
+const validateReload = ajv.compile(reloadEventSchema);
+const validateStatus = ajv.compile(statusEventSchema);
+
+/** A frame that could not be accepted, with the close code the receiver must use. */
+export interface FrameError {
+  ok: false;
+  closeCode: CloseCodeValue;
+  reason: string;
+}
+export type FrameResult<T> = { ok: true; message: T } | FrameError;
+
+function describe(validate: ValidateFunction): string {
+  return (validate.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message ?? "is invalid"}`).join("; ");
+}
+
+/** Truncates a close reason to the 123 bytes a WebSocket close frame allows. */
+export function closeReason(text: string): string {
+  let out = text;
+  while (Buffer.byteLength(out, "utf8") > 123) out = out.slice(0, -1);
+  return out;
+}
+
+function parseFrame(data: string | Buffer, allowed: readonly (keyof typeof validators)[]): FrameResult<unknown> {
+  const size = typeof data === "string" ? Buffer.byteLength(data, "utf8") : data.length;
+  if (size > MAX_FRAME_BYTES) {
+    return {
+      ok: false,
+      closeCode: CloseCode.FRAME_TOO_LARGE,
+      reason: `frame of ${size} bytes exceeds ${MAX_FRAME_BYTES}`,
+    };
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(typeof data === "string" ? data : data.toString("utf8"));
+  } catch (err) {
+    return { ok: false, closeCode: CloseCode.BAD_JSON, reason: closeReason(`bad JSON: ${(err as Error).message}`) };
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return { ok: false, closeCode: CloseCode.INVALID_MESSAGE, reason: "frame is not a JSON object" };
+  }
+  const type = (value as { type?: unknown }).type;
+  if (typeof type !== "string" || !(allowed as readonly string[]).includes(type)) {
+    return {
+      ok: false,
+      closeCode: CloseCode.UNKNOWN_TYPE,
+      reason: closeReason(`unknown message type ${JSON.stringify(type)}`),
+    };
+  }
+  const validate: ValidateFunction = validators[type as keyof typeof validators];
+  if (!validate(value)) {
+    return {
+      ok: false,
+      closeCode: CloseCode.INVALID_MESSAGE,
+      reason: closeReason(`invalid ${type}: ${describe(validate)}`),
+    };
+  }
+  return { ok: true, message: value };
+}
+
+/** Parses a frame received by the agent (hello, ack or nack). */
+export function parseSfuFrame(data: string | Buffer): FrameResult<HelloMessage | AckMessage | NackMessage> {
+  return parseFrame(data, ["hello", "ack", "nack"]) as FrameResult<HelloMessage | AckMessage | NackMessage>;
+}
+
+/** Parses a frame received by the SFU (config). */
+export function parseAgentFrame(data: string | Buffer): FrameResult<ConfigMessage> {
+  return parseFrame(data, ["config"]) as FrameResult<ConfigMessage>;
+}
+
+/** Result of parsing an SQS message body. */
+export type EventResult<T> = { ok: true; event: T; envelope: boolean } | { ok: false; reason: string };
+
+/**
+ * Parses an SQS message body holding a reload event, either raw (raw message
+ * delivery) or inside the standard SNS JSON envelope (`{"Type":"Notification","Message":"..."}`).
+ */
+export function parseReloadEvent(body: string): EventResult<ReloadEvent> {
+  return parseEvent(body, validateReload) as EventResult<ReloadEvent>;
+}
+
+/** Parses a status event, raw or in an SNS envelope. */
+export function parseStatusEvent(body: string): EventResult<StatusEvent> {
+  return parseEvent(body, validateStatus) as EventResult<StatusEvent>;
+}
+
+function parseEvent(body: string, validate: ValidateFunction): EventResult<unknown> {
+  if (Buffer.byteLength(body, "utf8") > 256 * 1024) return { ok: false, reason: "body exceeds 256 KiB" };
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch (err) {
+    return { ok: false, reason: `body is not JSON: ${(err as Error).message}` };
+  }
+  let envelope = false;
+  if (
+    typeof value === "object" &&
+    value !== null &&
+    (value as { Type?: unknown }).Type === "Notification" &&
+    typeof (value as { Message?: unknown }).Message === "string"
+  ) {
+    envelope = true;
+    try {
+      value = JSON.parse((value as { Message: string }).Message);
+    } catch (err) {
+      return { ok: false, reason: `SNS envelope Message is not JSON: ${(err as Error).message}` };
+    }
+  }
+  if (!validate(value)) return { ok: false, reason: describe(validate) };
+  return { ok: true, event: value, envelope };
+}

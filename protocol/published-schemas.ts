@@ -1,0 +1,20 @@
+/** The JSON Schema files published under protocol/schemas/, by file name. */
+import { configSchemaV1 } from "./config-schema.ts";
+import {
+  ackSchema,
+  configMessageSchema,
+  helloSchema,
+  nackSchema,
+  reloadEventSchema,
+  statusEventSchema,
+} from "./messages-schema.ts";
+
+export const publishedSchemas: Record<string, object> = {
+  "config.v1.schema.json": configSchemaV1,
+  "hello.schema.json": helloSchema,
+  "config-message.schema.json": configMessageSchema,
+  "ack.schema.json": ackSchema,
+  "nack.schema.json": nackSchema,
+  "reload-event.schema.json": reloadEventSchema,
+  "status-event.schema.json": statusEventSchema,
+};
