@@ -21,10 +21,24 @@ interface CommandEntry {
 
 /** The subcommands of `sfu-agent`. */
 export const COMMANDS: Record<string, CommandEntry> = {
-  run: { summary: "run the sidecar: watch, validate, push to the SFU, report", load: () => import("./commands/run.ts") },
-  validate: { summary: "validate config files (exit 0 valid, 1 invalid, 2 usage)", load: () => import("./commands/validate.ts") },
+  run: {
+    summary: "run the sidecar: watch, validate, push to the SFU, report",
+    load: () => import("./commands/run.ts"),
+  },
+  validate: {
+    summary: "validate config files (exit 0 valid, 1 invalid, 2 usage)",
+    load: () => import("./commands/validate.ts"),
+  },
   schema: { summary: "print the config JSON Schema", load: () => import("./commands/schema.ts") },
   notify: { summary: "publish a reload event for a config file to SNS", load: () => import("./commands/notify.ts") },
+  status: {
+    summary: "show a table of the fleet's agents from their /status",
+    load: () => import("./commands/status.ts"),
+  },
+  conformance: {
+    summary: "play the agent side and test an SFU against sfu-config/1",
+    load: () => import("./commands/conformance.ts"),
+  },
 };
 
 /** Usage text of `sfu-agent` itself. */

@@ -95,7 +95,9 @@ export async function loadConfigFile(path: string, options: LoadOptions = {}): P
   });
   let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
-    handle = await open(path, "r");
+    // O_NONBLOCK: opening a FIFO (or a device) must not block waiting for a
+    // writer; the fstat below then refuses anything but a regular file.
+    handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
     const stat = await handle.stat();
     if (stat.isDirectory()) return fail("READ_FAILED", "is a directory, not a config file");
     if (!stat.isFile()) return fail("READ_FAILED", "is not a regular file");
@@ -113,6 +115,7 @@ export async function loadConfigFile(path: string, options: LoadOptions = {}): P
     if (e.code === "ENOENT") return fail("NOT_FOUND", "no such file");
     if (e.code === "EISDIR") return fail("READ_FAILED", "is a directory, not a config file");
     if (e.code === "EACCES" || e.code === "EPERM") return fail("READ_FAILED", "permission denied");
+    if (e.code === "ELOOP") return fail("READ_FAILED", "too many levels of symbolic links");
     return fail("READ_FAILED", `cannot read: ${e.code ?? e.message}`);
   } finally {
     await handle?.close();
@@ -144,6 +147,8 @@ export async function loadConfigText(text: string, options: LoadOptions = {}): P
     uniqueKeys: true,
     prettyErrors: false,
     strict: true,
+    // Silences yaml's process warnings (e.g. collection keys); problems are reported below.
+    logLevel: "error",
   });
   const at = (offset: number | undefined) => {
     if (offset === undefined) return { line: null, col: null };
@@ -163,20 +168,19 @@ export async function loadConfigText(text: string, options: LoadOptions = {}): P
     ]);
   }
   const doc = list[0] as Document.Parsed;
-  const syntax = [...doc.errors].map((e) => ({ ...problem("", `YAML: ${firstLine(e.message)}`), ...at(e.pos[0]) }));
-  if (syntax.length > 0) return invalid(source, syntax);
+  if (doc.errors.length > 0) return invalid(source, syntaxProblems(doc.errors, at));
   let value: unknown;
   try {
     value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
   } catch (err) {
-    return invalid(source, [problem("", `YAML: ${firstLine((err as Error).message)}`)]);
+    return invalid(source, [problem("", `YAML: ${yamlMessage((err as Error).message)}`)]);
   }
   const locate = (pointer: string, key = false) => at(offsetOf(doc, pointer, key));
   const result = await validateConfigValue(value, { ...options, source });
   if (result.ok) return { ...result, warnings: result.warnings.map((w) => ({ ...w, ...locate(w.pointer) })) };
   return {
     ...result,
-    problems: result.problems.map((p) => ({ ...p, ...locate(p.pointer, p.line === -1) })),
+    problems: result.problems.map((p) => ({ ...p, ...locate(p.pointer, ON_KEY.has(p)) })),
     warnings: result.warnings.map((w) => ({ ...w, ...locate(w.pointer) })),
   };
 }
@@ -211,51 +215,77 @@ export async function validateConfigValue(value: unknown, options: LoadOptions =
       ],
     };
   }
-  if (!validateSchema(value)) return invalid(source, schemaProblems(validateSchema.errors ?? []));
-  const config = value as SfuConfigV1;
+  const schemaOk = validateSchema(value);
+  const problems = schemaOk ? [] : schemaProblems(validateSchema.errors ?? []);
+  // Semantic checks run even when the schema failed, on whatever parts are
+  // well-typed, so one run reports every problem it can.
+  const semantic = await semanticProblems(value as Record<string, unknown>, options);
+  problems.push(...semantic.problems);
+  const warnings = semantic.warnings;
+  if (problems.length > 0) return { ok: false, source, code: "INVALID_CONFIG", problems, warnings };
+  const normalised = normalise(value as SfuConfigV1);
+  return { ok: true, source, config: normalised, hash: configHash(normalised), warnings };
+}
+
+/** The checks JSON Schema cannot express. Defensive: `value` may have failed the schema. */
+async function semanticProblems(
+  value: Record<string, unknown>,
+  options: LoadOptions,
+): Promise<{ problems: ConfigProblem[]; warnings: ConfigProblem[] }> {
   const problems: ConfigProblem[] = [];
   const warnings: ConfigProblem[] = [];
-  const [min, max] = config.webrtc.icePortRange as unknown as [number, number];
-  if (min >= max) problems.push(problem("/webrtc/icePortRange", `min ${min} must be less than max ${max}`));
-  const codecs = config.webrtc.codecs as string[];
-  if (!codecs.some((c) => (AUDIO_CODECS as readonly string[]).includes(c))) {
-    problems.push(problem("/webrtc/codecs", `needs at least one audio codec (${AUDIO_CODECS.join(", ")})`));
+  const webrtc = isRecord(value.webrtc) ? value.webrtc : {};
+  const range = webrtc.icePortRange;
+  if (Array.isArray(range) && range.length === 2 && range.every((n) => Number.isInteger(n))) {
+    const [min, max] = range as [number, number];
+    if (min >= max) problems.push(problem("/webrtc/icePortRange", `min ${min} must be less than max ${max}`));
   }
-  if (!codecs.some((c) => (VIDEO_CODECS as readonly string[]).includes(c))) {
-    problems.push(problem("/webrtc/codecs", `needs at least one video codec (${VIDEO_CODECS.join(", ")})`));
+  const codecs = webrtc.codecs;
+  const known = [...AUDIO_CODECS, ...VIDEO_CODECS] as readonly unknown[];
+  // An empty list or unknown names are the schema's to report.
+  if (Array.isArray(codecs) && codecs.length > 0 && codecs.every((c) => known.includes(c))) {
+    if (!codecs.some((c) => (AUDIO_CODECS as readonly unknown[]).includes(c))) {
+      problems.push(problem("/webrtc/codecs", `needs at least one audio codec (${AUDIO_CODECS.join(", ")})`));
+    }
+    if (!codecs.some((c) => (VIDEO_CODECS as readonly unknown[]).includes(c))) {
+      problems.push(problem("/webrtc/codecs", `needs at least one video codec (${VIDEO_CODECS.join(", ")})`));
+    }
   }
-  const turn = config.webrtc.turnServers ?? [];
+  const turn = Array.isArray(webrtc.turnServers) ? (webrtc.turnServers as unknown[]) : [];
   for (const [i, server] of turn.entries()) {
+    if (!isRecord(server)) continue;
     const base = `/webrtc/turnServers/${i}`;
     let needsCredential = false;
-    for (const [j, url] of server.urls.entries()) {
+    const urls = Array.isArray(server.urls) ? (server.urls as unknown[]) : [];
+    for (const [j, url] of urls.entries()) {
+      if (typeof url !== "string" || url === "") continue;
       const err = checkIceUri(url);
       if (err) problems.push(problem(`${base}/urls/${j}`, err));
       if (/^turns?:/i.test(url)) needsCredential = true;
     }
-    if (server.credential !== undefined && server.credentialFile !== undefined) {
+    const { username, credential, credentialFile } = server;
+    if (credential !== undefined && credentialFile !== undefined) {
       problems.push(problem(`${base}/credential`, "give either credential or credentialFile, not both"));
     }
-    if (
-      needsCredential &&
-      (server.username === undefined || (server.credential ?? server.credentialFile) === undefined)
-    ) {
+    if (needsCredential && (username === undefined || (credential ?? credentialFile) === undefined)) {
       problems.push(problem(base, "a turn:/turns: server needs username and credentialFile (or credential)"));
     }
-    if (server.credential !== undefined) {
+    if (credential !== undefined) {
       warnings.push({
         ...problem(`${base}/credential`, "inline credential: prefer credentialFile pointing at a mounted Secret"),
         severity: "warning",
       });
     }
-    if (server.credentialFile !== undefined && options.checkFiles !== false) {
-      const err = await checkReadable(server.credentialFile);
-      if (err) problems.push(problem(`${base}/credentialFile`, `${server.credentialFile}: ${err}`));
+    if (typeof credentialFile === "string" && credentialFile !== "" && options.checkFiles !== false) {
+      const err = await checkReadable(credentialFile);
+      if (err) problems.push(problem(`${base}/credentialFile`, `${credentialFile}: ${err}`));
     }
   }
-  if (problems.length > 0) return { ok: false, source, code: "INVALID_CONFIG", problems, warnings };
-  const normalised = normalise(config);
-  return { ok: true, source, config: normalised, hash: configHash(normalised), warnings };
+  return { problems, warnings };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** Fills defaults; the result is what is hashed and pushed. Idempotent. */
@@ -296,9 +326,11 @@ export function checkIceUri(uri: string): string | null {
 
 async function checkReadable(path: string): Promise<string | null> {
   try {
-    const handle = await open(path, "r");
+    const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
     try {
-      if ((await handle.stat()).isDirectory()) return "is a directory";
+      const stat = await handle.stat();
+      if (stat.isDirectory()) return "is a directory";
+      if (!stat.isFile()) return "credential file is not a regular file";
     } finally {
       await handle.close();
     }
@@ -320,13 +352,42 @@ function invalid(source: string, problems: ConfigProblem[]): LoadResult {
   return { ok: false, source, code: "INVALID_CONFIG", problems, warnings: [] };
 }
 
-function firstLine(message: string): string {
+/** Most YAML syntax errors reported for one file; the rest are summarised. */
+const MAX_SYNTAX_PROBLEMS = 10;
+
+/** YAML parse errors as problems: one line each, stack exhaustion renamed, duplicates and floods cut. */
+function syntaxProblems(
+  errors: readonly { message: string; pos: [number, number] }[],
+  at: (offset: number | undefined) => { line: number | null; col: number | null },
+): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    const message = `YAML: ${yamlMessage(e.message)}`;
+    if (message.includes("nested too deeply") && seen.has(message)) continue;
+    seen.add(message);
+    out.push({ ...problem("", message), ...at(e.pos[0]) });
+  }
+  if (out.length > MAX_SYNTAX_PROBLEMS) {
+    const more = out.length - MAX_SYNTAX_PROBLEMS;
+    out.length = MAX_SYNTAX_PROBLEMS;
+    out.push(problem("", `YAML: ${more} more syntax error(s) not shown`));
+  }
+  return out;
+}
+
+/** First line of a yaml error message; stack exhaustion on absurd nesting gets a plain name. */
+function yamlMessage(message: string): string {
+  if (/call stack|stack overflow/i.test(message)) return "document is nested too deeply";
   return message.split("\n")[0] ?? message;
 }
 
 function escapePointer(segment: string): string {
   return segment.replaceAll("~", "~0").replaceAll("/", "~1");
 }
+
+/** Problems about a key itself (unknown key): loadConfigText locates the key, not its value. */
+const ON_KEY = new WeakSet<ConfigProblem>();
 
 /** Turns ajv errors into problems; drops the noise ajv emits alongside the useful error. */
 function schemaProblems(errors: ErrorObject[]): ConfigProblem[] {
@@ -356,6 +417,12 @@ function schemaProblems(errors: ErrorObject[]): ConfigProblem[] {
       case "format":
         message = `must be a valid ${e.params.format === "ipv4" || e.params.format === "ipv6" ? "IP address" : e.params.format}`;
         break;
+      case "uniqueItems": {
+        const [first, dup] = [Number(e.params.j), Number(e.params.i)].sort((a, b) => a - b);
+        pointer = `${e.instancePath}/${dup}`;
+        message = `duplicate of item ${first}; list each value once`;
+        break;
+      }
       case "false schema":
         message = "unexpected extra item";
         break;
@@ -365,8 +432,9 @@ function schemaProblems(errors: ErrorObject[]): ConfigProblem[] {
     const key = `${pointer}\u0000${message}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    // line -1 marks "locate the key, not the value" for loadConfigText.
-    out.push({ severity: "error", pointer, message, line: onKey ? -1 : null, col: null });
+    const p: ConfigProblem = { severity: "error", pointer, message, line: null, col: null };
+    if (onKey) ON_KEY.add(p);
+    out.push(p);
   }
   return out;
 }

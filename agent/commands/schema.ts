@@ -1,0 +1,74 @@
+/**
+ * `sfu-agent schema [NAME]` (DESIGN.md section 6, contract): prints the config
+ * JSON Schema (draft 2020-12) for editors and CI. With NAME, prints another
+ * published schema of protocol/schemas/ (e.g. `hello`); `--list` names them.
+ * The output is byte-identical to the file under protocol/schemas/.
+ */
+import { parseArgs } from "node:util";
+import { publishedSchemas } from "../../protocol/published-schemas.ts";
+import type { CommandIo } from "../cli.ts";
+
+const DEFAULT_SCHEMA = "config.v1";
+
+/** Help text of `sfu-agent schema`. */
+export const SCHEMA_USAGE = `Usage: sfu-agent schema [options] [NAME]
+
+Prints the sfu-config JSON Schema (draft 2020-12) to stdout, by default the
+config schema v1 (${DEFAULT_SCHEMA}). NAME selects another published schema of
+protocol/schemas/ (a wire message or an SNS event); --list names them.
+
+Options:
+  --list       print the names of the published schemas, one a line
+  -h, --help   show this help
+
+Exit status: 0 printed, 2 usage error (unknown NAME or option).
+`;
+
+/** Names accepted by `sfu-agent schema NAME`: the published file names without `.schema.json`. */
+export function schemaNames(): string[] {
+  return Object.keys(publishedSchemas).map((f) => f.replace(/\.schema\.json$/, ""));
+}
+
+/** Entry point of `sfu-agent schema`; returns the exit code. */
+export async function main(argv: string[], io: CommandIo): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    io.stderr(`sfu-agent schema: ${(err as Error).message}\nTry 'sfu-agent schema --help'.\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    io.stdout(SCHEMA_USAGE);
+    return 0;
+  }
+  if (values.list) {
+    io.stdout(`${schemaNames().join("\n")}\n`);
+    return 0;
+  }
+  if (positionals.length > 1) {
+    io.stderr("sfu-agent schema: at most one NAME\n");
+    return 2;
+  }
+  const name = positionals[0] ?? DEFAULT_SCHEMA;
+  const schema = publishedSchemas[`${name}.schema.json`];
+  if (!schema) {
+    io.stderr(`sfu-agent schema: unknown schema ${JSON.stringify(name)}; one of: ${schemaNames().join(", ")}\n`);
+    return 2;
+  }
+  io.stdout(`${JSON.stringify(schema, null, 2)}\n`);
+  return 0;
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      list: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+}

@@ -1,0 +1,137 @@
+/**
+ * `sfu-agent validate FILE...` (DESIGN.md section 6, contract): runs each file
+ * through the one config pipeline (protocol/config-loader.ts) and reports.
+ *
+ * Exit status: 0 when every file is valid, 1 when any is invalid (or cannot be
+ * read), 2 on a usage error. Text output goes to stdout, one line per problem
+ * (`FILE:LINE:COL: <json-pointer>: <message>`), warnings as
+ * `FILE:LINE:COL: <json-pointer>: warning: <message>`, and `FILE: ok sha256:...`
+ * per valid file; usage errors go to stderr. Bad input never produces a stack
+ * trace: the loader returns every failure as a value.
+ */
+import { parseArgs } from "node:util";
+import { type ConfigProblem, formatProblem, type LoadResult, loadConfigFile } from "../../protocol/config-loader.ts";
+import type { CommandIo } from "../cli.ts";
+
+/** Help text of `sfu-agent validate`. */
+export const VALIDATE_USAGE = `Usage: sfu-agent validate [options] FILE...
+
+Validates sfu-config files (YAML or JSON, config schema v1): syntax, schema,
+and the semantic checks (ICE port range order, audio + video codecs, TURN URIs,
+credentialFile readable). Prints one line per problem:
+
+  FILE:LINE:COL: <json-pointer>: <message>
+
+and 'FILE: ok sha256:<hex>' for each valid file (the hash the agent pushes).
+Warnings (e.g. an inline TURN credential) are printed but do not fail.
+
+Options:
+  --format text|json   output format (default: text). json prints an array of
+                       {file, valid, code, hash, problems, warnings}
+  --no-check-files     do not check that credentialFile paths exist and are
+                       readable (e.g. in CI, where the Secret is not mounted)
+  -q, --quiet          text format: print problems and warnings only
+  -h, --help           show this help
+
+Exit status: 0 all files valid, 1 any file invalid or unreadable, 2 usage error.
+`;
+
+/** One file's outcome in `--format json`. */
+export interface ValidateReport {
+  file: string;
+  valid: boolean;
+  /** Failure code (INVALID_CONFIG, UNSUPPORTED_SCHEMA, NOT_FOUND, READ_FAILED); null when valid. */
+  code: string | null;
+  /** `sha256:<hex>` of the normalised config; null when invalid. */
+  hash: string | null;
+  problems: ConfigProblem[];
+  warnings: ConfigProblem[];
+}
+
+/** Entry point of `sfu-agent validate`; returns the exit code. */
+export async function main(argv: string[], io: CommandIo): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    io.stderr(`sfu-agent validate: ${(err as Error).message}\nTry 'sfu-agent validate --help'.\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    io.stdout(VALIDATE_USAGE);
+    return 0;
+  }
+  const format = values.format;
+  if (format !== "text" && format !== "json") {
+    io.stderr(`sfu-agent validate: --format must be text or json, got ${JSON.stringify(format)}\n`);
+    return 2;
+  }
+  if (positionals.length === 0) {
+    io.stderr(`sfu-agent validate: no FILE given\n\n${VALIDATE_USAGE}`);
+    return 2;
+  }
+  const reports: ValidateReport[] = [];
+  for (const file of positionals) {
+    const result = await load(file, values["check-files"]);
+    const report = toReport(file, result);
+    reports.push(report);
+    if (format === "text") io.stdout(textLines(report, values.quiet));
+  }
+  if (format === "json") io.stdout(`${JSON.stringify(reports, null, 2)}\n`);
+  return reports.every((r) => r.valid) ? 0 : 1;
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: true,
+    allowNegative: true,
+    options: {
+      format: { type: "string", default: "text" },
+      "check-files": { type: "boolean", default: true },
+      quiet: { type: "boolean", short: "q", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+}
+
+/** Loads one file; a loader bug becomes a reported failure, never a stack trace. */
+async function load(file: string, checkFiles: boolean): Promise<LoadResult> {
+  try {
+    return await loadConfigFile(file, { source: file, checkFiles });
+  } catch (err) {
+    const message = `internal error while validating: ${err instanceof Error ? err.message : String(err)}`;
+    return {
+      ok: false,
+      source: file,
+      code: "READ_FAILED",
+      warnings: [],
+      problems: [{ severity: "error", pointer: "", message, line: null, col: null }],
+    };
+  }
+}
+
+function byPosition(a: ConfigProblem, b: ConfigProblem): number {
+  return (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0);
+}
+
+function toReport(file: string, result: LoadResult): ValidateReport {
+  const warnings = [...result.warnings].sort(byPosition);
+  if (result.ok) return { file, valid: true, code: null, hash: result.hash, problems: [], warnings };
+  return {
+    file,
+    valid: false,
+    code: result.code,
+    hash: null,
+    problems: [...result.problems].sort(byPosition),
+    warnings,
+  };
+}
+
+function textLines(report: ValidateReport, quiet: boolean): string {
+  const lines = [...report.problems, ...report.warnings].sort(byPosition).map((p) => formatProblem(report.file, p));
+  if (report.valid && !quiet) lines.push(`${report.file}: ok ${report.hash}`);
+  return lines.length > 0 ? `${lines.join("\n")}\n` : "";
+}

@@ -1,0 +1,54 @@
+/** `sfu-agent schema`: prints the published JSON Schemas byte for byte. */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { runCli } from "../../../agent/cli.ts";
+import { schemaNames } from "../../../agent/commands/schema.ts";
+import { configSchemaV1 } from "../../../protocol/config-schema.ts";
+
+const SCHEMAS = join(import.meta.dirname, "..", "..", "..", "protocol", "schemas");
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = { stdout: "", stderr: "" };
+  const code = await runCli(args, {
+    stdout: (t) => {
+      out.stdout += t;
+    },
+    stderr: (t) => {
+      out.stderr += t;
+    },
+  });
+  return { code, ...out };
+}
+
+describe("sfu-agent schema", () => {
+  it("prints the config schema v1, identical to protocol/schemas/config.v1.schema.json", async () => {
+    const run = await cli("schema");
+    assert.equal(run.code, 0);
+    assert.equal(run.stdout, readFileSync(join(SCHEMAS, "config.v1.schema.json"), "utf8"));
+    assert.deepEqual(JSON.parse(run.stdout), configSchemaV1);
+  });
+
+  it("prints any published schema by name; --list names them", async () => {
+    const list = await cli("schema", "--list");
+    assert.equal(list.code, 0);
+    assert.deepEqual(list.stdout.trim().split("\n"), schemaNames());
+    for (const name of schemaNames()) {
+      const run = await cli("schema", name);
+      assert.equal(run.code, 0);
+      assert.equal(run.stdout, readFileSync(join(SCHEMAS, `${name}.schema.json`), "utf8"));
+    }
+  });
+
+  it("usage errors exit 2; --help exits 0", async () => {
+    assert.equal((await cli("schema", "nope")).code, 2);
+    assert.equal((await cli("schema", "a", "b")).code, 2);
+    const bad = await cli("schema", "--bad");
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /Unknown option/);
+    const help = await cli("schema", "--help");
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /^Usage: sfu-agent schema/);
+  });
+});
