@@ -1,0 +1,97 @@
+/**
+ * A small Dockerfile reader for tests: splits a Dockerfile into stages and
+ * instructions (line continuations, comments and parser directives handled)
+ * and tells exec-form (JSON array) arguments from shell form. Enough for the
+ * instructions this project's Dockerfiles use; not a full BuildKit parser.
+ */
+import { readFile } from "node:fs/promises";
+
+/** One instruction, e.g. `{ keyword: "COPY", flags: { from: "build" }, args: ["dist", "./dist"] }`. */
+export interface Instruction {
+  keyword: string;
+  /** `--name=value` options before the arguments (COPY --from, --chown, ...). */
+  flags: Record<string, string>;
+  /** The raw text after the keyword (and flags). */
+  text: string;
+  /** Exec-form JSON array, or null when the instruction is in shell form. */
+  exec: string[] | null;
+  /** Whitespace-split arguments (shell form) or the exec-form array. */
+  args: string[];
+  line: number;
+}
+
+/** A build stage: its base image, optional name and instructions. */
+export interface Stage {
+  from: string;
+  name: string | null;
+  instructions: Instruction[];
+}
+
+/** Parses Dockerfile text into stages. Throws on an instruction before the first FROM. */
+export function parseDockerfile(text: string): Stage[] {
+  const stages: Stage[] = [];
+  const lines = text.split("\n");
+  let buffer = "";
+  let startLine = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const raw = lines[i] as string;
+    const trimmed = raw.trim();
+    if (buffer === "" && (trimmed === "" || trimmed.startsWith("#"))) continue;
+    if (buffer !== "" && trimmed.startsWith("#")) continue;
+    if (buffer === "") startLine = i + 1;
+    if (trimmed.endsWith("\\")) {
+      buffer += `${trimmed.slice(0, -1)} `;
+      continue;
+    }
+    buffer += trimmed;
+    const instruction = parseInstruction(buffer, startLine);
+    buffer = "";
+    if (instruction.keyword === "FROM") {
+      const [image, as, name] = instruction.args;
+      stages.push({
+        from: image as string,
+        name: as?.toUpperCase() === "AS" ? (name ?? null) : null,
+        instructions: [],
+      });
+    } else {
+      const stage = stages.at(-1);
+      if (!stage) throw new Error(`line ${startLine}: ${instruction.keyword} before FROM`);
+      stage.instructions.push(instruction);
+    }
+  }
+  return stages;
+}
+
+function parseInstruction(source: string, line: number): Instruction {
+  const m = /^(\S+)\s*(.*)$/s.exec(source);
+  const keyword = (m?.[1] ?? "").toUpperCase();
+  let rest = m?.[2] ?? "";
+  const flags: Record<string, string> = {};
+  for (let f = /^--([\w-]+)=(\S+)\s+/.exec(rest); f; f = /^--([\w-]+)=(\S+)\s+/.exec(rest)) {
+    flags[f[1] as string] = f[2] as string;
+    rest = rest.slice(f[0].length);
+  }
+  let exec: string[] | null = null;
+  if (rest.startsWith("[")) {
+    try {
+      const parsed: unknown = JSON.parse(rest);
+      if (Array.isArray(parsed) && parsed.every((x) => typeof x === "string")) exec = parsed;
+    } catch {
+      exec = null;
+    }
+  }
+  return { keyword, flags, text: rest, exec, args: exec ?? rest.split(/\s+/).filter(Boolean), line };
+}
+
+/** Reads and parses a Dockerfile. */
+export async function readDockerfile(path: string): Promise<Stage[]> {
+  return parseDockerfile(await readFile(path, "utf8"));
+}
+
+/** The last instruction of `keyword` in a stage, or undefined. */
+export function lastInstruction(stage: Stage, keyword: string): Instruction | undefined {
+  return stage.instructions.filter((i) => i.keyword === keyword).at(-1);
+}
+
+/** The project's images: image name in the manifests -> Dockerfile. */
+export const IMAGES = { "sfu-config/agent": "Dockerfile.agent", "sfu-config/sfu": "Dockerfile.sfu" } as const;

@@ -1,0 +1,195 @@
+/**
+ * k8s/aws/cloudformation.yaml: plain YAML (long-form intrinsics only), every
+ * reference resolves, the two IAM policies grant literal least-privilege
+ * action lists scoped to the queue prefix and the topics, and the names
+ * agree with the Kubernetes manifests and the agent's defaults.
+ */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { before, describe, it } from "node:test";
+import { parseDocument } from "yaml";
+import { RUN_FLAGS } from "../../../agent/options.ts";
+import { findObject, K8S_DIR, type K8sObject, renderKustomization } from "./manifests.ts";
+
+const PSEUDO = new Set([
+  "AWS::AccountId",
+  "AWS::Region",
+  "AWS::Partition",
+  "AWS::StackName",
+  "AWS::URLSuffix",
+  "AWS::NoValue",
+]);
+
+/** What the agent and `notify` call (DESIGN.md / issue 5); the SNS/SQS integration test checks the observed calls. */
+const AGENT_ACTIONS = [
+  "sqs:CreateQueue",
+  "sqs:GetQueueAttributes",
+  "sqs:SetQueueAttributes",
+  "sqs:TagQueue",
+  "sqs:ListQueues",
+  "sqs:ListQueueTags",
+  "sqs:ReceiveMessage",
+  "sqs:DeleteMessage",
+  "sqs:ChangeMessageVisibility",
+  "sqs:DeleteQueue",
+  "sqs:GetQueueUrl",
+  "sns:Subscribe",
+  "sns:Unsubscribe",
+  "sns:Publish",
+];
+const HOOK_ACTIONS = ["sns:Publish", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"];
+
+let template: K8sObject;
+let base: K8sObject[];
+
+/** Statements of a managed policy. */
+const statements = (logicalId: string): K8sObject[] =>
+  template.Resources[logicalId].Properties.PolicyDocument.Statement;
+/** The union of a policy's actions. */
+const actions = (logicalId: string) => new Set(statements(logicalId).flatMap((s) => s.Action as string[]));
+/** A parameter's default. */
+const param = (name: string): string => template.Parameters[name].Default;
+
+/** Walks every value of the template, calling `visit` with each object node. */
+function walk(node: unknown, visit: (o: K8sObject) => void): void {
+  if (Array.isArray(node)) for (const x of node) walk(x, visit);
+  else if (node && typeof node === "object") {
+    visit(node as K8sObject);
+    for (const v of Object.values(node)) walk(v, visit);
+  }
+}
+
+/** Replaces `${Name}` in a Fn::Sub string with the parameters' defaults / placeholders. */
+function sub(text: string): string {
+  return text.replace(/\$\{([\w:.]+)\}/g, (_m, name: string) => {
+    if (name === "AWS::AccountId") return "111122223333";
+    if (name === "AWS::Partition") return "aws";
+    if (name === "AWS::Region") return "us-east-1";
+    if (name === "OidcProvider") return "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE";
+    return param(name);
+  });
+}
+
+before(async () => {
+  const text = readFileSync(join(K8S_DIR, "aws", "cloudformation.yaml"), "utf8");
+  const doc = parseDocument(text);
+  assert.deepEqual(doc.errors, []);
+  assert.deepEqual(doc.warnings, [], "no custom tags: long-form intrinsics only");
+  template = doc.toJS() as K8sObject;
+  base = await renderKustomization(join(K8S_DIR, "base"));
+});
+
+describe("CloudFormation template", () => {
+  it("resolves every Ref, Fn::GetAtt and Fn::Sub variable", () => {
+    const known = new Set([...Object.keys(template.Parameters), ...Object.keys(template.Resources), ...PSEUDO]);
+    walk(template, (o) => {
+      if (typeof o.Ref === "string") assert.ok(known.has(o.Ref), `Ref ${o.Ref}`);
+      if (Array.isArray(o["Fn::GetAtt"]))
+        assert.ok(template.Resources[o["Fn::GetAtt"][0]], `GetAtt ${o["Fn::GetAtt"][0]}`);
+      if (typeof o["Fn::Sub"] === "string") {
+        for (const m of (o["Fn::Sub"] as string).matchAll(/\$\{([\w:.]+)\}/g))
+          assert.ok(known.has(m[1] as string), `Sub ${m[1]}`);
+      }
+    });
+  });
+
+  it("has AgentPolicy and HookPolicy as managed policies attached to the IRSA roles", () => {
+    for (const [policy, role] of [
+      ["AgentPolicy", "AgentRole"],
+      ["HookPolicy", "HookRole"],
+    ]) {
+      const r = template.Resources[policy as string];
+      assert.equal(r.Type, "AWS::IAM::ManagedPolicy");
+      assert.deepEqual(r.Properties.Roles, [{ Ref: role }]);
+      assert.equal(template.Resources[role as string].Type, "AWS::IAM::Role");
+    }
+  });
+
+  it("grants literal actions only: allow statements, no wildcards, no NotAction", () => {
+    for (const policy of ["AgentPolicy", "HookPolicy"]) {
+      for (const s of statements(policy)) {
+        assert.equal(s.Effect, "Allow");
+        assert.equal(s.NotAction, undefined);
+        assert.equal(s.NotResource, undefined);
+        assert.ok(Array.isArray(s.Action), `${policy}/${s.Sid}: Action is a literal array`);
+        for (const a of s.Action) assert.match(a, /^(sqs|sns):[A-Z][A-Za-z]+$/, `${policy}/${s.Sid}: ${a}`);
+      }
+    }
+  });
+
+  it("grants the agent exactly the calls it makes, and the hook exactly publish + read status", () => {
+    assert.deepEqual([...actions("AgentPolicy")].sort(), [...AGENT_ACTIONS].sort());
+    assert.deepEqual([...actions("HookPolicy")].sort(), [...HOOK_ACTIONS].sort());
+  });
+
+  it("scopes the agent's queue actions to the queue prefix and its SNS actions to the topics", () => {
+    for (const s of statements("AgentPolicy")) {
+      const resources = [s.Resource].flat();
+      if (s.Action.includes("sqs:ListQueues")) {
+        assert.deepEqual(s.Action, ["sqs:ListQueues"], "only ListQueues (no resource-level permissions) gets *");
+        assert.deepEqual(resources, ["*"]);
+      } else if (s.Action.every((a: string) => a.startsWith("sqs:"))) {
+        assert.deepEqual(resources, [
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudFormation Fn::Sub syntax
+          { "Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${QueuePrefix}*" },
+        ]);
+      } else if (s.Action.includes("sns:Publish")) {
+        assert.deepEqual(resources, [{ Ref: "StatusTopic" }]);
+      } else {
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudFormation Fn::Sub syntax
+        assert.deepEqual(resources, [{ Ref: "ReloadTopic" }, { "Fn::Sub": "${ReloadTopic}:*" }]);
+      }
+    }
+    for (const s of statements("HookPolicy")) {
+      const resources = [s.Resource].flat();
+      if (s.Action.includes("sns:Publish")) assert.deepEqual(resources, [{ Ref: "ReloadTopic" }]);
+      else assert.deepEqual(resources, [{ "Fn::GetAtt": ["StatusQueue", "Arn"] }]);
+    }
+  });
+
+  it("uses the agent's default queue prefix and keeps the status queue outside it", () => {
+    const defaultPrefix = RUN_FLAGS.find(([n]) => n === "queue-prefix")?.[1];
+    assert.equal(param("QueuePrefix"), defaultPrefix);
+    assert.ok(!param("StatusQueueName").startsWith(param("QueuePrefix")), "the agent's orphan sweep never sees it");
+  });
+
+  it("trusts exactly the two ServiceAccounts of the manifests through the cluster's OIDC provider", () => {
+    for (const [role, sa] of [
+      ["AgentRole", "AgentServiceAccount"],
+      ["HookRole", "HookServiceAccount"],
+    ] as const) {
+      const policy = JSON.parse(sub(template.Resources[role].Properties.AssumeRolePolicyDocument["Fn::Sub"]));
+      const [statement] = policy.Statement;
+      assert.equal(statement.Action, "sts:AssumeRoleWithWebIdentity");
+      const cond = statement.Condition.StringEquals;
+      const provider = "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE";
+      assert.equal(cond[`${provider}:sub`], `system:serviceaccount:${param("Namespace")}:${param(sa)}`);
+      assert.equal(cond[`${provider}:aud`], "sts.amazonaws.com");
+      findObject(base, "ServiceAccount", param(sa));
+      assert.equal(findObject(base, "Namespace", param("Namespace")).kind, "Namespace");
+    }
+  });
+
+  it("names the roles, topics and queue that k8s/base/aws.env points at", () => {
+    const aws = findObject(base, "ConfigMap", "sfu-aws").data;
+    assert.match(aws.AGENT_ROLE_ARN, new RegExp(`:role/${param("AgentRoleName")}$`));
+    assert.match(aws.HOOK_ROLE_ARN, new RegExp(`:role/${param("HookRoleName")}$`));
+    assert.match(aws.TOPIC_ARN, new RegExp(`:${param("ReloadTopicName")}$`));
+    assert.match(aws.STATUS_TOPIC_ARN, new RegExp(`:${param("StatusTopicName")}$`));
+    assert.match(aws.STATUS_QUEUE_URL, new RegExp(`/${param("StatusQueueName")}$`));
+    for (const out of ["ReloadTopicArn", "StatusTopicArn", "StatusQueueUrl", "AgentRoleArn", "HookRoleArn"]) {
+      assert.ok(template.Outputs[out], `output ${out}`);
+    }
+  });
+
+  it("delivers status events to the status queue only from the status topic", () => {
+    const policy = template.Resources.StatusQueuePolicy.Properties.PolicyDocument.Statement[0];
+    assert.deepEqual(policy.Principal, { Service: "sns.amazonaws.com" });
+    assert.deepEqual(policy.Action, ["sqs:SendMessage"]);
+    assert.deepEqual(policy.Condition.ArnEquals["aws:SourceArn"], { Ref: "StatusTopic" });
+    const subscription = template.Resources.StatusSubscription.Properties;
+    assert.deepEqual(subscription.TopicArn, { Ref: "StatusTopic" });
+    assert.equal(subscription.RawMessageDelivery, true);
+  });
+});
