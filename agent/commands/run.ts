@@ -1,0 +1,102 @@
+/**
+ * `sfu-agent run`: parses flags (env `SFU_AGENT_<FLAG>` fallbacks), starts
+ * the {@link Agent}, and runs until SIGTERM/SIGINT. The first signal stops
+ * gracefully (stop accepting, let an unanswered push finish within a bound,
+ * exit 0); a second signal forces exit 1. SIGUSR2 toggles the log level
+ * between the configured one and debug.
+ *
+ * Exit codes: 0 stopped cleanly, 1 start-up failure or forced stop, 2 usage.
+ */
+
+import { Agent } from "../agent.ts";
+import type { CommandIo } from "../cli.ts";
+import { AgentError } from "../errors.ts";
+import { createLogger } from "../logger.ts";
+import { parseRunOptions, type RunOptions, runUsage } from "../options.ts";
+import { startQueueTrigger } from "../queue/index.ts";
+
+/** Longest time a SIGTERM waits for an unanswered push before closing. */
+export const SHUTDOWN_DRAIN_MS = 5_000;
+
+/** Entry point of `sfu-agent run`; resolves with the exit code once the agent has stopped. */
+export async function main(argv: string[], io: CommandIo): Promise<number> {
+  const parsed = parseRunOptions(argv, process.env);
+  if (!parsed.ok) {
+    io.stderr(`sfu-agent run: ${parsed.error.message.replaceAll("\n", "\nsfu-agent run: ")}\n`);
+    return 2;
+  }
+  if (parsed.help) {
+    io.stdout(runUsage());
+    return 0;
+  }
+  const options = parsed.options;
+  const logger = createLogger({ level: options.logLevel, base: { pod: options.podName } });
+  const agent = new Agent(
+    { logger, clock: () => new Date(), startQueueTrigger },
+    {
+      configDir: options.configDir,
+      configKey: options.configKey,
+      listen: options.listen,
+      http: options.http,
+      podName: options.podName,
+      tokenFile: options.tokenFile,
+      ackTimeoutMs: options.ackTimeoutMs,
+      resyncIntervalMs: options.resyncIntervalMs,
+      queue: queueOptions(options),
+    },
+  );
+
+  let signals = 0;
+  let stopping: Promise<void> | null = null;
+  let resolveStopped: () => void = () => {};
+  const stopped = new Promise<void>((r) => {
+    resolveStopped = r;
+  });
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      logger.warn({ signal }, "second signal: forcing exit");
+      process.exit(1);
+    }
+    logger.info({ signal, drainMs: SHUTDOWN_DRAIN_MS }, "stopping");
+    stopping = agent.stop(SHUTDOWN_DRAIN_MS).then(resolveStopped);
+  };
+  const onUsr2 = () => {
+    logger.level = logger.level === "debug" ? options.logLevel : "debug";
+    logger.warn({ level: logger.level }, "log level changed (SIGUSR2)");
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  process.on("SIGUSR2", onUsr2);
+  try {
+    try {
+      await agent.start();
+    } catch (err) {
+      const message = err instanceof AgentError ? err.message : err instanceof Error ? err.message : String(err);
+      logger.fatal({ code: err instanceof AgentError ? err.code : undefined }, `agent failed to start: ${message}`);
+      io.stderr(`sfu-agent run: ${message}\n`);
+      return 1;
+    }
+    if (stopping === null && signals === 0) await stopped;
+    else await stopping;
+    return 0;
+  } finally {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+    process.off("SIGUSR2", onUsr2);
+  }
+}
+
+function queueOptions(o: RunOptions) {
+  if (o.topicArn === null && o.queueUrl === null) return null;
+  return {
+    ...(o.topicArn === null ? {} : { topicArn: o.topicArn }),
+    ...(o.queueUrl === null ? {} : { queueUrl: o.queueUrl }),
+    ...(o.region === null ? {} : { region: o.region }),
+    ...(o.endpointUrl === null ? {} : { endpointUrl: o.endpointUrl }),
+    ...(o.statusTopicArn === null ? {} : { statusTopicArn: o.statusTopicArn }),
+    podName: o.podName,
+    queuePrefix: o.queuePrefix,
+    propagationTimeoutMs: o.propagationTimeoutMs,
+  };
+}

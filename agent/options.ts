@@ -1,0 +1,206 @@
+/**
+ * Options of `sfu-agent run` (DESIGN.md section 6): every flag may also come
+ * from an environment variable `SFU_AGENT_<FLAG>` (upper snake case, e.g.
+ * `--config-dir` -> `SFU_AGENT_CONFIG_DIR`); a flag wins over its variable,
+ * the variable over the documented default. Parsing is pure: argv, env and
+ * the host name are inputs, a typed result is the output.
+ */
+import { hostname } from "node:os";
+import { parseArgs } from "node:util";
+import { LOG_LEVELS, type LogLevel } from "../protocol/config-schema.ts";
+import { OptionsError } from "./errors.ts";
+
+/** A `host:port` pair to listen on. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** The resolved options of `sfu-agent run`. */
+export interface RunOptions {
+  /** Directory of the mounted ConfigMap (watched as a directory). */
+  configDir: string;
+  /** Key (file name) of the config inside `configDir`. */
+  configKey: string;
+  /** Address of the WebSocket push server the SFU dials. */
+  listen: ListenAddress;
+  /** Address of the HTTP server (/healthz, /readyz, /metrics, /status). */
+  http: ListenAddress;
+  /** SNS topic: per-pod queue mode. */
+  topicArn: string | null;
+  /** One given SQS queue. */
+  queueUrl: string | null;
+  /** Optional SNS topic the outcome of each reload is published to. */
+  statusTopicArn: string | null;
+  podName: string;
+  queuePrefix: string;
+  region: string | null;
+  endpointUrl: string | null;
+  /** File holding the shared token the SFU must send as `Authorization: Bearer <token>`. */
+  tokenFile: string | null;
+  ackTimeoutMs: number;
+  propagationTimeoutMs: number;
+  /** Safety-net re-read interval of the config file. */
+  resyncIntervalMs: number;
+  logLevel: LogLevel;
+}
+
+/** Flag definitions: name, env variable, default (as text), help. The single source of the usage text and README table. */
+export const RUN_FLAGS = [
+  ["config-dir", "/etc/sfu", "directory of the mounted ConfigMap (watched for the ..data swap)"],
+  ["config-key", "config.yaml", "file name of the config inside --config-dir"],
+  ["listen", "127.0.0.1:7070", "host:port of the WebSocket push server the SFU dials"],
+  ["http", "0.0.0.0:9090", "host:port of /healthz, /readyz, /metrics, /status"],
+  ["topic-arn", "", "SNS topic ARN: per-pod SQS queue mode"],
+  ["queue-url", "", "one given SQS queue URL (instead of --topic-arn)"],
+  ["status-topic-arn", "", "SNS topic ARN the outcome of every reload is published to"],
+  ["pod-name", "$POD_NAME or hostname", "pod name, used in /status and per-pod queue names"],
+  ["queue-prefix", "sfu-config-", "name prefix of per-pod queues"],
+  ["region", "", "AWS region (default: the SDK's)"],
+  ["endpoint-url", "", "AWS endpoint override (e.g. a local SNS/SQS)"],
+  ["token-file", "", "file with a shared token the SFU must present (Authorization: Bearer)"],
+  ["ack-timeout", "10s", "how long to wait for the SFU's ack/nack of a push"],
+  ["propagation-timeout", "300s", "how long a reload event waits for the kubelet to update the file"],
+  ["resync-interval", "60s", "safety-net re-read of the config file"],
+  ["log-level", "info", `log level: ${LOG_LEVELS.join("|")}`],
+] as const;
+
+type FlagName = (typeof RUN_FLAGS)[number][0];
+
+/** Name of the environment variable of a flag: `SFU_AGENT_` + upper snake case. */
+export function envName(flag: string): string {
+  return `SFU_AGENT_${flag.toUpperCase().replaceAll("-", "_")}`;
+}
+
+/** Usage text of `sfu-agent run`. */
+export function runUsage(): string {
+  const width = Math.max(...RUN_FLAGS.map(([n]) => n.length)) + 2;
+  const lines = RUN_FLAGS.map(([n, d, help]) => `  --${n.padEnd(width)} ${help}${d ? ` (default ${d})` : ""}`);
+  return `Usage: sfu-agent run [options]\n\nOptions (each also from env SFU_AGENT_<FLAG>, e.g. SFU_AGENT_CONFIG_DIR):\n${lines.join("\n")}\n  --help${" ".repeat(width - 4)} show this help\n\nDurations: 500ms, 10s, 5m, 1h.\n`;
+}
+
+/**
+ * Parses a duration: a non-negative decimal number followed by `ms`, `s`,
+ * `m` or `h`. Returns milliseconds, or null when malformed.
+ */
+export function parseDuration(text: string): number | null {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
+  if (!m) return null;
+  const n = Number(m[1]);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
+  const ms = Math.round(n * unit);
+  return Number.isSafeInteger(ms) ? ms : null;
+}
+
+/** Parses `host:port` (IPv6 as `[::1]:7070`); port 0 means "any free port". Returns null when malformed. */
+export function parseListenAddress(text: string): ListenAddress | null {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text.trim());
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port > 65535) return null;
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+
+/** Result of {@link parseRunOptions}. */
+export type ParseRunResult = { ok: true; help: boolean; options: RunOptions } | { ok: false; error: OptionsError };
+
+/**
+ * Parses `sfu-agent run` argv over `env` and the defaults. Never throws for
+ * bad input: returns an {@link OptionsError} naming the flag (or variable)
+ * and what is wrong with it.
+ */
+export function parseRunOptions(
+  argv: string[],
+  env: Record<string, string | undefined>,
+  host: string = hostname(),
+): ParseRunResult {
+  const spec: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
+  for (const [name] of RUN_FLAGS) spec[name] = { type: "string" };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args: argv, options: spec, strict: true, allowPositionals: false }).values as Record<
+      string,
+      string | boolean | undefined
+    >;
+  } catch (err) {
+    return fail(`${(err as Error).message}; see 'sfu-agent run --help'`);
+  }
+  const errors: string[] = [];
+  const raw = (flag: FlagName): { value: string; from: string } | null => {
+    const v = values[flag];
+    if (typeof v === "string") return { value: v, from: `--${flag}` };
+    const e = env[envName(flag)];
+    if (e !== undefined && e !== "") return { value: e, from: envName(flag) };
+    return null;
+  };
+  const str = (flag: FlagName, def: string | null): string | null => {
+    const r = raw(flag);
+    if (r === null) return def;
+    if (r.value.trim() === "") {
+      errors.push(`${r.from}: must not be empty`);
+      return def;
+    }
+    return r.value;
+  };
+  const duration = (flag: FlagName, def: number, min: number): number => {
+    const r = raw(flag);
+    if (r === null) return def;
+    const ms = parseDuration(r.value);
+    if (ms === null) {
+      errors.push(`${r.from}: ${JSON.stringify(r.value)} is not a duration (like 500ms, 10s, 5m)`);
+      return def;
+    }
+    if (ms < min) {
+      errors.push(`${r.from}: ${r.value} is too short (minimum ${min}ms)`);
+      return def;
+    }
+    return ms;
+  };
+  const address = (flag: FlagName, def: string): ListenAddress => {
+    const r = raw(flag);
+    const parsed = parseListenAddress(r?.value ?? def);
+    if (parsed === null) {
+      errors.push(`${r?.from ?? `--${flag}`}: ${JSON.stringify(r?.value)} is not host:port (e.g. 127.0.0.1:7070)`);
+      return { host: "127.0.0.1", port: 0 };
+    }
+    return parsed;
+  };
+  const level = str("log-level", "info") as string;
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    errors.push(`${raw("log-level")?.from}: ${JSON.stringify(level)} is not one of ${LOG_LEVELS.join(", ")}`);
+  }
+  const configKey = str("config-key", "config.yaml") as string;
+  if (configKey.includes("/") || configKey.startsWith("..")) {
+    errors.push(`${raw("config-key")?.from}: ${JSON.stringify(configKey)} must be a plain file name`);
+  }
+  const options: RunOptions = {
+    configDir: str("config-dir", "/etc/sfu") as string,
+    configKey,
+    listen: address("listen", "127.0.0.1:7070"),
+    http: address("http", "0.0.0.0:9090"),
+    topicArn: str("topic-arn", null),
+    queueUrl: str("queue-url", null),
+    statusTopicArn: str("status-topic-arn", null),
+    podName: str("pod-name", null) ?? (env["POD_NAME"] || host),
+    queuePrefix: str("queue-prefix", "sfu-config-") as string,
+    region: str("region", null),
+    endpointUrl: str("endpoint-url", null),
+    tokenFile: str("token-file", null),
+    ackTimeoutMs: duration("ack-timeout", 10_000, 1),
+    propagationTimeoutMs: duration("propagation-timeout", 300_000, 1),
+    resyncIntervalMs: duration("resync-interval", 60_000, 100),
+    logLevel: level as LogLevel,
+  };
+  if (options.topicArn !== null && options.queueUrl !== null) {
+    errors.push("--topic-arn and --queue-url are exclusive: give one (per-pod queues or one given queue), not both");
+  }
+  if (options.endpointUrl !== null && !/^https?:\/\/\S+$/.test(options.endpointUrl)) {
+    errors.push(`${raw("endpoint-url")?.from}: ${JSON.stringify(options.endpointUrl)} is not an http(s) URL`);
+  }
+  if (errors.length > 0) return fail(errors.join("\n"));
+  return { ok: true, help: values["help"] === true, options };
+}
+
+function fail(message: string): ParseRunResult {
+  return { ok: false, error: new OptionsError(message) };
+}

@@ -1,0 +1,456 @@
+/**
+ * The push server: a WebSocket server (ws) the SFU dials, speaking
+ * sfu-config/1 exactly as DESIGN.md section 5 / protocol/PROTOCOL.md say.
+ *
+ * Access control happens at the HTTP upgrade, before any frame:
+ * - an upgrade carrying an `Origin` header is refused with 403 (browsers
+ *   always send one; a web page must never read the config);
+ * - the subprotocol `sfu-config.v1` must be offered (else 426);
+ * - with a token configured, `Authorization: Bearer <token>` must match,
+ *   compared in constant time (else 401).
+ * One SFU at a time: a second connection is accepted and closed at once with
+ * 4010 ALREADY_CONNECTED and a reason saying so.
+ *
+ * Per connection ({@link SfuSession}): `hello` must come first, within
+ * `helloTimeoutMs`; config nonces increase from 1; the pushed version comes
+ * from the store, which continues above `hello.applied.version`; nothing is
+ * pushed when the SFU already runs the desired hash; while a push is
+ * unanswered only the newest desired config is kept (it is read from the
+ * store when the reply arrives); a NACKed hash is never re-sent on the same
+ * connection (it is on a new one); an ack timeout is reported once, the push
+ * is then abandoned (a newer config may be pushed; the same hash is not
+ * re-sent on this connection); stale replies (an older nonce) are ignored;
+ * a never-issued nonce closes with 4004; bad frames close with the 4xxx code
+ * protocol/messages.ts chooses.
+ */
+import { timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import type { Logger } from "pino";
+import { type WebSocket, WebSocketServer } from "ws";
+import { CloseCode } from "../protocol/close-codes.ts";
+import { closeReason, parseSfuFrame } from "../protocol/messages.ts";
+import {
+  type AckMessage,
+  type ConfigMessage,
+  type HelloMessage,
+  MAX_FRAME_BYTES,
+  type NackMessage,
+  SUBPROTOCOL,
+} from "../protocol/messages-schema.ts";
+import { LifecycleError, ListenError } from "./errors.ts";
+import type { AgentMetrics } from "./metrics.ts";
+import type { SnapshotStore } from "./snapshot-store.ts";
+
+/** Options of {@link PushServer}; see {@link PUSH_SERVER_DEFAULTS}. */
+export interface PushServerOptions {
+  host: string;
+  /** 0 picks a free port (see {@link PushServer.address}). */
+  port: number;
+  /** Shared token the SFU must present; null = no token required. */
+  token?: string | null;
+  ackTimeoutMs?: number;
+  helloTimeoutMs?: number;
+}
+
+/** Documented defaults of the optional {@link PushServerOptions}. */
+export const PUSH_SERVER_DEFAULTS = { token: null, ackTimeoutMs: 10_000, helloTimeoutMs: 5_000 } as const;
+
+/**
+ * ws refuses frames above this with 1009 before the agent sees them; frames
+ * between MAX_FRAME_BYTES and this are closed by the agent with 4009.
+ */
+const WS_MAX_PAYLOAD = 4 * MAX_FRAME_BYTES;
+
+/** Dependencies of {@link PushServer}. */
+export interface PushServerDeps {
+  logger: Logger;
+  store: SnapshotStore;
+  metrics?: AgentMetrics;
+}
+
+/** The WebSocket push server; see the module comment for its rules. */
+export class PushServer {
+  readonly #deps: PushServerDeps;
+  readonly #opts: Required<PushServerOptions>;
+  readonly #http: Server;
+  readonly #wss: WebSocketServer;
+  #session: SfuSession | null = null;
+  #state: "new" | "listening" | "stopping" | "stopped" = "new";
+  #unsubscribe: (() => void) | null = null;
+
+  constructor(deps: PushServerDeps, options: PushServerOptions) {
+    const opts = { ...PUSH_SERVER_DEFAULTS, ...options } as Required<PushServerOptions>;
+    if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) {
+      throw new TypeError(`PushServer: options.port must be 0..65535, got ${opts.port}`);
+    }
+    for (const k of ["ackTimeoutMs", "helloTimeoutMs"] as const) {
+      if (!Number.isInteger(opts[k]) || opts[k] < 1) throw new TypeError(`PushServer: options.${k} must be >= 1 ms`);
+    }
+    if (opts.token !== null && opts.token.length === 0)
+      throw new TypeError("PushServer: options.token must not be empty");
+    this.#deps = deps;
+    this.#opts = opts;
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: WS_MAX_PAYLOAD,
+      perMessageDeflate: false,
+      handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+    });
+    this.#http = createServer((_req, res) => {
+      res.writeHead(426, { "content-type": "text/plain", upgrade: "websocket" });
+      res.end(`sfu-config push server: WebSocket with subprotocol ${SUBPROTOCOL} required\n`);
+    });
+    this.#http.on("upgrade", (req, socket, head) => this.#onUpgrade(req, socket, head));
+  }
+
+  /** Starts listening. Throws {@link ListenError} when the address is unavailable. */
+  async start(): Promise<void> {
+    if (this.#state !== "new") throw new LifecycleError(`PushServer already ${this.#state}`);
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        reject(
+          new ListenError(
+            `push server cannot listen on ${this.#opts.host}:${this.#opts.port}: ${err.code ?? err.message}`,
+          ),
+        );
+      };
+      this.#http.once("error", onError);
+      this.#http.listen(this.#opts.port, this.#opts.host, () => {
+        this.#http.off("error", onError);
+        resolve();
+      });
+    });
+    this.#state = "listening";
+    this.#unsubscribe = this.#deps.store.subscribe((e) => {
+      if (e.type === "desired") this.#session?.maybePush();
+    });
+    this.#deps.logger.info({ address: this.url }, "push server listening");
+  }
+
+  /** Whether the server accepts connections. */
+  get listening(): boolean {
+    return this.#state === "listening";
+  }
+
+  /** The bound address (after start). */
+  address(): AddressInfo {
+    const a = this.#http.address();
+    if (a === null || typeof a === "string") throw new LifecycleError("PushServer is not listening");
+    return a;
+  }
+
+  /** `ws://host:port` of the server (after start). */
+  get url(): string {
+    const a = this.address();
+    return `ws://${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port}`;
+  }
+
+  /** The current SFU session, if an SFU is connected. */
+  get session(): SfuSession | null {
+    return this.#session;
+  }
+
+  /**
+   * Stops accepting connections, waits up to `drainMs` for an unanswered
+   * push to be answered, then closes the SFU connection with 1001. Idempotent.
+   */
+  async stop(drainMs = 5_000): Promise<void> {
+    if (this.#state === "stopped" || this.#state === "stopping") return;
+    const wasListening = this.#state === "listening";
+    this.#state = "stopping";
+    this.#unsubscribe?.();
+    const closed = wasListening ? new Promise<void>((r) => this.#http.close(() => r())) : Promise.resolve();
+    const session = this.#session;
+    if (session) {
+      await session.drain(drainMs);
+      session.close(1001, "agent shutting down");
+      await session.closed;
+    }
+    this.#http.closeAllConnections();
+    await closed;
+    this.#wss.close();
+    this.#state = "stopped";
+  }
+
+  #refuse(socket: Duplex, status: number, text: string, reason: string): void {
+    this.#deps.metrics?.connectionsRefused.inc({ reason });
+    socket.end(
+      `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(reason) + 1}\r\n\r\n${reason}\n`,
+    );
+  }
+
+  #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on("error", () => socket.destroy());
+    const peer = { remote: req.socket.remoteAddress };
+    if (this.#state !== "listening") {
+      this.#refuse(socket, 503, "Service Unavailable", "shutting down");
+      return;
+    }
+    if (req.headers.origin !== undefined) {
+      this.#deps.logger.warn(peer, "refused a connection carrying an Origin header (browsers may not connect)");
+      this.#refuse(socket, 403, "Forbidden", "origin");
+      return;
+    }
+    const offered = (req.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim());
+    if (!offered.includes(SUBPROTOCOL)) {
+      this.#deps.logger.warn(peer, `refused a connection without subprotocol ${SUBPROTOCOL}`);
+      this.#refuse(socket, 426, "Upgrade Required", "subprotocol");
+      return;
+    }
+    if (this.#opts.token !== null && !tokenMatches(req.headers.authorization, this.#opts.token)) {
+      this.#deps.logger.warn(peer, "refused a connection with a missing or wrong token");
+      this.#refuse(socket, 401, "Unauthorized", "token");
+      return;
+    }
+    this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      if (this.#session !== null || this.#state !== "listening") {
+        this.#deps.metrics?.connectionsRefused.inc({ reason: "busy" });
+        this.#deps.logger.warn(peer, "refused a second SFU connection: one SFU at a time");
+        ws.close(CloseCode.ALREADY_CONNECTED, "another SFU is already connected to this agent; one at a time");
+        return;
+      }
+      const session = new SfuSession(
+        { logger: this.#deps.logger, store: this.#deps.store, metrics: this.#deps.metrics },
+        ws,
+        { ackTimeoutMs: this.#opts.ackTimeoutMs, helloTimeoutMs: this.#opts.helloTimeoutMs },
+      );
+      this.#session = session;
+      void session.closed.then(() => {
+        if (this.#session === session) this.#session = null;
+      });
+    });
+  }
+}
+
+/** Constant-time check of `Authorization: Bearer <token>`. */
+export function tokenMatches(header: string | undefined, token: string): boolean {
+  const m = /^Bearer (.+)$/.exec(header ?? "");
+  const given = Buffer.from(m?.[1] ?? "", "utf8");
+  const want = Buffer.from(token, "utf8");
+  // Compare equal-length buffers so the time does not depend on where they differ.
+  const padded = Buffer.alloc(want.length);
+  given.copy(padded, 0, 0, Math.min(given.length, want.length));
+  return timingSafeEqual(padded, want) && given.length === want.length;
+}
+
+interface InFlight {
+  nonce: number;
+  version: number;
+  hash: string;
+  sentAt: number;
+  timer: NodeJS.Timeout | null;
+  timedOut: boolean;
+}
+
+/** One SFU connection and its protocol state. Created by {@link PushServer}. */
+export class SfuSession {
+  /** Resolves with the close code and reason once the connection is closed. */
+  readonly closed: Promise<{ code: number; reason: string }>;
+  readonly #deps: PushServerDeps;
+  readonly #ws: WebSocket;
+  readonly #opts: { ackTimeoutMs: number; helloTimeoutMs: number };
+  readonly #nacked = new Set<string>();
+  readonly #abandoned = new Set<string>();
+  readonly #log: Logger;
+  #hello: HelloMessage | null = null;
+  #helloTimer: NodeJS.Timeout | null;
+  #lastNonce = 0;
+  #inFlight: InFlight | null = null;
+  /** What this SFU runs: from hello.applied, then from acks. */
+  #sfuApplied: { version: number; hash: string } | null = null;
+  #drainWaiters: (() => void)[] = [];
+  #open = true;
+
+  constructor(deps: PushServerDeps, ws: WebSocket, opts: { ackTimeoutMs: number; helloTimeoutMs: number }) {
+    this.#deps = deps;
+    this.#ws = ws;
+    this.#opts = opts;
+    this.#log = deps.logger.child({ component: "push" });
+    this.closed = new Promise((resolve) => {
+      ws.on("close", (code, reason) => {
+        this.#open = false;
+        if (this.#helloTimer) clearTimeout(this.#helloTimer);
+        if (this.#inFlight?.timer) clearTimeout(this.#inFlight.timer);
+        this.#inFlight = null;
+        this.#settleDrain();
+        if (this.#hello !== null) {
+          deps.store.setSfu({ connected: false, name: this.#hello.sfu.name, version: this.#hello.sfu.version });
+          deps.metrics?.sfuConnected.set(0);
+        }
+        this.#log.info({ code, reason: reason.toString("utf8") }, "SFU disconnected");
+        resolve({ code, reason: reason.toString("utf8") });
+      });
+    });
+    ws.on("error", (err) => this.#log.warn({ err: err.message }, "SFU connection error"));
+    ws.on("message", (data, isBinary) => this.#onFrame(data as Buffer, isBinary));
+    this.#helloTimer = setTimeout(() => {
+      this.close(CloseCode.HELLO_TIMEOUT, `no hello within ${opts.helloTimeoutMs} ms`);
+    }, opts.helloTimeoutMs);
+    this.#log.info("SFU connected; waiting for hello");
+  }
+
+  /** The SFU's hello, once received. */
+  get hello(): HelloMessage | null {
+    return this.#hello;
+  }
+
+  /** Closes the connection with `code` and `reason` (truncated to 123 bytes). */
+  close(code: number, reason: string): void {
+    if (!this.#open) return;
+    if (code !== 1000 && code !== 1001) this.#log.warn({ code, reason }, "closing SFU connection");
+    this.#ws.close(code, closeReason(reason));
+    // A peer that never answers the close handshake is cut off.
+    setTimeout(() => this.#ws.terminate(), 2_000).unref();
+  }
+
+  /** Resolves when no push is unanswered, or after `ms`. */
+  drain(ms: number): Promise<void> {
+    if (this.#inFlight === null || this.#inFlight.timedOut || !this.#open) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.#drainWaiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  /** Pushes the store's desired config if this SFU needs it and may get it now (see the module comment). */
+  maybePush(): void {
+    if (!this.#open || this.#hello === null) return;
+    if (this.#inFlight !== null && !this.#inFlight.timedOut) return; // latest wins at reply time
+    const d = this.#deps.store.desired();
+    if (d === null) return;
+    if (this.#sfuApplied?.hash === d.hash) return;
+    if (this.#nacked.has(d.hash) || this.#abandoned.has(d.hash)) return;
+    if (this.#inFlight?.hash === d.hash) return; // timed out, still possibly answered late
+    const nonce = ++this.#lastNonce;
+    const msg: ConfigMessage = {
+      type: "config",
+      nonce,
+      version: d.version,
+      hash: d.hash,
+      revision: d.revision,
+      schemaVersion: d.config.schemaVersion,
+      config: d.config as unknown as ConfigMessage["config"],
+    };
+    if (this.#inFlight?.timedOut) this.#abandoned.add(this.#inFlight.hash);
+    const inFlight: InFlight = {
+      nonce,
+      version: d.version,
+      hash: d.hash,
+      sentAt: performance.now(),
+      timer: null,
+      timedOut: false,
+    };
+    inFlight.timer = setTimeout(() => this.#onAckTimeout(inFlight), this.#opts.ackTimeoutMs);
+    this.#inFlight = inFlight;
+    this.#ws.send(JSON.stringify(msg));
+    this.#deps.metrics?.pushes.inc();
+    this.#log.info({ nonce, version: d.version, hash: d.hash, revision: d.revision }, "pushed config");
+  }
+
+  #onAckTimeout(inFlight: InFlight): void {
+    inFlight.timer = null;
+    if (this.#inFlight !== inFlight || !this.#open) return;
+    inFlight.timedOut = true;
+    this.#log.warn(
+      { nonce: inFlight.nonce, version: inFlight.version, hash: inFlight.hash, timeoutMs: this.#opts.ackTimeoutMs },
+      "SFU did not answer the push in time; not re-sending it",
+    );
+    this.#deps.store.markAckTimeout(inFlight.version, inFlight.hash);
+    this.#settleDrain();
+    this.maybePush();
+  }
+
+  #settleDrain(): void {
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  #onFrame(data: Buffer, isBinary: boolean): void {
+    if (!this.#open) return;
+    if (isBinary) {
+      this.close(CloseCode.BAD_JSON, "binary frames are not allowed; send UTF-8 JSON text");
+      return;
+    }
+    const parsed = parseSfuFrame(data);
+    if (!parsed.ok) {
+      this.close(parsed.closeCode, parsed.reason);
+      return;
+    }
+    const msg = parsed.message;
+    if (msg.type === "hello") {
+      this.#onHello(msg);
+      return;
+    }
+    if (this.#hello === null) {
+      this.close(CloseCode.HELLO_REQUIRED, `expected hello first, got ${msg.type}`);
+      return;
+    }
+    this.#onReply(msg);
+  }
+
+  #onHello(hello: HelloMessage): void {
+    if (this.#hello !== null) {
+      this.close(CloseCode.HELLO_REQUIRED, "hello sent twice");
+      return;
+    }
+    if (this.#helloTimer) clearTimeout(this.#helloTimer);
+    this.#helloTimer = null;
+    if (!(hello.schemaVersions as number[]).includes(1)) {
+      this.close(CloseCode.UNSUPPORTED_PROTOCOL, "no common schema version: this agent pushes schemaVersion 1");
+      return;
+    }
+    this.#hello = hello;
+    const applied = hello.applied as { version: number; hash: string } | null;
+    this.#sfuApplied = applied;
+    this.#deps.store.adoptSfuApplied(applied);
+    this.#deps.store.setSfu({ connected: true, name: hello.sfu.name, version: hello.sfu.version });
+    this.#deps.metrics?.refresh(this.#deps.store);
+    this.#log.info({ sfu: hello.sfu.name, sfuVersion: hello.sfu.version, applied }, "SFU hello");
+    this.maybePush();
+  }
+
+  #onReply(msg: AckMessage | NackMessage): void {
+    if (msg.nonce > this.#lastNonce) {
+      this.close(CloseCode.BAD_NONCE, `nonce ${msg.nonce} was never issued (last ${this.#lastNonce})`);
+      return;
+    }
+    const f = this.#inFlight;
+    if (f === null || msg.nonce !== f.nonce) {
+      this.#log.debug({ nonce: msg.nonce, type: msg.type }, "ignored a stale reply");
+      return;
+    }
+    if (msg.version !== f.version || msg.hash !== f.hash) {
+      this.close(CloseCode.PROTOCOL_ERROR, `${msg.type} of nonce ${f.nonce} names another version or hash`);
+      return;
+    }
+    if (f.timer) clearTimeout(f.timer);
+    this.#inFlight = null;
+    const seconds = (performance.now() - f.sentAt) / 1000;
+    this.#deps.metrics?.pushLatency.observe(seconds);
+    if (msg.type === "ack") {
+      this.#sfuApplied = { version: f.version, hash: f.hash };
+      this.#abandoned.delete(f.hash);
+      this.#deps.store.markApplied(f.version, f.hash);
+      this.#log.info(
+        { nonce: f.nonce, version: f.version, hash: f.hash, ms: Math.round(seconds * 1e4) / 10 },
+        "SFU applied config",
+      );
+    } else {
+      this.#nacked.add(f.hash);
+      const error = { code: msg.error.code, message: msg.error.message };
+      this.#deps.store.markRejected(f.version, f.hash, error);
+      this.#log.warn(
+        { nonce: f.nonce, version: f.version, hash: f.hash, error },
+        "SFU rejected config; not re-sending it on this connection",
+      );
+    }
+    this.#settleDrain();
+    this.maybePush();
+  }
+}

@@ -1,0 +1,236 @@
+/**
+ * A scripted SFU client of sfu-config/1 for tests and benchmarks: it dials
+ * the agent's push server, sends `hello`, records every `config` it
+ * receives, and answers each one as told: ack, nack (with a code), stall
+ * (never answer; answer later by hand with {@link FakeSfu.ack}/{@link FakeSfu.nack}),
+ * or disconnect. It never validates or applies the config: that is the real
+ * SFU's job.
+ *
+ * @example
+ * const sfu = await FakeSfu.connect({ url: agent.pushUrl });
+ * const first = await sfu.waitForConfig((m) => m.version === 1);
+ * sfu.setReply({ kind: "nack", code: "RESTART_REQUIRED" });
+ * await sfu.close();
+ */
+import WebSocket from "ws";
+import { type ConfigMessage, SUBPROTOCOL } from "../../protocol/messages-schema.ts";
+
+/** How the fake SFU answers a config. */
+export type FakeSfuReply =
+  | { kind: "ack" }
+  | { kind: "nack"; code: string; message?: string }
+  | { kind: "stall" }
+  | { kind: "disconnect" };
+
+/** Options of {@link FakeSfu.connect}. */
+export interface FakeSfuOptions {
+  /** Push server URL, e.g. `ws://127.0.0.1:7070`. */
+  url: string;
+  /** Sent as `Authorization: Bearer <token>`. */
+  token?: string;
+  /** Sent as an `Origin` header (the agent must refuse it). */
+  origin?: string;
+  /** Offered subprotocols (default [`sfu-config.v1`]). */
+  protocols?: string[];
+  /** `hello.sfu` (default fake-sfu / 0.0.0). */
+  name?: string;
+  version?: string;
+  /** `hello.applied`: what this SFU claims to run (default null). */
+  applied?: { version: number; hash: string } | null;
+  schemaVersions?: number[];
+  /** Send hello on open (default true). */
+  hello?: boolean;
+  /** Answer to each config (default ack), or a function choosing per config. */
+  reply?: FakeSfuReply | ((msg: ConfigMessage) => FakeSfuReply);
+  /** Delay before answering, ms (default 0). */
+  replyDelayMs?: number;
+  /** Connect timeout, ms (default 5000). */
+  timeoutMs?: number;
+}
+
+/** A config as received, with the receive time (`performance.now()`). */
+export interface ReceivedConfig {
+  message: ConfigMessage;
+  at: number;
+}
+
+/** Why a connection attempt failed at the HTTP upgrade. */
+export class FakeSfuRefused extends Error {
+  readonly code = "REFUSED" as const;
+  readonly status: number;
+  readonly body: string;
+  constructor(status: number, body: string) {
+    super(`upgrade refused with HTTP ${status}: ${body.trim()}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+/** The scripted SFU client; see the module comment. */
+export class FakeSfu {
+  /** Every config received, in order. */
+  readonly received: ReceivedConfig[] = [];
+  /** Resolves when the connection closes, with the agent's close code and reason. */
+  readonly closed: Promise<{ code: number; reason: string }>;
+  /** What this fake SFU runs: hello.applied, then the last acked config. */
+  applied: { version: number; hash: string } | null;
+  readonly #ws: WebSocket;
+  #reply: FakeSfuReply | ((msg: ConfigMessage) => FakeSfuReply);
+  readonly #delay: number;
+  #waiters: (() => void)[] = [];
+
+  private constructor(ws: WebSocket, options: FakeSfuOptions) {
+    this.#ws = ws;
+    this.applied = options.applied ?? null;
+    this.#reply = options.reply ?? { kind: "ack" };
+    this.#delay = options.replyDelayMs ?? 0;
+    this.closed = new Promise((resolve) => {
+      ws.on("close", (code, reason) => {
+        this.#wake();
+        resolve({ code, reason: reason.toString("utf8") });
+      });
+    });
+    ws.on("error", () => {});
+    ws.on("message", (data) => this.#onMessage(String(data)));
+  }
+
+  /**
+   * Connects and (unless `hello: false`) sends hello. Rejects with
+   * {@link FakeSfuRefused} when the agent refuses the upgrade.
+   */
+  static connect(options: FakeSfuOptions): Promise<FakeSfu> {
+    const headers: Record<string, string> = {};
+    if (options.token !== undefined) headers["authorization"] = `Bearer ${options.token}`;
+    if (options.origin !== undefined) headers["origin"] = options.origin;
+    const ws = new WebSocket(options.url, options.protocols ?? [SUBPROTOCOL], {
+      headers,
+      handshakeTimeout: options.timeoutMs ?? 5_000,
+      perMessageDeflate: false,
+    });
+    const sfu = new FakeSfu(ws, options);
+    return new Promise((resolve, reject) => {
+      ws.once("unexpected-response", (_req, res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => {
+          body += c.toString("utf8");
+        });
+        res.on("end", () => {
+          reject(new FakeSfuRefused(res.statusCode ?? 0, body));
+          ws.terminate();
+        });
+      });
+      ws.once("error", (err) => reject(err));
+      ws.once("open", () => {
+        if (options.hello !== false) {
+          sfu.send({
+            type: "hello",
+            protocol: 1,
+            sfu: { name: options.name ?? "fake-sfu", version: options.version ?? "0.0.0" },
+            schemaVersions: options.schemaVersions ?? [1],
+            applied: sfu.applied,
+          });
+        }
+        resolve(sfu);
+      });
+    });
+  }
+
+  /** Whether the connection is open. */
+  get open(): boolean {
+    return this.#ws.readyState === WebSocket.OPEN;
+  }
+
+  /** Changes how later configs are answered. */
+  setReply(reply: FakeSfuReply | ((msg: ConfigMessage) => FakeSfuReply)): void {
+    this.#reply = reply;
+  }
+
+  /** Sends a raw frame (a string as is, anything else as JSON). */
+  send(frame: unknown): void {
+    this.#ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
+  }
+
+  /** Acks `msg` (e.g. one received while stalling). */
+  ack(msg: ConfigMessage): void {
+    this.applied = { version: msg.version, hash: msg.hash };
+    this.send({ type: "ack", nonce: msg.nonce, version: msg.version, hash: msg.hash });
+  }
+
+  /** Nacks `msg` with `code`. */
+  nack(msg: ConfigMessage, code: string, message = `rejected by fake SFU (${code})`): void {
+    this.send({
+      type: "nack",
+      nonce: msg.nonce,
+      version: msg.version,
+      hash: msg.hash,
+      applied: this.applied,
+      error: { code, message },
+    });
+  }
+
+  /**
+   * Resolves with the first received config (past or future) matching
+   * `predicate`; rejects after `timeoutMs` or when the connection closes first.
+   */
+  async waitForConfig(predicate: (m: ConfigMessage) => boolean, timeoutMs = 5_000): Promise<ConfigMessage> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const hit = this.received.find((r) => predicate(r.message));
+      if (hit) return hit.message;
+      if (this.#ws.readyState === WebSocket.CLOSED)
+        throw new Error("fake SFU: connection closed while waiting for a config");
+      const left = deadline - performance.now();
+      if (left <= 0)
+        throw new Error(`fake SFU: no matching config within ${timeoutMs} ms (got ${this.received.length})`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Resolves with the config carrying `hash` (see {@link waitForConfig}). */
+  waitForHash(hash: string, timeoutMs = 5_000): Promise<ConfigMessage> {
+    return this.waitForConfig((m) => m.hash === hash, timeoutMs);
+  }
+
+  /** Closes the connection (1000) and waits until it is closed. */
+  async close(): Promise<void> {
+    if (this.#ws.readyState !== WebSocket.CLOSED) this.#ws.close(1000, "fake SFU done");
+    const t = setTimeout(() => this.#ws.terminate(), 2_000);
+    await this.closed;
+    clearTimeout(t);
+  }
+
+  #wake(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const f of w) f();
+  }
+
+  #onMessage(text: string): void {
+    const msg = JSON.parse(text) as ConfigMessage;
+    if (msg.type !== "config") return;
+    this.received.push({ message: msg, at: performance.now() });
+    this.#wake();
+    const reply = typeof this.#reply === "function" ? this.#reply(msg) : this.#reply;
+    const act = () => {
+      if (!this.open) return;
+      switch (reply.kind) {
+        case "ack":
+          return this.ack(msg);
+        case "nack":
+          return this.nack(msg, reply.code, reply.message);
+        case "disconnect":
+          return this.#ws.close(1000, "fake SFU disconnects");
+        case "stall":
+          return;
+      }
+    };
+    if (this.#delay > 0) setTimeout(act, this.#delay);
+    else act();
+  }
+}

@@ -1,0 +1,88 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import {
+  envName,
+  parseDuration,
+  parseListenAddress,
+  parseRunOptions,
+  RUN_FLAGS,
+  runUsage,
+} from "../../../agent/options.ts";
+
+test("defaults follow DESIGN.md section 6", () => {
+  const r = parseRunOptions([], {}, "host-1");
+  assert.ok(r.ok);
+  assert.deepEqual(r.options, {
+    configDir: "/etc/sfu",
+    configKey: "config.yaml",
+    listen: { host: "127.0.0.1", port: 7070 },
+    http: { host: "0.0.0.0", port: 9090 },
+    topicArn: null,
+    queueUrl: null,
+    statusTopicArn: null,
+    podName: "host-1",
+    queuePrefix: "sfu-config-",
+    region: null,
+    endpointUrl: null,
+    tokenFile: null,
+    ackTimeoutMs: 10_000,
+    propagationTimeoutMs: 300_000,
+    resyncIntervalMs: 60_000,
+    logLevel: "info",
+  });
+});
+
+test("env SFU_AGENT_<FLAG> fills in, flags win, POD_NAME is the pod-name fallback", () => {
+  const env = {
+    SFU_AGENT_CONFIG_DIR: "/from/env",
+    SFU_AGENT_ACK_TIMEOUT: "500ms",
+    SFU_AGENT_LOG_LEVEL: "debug",
+    POD_NAME: "pod-a",
+    SFU_AGENT_STATUS_TOPIC_ARN: "arn:aws:sns:eu-west-1:1:s",
+  };
+  const r = parseRunOptions(["--config-dir", "/from/flag"], env, "h");
+  assert.ok(r.ok);
+  assert.equal(r.options.configDir, "/from/flag");
+  assert.equal(r.options.ackTimeoutMs, 500);
+  assert.equal(r.options.logLevel, "debug");
+  assert.equal(r.options.podName, "pod-a");
+  assert.equal(r.options.statusTopicArn, "arn:aws:sns:eu-west-1:1:s");
+  assert.equal(envName("propagation-timeout"), "SFU_AGENT_PROPAGATION_TIMEOUT");
+});
+
+test("bad values are all reported, naming the flag or variable", () => {
+  const r = parseRunOptions(["--ack-timeout", "10", "--http", "9090", "--topic-arn", "a", "--queue-url", "b"], {
+    SFU_AGENT_LOG_LEVEL: "loud",
+  });
+  assert.equal(r.ok, false);
+  if (r.ok) return;
+  assert.equal(r.error.code, "INVALID_OPTIONS");
+  assert.match(r.error.message, /--ack-timeout: "10" is not a duration/);
+  assert.match(r.error.message, /--http: "9090" is not host:port/);
+  assert.match(r.error.message, /SFU_AGENT_LOG_LEVEL: "loud"/);
+  assert.match(r.error.message, /exclusive/);
+  const unknown = parseRunOptions(["--nope"], {});
+  assert.equal(unknown.ok, false);
+  const positional = parseRunOptions(["file.yaml"], {});
+  assert.equal(positional.ok, false);
+  const key = parseRunOptions(["--config-key", "../x"], {});
+  assert.equal(key.ok, false);
+});
+
+test("durations and addresses", () => {
+  assert.equal(parseDuration("500ms"), 500);
+  assert.equal(parseDuration("10s"), 10_000);
+  assert.equal(parseDuration("1.5s"), 1_500);
+  assert.equal(parseDuration("5m"), 300_000);
+  assert.equal(parseDuration("1h"), 3_600_000);
+  for (const bad of ["10", "s", "-1s", "1 d", "", "1e3s"]) assert.equal(parseDuration(bad), null, bad);
+  assert.deepEqual(parseListenAddress("127.0.0.1:0"), { host: "127.0.0.1", port: 0 });
+  assert.deepEqual(parseListenAddress("[::1]:7070"), { host: "::1", port: 7070 });
+  assert.deepEqual(parseListenAddress("localhost:80"), { host: "localhost", port: 80 });
+  for (const bad of ["7070", ":7070", "host:70000", "a b:1"]) assert.equal(parseListenAddress(bad), null, bad);
+});
+
+test("usage lists every flag", () => {
+  const u = runUsage();
+  for (const [name] of RUN_FLAGS) assert.ok(u.includes(`--${name}`), name);
+});
