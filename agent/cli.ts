@@ -2,7 +2,9 @@
 /**
  * `sfu-agent` entry point: dispatches to one module per subcommand under
  * agent/commands/. Each exports `main(argv, io): Promise<number>` returning the
- * exit code; this file is the only place that touches `process.exit`.
+ * exit code, which this file sets as `process.exitCode`. The one exception is
+ * `run`'s second-signal handler, which must force an exit while work is
+ * still pending (agent/commands/run.ts).
  */
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
