@@ -1,0 +1,178 @@
+#!/usr/bin/env node
+/**
+ * `sfu-server` entry point (DESIGN.md section 6). The only place that reads
+ * process.argv, installs signal handlers and calls process.exit.
+ *
+ *   sfu-server [--agent ws://127.0.0.1:7070 | --config FILE] [--token-file FILE]
+ *              [--port N] [--host ADDR] [--log-level LEVEL]
+ */
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { pino } from "pino";
+import { LOG_LEVELS } from "../protocol/index.ts";
+import { SfuError } from "./errors.ts";
+import { SfuServer } from "./server.ts";
+
+/** Default agent URL. */
+export const DEFAULT_AGENT_URL = "ws://127.0.0.1:7070";
+
+/** Usage text. */
+export function usage(): string {
+  return `Usage: sfu-server [options]
+
+A WebRTC SFU (werift) whose configuration is hot-applied from the sfu-config agent.
+
+Options:
+  --agent URL        agent to dial for config (default ${DEFAULT_AGENT_URL})
+  --config FILE      standalone: load this config file, no agent
+  --token-file FILE  bearer token sent to the agent (Authorization header)
+  --port N           HTTP/signalling port; overrides server.port (0 = any free port)
+  --host ADDR        interface the HTTP server listens on (default 0.0.0.0)
+  --log-level LEVEL  initial log level until a config sets logging.level (default info)
+  -h, --help         show this help
+`;
+}
+
+/** Parsed command line, or a usage error. */
+export type ParsedArgs =
+  | { ok: true; help: true }
+  | {
+      ok: true;
+      help: false;
+      agentUrl: string | null;
+      configFile: string | null;
+      tokenFile: string | null;
+      port: number | null;
+      host: string;
+      logLevel: string;
+    }
+  | { ok: false; error: string };
+
+/** Parses `argv` (without node and script). Never throws. */
+export function parseCliArgs(argv: string[]): ParsedArgs {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        agent: { type: "string" },
+        config: { type: "string" },
+        "token-file": { type: "string" },
+        port: { type: "string" },
+        host: { type: "string" },
+        "log-level": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (err) {
+    return { ok: false, error: (err as Error).message };
+  }
+  if (values.help) return { ok: true, help: true };
+  const agent = values.agent as string | undefined;
+  const config = values.config as string | undefined;
+  if (agent !== undefined && config !== undefined) return { ok: false, error: "--agent and --config are exclusive" };
+  let port: number | null = null;
+  if (values.port !== undefined) {
+    const p = Number(values.port);
+    if (!/^\d+$/.test(String(values.port)) || p > 65535)
+      return { ok: false, error: `--port must be 0..65535, got ${values.port}` };
+    port = p;
+  }
+  const logLevel = (values["log-level"] as string | undefined) ?? "info";
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    return { ok: false, error: `--log-level must be one of ${LOG_LEVELS.join(", ")}` };
+  }
+  return {
+    ok: true,
+    help: false,
+    agentUrl: config !== undefined ? null : (agent ?? DEFAULT_AGENT_URL),
+    configFile: config ?? null,
+    tokenFile: (values["token-file"] as string | undefined) ?? null,
+    port,
+    host: (values.host as string | undefined) ?? "0.0.0.0",
+    logLevel,
+  };
+}
+
+/** Runs the server until SIGTERM/SIGINT; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const args = parseCliArgs(argv);
+  if (!args.ok) {
+    process.stderr.write(`sfu-server: ${args.error}\n\n${usage()}`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(usage());
+    return 0;
+  }
+  const logger = pino({
+    level: args.logLevel,
+    base: { name: "sfu-server" },
+    redact: {
+      paths: ["*.credential", "*.*.credential", "iceServers", "authorization", "*.authorization"],
+      censor: "[redacted]",
+    },
+  });
+  const server = new SfuServer({
+    logger,
+    agentUrl: args.agentUrl,
+    configFile: args.configFile,
+    tokenFile: args.tokenFile,
+    port: args.port,
+    host: args.host,
+  });
+  try {
+    await server.start();
+  } catch (err) {
+    if (err instanceof SfuError) {
+      process.stderr.write(`sfu-server: ${err.message}\n`);
+      await server.stop();
+      return 1;
+    }
+    throw err;
+  }
+  return await new Promise<number>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: string) => {
+      if (stopping) {
+        logger.warn({ signal }, "second signal: exiting now");
+        resolve(130);
+        return;
+      }
+      stopping = true;
+      logger.info({ signal }, "stopping");
+      server.stop().then(
+        () => resolve(0),
+        (err) => {
+          logger.error({ err }, "stop failed");
+          resolve(1);
+        },
+      );
+    };
+    process.on("SIGTERM", () => onSignal("SIGTERM"));
+    process.on("SIGINT", () => onSignal("SIGINT"));
+  });
+}
+
+function isMain(): boolean {
+  try {
+    return (
+      process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url))
+    );
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => {
+      process.stderr.write(`sfu-server: ${(err as Error).stack ?? err}\n`);
+      process.exit(1);
+    },
+  );
+}

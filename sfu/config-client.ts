@@ -1,0 +1,247 @@
+/**
+ * The SFU side of sfu-config/1: dials the agent (the SFU is the client, like
+ * an xDS client), says `hello` with what it has applied, applies each pushed
+ * `config` through the {@link ConfigApplier} and replies `ack` or `nack`.
+ *
+ * Protocol violations by the agent (bad JSON, unknown type, schema mismatch,
+ * oversize, a nonce that did not increase) close the control connection with
+ * the matching 4xxx code; media is never affected. The client reconnects with
+ * exponential backoff and jitter and keeps serving with the last applied
+ * config meanwhile.
+ */
+import { readFile } from "node:fs/promises";
+import type { Logger } from "pino";
+import { type RawData, WebSocket } from "ws";
+import {
+  type AckMessage,
+  CloseCode,
+  type ConfigMessage,
+  closeReason,
+  type HelloMessage,
+  MAX_FRAME_BYTES,
+  type NackMessage,
+  PROTOCOL_VERSION,
+  parseAgentFrame,
+  SUBPROTOCOL,
+  SUPPORTED_SCHEMA_VERSIONS,
+} from "../protocol/index.ts";
+import type { ConfigApplier } from "./config-applier.ts";
+import type { ConfigState } from "./config-state.ts";
+import { InvalidOptionsError } from "./errors.ts";
+
+/** Options of {@link ConfigClient}; defaults in {@link CONFIG_CLIENT_DEFAULTS}. */
+export interface ConfigClientOptions {
+  /** Agent URL, e.g. `ws://127.0.0.1:7070`. */
+  url: string;
+  logger: Logger;
+  applier: ConfigApplier;
+  state: ConfigState;
+  /** File holding a bearer token sent as `Authorization: Bearer <token>`; re-read on every dial. */
+  tokenFile?: string | null;
+  sfuName?: string;
+  sfuVersion?: string;
+  /** First reconnect delay (ms). */
+  initialBackoffMs?: number;
+  /** Largest reconnect delay (ms). */
+  maxBackoffMs?: number;
+  /** Random source in [0, 1) for jitter. */
+  random?: () => number;
+  /** Called with every applied or refused version (for metrics). */
+  onOutcome?: (outcome: "ack" | "nack", code: string | null) => void;
+}
+
+/** Defaults of {@link ConfigClientOptions}. */
+export const CONFIG_CLIENT_DEFAULTS = {
+  sfuName: "sfu-server",
+  sfuVersion: "0.1.0",
+  initialBackoffMs: 500,
+  maxBackoffMs: 30_000,
+} as const;
+
+/** Counters of a {@link ConfigClient}. */
+export interface ConfigClientStats {
+  connects: number;
+  acks: number;
+  nacks: number;
+  /** Connections this side closed for a protocol violation. */
+  violations: number;
+}
+
+/** Dials the agent and applies what it pushes. start()/stop(). */
+export class ConfigClient {
+  readonly #o: Required<Omit<ConfigClientOptions, "tokenFile" | "onOutcome">> &
+    Pick<ConfigClientOptions, "tokenFile" | "onOutcome">;
+  readonly #log: Logger;
+  #ws: WebSocket | null = null;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #attempt = 0;
+  #running = false;
+  #connected = false;
+  readonly stats: ConfigClientStats = { connects: 0, acks: 0, nacks: 0, violations: 0 };
+
+  constructor(options: ConfigClientOptions) {
+    let url: URL;
+    try {
+      url = new URL(options.url);
+    } catch {
+      throw new InvalidOptionsError(`ConfigClient: url ${JSON.stringify(options.url)} is not a URL`);
+    }
+    if (url.protocol !== "ws:" && url.protocol !== "wss:") {
+      throw new InvalidOptionsError(`ConfigClient: url must be ws:// or wss://, got ${url.protocol}`);
+    }
+    const o = { ...CONFIG_CLIENT_DEFAULTS, random: Math.random, ...stripUndefined(options) };
+    if (!(o.initialBackoffMs > 0) || !(o.maxBackoffMs >= o.initialBackoffMs)) {
+      throw new InvalidOptionsError("ConfigClient: need 0 < initialBackoffMs <= maxBackoffMs");
+    }
+    this.#o = o;
+    this.#log = options.logger.child({ component: "config-client" });
+  }
+
+  /** True while a control connection to the agent is open. */
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** Starts dialing. */
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    void this.#dial();
+  }
+
+  /** Closes the connection and stops reconnecting. */
+  async stop(): Promise<void> {
+    this.#running = false;
+    clearTimeout(this.#timer);
+    const ws = this.#ws;
+    this.#ws = null;
+    if (ws && ws.readyState !== WebSocket.CLOSED) {
+      await new Promise<void>((resolve) => {
+        ws.once("close", () => resolve());
+        ws.close(1000, "SFU stopping");
+        setTimeout(() => {
+          ws.terminate();
+          resolve();
+        }, 1000).unref();
+      });
+    }
+  }
+
+  /** Delay before reconnect attempt `attempt` (0-based): exponential, capped, with jitter in [50%, 100%]. */
+  backoffDelay(attempt: number): number {
+    const base = Math.min(this.#o.maxBackoffMs, this.#o.initialBackoffMs * 2 ** Math.min(attempt, 30));
+    return Math.round(base * (0.5 + 0.5 * this.#o.random()));
+  }
+
+  async #dial(): Promise<void> {
+    if (!this.#running) return;
+    const headers: Record<string, string> = {};
+    if (this.#o.tokenFile) {
+      try {
+        headers.authorization = `Bearer ${(await readFile(this.#o.tokenFile, "utf8")).trim()}`;
+      } catch (err) {
+        this.#log.error(
+          { code: (err as NodeJS.ErrnoException).code, file: this.#o.tokenFile },
+          "cannot read token file",
+        );
+        this.#scheduleReconnect();
+        return;
+      }
+    }
+    if (!this.#running) return;
+    const ws = new WebSocket(this.#o.url, SUBPROTOCOL, {
+      headers,
+      maxPayload: MAX_FRAME_BYTES * 2,
+      handshakeTimeout: 10_000,
+    });
+    this.#ws = ws;
+    let lastNonce = 0;
+    ws.on("open", () => {
+      this.#connected = true;
+      this.#attempt = 0;
+      this.stats.connects++;
+      const hello: HelloMessage = {
+        type: "hello",
+        protocol: PROTOCOL_VERSION,
+        sfu: { name: this.#o.sfuName, version: this.#o.sfuVersion },
+        schemaVersions: [...SUPPORTED_SCHEMA_VERSIONS],
+        applied: this.#o.state.applied,
+      };
+      ws.send(JSON.stringify(hello));
+      this.#log.info({ url: this.#o.url, applied: hello.applied }, "connected to agent");
+    });
+    ws.on("message", (data: RawData, isBinary: boolean) => {
+      if (isBinary) return this.#violation(ws, CloseCode.BAD_JSON, "binary frames are not allowed");
+      const text = Buffer.isBuffer(data) ? data : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]);
+      const parsed = parseAgentFrame(text);
+      if (!parsed.ok) return this.#violation(ws, parsed.closeCode, parsed.reason);
+      const message = parsed.message;
+      if (message.nonce <= lastNonce) {
+        return this.#violation(
+          ws,
+          CloseCode.BAD_NONCE,
+          `config nonce ${message.nonce} did not increase (last ${lastNonce})`,
+        );
+      }
+      lastNonce = message.nonce;
+      void this.#handleConfig(ws, message);
+    });
+    ws.on("close", (code, reason) => {
+      const was = this.#connected;
+      if (this.#ws === ws) {
+        this.#ws = null;
+        this.#connected = false;
+      }
+      if (was) this.#log.warn({ code, reason: reason.toString() }, "agent connection closed");
+      this.#scheduleReconnect();
+    });
+    ws.on("error", (err) => this.#log.debug({ err: err.message }, "agent connection error"));
+  }
+
+  async #handleConfig(ws: WebSocket, message: ConfigMessage): Promise<void> {
+    this.#log.debug({ nonce: message.nonce, version: message.version, hash: message.hash }, "config received");
+    const outcome = await this.#o.applier.apply({
+      version: message.version,
+      hash: message.hash,
+      revision: message.revision,
+      schemaVersion: message.schemaVersion,
+      config: message.config,
+    });
+    const base = { nonce: message.nonce, version: message.version, hash: message.hash };
+    let reply: AckMessage | NackMessage;
+    if (outcome.ok) {
+      this.stats.acks++;
+      reply = { type: "ack", ...base };
+      if (outcome.portIgnored) this.#log.info("server.port differs from --port; --port wins");
+      this.#o.onOutcome?.("ack", null);
+    } else {
+      this.stats.nacks++;
+      reply = { type: "nack", ...base, applied: this.#o.state.applied, error: { ...outcome.error } };
+      this.#log.warn({ version: message.version, error: outcome.error }, "config refused");
+      this.#o.onOutcome?.("nack", outcome.error.code);
+    }
+    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(reply));
+  }
+
+  #violation(ws: WebSocket, code: number, reason: string): void {
+    this.stats.violations++;
+    this.#log.warn({ code, reason }, "agent protocol violation; closing control connection");
+    ws.close(code, closeReason(reason));
+    // A peer that does not complete the close handshake is cut off.
+    setTimeout(() => ws.terminate(), 2000).unref();
+  }
+
+  #scheduleReconnect(): void {
+    if (!this.#running || this.#timer !== undefined) return;
+    const delay = this.backoffDelay(this.#attempt++);
+    this.#log.debug({ delay }, "reconnecting to agent");
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.#dial();
+    }, delay);
+  }
+}
+
+function stripUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}

@@ -1,0 +1,111 @@
+/**
+ * Prometheus metrics of the SFU, all prefixed `sfu_`. Values are read from
+ * the live objects at scrape time (collect callbacks), so the forwarding path
+ * never touches prom-client. No label ever carries a credential.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import type { ConfigState } from "./config-state.ts";
+import type { RoomRegistry } from "./room.ts";
+
+/** What the metrics read. */
+export interface SfuMetricsSources {
+  state: ConfigState;
+  rooms: RoomRegistry;
+  signallingConnections: () => number;
+  /** null in standalone mode. */
+  agentConnected: () => boolean | null;
+}
+
+/** The SFU's metric registry and the counters other parts increment. */
+export interface SfuMetrics {
+  registry: Registry;
+  /** Config versions handled, by outcome (`ack`/`nack`) and NACK code. */
+  configApplies: Counter<"outcome" | "code">;
+}
+
+/** Creates the registry with every `sfu_` metric. */
+export function createSfuMetrics(sources: SfuMetricsSources): SfuMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "sfu_" });
+  const { state, rooms } = sources;
+  new Gauge({
+    name: "sfu_rooms",
+    help: "Rooms with at least one participant.",
+    registers: [registry],
+    collect() {
+      this.set(rooms.rooms.size);
+    },
+  });
+  new Gauge({
+    name: "sfu_participants",
+    help: "Participants over all rooms.",
+    registers: [registry],
+    collect() {
+      this.set(rooms.participantCount);
+    },
+  });
+  new Gauge({
+    name: "sfu_signalling_connections",
+    help: "Open signalling WebSockets.",
+    registers: [registry],
+    collect() {
+      this.set(sources.signallingConnections());
+    },
+  });
+  const totals = (key: "forwarded" | "duplicates" | "keyframeRequestsSent") =>
+    function (this: Counter) {
+      this.reset();
+      this.inc(rooms.forwardingStats()[key]);
+    };
+  new Counter({
+    name: "sfu_rtp_packets_forwarded_total",
+    help: "RTP packet copies handed to subscribers.",
+    registers: [registry],
+    collect: totals("forwarded"),
+  });
+  new Counter({
+    name: "sfu_rtp_duplicates_dropped_total",
+    help: "RTP packets dropped as duplicates (NACK retransmissions of packets already forwarded).",
+    registers: [registry],
+    collect: totals("duplicates"),
+  });
+  new Counter({
+    name: "sfu_keyframe_requests_sent_total",
+    help: "Keyframe requests (PLI) sent to publishers after rate limiting.",
+    registers: [registry],
+    collect: totals("keyframeRequestsSent"),
+  });
+  new Gauge({
+    name: "sfu_config_version",
+    help: "Applied config version (-1 before the first).",
+    registers: [registry],
+    collect() {
+      this.set(state.current?.version ?? -1);
+    },
+  });
+  new Gauge({
+    name: "sfu_config_applied_timestamp_seconds",
+    help: "When the applied config version was swapped in.",
+    registers: [registry],
+    collect() {
+      const at = state.current?.appliedAt;
+      if (at !== undefined) this.set(at / 1000);
+    },
+  });
+  new Gauge({
+    name: "sfu_agent_connected",
+    help: "1 while the control connection to the agent is open (absent in standalone mode).",
+    registers: [registry],
+    collect() {
+      const c = sources.agentConnected();
+      if (c !== null) this.set(c ? 1 : 0);
+    },
+  });
+  const configApplies = new Counter({
+    name: "sfu_config_applies_total",
+    help: "Config versions handled, by outcome and NACK code.",
+    labelNames: ["outcome", "code"] as const,
+    registers: [registry],
+  });
+  return { registry, configApplies };
+}

@@ -1,0 +1,162 @@
+/**
+ * The browser-facing signalling endpoint: JSON over a WebSocket at `/ws`
+ * (protocol in sfu/README.md). One socket = at most one participant; the
+ * socket closing is how a departure is detected (not the ~30 s ICE consent
+ * timeout). Every socket also receives `config` events when a new config
+ * version is applied, so the demo page shows it live.
+ */
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import type { Logger } from "pino";
+import { type RawData, WebSocket, WebSocketServer } from "ws";
+import type { ConfigState } from "./config-state.ts";
+import { SignalErrorCode } from "./errors.ts";
+import type { Participant } from "./participant.ts";
+import type { RoomRegistry } from "./room.ts";
+import { MAX_SIGNAL_FRAME_BYTES, parseClientMessage, type ServerMessage } from "./signal-messages.ts";
+
+/** Dependencies of {@link SignallingServer}. */
+export interface SignallingOptions {
+  logger: Logger;
+  rooms: RoomRegistry;
+  state: ConfigState;
+  /** Interval of WebSocket pings that detect dead clients (default 10 s). */
+  pingIntervalMs?: number;
+}
+
+/** Accepts `/ws` upgrades and runs one session per socket. */
+export class SignallingServer {
+  readonly #wss: WebSocketServer;
+  readonly #options: SignallingOptions;
+  readonly #log: Logger;
+  readonly #sockets = new Set<WebSocket>();
+  readonly #alive = new WeakMap<WebSocket, boolean>();
+  #pingTimer: ReturnType<typeof setInterval> | undefined;
+  #unsubscribe: (() => void) | undefined;
+
+  constructor(options: SignallingOptions) {
+    this.#options = options;
+    this.#log = options.logger.child({ component: "signalling" });
+    this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_SIGNAL_FRAME_BYTES });
+  }
+
+  /** Starts config broadcasts and liveness pings. */
+  start(): void {
+    this.#unsubscribe = this.#options.state.onChange(() => {
+      const message = JSON.stringify({ type: "config", config: this.#options.state.applied } satisfies ServerMessage);
+      for (const ws of this.#sockets) if (ws.readyState === WebSocket.OPEN) ws.send(message);
+    });
+    this.#pingTimer = setInterval(() => {
+      for (const ws of this.#sockets) {
+        if (this.#alive.get(ws) === false) {
+          ws.terminate();
+          continue;
+        }
+        this.#alive.set(ws, false);
+        ws.ping();
+      }
+    }, this.#options.pingIntervalMs ?? 10_000);
+    this.#pingTimer.unref();
+  }
+
+  /** Hands an HTTP upgrade request for `/ws` to the WebSocket server. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#session(ws));
+  }
+
+  /** Number of open signalling sockets. */
+  get connections(): number {
+    return this.#sockets.size;
+  }
+
+  #session(ws: WebSocket): void {
+    this.#sockets.add(ws);
+    this.#alive.set(ws, true);
+    ws.on("pong", () => this.#alive.set(ws, true));
+    let participant: Participant | null = null;
+    const send = (message: ServerMessage): void => {
+      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
+    };
+    const error = (code: (typeof SignalErrorCode)[keyof typeof SignalErrorCode], message: string): void =>
+      send({ type: "error", code, message });
+    const leave = async (): Promise<void> => {
+      const p = participant;
+      participant = null;
+      if (p) await this.#options.rooms.leave(p);
+    };
+    // Messages are handled strictly in order: an answer must not overtake the join.
+    let chain = Promise.resolve();
+    ws.on("message", (data: RawData, isBinary: boolean) => {
+      chain = chain.then(async () => {
+        if (isBinary) return error(SignalErrorCode.BAD_MESSAGE, "binary frames are not accepted");
+        const parsed = parseClientMessage(data.toString());
+        if (!parsed.ok) return error(SignalErrorCode.BAD_MESSAGE, parsed.message);
+        const m = parsed.message;
+        if (m.type === "join") {
+          if (participant) return error(SignalErrorCode.ALREADY_JOINED, "this socket has joined a room already");
+          const result = this.#options.rooms.join({
+            room: m.room,
+            name: m.name,
+            publish: m.publish,
+            send,
+            onDropped: (reason) => {
+              participant = null;
+              error(SignalErrorCode.NEGOTIATION_FAILED, `dropped by the SFU: ${reason}`);
+              ws.close(1011, "dropped");
+            },
+          });
+          if (!result.ok) return error(result.code, result.message);
+          participant = result.participant;
+          return;
+        }
+        if (!participant) return error(SignalErrorCode.NOT_JOINED, `${m.type} before join`);
+        switch (m.type) {
+          case "publish":
+            this.#options.rooms.publish(participant, m.publish);
+            return;
+          case "answer": {
+            const err = await participant.handleAnswer(m.sdp);
+            if (err) error(SignalErrorCode.NEGOTIATION_FAILED, err);
+            return;
+          }
+          case "candidate": {
+            const err = await participant.handleCandidate(m.candidate);
+            if (err) this.#log.debug({ err }, "candidate rejected");
+            return;
+          }
+          case "leave":
+            await leave();
+            send({ type: "left" });
+            return;
+        }
+      });
+      chain = chain.catch((err) => this.#log.error({ err }, "signalling handler failed"));
+    });
+    ws.on("close", () => {
+      this.#sockets.delete(ws);
+      chain = chain.then(leave).catch((err) => this.#log.error({ err }, "leave failed"));
+    });
+    ws.on("error", (err) => this.#log.debug({ err }, "signalling socket error"));
+    send({ type: "config", config: this.#options.state.applied });
+  }
+
+  /** Closes every signalling socket (their participants leave) and stops pings. */
+  async stop(): Promise<void> {
+    this.#unsubscribe?.();
+    clearInterval(this.#pingTimer);
+    const closed = [...this.#sockets].map(
+      (ws) =>
+        new Promise<void>((resolve) => {
+          if (ws.readyState === WebSocket.CLOSED) return resolve();
+          ws.once("close", () => resolve());
+          ws.close(1001, "SFU shutting down");
+          setTimeout(() => {
+            ws.terminate();
+            resolve();
+          }, 1000).unref();
+        }),
+    );
+    await Promise.all(closed);
+    await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
+  }
+}

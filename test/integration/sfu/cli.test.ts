@@ -1,0 +1,91 @@
+/**
+ * `sfu-server` as a process: standalone `--config FILE`, HTTP endpoints,
+ * SIGTERM, and a refused config file.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { after, before, describe, it } from "node:test";
+import { configHash, loadConfigFile } from "../../../protocol/index.ts";
+
+const CLI = new URL("../../../sfu/cli.ts", import.meta.url).pathname;
+
+function startCli(args: string[]): { child: ChildProcess; port: Promise<number>; stderr: () => string } {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  child.stderr!.on("data", (d) => {
+    err += d;
+  });
+  const port = new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      try {
+        const j = JSON.parse(line) as { msg?: string; port?: number };
+        if (j.msg === "SFU listening" && j.port) resolve(j.port);
+      } catch {}
+    });
+    child.once("exit", (code) => reject(new Error(`exited with ${code}: ${err}`)));
+  });
+  port.catch(() => {}); // awaited only by tests that expect the server to start
+  return { child, port, stderr: () => err };
+}
+
+describe("sfu-server CLI", { timeout: 30_000 }, () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "sfu-cli-"));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("runs standalone from --config, serves the demo page and endpoints, exits 0 on SIGTERM", async () => {
+    const file = join(dir, "config.yaml");
+    await writeFile(
+      file,
+      "schemaVersion: 1\nserver: { port: 8080 }\nwebrtc:\n  icePortRange: [42000, 42999]\n  codecs: [vp8, opus]\n  listenIp: 127.0.0.1\nlogging: { level: info }\n",
+    );
+    const loaded = await loadConfigFile(file);
+    assert.ok(loaded.ok);
+    const { child, port } = startCli(["--config", file, "--port", "0", "--host", "127.0.0.1"]);
+    try {
+      const base = `http://127.0.0.1:${await port}`;
+      assert.equal((await fetch(`${base}/healthz`)).status, 200);
+      assert.equal((await fetch(`${base}/readyz`)).status, 200);
+      assert.deepEqual(await (await fetch(`${base}/status`)).json(), {
+        applied: { version: 1, hash: loaded.hash },
+        rooms: 0,
+        participants: 0,
+        agent: null,
+      });
+      assert.equal(loaded.hash, configHash(loaded.config));
+      const page = await (await fetch(`${base}/`)).text();
+      assert.match(page, /<script src="\/app.js">/);
+      assert.match(await (await fetch(`${base}/app.js`)).text(), /autojoin/);
+      assert.match(await (await fetch(`${base}/metrics`)).text(), /^sfu_config_version 1$/m);
+      assert.equal((await fetch(`${base}/nope`)).status, 404);
+    } finally {
+      child.kill("SIGTERM");
+      const [code] = await once(child, "exit");
+      assert.equal(code, 0);
+    }
+  });
+
+  it("refuses an invalid config file with FILE:LINE:COL problems and exit code 1; usage errors exit 2", async () => {
+    const file = join(dir, "bad.yaml");
+    await writeFile(
+      file,
+      "schemaVersion: 1\nserver: { port: 8080 }\nwebrtc:\n  icePortRange: [42000, 42999]\n  codecs: [vp8]\n",
+    );
+    const { child, stderr } = startCli(["--config", file, "--port", "0"]);
+    const [code] = await once(child, "exit");
+    assert.equal(code, 1);
+    assert.match(stderr(), /bad\.yaml:5:\d+: \/webrtc\/codecs: needs at least one audio codec/);
+    const usage = spawn(process.execPath, [CLI, "--port", "x"], { stdio: "ignore" });
+    const [ucode] = await once(usage, "exit");
+    assert.equal(ucode, 2);
+  });
+});
