@@ -1,0 +1,312 @@
+/**
+ * The whole sfu-config loop on one machine, no AWS account and no cluster:
+ * an embedded SNS+SQS (fauxqs, in-process), N simulated pods (each an agent in
+ * per-pod queue mode plus its SFU, as child processes on their own loopback
+ * ports) and a local "kubelet" that mirrors the source config into every pod's
+ * mount directory with the AtomicWriter's `..data` swap.
+ *
+ * Timing follows production: when the source file changes, the PostSync hook's
+ * `sfu-agent notify` runs at once (Argo CD fires it right after the sync) and
+ * the kubelet swaps the mounted files `kubeletDelayMs` later (60-120 s on a
+ * real cluster), so agents see the event before the file, as they do in EKS.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream, type FSWatcher, watch as fsWatch } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { CreateTopicCommand, SNSClient, SubscribeCommand } from "@aws-sdk/client-sns";
+import { CreateQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { startFauxqs } from "fauxqs";
+import { AtomicWriter } from "../../test/helpers/atomic-writer.ts";
+
+const ROOT = resolve(import.meta.dirname, "..", "..");
+const AGENT_CLI = join(ROOT, "agent", "cli.ts");
+const SFU_CLI = join(ROOT, "sfu", "cli.ts");
+const REGION = "us-east-1";
+/** Static credentials fauxqs accepts; never real ones. */
+const LOCAL_AWS_ENV = { AWS_ACCESS_KEY_ID: "local", AWS_SECRET_ACCESS_KEY: "local", AWS_REGION: REGION };
+
+/** Options of {@link startLocalStack}; defaults in {@link LOCAL_STACK_DEFAULTS}. */
+export interface LocalStackOptions {
+  /** Number of simulated pods (agent + SFU). */
+  pods: number;
+  /** Delay between a source edit and the kubelet's swap in every pod. */
+  kubeletDelayMs: number;
+  /** The source config file (what Git holds). */
+  configFile: string;
+  /** Called with progress lines (defaults to nothing). */
+  onEvent?: (line: string) => void;
+  /** Agent `--propagation-timeout` (must exceed kubeletDelayMs). */
+  propagationTimeout?: string;
+  /** Agent `--log-level`. */
+  logLevel?: string;
+}
+
+export const LOCAL_STACK_DEFAULTS = {
+  pods: 2,
+  kubeletDelayMs: 2000,
+  configFile: join(ROOT, "k8s", "base", "config.yaml"),
+} as const;
+
+/** One simulated pod. */
+export interface LocalPod {
+  name: string;
+  /** The pod's ConfigMap mount directory (kubelet layout). */
+  configDir: string;
+  /** Agent HTTP base URL (/status, /metrics, ...). */
+  agentUrl: string;
+  /** Agent push WebSocket URL the SFU dials. */
+  agentWs: string;
+  /** SFU base URL (demo page, /ws, /status). */
+  sfuUrl: string;
+  agent: ChildProcess;
+  sfu: ChildProcess;
+  /** The pod's simulated kubelet. */
+  writer: AtomicWriter;
+}
+
+/** A running local stack. */
+export interface LocalStack {
+  pods: LocalPod[];
+  topicArn: string;
+  statusQueueUrl: string;
+  endpoint: string;
+  workDir: string;
+  /** Mirrors the current source file into every pod now (skips the delay) and notifies. */
+  syncNow(): Promise<void>;
+  /** Stops every process, fauxqs, and removes the temporary directory. */
+  stop(): Promise<void>;
+}
+
+/** Asks the OS for a free loopback TCP port. */
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once("error", rej);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === "object" && addr ? res(addr.port) : rej(new Error("no port"))));
+    });
+  });
+}
+
+async function waitFor(url: string, timeoutMs: number, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${url}: process exited with code ${child.exitCode}`);
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      if (res.ok) return;
+    } catch {
+      // not up yet
+    }
+    await sleep(100);
+  }
+  throw new Error(`${url} did not become ready within ${timeoutMs} ms`);
+}
+
+/** Starts the local stack. The caller must call `stop()`. */
+export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
+  const log = opts.onEvent ?? (() => {});
+  if (!Number.isInteger(opts.pods) || opts.pods < 1 || opts.pods > 50) throw new Error("pods must be 1..50");
+  const workDir = await mkdtemp(join(tmpdir(), "sfu-config-local-"));
+  const children: ChildProcess[] = [];
+  const fauxqs = await startFauxqs({ port: 0, logger: false });
+  const endpoint = fauxqs.address;
+  const sns = new SNSClient({
+    region: REGION,
+    endpoint,
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+  });
+  const sqs = new SQSClient({
+    region: REGION,
+    endpoint,
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+  });
+  const topicArn = (await sns.send(new CreateTopicCommand({ Name: "sfu-config-reload" }))).TopicArn!;
+  const statusTopicArn = (await sns.send(new CreateTopicCommand({ Name: "sfu-config-status" }))).TopicArn!;
+  const statusQueueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: "sfu-config-status-local" }))).QueueUrl!;
+  await sns.send(
+    new SubscribeCommand({
+      TopicArn: statusTopicArn,
+      Protocol: "sqs",
+      Endpoint: statusQueueUrl,
+      Attributes: { RawMessageDelivery: "true" },
+    }),
+  );
+  const env = { ...process.env, ...LOCAL_AWS_ENV, AWS_ENDPOINT_URL: endpoint };
+  const spawnLogged = (name: string, args: string[]) => {
+    const child = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    const out = createWriteStream(join(workDir, `${name}.log`));
+    child.stdout?.pipe(out);
+    child.stderr?.pipe(out);
+    children.push(child);
+    return child;
+  };
+  let revision = 0;
+  const mirror = async () => {
+    const content = await readFile(opts.configFile);
+    await Promise.all(pods.map((p) => p.writer.write({ "config.yaml": content })));
+  };
+  const notify = async (rev: string) => {
+    const child = spawnLogged(`notify-${rev}`, [
+      AGENT_CLI,
+      "notify",
+      "--topic-arn",
+      topicArn,
+      "--config",
+      opts.configFile,
+      "--revision",
+      rev,
+      "--config-map",
+      "sfu/sfu-config",
+      "--endpoint-url",
+      endpoint,
+      "--region",
+      REGION,
+    ]);
+    const code = await new Promise<number | null>((r) => child.once("exit", r));
+    log(
+      code === 0
+        ? `notify: published revision ${rev}`
+        : `notify: revision ${rev} not published (exit ${code}; see ${workDir}/notify-${rev}.log)`,
+    );
+  };
+
+  const pods: LocalPod[] = [];
+  try {
+    for (let i = 0; i < opts.pods; i++) {
+      const name = `sfu-local-${i}`;
+      const configDir = join(workDir, name, "etc-sfu");
+      await mkdir(configDir, { recursive: true });
+      const writer = new AtomicWriter(configDir);
+      await writer.write({ "config.yaml": await readFile(opts.configFile) });
+      const [listen, http, sfuPort] = [await freePort(), await freePort(), await freePort()];
+      const agent = spawnLogged(`${name}-agent`, [
+        AGENT_CLI,
+        "run",
+        "--config-dir",
+        configDir,
+        "--listen",
+        `127.0.0.1:${listen}`,
+        "--http",
+        `127.0.0.1:${http}`,
+        "--topic-arn",
+        topicArn,
+        "--status-topic-arn",
+        statusTopicArn,
+        "--pod-name",
+        name,
+        "--endpoint-url",
+        endpoint,
+        "--region",
+        REGION,
+        "--propagation-timeout",
+        opts.propagationTimeout ?? `${Math.max(30, Math.ceil((opts.kubeletDelayMs * 3) / 1000))}s`,
+        "--log-level",
+        opts.logLevel ?? "info",
+      ]);
+      const sfu = spawnLogged(`${name}-sfu`, [
+        SFU_CLI,
+        "--agent",
+        `ws://127.0.0.1:${listen}`,
+        "--port",
+        String(sfuPort),
+      ]);
+      pods.push({
+        name,
+        configDir,
+        agentUrl: `http://127.0.0.1:${http}`,
+        agentWs: `ws://127.0.0.1:${listen}`,
+        sfuUrl: `http://127.0.0.1:${sfuPort}`,
+        agent,
+        sfu,
+        writer,
+      });
+    }
+    for (const p of pods) {
+      await waitFor(`${p.agentUrl}/readyz`, 20_000, p.agent);
+      await waitFor(`${p.sfuUrl}/readyz`, 20_000, p.sfu);
+      log(`${p.name}: agent ${p.agentUrl}, SFU ${p.sfuUrl}`);
+    }
+  } catch (err) {
+    await stopAll();
+    throw new Error(`local stack failed to start: ${(err as Error).message} (logs kept in ${workDir})`);
+  }
+
+  // The source watch: a change triggers notify now, the kubelet swap later.
+  let timer: NodeJS.Timeout | undefined;
+  let debounce: NodeJS.Timeout | undefined;
+  let lastContent = await readFile(opts.configFile, "utf8");
+  const onSourceChange = async () => {
+    let content: string;
+    try {
+      content = await readFile(opts.configFile, "utf8");
+    } catch {
+      return; // editors delete-then-write; the next event carries the file
+    }
+    if (content === lastContent) return;
+    lastContent = content;
+    revision += 1;
+    const rev = `local-${revision}`;
+    log(`source changed: revision ${rev}; kubelet swap in ${opts.kubeletDelayMs} ms`);
+    void notify(rev);
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      mirror().then(
+        () => log(`kubelet: swapped ..data in ${pods.length} pod(s)`),
+        (err: Error) => log(`kubelet: mirror failed: ${err.message}`),
+      );
+    }, opts.kubeletDelayMs);
+  };
+  // Watch the directory: editors replace the file (rename), which a file watch would lose.
+  const watcher: FSWatcher = fsWatch(resolve(opts.configFile, ".."), (_event, file) => {
+    if (file && resolve(opts.configFile, "..", file) !== resolve(opts.configFile)) return;
+    clearTimeout(debounce);
+    debounce = setTimeout(() => void onSourceChange(), 100);
+  });
+
+  async function stopAll(): Promise<void> {
+    clearTimeout(timer);
+    clearTimeout(debounce);
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((res) => {
+            if (c.exitCode !== null || c.signalCode !== null) return res();
+            const kill = setTimeout(() => c.kill("SIGKILL"), 8000);
+            c.once("exit", () => {
+              clearTimeout(kill);
+              res();
+            });
+            c.kill("SIGTERM");
+          }),
+      ),
+    );
+    sns.destroy();
+    sqs.destroy();
+    await fauxqs.stop();
+  }
+
+  return {
+    pods,
+    topicArn,
+    statusQueueUrl,
+    endpoint,
+    workDir,
+    async syncNow() {
+      revision += 1;
+      lastContent = await readFile(opts.configFile, "utf8");
+      await notify(`local-${revision}`);
+      await mirror();
+    },
+    async stop() {
+      watcher.close();
+      await stopAll();
+      await rm(workDir, { recursive: true, force: true });
+    },
+  };
+}
