@@ -6,51 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type Browser, chromium, type Page } from "playwright-core";
-import { type SfuUnderTest, sleep, startWithAgent, testConfig } from "./harness.ts";
-
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--allow-loopback-in-peer-connection",
-  "--use-fake-device-for-media-stream",
-  "--use-fake-ui-for-media-stream",
-];
-
-/** Sum of inbound video packets and decoded frames on the page's peer connection. */
-async function inboundVideo(page: Page): Promise<{ packets: number; frames: number; bytes: number }> {
-  return page.evaluate(async () => {
-    // Runs in the page (DOM types are not in this project's lib).
-    type StatsPc = { getStats(): Promise<{ forEach(cb: (s: Record<string, unknown>) => void): void }> };
-    const pc = (globalThis as unknown as { sfuDemo: { pc: StatsPc | null } }).sfuDemo.pc;
-    const out = { packets: 0, frames: 0, bytes: 0 };
-    if (!pc) return out;
-    (await pc.getStats()).forEach((s) => {
-      if (s.type === "inbound-rtp" && s.kind === "video") {
-        out.packets += Number(s.packetsReceived ?? 0);
-        out.frames += Number(s.framesDecoded ?? 0);
-        out.bytes += Number(s.bytesReceived ?? 0);
-      }
-    });
-    return out;
-  });
-}
-
-async function waitFor<T>(fn: () => Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
-    await sleep(250);
-  }
-}
+import type { Browser } from "playwright-core";
+import { inboundVideo, launchChromium, pollUntil as waitFor } from "../../helpers/browser.ts";
+import { type SfuUnderTest, startWithAgent, testConfig } from "./harness.ts";
 
 describe("demo page in headless Chromium", { timeout: 90_000 }, () => {
   let sfu: SfuUnderTest;
@@ -58,7 +16,7 @@ describe("demo page in headless Chromium", { timeout: 90_000 }, () => {
 
   before(async () => {
     sfu = await startWithAgent(testConfig());
-    browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
 
   after(async () => {

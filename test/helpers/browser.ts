@@ -1,0 +1,61 @@
+/**
+ * Headless Chromium for the browser tests: Debian's /usr/bin/chromium driven
+ * by playwright-core with fake camera and microphone, media on loopback, and
+ * no background networking (the machine has no internet).
+ */
+import { type Browser, chromium, type Page } from "playwright-core";
+
+/** Chromium flags: headless, fake media, loopback ICE allowed, nothing phoning home. */
+export const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--allow-loopback-in-peer-connection",
+  "--use-fake-device-for-media-stream",
+  "--use-fake-ui-for-media-stream",
+];
+
+/** Launches Debian's Chromium (`apt-get install chromium`). */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+}
+
+/** Inbound video totals of the demo page's peer connection (`window.sfuDemo.pc`). */
+export async function inboundVideo(page: Page): Promise<{ packets: number; frames: number; bytes: number }> {
+  return page.evaluate(async () => {
+    // Runs in the page (DOM types are not in this project's lib).
+    type StatsPc = { getStats(): Promise<{ forEach(cb: (s: Record<string, unknown>) => void): void }> };
+    const pc = (globalThis as unknown as { sfuDemo: { pc: StatsPc | null } }).sfuDemo.pc;
+    const out = { packets: 0, frames: 0, bytes: 0 };
+    if (!pc) return out;
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "video") {
+        out.packets += Number(s.packetsReceived ?? 0);
+        out.frames += Number(s.framesDecoded ?? 0);
+        out.bytes += Number(s.bytesReceived ?? 0);
+      }
+    });
+    return out;
+  });
+}
+
+/** Polls `fn` every 250 ms until `ok` holds; throws with the last value after `timeoutMs`. */
+export async function pollUntil<T>(
+  fn: () => Promise<T>,
+  ok: (v: T) => boolean,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (ok(v)) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
