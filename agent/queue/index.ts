@@ -1,33 +1,183 @@
 /**
- * SQS/SNS trigger (issue 5). PLACEHOLDER until the queue module lands: the
- * signature is the contract `agent/commands/run.ts` calls.
+ * The SNS/SQS trigger of `sfu-agent run` (issue 5; store-contract.md).
+ *
+ * - Per-pod mode (`topicArn`): the agent owns a queue `<prefix><pod-name>`
+ *   subscribed to the topic (see per-pod-queue.ts), heartbeats it, and sweeps
+ *   orphaned queues of dead pods (orphan-sweeper.ts).
+ * - Given mode (`queueUrl`): it only polls that queue. A queue shared by
+ *   several replicas delivers each event to only ONE of them.
+ *
+ * Received reload events are settled against the snapshot store
+ * (settlement.ts); each settlement is recorded in the store, counted in
+ * metrics and, with `statusTopicArn`, published as a status event.
+ *
+ * `startQueueTrigger` returns at once: provisioning and polling run in the
+ * background and retry with back-off, so an unreachable SQS never delays or
+ * fails the agent's start and never affects /readyz. Options are checked
+ * synchronously: bad options reject with QueueError("QUEUE_OPTIONS").
  */
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { SnapshotStore } from "../snapshot-store.ts";
+import { type AwsClients, createAwsClients, regionFromResource } from "./aws-clients.ts";
+import { createQueueMetrics } from "./metrics.ts";
+import { type QueueTriggerOptions, resolveQueueOptions } from "./options.ts";
+import { OrphanSweeper } from "./orphan-sweeper.ts";
+import { PerPodQueue } from "./per-pod-queue.ts";
+import { QueuePoller } from "./poller.ts";
+import { perPodQueueName } from "./queue-name.ts";
+import { type SettlementStore, Settler } from "./settlement.ts";
+import { StatusPublisher } from "./status-publisher.ts";
+import { realTimers, type Timers } from "./timers.ts";
 
-export interface QueueTriggerOptions {
-  topicArn?: string;
-  queueUrl?: string;
-  podName: string;
-  queuePrefix: string;
-  region?: string;
-  endpointUrl?: string;
-  statusTopicArn?: string;
-  propagationTimeoutMs: number;
+export { QUEUE_DEFAULTS, type QueueTriggerOptions } from "./options.ts";
+
+/** Snapshot of the trigger for /status `queue` (contract fields first). */
+export interface QueueStatus {
+  mode: "per-pod" | "given";
+  /** The queue polled; null while a per-pod queue is not (yet, or any more) provisioned. */
+  url: string | null;
+  /** Reload events waiting to settle. */
+  pendingEvents: number;
+  /** Consecutive failed receive calls (0 when healthy). */
+  receiveFailures: number;
 }
 
+/** A running trigger. */
 export interface QueueTrigger {
   /** For /status `queue`: mode per-pod|given and the queue URL. */
-  status(): { mode: "per-pod" | "given"; url: string | null };
+  status(): QueueStatus;
+  /** Resolves once the queue is usable (per-pod: created and subscribed; given: at once). */
+  ready(): Promise<void>;
+  /** Stops polling and timers; in per-pod mode unsubscribes and deletes the queue. Never throws. */
   stop(): Promise<void>;
 }
 
-export async function startQueueTrigger(_deps: {
+/**
+ * Starts the trigger. `store` is the agent's SnapshotStore; metrics go to
+ * `registry`. Optional test seams: `timers`, `random`, and `clients` (AWS
+ * clients from {@link createAwsClients}; when given, the caller owns them).
+ */
+export async function startQueueTrigger(deps: {
   store: SnapshotStore;
   logger: Logger;
   registry: Registry;
   options: QueueTriggerOptions;
+  timers?: Timers;
+  random?: () => number;
+  clients?: AwsClients;
 }): Promise<QueueTrigger> {
-  throw new Error("queue trigger not implemented yet");
+  const o = resolveQueueOptions(deps.options);
+  const timers = deps.timers ?? realTimers;
+  const random = deps.random ?? Math.random;
+  const logger = deps.logger.child({ component: "queue" });
+  const metrics = createQueueMetrics(deps.registry);
+  const clients =
+    deps.clients ??
+    createAwsClients({ region: o.region ?? regionFromResource(o.topicArn ?? o.queueUrl), endpointUrl: o.endpointUrl });
+  const store: SettlementStore = deps.store;
+
+  const perPod =
+    o.topicArn !== null
+      ? new PerPodQueue({
+          sqs: clients.sqs,
+          sns: clients.sns,
+          logger,
+          metrics,
+          timers,
+          topicArn: o.topicArn,
+          queueName: perPodQueueName(o.queuePrefix, o.podName),
+          podName: o.podName,
+          options: {
+            messageRetentionSeconds: o.messageRetentionSeconds,
+            visibilityTimeoutSeconds: o.visibilityTimeoutSeconds,
+            heartbeatIntervalMs: o.heartbeatIntervalMs,
+          },
+        })
+      : null;
+  const statusPublisher = o.statusTopicArn
+    ? new StatusPublisher({ sns: clients.sns, topicArn: o.statusTopicArn, pod: o.podName, logger, metrics })
+    : null;
+
+  let settler: Settler | null = null;
+  const poller = new QueuePoller({
+    sqs: clients.sqs,
+    queueUrl: () => (perPod ? perPod.url : o.queueUrl),
+    logger,
+    metrics,
+    timers,
+    random,
+    onMessage: (m) => settler?.handle(m),
+    ...(perPod
+      ? {
+          onQueueMissing: async () => {
+            perPod.forget();
+            await perPod.ensure();
+          },
+        }
+      : {}),
+    options: {
+      waitTimeSeconds: o.waitTimeSeconds,
+      visibilityTimeoutSeconds: o.visibilityTimeoutSeconds,
+      backoff: { baseMs: o.backoffBaseMs, maxMs: o.backoffMaxMs },
+    },
+  });
+  settler = new Settler({
+    store,
+    timers,
+    logger,
+    metrics,
+    actions: poller,
+    onSettled: (record) => statusPublisher?.publish(record),
+    options: { propagationTimeoutMs: o.propagationTimeoutMs, visibilityTimeoutSeconds: o.visibilityTimeoutSeconds },
+  });
+  const sweeper =
+    perPod && o.sweep
+      ? new OrphanSweeper({
+          sqs: clients.sqs,
+          sns: clients.sns,
+          logger,
+          metrics,
+          timers,
+          random,
+          prefix: o.queuePrefix,
+          ownName: perPod.name,
+          options: { intervalMs: o.sweepIntervalMs, staleAfterMs: o.staleAfterMs, maxChecks: o.sweepMaxChecks },
+        })
+      : null;
+
+  settler.start();
+  poller.start();
+  sweeper?.start();
+  logger.info(
+    { mode: o.mode, queue: perPod?.name ?? o.queueUrl, statusTopic: o.statusTopicArn !== null },
+    "queue trigger started",
+  );
+  if (o.mode === "given") {
+    logger.info("given-queue mode: replicas sharing this queue each receive only some events (competing consumers)");
+  }
+
+  let stopping: Promise<void> | null = null;
+  return {
+    status: () => ({
+      mode: o.mode,
+      url: perPod ? perPod.url : o.queueUrl,
+      pendingEvents: settler.pendingHashes().length,
+      receiveFailures: poller.consecutiveFailures,
+    }),
+    ready: () => (perPod ? perPod.ready() : Promise.resolve()),
+    stop() {
+      stopping ??= (async () => {
+        perPod?.halt();
+        await poller.stop();
+        settler.stop();
+        await sweeper?.stop();
+        await statusPublisher?.flush(5_000);
+        await perPod?.stop();
+        if (!deps.clients) clients.destroy();
+        logger.info("queue trigger stopped");
+      })();
+      return stopping;
+    },
+  };
 }

@@ -1,0 +1,197 @@
+/**
+ * `sfu-agent notify` (DESIGN.md section 6, contract; issue 5): computes the
+ * config file's hash with the agent's own pipeline (protocol/config-loader.ts,
+ * `credentialFile`s not checked: the hook Job does not mount the Secret) and
+ * publishes the reload event to SNS. With `--wait` it then reads status
+ * events from `--status-queue-url` until `--expect` distinct pods report
+ * `applied` for that hash, printing a per-pod table, so an Argo CD PostSync
+ * hook fails the sync when a pod rejects the config.
+ *
+ * Exit status: 0 published (and, with --wait, applied by N pods); 1 invalid
+ * config, a failed publish, a pod reporting rejected/invalid/timeout, or the
+ * wait timing out; 2 usage error.
+ */
+import { parseArgs } from "node:util";
+import { PublishCommand } from "@aws-sdk/client-sns";
+import { formatProblem, loadConfigFile } from "../../protocol/config-loader.ts";
+import type { ReloadEvent } from "../../protocol/messages-schema.ts";
+import type { CommandIo } from "../cli.ts";
+import { envName, parseDuration } from "../options.ts";
+import { type AwsClients, createAwsClients, regionFromResource } from "../queue/aws-clients.ts";
+import { describeError } from "../queue/errors.ts";
+import { checkTopicArn } from "../queue/options.ts";
+import { collectStatuses, formatPodTable } from "../queue/status-collector.ts";
+import { realTimers, type Timers } from "../queue/timers.ts";
+
+/** Help text of `sfu-agent notify`. */
+export const NOTIFY_USAGE = `Usage: sfu-agent notify --topic-arn ARN --config FILE [options]
+
+Publishes {"type":"sfu-config.reload",revision,hash,configMap,issuedAt} to the
+SNS topic, with the hash of FILE computed exactly as the agent computes it.
+Agents settle the event once the kubelet has swapped their mounted file to
+that hash and their SFU has answered.
+
+Options:
+  --topic-arn ARN          SNS topic of the per-pod queues (required)
+  --config FILE            the config file (as committed / synced) (required)
+  --revision REV           Git revision to report (e.g. $ARGOCD_APP_REVISION)
+  --config-map NS/NAME     the ConfigMap the agents mount, for the record
+  --wait                   wait for the pods' status events (needs the next two)
+  --expect N               number of pods that must report applied
+  --status-queue-url URL   SQS queue subscribed to the agents' --status-topic-arn
+  --timeout DURATION       how long --wait waits: seconds or 90s, 5m (default 300s)
+  --region REGION          AWS region (default: from the topic ARN)
+  --endpoint-url URL       AWS endpoint override (default: AWS_ENDPOINT_URL)
+  -h, --help               show this help
+
+Each option may also come from env SFU_AGENT_<OPTION> (e.g. SFU_AGENT_TOPIC_ARN).
+Credentials: the AWS SDK default chain (IRSA on EKS, env vars, profiles).
+
+Exit status: 0 published (with --wait: N pods applied); 1 invalid config,
+publish failed, a pod rejected/invalid/timed out, or --wait timed out;
+2 usage error.
+`;
+
+const FLAGS = {
+  "topic-arn": { type: "string" },
+  config: { type: "string" },
+  revision: { type: "string" },
+  "config-map": { type: "string" },
+  wait: { type: "boolean" },
+  expect: { type: "string" },
+  "status-queue-url": { type: "string" },
+  timeout: { type: "string" },
+  region: { type: "string" },
+  "endpoint-url": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** Test seams of {@link runNotify}. */
+export interface NotifyDeps {
+  env: Record<string, string | undefined>;
+  /** AWS clients (default: built from the flags by createAwsClients; then closed at the end). */
+  clients?: AwsClients;
+  timers?: Timers;
+}
+
+/** Entry point of `sfu-agent notify`; returns the exit code. */
+export function main(argv: string[], io: CommandIo): Promise<number> {
+  return runNotify(argv, io, { env: process.env });
+}
+
+/** `sfu-agent notify` with explicit dependencies; see the module documentation. */
+export async function runNotify(argv: string[], io: CommandIo, deps: NotifyDeps): Promise<number> {
+  const usage = (message: string) => {
+    io.stderr(`sfu-agent notify: ${message}\nTry 'sfu-agent notify --help'.\n`);
+    return 2;
+  };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    return usage((err as Error).message);
+  }
+  if (values.help) {
+    io.stdout(NOTIFY_USAGE);
+    return 0;
+  }
+  const str = (flag: keyof typeof FLAGS): string | null => {
+    const v = values[flag];
+    if (typeof v === "string") return v;
+    const e = deps.env[envName(flag)];
+    return e !== undefined && e !== "" ? e : null;
+  };
+  const topicArn = str("topic-arn");
+  const file = str("config");
+  if (topicArn === null) return usage("--topic-arn is required");
+  if (file === null) return usage("--config is required");
+  const arnError = checkTopicArn(topicArn);
+  if (arnError) return usage(`--topic-arn: ${arnError}`);
+  const configMap = str("config-map");
+  if (configMap !== null && !/^[a-z0-9.-]+\/[a-z0-9.-]+$/.test(configMap)) {
+    return usage(`--config-map: ${JSON.stringify(configMap)} is not NAMESPACE/NAME`);
+  }
+  const revision = str("revision");
+  if (revision !== null && (revision.length === 0 || revision.length > 256))
+    return usage("--revision: 1-256 characters");
+  const wait = values.wait === true || deps.env[envName("wait")] === "true";
+  const expectText = str("expect");
+  const statusQueueUrl = str("status-queue-url");
+  const timeoutText = str("timeout");
+  let expect = 0;
+  let timeoutMs = 300_000;
+  if (wait) {
+    if (expectText === null) return usage("--wait needs --expect N");
+    if (statusQueueUrl === null) return usage("--wait needs --status-queue-url URL");
+    expect = Number(expectText);
+    if (!(Number.isInteger(expect) && expect >= 1))
+      return usage(`--expect: ${JSON.stringify(expectText)} is not a positive integer`);
+    if (timeoutText !== null) {
+      const ms = /^\d+$/.test(timeoutText) ? Number(timeoutText) * 1000 : parseDuration(timeoutText);
+      if (ms === null || ms <= 0)
+        return usage(`--timeout: ${JSON.stringify(timeoutText)} is not a duration (300, 90s, 5m)`);
+      timeoutMs = ms;
+    }
+  } else if (expectText !== null || statusQueueUrl !== null || timeoutText !== null) {
+    return usage("--expect, --status-queue-url and --timeout only apply with --wait");
+  }
+
+  const loaded = await loadConfigFile(file, { checkFiles: false });
+  if (!loaded.ok) {
+    for (const p of loaded.problems) io.stderr(`${formatProblem(loaded.source, p)}\n`);
+    io.stderr(`sfu-agent notify: ${file} is not a valid config (${loaded.code}); nothing published\n`);
+    return 1;
+  }
+  for (const w of loaded.warnings) io.stderr(`${formatProblem(loaded.source, w)}\n`);
+
+  const timers = deps.timers ?? realTimers;
+  const clients =
+    deps.clients ??
+    createAwsClients({ region: str("region") ?? regionFromResource(topicArn), endpointUrl: str("endpoint-url") });
+  try {
+    const issuedAt = new Date(timers.now()).toISOString();
+    const event: ReloadEvent = { type: "sfu-config.reload", revision, hash: loaded.hash, configMap, issuedAt };
+    let messageId: string | undefined;
+    try {
+      messageId = (await clients.sns.send(new PublishCommand({ TopicArn: topicArn, Message: JSON.stringify(event) })))
+        .MessageId;
+    } catch (err) {
+      io.stderr(`sfu-agent notify: publishing to ${topicArn} failed: ${describeError(err)}\n`);
+      return 1;
+    }
+    io.stdout(`published ${loaded.hash} revision=${revision ?? "-"} messageId=${messageId ?? "-"}\n`);
+    if (!wait || statusQueueUrl === null) return 0;
+
+    const start = timers.now();
+    const result = await collectStatuses({
+      sqs: clients.sqs,
+      queueUrl: statusQueueUrl,
+      hash: loaded.hash,
+      expect,
+      // Agents stamp their status after receiving the event; allow a minute of clock skew.
+      notBefore: start - 60_000,
+      deadline: start + timeoutMs,
+      timers,
+      onError: (m) => io.stderr(`sfu-agent notify: ${m}\n`),
+    });
+    if (result.pods.length > 0) io.stdout(formatPodTable(result.pods));
+    const applied = result.pods.filter((p) => p.outcome === "applied").length;
+    if (result.result === "applied") {
+      io.stdout(`${applied}/${expect} pods applied ${loaded.hash}\n`);
+      return 0;
+    }
+    if (result.result === "failed") {
+      const bad = result.pods.filter((p) => p.outcome !== "applied" && p.outcome !== "superseded");
+      io.stderr(
+        `sfu-agent notify: ${bad.map((p) => `${p.pod} ${p.outcome}${p.error ? ` (${p.error.code})` : ""}`).join(", ")}; ${applied}/${expect} applied\n`,
+      );
+      return 1;
+    }
+    io.stderr(
+      `sfu-agent notify: timed out after ${Math.round(timeoutMs / 1000)}s: ${applied}/${expect} pods applied ${loaded.hash}\n`,
+    );
+    return 1;
+  } finally {
+    if (!deps.clients) clients.destroy();
+  }
+}

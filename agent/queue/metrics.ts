@@ -1,0 +1,114 @@
+/**
+ * Prometheus metrics of the SNS/SQS trigger, registered in the agent's
+ * Registry (prefix `sfu_agent_`). Labels are small closed sets: outcomes,
+ * message results and AWS action names; never a hash, pod or message body.
+ */
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+
+/** Result label of `sfu_agent_queue_messages_total`. */
+export type MessageResult = "accepted" | "joined" | "duplicate" | "malformed";
+
+/** The metric objects the queue module updates. */
+export interface QueueMetrics {
+  /** `sfu_agent_settlements_total{outcome}`: reload events settled, by outcome. */
+  settlements: Counter<"outcome">;
+  /** `sfu_agent_settlement_duration_seconds{outcome}`: receive-to-settle time. */
+  settlementDuration: Histogram<"outcome">;
+  /** `sfu_agent_queue_messages_total{result}`: messages received, by what became of them. */
+  messages: Counter<"result">;
+  /** `sfu_agent_sqs_errors_total{operation}`: failed SQS/SNS calls, by API action. */
+  sqsErrors: Counter<"operation">;
+  /** `sfu_agent_queue_pending_settlements`: reload events waiting for the file, the SFU or the timeout. */
+  pending: Gauge;
+  /** `sfu_agent_queue_orphans_deleted_total`: queues of dead pods removed by this agent's sweeper. */
+  orphansDeleted: Counter;
+  /** `sfu_agent_status_events_total{result}`: status events published (`published`) or lost (`failed`). */
+  statusEvents: Counter<"result">;
+}
+
+function once<T>(registry: Registry, name: string, make: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? make();
+}
+
+/** Creates (or reuses, when already registered) the queue metrics in `registry`. */
+export function createQueueMetrics(registry: Registry): QueueMetrics {
+  const registers = [registry];
+  return {
+    settlements: once(
+      registry,
+      "sfu_agent_settlements_total",
+      () =>
+        new Counter({
+          name: "sfu_agent_settlements_total",
+          help: "Reload events settled, by outcome (applied|rejected|invalid|timeout|superseded)",
+          labelNames: ["outcome"],
+          registers,
+        }),
+    ),
+    settlementDuration: once(
+      registry,
+      "sfu_agent_settlement_duration_seconds",
+      () =>
+        new Histogram({
+          name: "sfu_agent_settlement_duration_seconds",
+          help: "Time from receiving a reload event to settling it, by outcome",
+          labelNames: ["outcome"],
+          buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 30, 60, 120, 300, 600],
+          registers,
+        }),
+    ),
+    messages: once(
+      registry,
+      "sfu_agent_queue_messages_total",
+      () =>
+        new Counter({
+          name: "sfu_agent_queue_messages_total",
+          help: "SQS messages received, by result (accepted|joined|duplicate|malformed)",
+          labelNames: ["result"],
+          registers,
+        }),
+    ),
+    sqsErrors: once(
+      registry,
+      "sfu_agent_sqs_errors_total",
+      () =>
+        new Counter({
+          name: "sfu_agent_sqs_errors_total",
+          help: "Failed SQS/SNS API calls, by action",
+          labelNames: ["operation"],
+          registers,
+        }),
+    ),
+    pending: once(
+      registry,
+      "sfu_agent_queue_pending_settlements",
+      () =>
+        new Gauge({
+          name: "sfu_agent_queue_pending_settlements",
+          help: "Reload events waiting for the file swap, the SFU's reply or the propagation timeout",
+          registers,
+        }),
+    ),
+    orphansDeleted: once(
+      registry,
+      "sfu_agent_queue_orphans_deleted_total",
+      () =>
+        new Counter({
+          name: "sfu_agent_queue_orphans_deleted_total",
+          help: "Per-pod queues of dead pods deleted by this agent's sweeper",
+          registers,
+        }),
+    ),
+    statusEvents: once(
+      registry,
+      "sfu_agent_status_events_total",
+      () =>
+        new Counter({
+          name: "sfu_agent_status_events_total",
+          help: "Status events sent to --status-topic-arn, by result (published|failed)",
+          labelNames: ["result"],
+          registers,
+        }),
+    ),
+  };
+}

@@ -1,0 +1,194 @@
+/**
+ * The SQS long-poll loop. Receives up to 10 messages per call (long poll,
+ * `WaitTimeSeconds` 20 by default), hands each to a handler, and implements
+ * the {@link MessageActions} settlement uses (delete, extend visibility).
+ *
+ * Failures never end the loop: every failed call is counted in
+ * `sfu_agent_sqs_errors_total{operation}`, logged, and retried after an
+ * exponential back-off with full jitter. When the queue no longer exists
+ * (deleted by a sweeper after a long outage, or an emulator restart) the
+ * `onQueueMissing` hook re-provisions it. Nothing here touches /readyz: the
+ * agent stays ready on its file watch whatever SQS does.
+ */
+import {
+  ChangeMessageVisibilityCommand,
+  DeleteMessageCommand,
+  ReceiveMessageCommand,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
+import type { Logger } from "pino";
+import { type BackoffOptions, backoffDelay } from "./backoff.ts";
+import { describeError, isAbort, isQueueMissing } from "./errors.ts";
+import type { QueueMetrics } from "./metrics.ts";
+import type { MessageActions, ReceivedMessage } from "./settlement.ts";
+import { sleep, type Timers } from "./timers.ts";
+
+/** Tunables of {@link QueuePoller}. */
+export interface PollerOptions {
+  /** Long-poll wait per ReceiveMessage, 0-20 s. */
+  waitTimeSeconds: number;
+  /** Visibility timeout requested on receive, seconds. */
+  visibilityTimeoutSeconds: number;
+  /** Back-off after failed calls. */
+  backoff: BackoffOptions;
+}
+
+/** Long-polls one queue; see the module documentation. */
+export class QueuePoller implements MessageActions {
+  readonly #sqs: SQSClient;
+  readonly #queueUrl: () => string | null;
+  readonly #logger: Logger;
+  readonly #metrics: QueueMetrics;
+  readonly #timers: Timers;
+  readonly #random: () => number;
+  readonly #onMessage: (m: ReceivedMessage) => void;
+  readonly #onQueueMissing: (() => Promise<void>) | null;
+  readonly #options: PollerOptions;
+  #abort: AbortController | null = null;
+  #loop: Promise<void> | null = null;
+  #failures = 0;
+
+  constructor(deps: {
+    sqs: SQSClient;
+    /** The queue URL to poll (may change after re-provisioning); null while unknown. */
+    queueUrl: () => string | null;
+    logger: Logger;
+    metrics: QueueMetrics;
+    timers: Timers;
+    random?: () => number;
+    onMessage: (m: ReceivedMessage) => void;
+    onQueueMissing?: () => Promise<void>;
+    options: PollerOptions;
+  }) {
+    const o = deps.options;
+    if (!(Number.isInteger(o.waitTimeSeconds) && o.waitTimeSeconds >= 0 && o.waitTimeSeconds <= 20)) {
+      throw new RangeError(`waitTimeSeconds must be an integer 0..20, got ${o.waitTimeSeconds}`);
+    }
+    if (!(o.backoff.baseMs > 0 && o.backoff.maxMs >= o.backoff.baseMs)) {
+      throw new RangeError(`backoff needs 0 < baseMs <= maxMs, got ${o.backoff.baseMs}/${o.backoff.maxMs}`);
+    }
+    this.#sqs = deps.sqs;
+    this.#queueUrl = deps.queueUrl;
+    this.#logger = deps.logger;
+    this.#metrics = deps.metrics;
+    this.#timers = deps.timers;
+    this.#random = deps.random ?? Math.random;
+    this.#onMessage = deps.onMessage;
+    this.#onQueueMissing = deps.onQueueMissing ?? null;
+    this.#options = o;
+  }
+
+  /** Consecutive failed receive calls (0 when the last one succeeded). */
+  get consecutiveFailures(): number {
+    return this.#failures;
+  }
+
+  /** Starts the loop. Idempotent. */
+  start(): void {
+    if (this.#loop) return;
+    this.#abort = new AbortController();
+    this.#loop = this.#run(this.#abort.signal);
+  }
+
+  /** Aborts the in-flight long poll and any back-off sleep; resolves when the loop has ended. */
+  async stop(): Promise<void> {
+    this.#abort?.abort();
+    await this.#loop;
+    this.#loop = null;
+    this.#abort = null;
+  }
+
+  async #run(signal: AbortSignal): Promise<void> {
+    let lost = false;
+    while (!signal.aborted) {
+      const url = this.#queueUrl();
+      if (url === null || lost) {
+        if (this.#onQueueMissing) {
+          try {
+            await this.#onQueueMissing();
+            lost = false;
+            continue;
+          } catch (err) {
+            if (signal.aborted) break;
+            await this.#backOff(signal, err, "provisioning the queue failed");
+            continue;
+          }
+        }
+        if (url === null) {
+          await this.#backOff(signal, null, "no queue URL");
+          continue;
+        }
+      }
+      try {
+        const res = await this.#sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: url,
+            MaxNumberOfMessages: 10,
+            WaitTimeSeconds: this.#options.waitTimeSeconds,
+            VisibilityTimeout: this.#options.visibilityTimeoutSeconds,
+          }),
+          { abortSignal: signal },
+        );
+        if (this.#failures > 0) this.#logger.info({ failures: this.#failures }, "SQS receive recovered");
+        this.#failures = 0;
+        for (const m of res.Messages ?? []) {
+          if (!m.ReceiptHandle) continue;
+          this.#onMessage({
+            messageId: m.MessageId ?? m.ReceiptHandle,
+            receiptHandle: m.ReceiptHandle,
+            body: m.Body ?? "",
+          });
+        }
+      } catch (err) {
+        if (signal.aborted || isAbort(err)) break;
+        this.#metrics.sqsErrors.inc({ operation: "ReceiveMessage" });
+        if (isQueueMissing(err)) lost = true;
+        await this.#backOff(signal, err, "SQS receive failed");
+      }
+    }
+  }
+
+  async #backOff(signal: AbortSignal, err: unknown, what: string): Promise<void> {
+    const attempt = this.#failures++;
+    const delay = backoffDelay(attempt, this.#options.backoff, this.#random);
+    // Log the first failure and then every 10th, so an outage does not flood the log.
+    const quiet = isAbort(err) || (err as { code?: unknown } | null)?.code === "QUEUE_STOPPED"; // shutting down
+    const level = quiet ? "debug" : attempt === 0 || attempt % 10 === 0 ? "warn" : "debug";
+    this.#logger[level]({ err: err ? describeError(err) : null, attempt, delayMs: delay }, `${what}; backing off`);
+    await sleep(this.#timers, delay, signal);
+  }
+
+  /** Deletes messages; failures are counted and logged (the message then reappears and is deduplicated). */
+  async delete(receiptHandles: string[]): Promise<void> {
+    const url = this.#queueUrl();
+    if (url === null) return;
+    await Promise.all(
+      receiptHandles.map(async (ReceiptHandle) => {
+        try {
+          await this.#sqs.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle }));
+        } catch (err) {
+          this.#metrics.sqsErrors.inc({ operation: "DeleteMessage" });
+          this.#logger.warn({ err: describeError(err) }, "SQS DeleteMessage failed");
+        }
+      }),
+    );
+  }
+
+  /** Extends the visibility of held messages; failures are counted and logged. */
+  async extend(receiptHandles: string[], seconds: number): Promise<void> {
+    const url = this.#queueUrl();
+    if (url === null) return;
+    await Promise.all(
+      receiptHandles.map(async (ReceiptHandle) => {
+        try {
+          await this.#sqs.send(
+            new ChangeMessageVisibilityCommand({ QueueUrl: url, ReceiptHandle, VisibilityTimeout: seconds }),
+          );
+        } catch (err) {
+          this.#metrics.sqsErrors.inc({ operation: "ChangeMessageVisibility" });
+          this.#logger.warn({ err: describeError(err) }, "SQS ChangeMessageVisibility failed");
+        }
+      }),
+    );
+  }
+}

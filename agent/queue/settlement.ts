@@ -1,0 +1,417 @@
+/**
+ * Propagation-aware settlement of reload events (issue 5, DESIGN.md section 1).
+ *
+ * A reload event says "Git now wants config hash H". The mounted file is the
+ * source of truth and usually changes 60-120 s *after* the event arrives (the
+ * kubelet's ConfigMap sync), so an event is held, its SQS message kept
+ * invisible, until one of these settles it:
+ *
+ * | what happens                                                   | outcome      |
+ * |----------------------------------------------------------------|--------------|
+ * | the file has H and the SFU acked H                             | `applied`    |
+ * | the file has H and the SFU nacked H                            | `rejected`   |
+ * | the file changes to invalid content before reaching H          | `invalid`    |
+ * | the file changes to another valid hash (before or after H)     | `superseded` |
+ * | the file already has a hash announced by a *newer* event       | `superseded` |
+ * | none of the above within the propagation timeout               | `timeout`    |
+ *
+ * The push itself is the agent's (file watch -> store -> push server); this
+ * module only observes the store. So a duplicate event (at-least-once
+ * delivery, a PostSync hook firing with no change) never causes a second
+ * push: redeliveries of a message or event already settled are deleted as
+ * no-ops, a second event for a hash already waiting joins that wait, and a
+ * new event for the hash already applied settles `applied` at once.
+ * Malformed bodies can never succeed: they are deleted and counted.
+ *
+ * Pure logic over injected time ({@link Timers}) and an injected message sink,
+ * so the state machine is unit-tested without SQS or real waiting.
+ */
+import type { Logger } from "pino";
+import { parseReloadEvent } from "../../protocol/messages.ts";
+import type { SettlementOutcome } from "../../protocol/messages-schema.ts";
+import type { MessageResult, QueueMetrics } from "./metrics.ts";
+import type { TimerHandle, Timers } from "./timers.ts";
+
+/** Error details as the store reports them. */
+export interface StoreErrorInfo {
+  code: string;
+  message: string;
+  at?: string;
+}
+
+/** The store events settlement reacts to (a structural subset of the agent's `StoreEvent`). */
+export interface SettlementStoreEvent {
+  type: string;
+  hash?: string | null;
+  version?: number;
+  error?: StoreErrorInfo;
+}
+
+/** One settlement, as recorded in the store (/status `settlements`) and published as a status event. */
+export interface SettlementRecord {
+  revision: string | null;
+  hash: string;
+  version: number | null;
+  outcome: SettlementOutcome;
+  error: { code: string; message: string } | null;
+  at: string;
+}
+
+/** What settlement needs from the agent's SnapshotStore (store-contract.md). */
+export interface SettlementStore {
+  fileHash(): string | null;
+  applied(): { version: number; hash: string } | null;
+  desired(): { version: number; hash: string } | null;
+  rejection(hash: string): StoreErrorInfo | null;
+  setRevision(hash: string, revision: string | null): void;
+  recordSettlement(s: SettlementRecord): void;
+  subscribe(listener: (e: SettlementStoreEvent) => void): () => void;
+}
+
+/** A received SQS message. */
+export interface ReceivedMessage {
+  messageId: string;
+  receiptHandle: string;
+  body: string;
+}
+
+/** How settlement acts on SQS messages (implemented by the poller). Implementations log and count their own errors. */
+export interface MessageActions {
+  /** Deletes the messages (settled or malformed). */
+  delete(receiptHandles: string[]): Promise<void>;
+  /** Keeps the messages invisible for `seconds` more. */
+  extend(receiptHandles: string[], seconds: number): Promise<void>;
+}
+
+/** Tunables of {@link Settler}. */
+export interface SettlerOptions {
+  /** How long an event may wait for the file and the SFU before settling `timeout`. */
+  propagationTimeoutMs: number;
+  /** Visibility timeout messages are received with; held messages are extended every half of it. */
+  visibilityTimeoutSeconds: number;
+  /** How many settled message ids / events are remembered for duplicate detection (default 1024). */
+  dedupeCapacity?: number;
+  /**
+   * Interval of a re-check of every wait against the store's state (default
+   * 1000 ms), a safety net for state changes that emit no event (an SFU
+   * reconnecting with `hello.applied` already at the awaited hash).
+   */
+  recheckMs?: number;
+}
+
+interface Waiter {
+  hash: string;
+  revision: string | null;
+  receivedAt: number;
+  initialFileHash: string | null;
+  sawFile: boolean;
+  ackTimedOut: boolean;
+  keys: Set<string>;
+  /** messageId -> latest receipt handle. */
+  messages: Map<string, string>;
+  timeout: TimerHandle;
+  extend: TimerHandle;
+}
+
+type Verdict = { outcome: SettlementOutcome; version: number | null; error: { code: string; message: string } | null };
+
+/** Holds reload events until they settle; see the module documentation. */
+export class Settler {
+  readonly #store: SettlementStore;
+  readonly #timers: Timers;
+  readonly #logger: Logger;
+  readonly #metrics: QueueMetrics;
+  readonly #actions: MessageActions;
+  readonly #onSettled: (record: SettlementRecord) => void;
+  readonly #options: Required<SettlerOptions>;
+  readonly #waiters = new Map<string, Waiter>();
+  /** Keys (`msg:<id>`, `evt:<hash>|<revision>|<issuedAt>`) of settled work, oldest first. */
+  readonly #settled = new Set<string>();
+  /** Newest `issuedAt` (ms) seen per hash. */
+  readonly #issued = new Map<string, number>();
+  #unsubscribe: (() => void) | null = null;
+  #recheck: TimerHandle = null;
+
+  constructor(deps: {
+    store: SettlementStore;
+    timers: Timers;
+    logger: Logger;
+    metrics: QueueMetrics;
+    actions: MessageActions;
+    onSettled?: (record: SettlementRecord) => void;
+    options: SettlerOptions;
+  }) {
+    const o = deps.options;
+    if (!(Number.isFinite(o.propagationTimeoutMs) && o.propagationTimeoutMs > 0)) {
+      throw new RangeError(`propagationTimeoutMs must be > 0, got ${o.propagationTimeoutMs}`);
+    }
+    if (!(Number.isInteger(o.visibilityTimeoutSeconds) && o.visibilityTimeoutSeconds >= 2)) {
+      throw new RangeError(`visibilityTimeoutSeconds must be an integer >= 2, got ${o.visibilityTimeoutSeconds}`);
+    }
+    this.#store = deps.store;
+    this.#timers = deps.timers;
+    this.#logger = deps.logger;
+    this.#metrics = deps.metrics;
+    this.#actions = deps.actions;
+    this.#onSettled = deps.onSettled ?? (() => {});
+    this.#options = { dedupeCapacity: 1024, recheckMs: 1000, ...o };
+  }
+
+  /** Subscribes to the store. Idempotent. */
+  start(): void {
+    if (this.#unsubscribe) return;
+    this.#unsubscribe = this.#store.subscribe((e) => this.#onStoreEvent(e));
+  }
+
+  /** Unsubscribes and drops every wait without settling it; held messages become visible again. */
+  stop(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
+    for (const w of this.#waiters.values()) this.#clearTimers(w);
+    this.#waiters.clear();
+    this.#timers.clearTimeout(this.#recheck);
+    this.#recheck = null;
+    this.#metrics.pending.set(0);
+  }
+
+  /** Hashes currently waiting to settle. */
+  pendingHashes(): string[] {
+    return [...this.#waiters.keys()];
+  }
+
+  /**
+   * Takes one received message: deletes it when malformed or a duplicate of
+   * settled work, joins it to a wait for the same hash, or starts a new wait
+   * (which may settle at once). Returns what became of it. Never throws.
+   */
+  handle(message: ReceivedMessage): MessageResult {
+    const result = this.#handle(message);
+    this.#metrics.messages.inc({ result });
+    return result;
+  }
+
+  #handle(message: ReceivedMessage): MessageResult {
+    const msgKey = `msg:${message.messageId}`;
+    if (this.#settled.has(msgKey)) {
+      this.#delete([message.receiptHandle]);
+      return "duplicate";
+    }
+    const parsed = parseReloadEvent(message.body);
+    if (!parsed.ok) {
+      this.#logger.warn(
+        { messageId: message.messageId, bytes: Buffer.byteLength(message.body, "utf8"), reason: parsed.reason },
+        "malformed reload event deleted",
+      );
+      this.#delete([message.receiptHandle]);
+      return "malformed";
+    }
+    const ev = parsed.event;
+    const revision = ev.revision ?? null;
+    const evKey = `evt:${ev.hash}|${revision}|${ev.issuedAt}`;
+    if (this.#settled.has(evKey)) {
+      this.#remember(msgKey);
+      this.#delete([message.receiptHandle]);
+      return "duplicate";
+    }
+    const issuedAt = Date.parse(ev.issuedAt);
+    if (Number.isFinite(issuedAt) && issuedAt > (this.#issued.get(ev.hash) ?? -Infinity)) {
+      this.#issued.set(ev.hash, issuedAt);
+      if (this.#issued.size > this.#options.dedupeCapacity) this.#issued.delete(this.#issued.keys().next().value!);
+    }
+    const existing = this.#waiters.get(ev.hash);
+    if (existing) {
+      const repeat = existing.messages.has(message.messageId) || existing.keys.has(evKey);
+      existing.messages.set(message.messageId, message.receiptHandle);
+      existing.keys.add(evKey);
+      return repeat ? "duplicate" : "joined";
+    }
+    this.#store.setRevision(ev.hash, revision);
+    const now = this.#timers.now();
+    const w: Waiter = {
+      hash: ev.hash,
+      revision,
+      receivedAt: now,
+      initialFileHash: this.#store.fileHash(),
+      sawFile: false,
+      ackTimedOut: false,
+      keys: new Set([evKey]),
+      messages: new Map([[message.messageId, message.receiptHandle]]),
+      timeout: null,
+      extend: null,
+    };
+    this.#logger.info({ hash: ev.hash, revision, configMap: ev.configMap ?? null }, "reload event received");
+    const fh = w.initialFileHash;
+    const fileIssued = fh === null ? undefined : this.#issued.get(fh);
+    const verdict =
+      fh !== null && fh !== ev.hash && fileIssued !== undefined && Number.isFinite(issuedAt) && fileIssued > issuedAt
+        ? this.#verdict(w, "superseded", {
+            code: "SUPERSEDED",
+            message: `a newer event announced ${fh}, now in the file`,
+          })
+        : this.#evaluate(w, null);
+    if (verdict) {
+      this.#settle(w, verdict);
+      return "accepted";
+    }
+    this.#waiters.set(w.hash, w);
+    this.#metrics.pending.set(this.#waiters.size);
+    w.timeout = this.#timers.setTimeout(() => this.#onTimeout(w), this.#options.propagationTimeoutMs);
+    this.#scheduleExtend(w);
+    this.#scheduleRecheck();
+    return "accepted";
+  }
+
+  #scheduleRecheck(): void {
+    if (this.#recheck !== null || this.#waiters.size === 0) return;
+    this.#recheck = this.#timers.setTimeout(() => {
+      this.#recheck = null;
+      this.#onStoreEvent({ type: "recheck" });
+      this.#scheduleRecheck();
+    }, this.#options.recheckMs);
+  }
+
+  #onStoreEvent(e: SettlementStoreEvent): void {
+    for (const w of [...this.#waiters.values()]) {
+      if (e.type === "ack-timeout" && e.hash === w.hash) w.ackTimedOut = true;
+      const verdict = this.#evaluate(w, e);
+      if (verdict) this.#settle(w, verdict);
+    }
+  }
+
+  /** Decides whether `w` settles now, from the store's state and the event that triggered the check. */
+  #evaluate(w: Waiter, trigger: SettlementStoreEvent | null): Verdict | null {
+    if (trigger?.type === "applied" && trigger.hash === w.hash) {
+      return { outcome: "applied", version: trigger.version ?? null, error: null };
+    }
+    if (trigger?.type === "rejected" && trigger.hash === w.hash) {
+      return this.#verdict(
+        w,
+        "rejected",
+        errorOf(trigger.error, "REJECTED", "the SFU rejected the config"),
+        trigger.version,
+      );
+    }
+    const fh = this.#store.fileHash();
+    if (fh === w.hash || (trigger?.type === "desired" && trigger.hash === w.hash)) w.sawFile = true;
+    if (w.sawFile) {
+      const applied = this.#store.applied();
+      if (applied?.hash === w.hash) return { outcome: "applied", version: applied.version, error: null };
+      const rejection = this.#store.rejection(w.hash);
+      if (rejection) return this.#verdict(w, "rejected", errorOf(rejection, "REJECTED", "the SFU rejected the config"));
+      if (fh !== null && fh !== w.hash) {
+        return this.#verdict(w, "superseded", {
+          code: "SUPERSEDED",
+          message: `the file changed to ${fh} before the SFU applied ${w.hash}`,
+        });
+      }
+      return null;
+    }
+    if (trigger?.type === "invalid") {
+      return this.#verdict(
+        w,
+        "invalid",
+        errorOf(trigger.error, "INVALID_CONFIG", "the mounted config file is invalid"),
+      );
+    }
+    if (fh !== null && fh !== w.initialFileHash) {
+      return this.#verdict(w, "superseded", {
+        code: "SUPERSEDED",
+        message: `the file changed to ${fh}, not ${w.hash}`,
+      });
+    }
+    return null;
+  }
+
+  #verdict(
+    w: Waiter,
+    outcome: SettlementOutcome,
+    error: { code: string; message: string } | null,
+    version?: number,
+  ): Verdict {
+    const desired = this.#store.desired();
+    return { outcome, error, version: version ?? (desired?.hash === w.hash ? desired.version : null) };
+  }
+
+  #onTimeout(w: Waiter): void {
+    if (this.#waiters.get(w.hash) !== w) return;
+    const seconds = Math.round(this.#options.propagationTimeoutMs / 1000);
+    const message = w.sawFile
+      ? `the SFU did not acknowledge ${w.hash} within ${seconds}s${w.ackTimedOut ? " (ack timeout)" : ""}`
+      : `the mounted file did not change to ${w.hash} within ${seconds}s`;
+    this.#settle(w, this.#verdict(w, "timeout", { code: "PROPAGATION_TIMEOUT", message }));
+  }
+
+  #scheduleExtend(w: Waiter): void {
+    const seconds = this.#options.visibilityTimeoutSeconds;
+    w.extend = this.#timers.setTimeout(
+      () => {
+        if (this.#waiters.get(w.hash) !== w) return;
+        void this.#actions.extend([...w.messages.values()], seconds);
+        this.#scheduleExtend(w);
+      },
+      (seconds * 1000) / 2,
+    );
+  }
+
+  #clearTimers(w: Waiter): void {
+    this.#timers.clearTimeout(w.timeout);
+    this.#timers.clearTimeout(w.extend);
+  }
+
+  #settle(w: Waiter, verdict: Verdict): void {
+    this.#clearTimers(w);
+    if (this.#waiters.get(w.hash) === w) this.#waiters.delete(w.hash);
+    this.#metrics.pending.set(this.#waiters.size);
+    for (const k of w.keys) this.#remember(k);
+    for (const id of w.messages.keys()) this.#remember(`msg:${id}`);
+    const now = this.#timers.now();
+    const record: SettlementRecord = {
+      revision: w.revision,
+      hash: w.hash,
+      version: verdict.version,
+      outcome: verdict.outcome,
+      error: verdict.error,
+      at: new Date(now).toISOString(),
+    };
+    this.#store.recordSettlement(record);
+    this.#metrics.settlements.inc({ outcome: record.outcome });
+    this.#metrics.settlementDuration.observe({ outcome: record.outcome }, (now - w.receivedAt) / 1000);
+    const log = record.outcome === "applied" || record.outcome === "superseded" ? "info" : "warn";
+    this.#logger[log](
+      {
+        hash: record.hash,
+        revision: record.revision,
+        version: record.version,
+        outcome: record.outcome,
+        error: record.error,
+      },
+      "reload event settled",
+    );
+    try {
+      this.#onSettled(record);
+    } catch (err) {
+      this.#logger.error({ err }, "settlement listener failed");
+    }
+    this.#delete([...w.messages.values()]);
+  }
+
+  #remember(key: string): void {
+    this.#settled.delete(key);
+    this.#settled.add(key);
+    if (this.#settled.size > this.#options.dedupeCapacity * 2) {
+      this.#settled.delete(this.#settled.values().next().value!);
+    }
+  }
+
+  #delete(handles: string[]): void {
+    if (handles.length > 0) void this.#actions.delete(handles);
+  }
+}
+
+function errorOf(
+  e: StoreErrorInfo | undefined | null,
+  code: string,
+  message: string,
+): { code: string; message: string } {
+  return e ? { code: e.code, message: e.message } : { code, message };
+}

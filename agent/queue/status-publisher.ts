@@ -1,0 +1,77 @@
+/**
+ * Publishes one `sfu-config.status` event (DESIGN.md section 5) per
+ * settlement to `--status-topic-arn`, for `sfu-agent notify --wait` and
+ * dashboards. Best effort: a failed publish is logged and counted
+ * (`sfu_agent_status_events_total{result="failed"}`), never retried forever
+ * and never blocks settlement. The event carries outcome, hash, revision and
+ * error code/message: never config values or credentials.
+ */
+import { PublishCommand, type SNSClient } from "@aws-sdk/client-sns";
+import type { Logger } from "pino";
+import type { StatusEvent } from "../../protocol/messages-schema.ts";
+import { describeError } from "./errors.ts";
+import type { QueueMetrics } from "./metrics.ts";
+import type { SettlementRecord } from "./settlement.ts";
+
+/** Builds the status event of a settlement. */
+export function statusEvent(pod: string, s: SettlementRecord): StatusEvent {
+  return {
+    type: "sfu-config.status",
+    pod,
+    revision: s.revision,
+    hash: s.hash,
+    version: s.version,
+    outcome: s.outcome,
+    error: s.error ? { code: s.error.code, message: s.error.message } : null,
+    at: s.at,
+  };
+}
+
+/** Sends status events to one topic; see the module documentation. */
+export class StatusPublisher {
+  readonly #sns: SNSClient;
+  readonly #topicArn: string;
+  readonly #pod: string;
+  readonly #logger: Logger;
+  readonly #metrics: QueueMetrics;
+  readonly #inflight = new Set<Promise<void>>();
+
+  constructor(deps: { sns: SNSClient; topicArn: string; pod: string; logger: Logger; metrics: QueueMetrics }) {
+    this.#sns = deps.sns;
+    this.#topicArn = deps.topicArn;
+    this.#pod = deps.pod;
+    this.#logger = deps.logger;
+    this.#metrics = deps.metrics;
+  }
+
+  /** Publishes the status event of `s` in the background. */
+  publish(s: SettlementRecord): void {
+    const p = this.#send(s).finally(() => this.#inflight.delete(p));
+    this.#inflight.add(p);
+  }
+
+  async #send(s: SettlementRecord): Promise<void> {
+    try {
+      await this.#sns.send(
+        new PublishCommand({ TopicArn: this.#topicArn, Message: JSON.stringify(statusEvent(this.#pod, s)) }),
+      );
+      this.#metrics.statusEvents.inc({ result: "published" });
+    } catch (err) {
+      this.#metrics.statusEvents.inc({ result: "failed" });
+      this.#metrics.sqsErrors.inc({ operation: "Publish" });
+      this.#logger.warn({ err: describeError(err), hash: s.hash }, "status event publish failed");
+    }
+  }
+
+  /** Waits (at most `timeoutMs`) for publishes in flight: called on stop, so the last outcome is not lost. */
+  async flush(timeoutMs = 5_000): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all([...this.#inflight]),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+}

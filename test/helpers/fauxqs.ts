@@ -1,0 +1,62 @@
+/**
+ * fauxqs (a real SNS+SQS server on the AWS wire protocol) in-process for
+ * tests and benchmarks, bound to 127.0.0.1 only. fauxqs's own `startFauxqs`
+ * listens on 0.0.0.0, so this builds its Fastify app with `buildApp` and
+ * listens on loopback itself.
+ *
+ * State is in memory: `stop()` + `restart()` on the same port is an outage
+ * that also loses every queue, topic and subscription (clients must
+ * re-provision, the test re-creates its topics).
+ *
+ * @example
+ * const fx = await startFauxqs();
+ * const clients = createAwsClients({ endpointUrl: fx.endpoint, region: FAUXQS_REGION, credentials: FAUXQS_CREDENTIALS });
+ * await fx.stop();
+ */
+import { buildApp } from "fauxqs";
+
+/** Region fauxqs uses for ARNs and URLs. */
+export const FAUXQS_REGION = "us-east-1";
+/** Account id fauxqs puts in ARNs. */
+export const FAUXQS_ACCOUNT = "000000000000";
+/** Any credentials work; these keep the SDK from searching the default chain. */
+export const FAUXQS_CREDENTIALS = { accessKeyId: "test", secretAccessKey: "test" } as const;
+
+/** A running fauxqs. */
+export interface FauxqsHandle {
+  /** `http://127.0.0.1:<port>`. */
+  endpoint: string;
+  port: number;
+  /** Stops the server (idempotent); state is lost. */
+  stop(): Promise<void>;
+  /** Starts a fresh (empty) server on the same port. */
+  restart(): Promise<void>;
+  /** ARN of a topic named `name` on this server. */
+  topicArn(name: string): string;
+}
+
+/** Starts fauxqs on 127.0.0.1 (port 0 = any free port). */
+export async function startFauxqs(options: { port?: number } = {}): Promise<FauxqsHandle> {
+  let app: ReturnType<typeof buildApp> | null = null;
+  const listen = async (port: number): Promise<number> => {
+    const a = buildApp({ logger: false, defaultRegion: FAUXQS_REGION });
+    const address = await a.listen({ port, host: "127.0.0.1" });
+    app = a;
+    return Number(new URL(address).port);
+  };
+  const port = await listen(options.port ?? 0);
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    port,
+    async stop() {
+      const a = app;
+      app = null;
+      await a?.close();
+    },
+    async restart() {
+      if (app) throw new Error("fauxqs is running");
+      await listen(port);
+    },
+    topicArn: (name) => `arn:aws:sns:${FAUXQS_REGION}:${FAUXQS_ACCOUNT}:${name}`,
+  };
+}

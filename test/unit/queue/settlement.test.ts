@@ -1,0 +1,306 @@
+import assert from "node:assert/strict";
+import { beforeEach, describe, it } from "node:test";
+import pino from "pino";
+import { Registry } from "prom-client";
+import { createQueueMetrics, type QueueMetrics } from "../../../agent/queue/metrics.ts";
+import { type MessageActions, type SettlementRecord, Settler } from "../../../agent/queue/settlement.ts";
+import { SnapshotStore } from "../../../agent/snapshot-store.ts";
+import { loadConfigText } from "../../../protocol/config-loader.ts";
+import type { NormalisedConfigV1 } from "../../../protocol/config-schema.ts";
+import { ManualTimers } from "./manual-timers.ts";
+
+async function config(n: number): Promise<{ config: NormalisedConfigV1; hash: string }> {
+  const r = await loadConfigText(
+    `schemaVersion: 1\nserver: { port: 8080 }\nwebrtc: { icePortRange: [20000, 20100], codecs: [vp8, opus] }\nlimits: { maxRooms: ${n} }\n`,
+  );
+  if (!r.ok) throw new Error("bad fixture");
+  return { config: r.config, hash: r.hash };
+}
+
+const C1 = await config(1);
+const C2 = await config(2);
+const C3 = await config(3);
+
+let seq = 0;
+function event(
+  hash: string,
+  extra: Record<string, unknown> = {},
+): { messageId: string; receiptHandle: string; body: string } {
+  seq++;
+  return {
+    messageId: `m-${seq}`,
+    receiptHandle: `rh-${seq}`,
+    body: JSON.stringify({
+      type: "sfu-config.reload",
+      revision: "rev-1",
+      hash,
+      configMap: "sfu/sfu-config",
+      issuedAt: new Date(Date.parse("2026-11-26T20:59:00Z") + seq).toISOString(),
+      ...extra,
+    }),
+  };
+}
+
+class RecordingActions implements MessageActions {
+  deleted: string[] = [];
+  extended: Array<{ handles: string[]; seconds: number }> = [];
+  async delete(handles: string[]): Promise<void> {
+    this.deleted.push(...handles);
+  }
+  async extend(handles: string[], seconds: number): Promise<void> {
+    this.extended.push({ handles, seconds });
+  }
+}
+
+describe("Settler", () => {
+  let timers: ManualTimers;
+  let store: SnapshotStore;
+  let actions: RecordingActions;
+  let metrics: QueueMetrics;
+  let registry: Registry;
+  let settled: SettlementRecord[];
+  let settler: Settler;
+
+  beforeEach(() => {
+    timers = new ManualTimers();
+    store = new SnapshotStore({ clock: () => new Date(timers.now()) });
+    actions = new RecordingActions();
+    registry = new Registry();
+    metrics = createQueueMetrics(registry);
+    settled = [];
+    settler = new Settler({
+      store,
+      timers,
+      logger: pino({ level: "silent" }),
+      metrics,
+      actions,
+      onSettled: (r) => settled.push(r),
+      options: { propagationTimeoutMs: 300_000, visibilityTimeoutSeconds: 60 },
+    });
+    settler.start();
+  });
+
+  async function metric(name: string, labels: Record<string, string>): Promise<number> {
+    const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
+    const v = (m?.values as Array<{ labels: Record<string, string>; value: number }> | undefined)?.find((x) =>
+      Object.entries(labels).every(([k, val]) => x.labels[k] === val),
+    );
+    return v?.value ?? 0;
+  }
+
+  it("settles applied at once when the file has the hash and the SFU acked it", async () => {
+    const v = store.offerValid(C1.config, C1.hash).version;
+    store.markApplied(v, C1.hash);
+    const m = event(C1.hash);
+    assert.equal(settler.handle(m), "accepted");
+    assert.equal(settled.length, 1);
+    assert.equal(settled[0]?.outcome, "applied");
+    assert.equal(settled[0]?.version, v);
+    assert.equal(settled[0]?.revision, "rev-1");
+    assert.deepEqual(actions.deleted, [m.receiptHandle]);
+    assert.equal(store.settlements().length, 1);
+    assert.equal(await metric("sfu_agent_settlements_total", { outcome: "applied" }), 1);
+    assert.equal(timers.pending, 0);
+  });
+
+  it("holds an event that arrives before the swap, extends its visibility, and settles applied after the ack", async () => {
+    const v1 = store.offerValid(C1.config, C1.hash).version;
+    store.markApplied(v1, C1.hash);
+    const m = event(C2.hash, { revision: "rev-2" });
+    settler.handle(m);
+    assert.deepEqual(settler.pendingHashes(), [C2.hash]);
+    timers.advance(5_000);
+    assert.equal(settled.length, 0);
+    assert.deepEqual(actions.deleted, [], "not deleted before the swap");
+    timers.advance(30_000);
+    assert.deepEqual(actions.extended, [{ handles: [m.receiptHandle], seconds: 60 }]);
+    const { version } = store.offerValid(C2.config, C2.hash);
+    assert.equal(store.desired()?.revision, "rev-2", "the revision reaches the desired snapshot (and the push)");
+    assert.equal(settled.length, 0, "the file has the hash but the SFU has not acked yet");
+    store.markApplied(version, C2.hash);
+    assert.equal(settled[0]?.outcome, "applied");
+    assert.equal(settled[0]?.version, version);
+    assert.deepEqual(actions.deleted, [m.receiptHandle]);
+    assert.equal(await metric("sfu_agent_queue_pending_settlements", {}), 0);
+  });
+
+  it("settles rejected when the SFU nacks the awaited hash", () => {
+    store.offerValid(C1.config, C1.hash);
+    settler.handle(event(C2.hash));
+    const { version } = store.offerValid(C2.config, C2.hash);
+    store.markRejected(version, C2.hash, { code: "RESTART_REQUIRED", message: "server.port changed" });
+    assert.equal(settled[0]?.outcome, "rejected");
+    assert.deepEqual(settled[0]?.error, { code: "RESTART_REQUIRED", message: "server.port changed" });
+    assert.equal(settled[0]?.version, version);
+  });
+
+  it("settles rejected at once when the hash in the file was already nacked", () => {
+    const { version } = store.offerValid(C1.config, C1.hash);
+    store.markRejected(version, C1.hash, { code: "APPLY_FAILED", message: "boom" });
+    settler.handle(event(C1.hash));
+    assert.equal(settled[0]?.outcome, "rejected");
+    assert.equal(settled[0]?.error?.code, "APPLY_FAILED");
+  });
+
+  it("settles timeout after the propagation timeout and deletes the message", () => {
+    store.offerValid(C1.config, C1.hash);
+    const m = event(C2.hash);
+    settler.handle(m);
+    timers.advance(299_999);
+    assert.equal(settled.length, 0);
+    timers.advance(1);
+    assert.equal(settled[0]?.outcome, "timeout");
+    assert.equal(settled[0]?.error?.code, "PROPAGATION_TIMEOUT");
+    assert.match(settled[0]?.error?.message ?? "", /did not change/);
+    assert.deepEqual(actions.deleted, [m.receiptHandle]);
+    assert.equal(timers.pending, 0, "no timers left behind");
+  });
+
+  it("reports a timeout waiting for the SFU differently from one waiting for the file", () => {
+    store.offerValid(C1.config, C1.hash);
+    settler.handle(event(C2.hash));
+    const { version } = store.offerValid(C2.config, C2.hash);
+    store.markAckTimeout(version, C2.hash);
+    timers.advance(300_000);
+    assert.equal(settled[0]?.outcome, "timeout");
+    assert.match(settled[0]?.error?.message ?? "", /SFU did not acknowledge.*ack timeout/);
+  });
+
+  it("settles superseded when the file changes to another valid hash while waiting", () => {
+    store.offerValid(C1.config, C1.hash);
+    settler.handle(event(C2.hash));
+    store.offerValid(C3.config, C3.hash);
+    assert.equal(settled[0]?.outcome, "superseded");
+    assert.equal(settled[0]?.error?.code, "SUPERSEDED");
+  });
+
+  it("settles superseded when the file moves on after reaching the hash but before the ack", () => {
+    store.offerValid(C1.config, C1.hash);
+    settler.handle(event(C2.hash));
+    store.offerValid(C2.config, C2.hash);
+    store.offerValid(C3.config, C3.hash);
+    assert.equal(settled[0]?.outcome, "superseded");
+  });
+
+  it("settles superseded at once when the file holds a hash a newer event announced", () => {
+    store.offerValid(C1.config, C1.hash);
+    const newer = event(C2.hash, { issuedAt: "2026-11-26T20:59:30Z" });
+    const { version } = store.offerValid(C2.config, C2.hash);
+    store.markApplied(version, C2.hash);
+    settler.handle(newer);
+    assert.equal(settled[0]?.outcome, "applied");
+    settler.handle(event(C3.hash, { issuedAt: "2026-11-26T20:59:10Z" }));
+    assert.equal(settled[1]?.outcome, "superseded");
+  });
+
+  it("settles invalid when the file changes to invalid content while waiting", () => {
+    store.offerValid(C1.config, C1.hash);
+    settler.handle(event(C2.hash));
+    store.recordInvalid("sha256:" + "0".repeat(64), {
+      code: "INVALID_CONFIG",
+      message: "config.yaml:3:5: /webrtc: bad",
+    });
+    assert.equal(settled[0]?.outcome, "invalid");
+    assert.deepEqual(settled[0]?.error, { code: "INVALID_CONFIG", message: "config.yaml:3:5: /webrtc: bad" });
+  });
+
+  it("treats redeliveries as no-ops: one wait, one settlement, every copy deleted", async () => {
+    store.offerValid(C1.config, C1.hash);
+    const m = event(C2.hash);
+    assert.equal(settler.handle(m), "accepted");
+    // the same SQS message redelivered (new receipt handle) and the same event published twice
+    assert.equal(settler.handle({ ...m, receiptHandle: "rh-again" }), "duplicate");
+    assert.equal(settler.handle({ ...m, messageId: "other-id", receiptHandle: "rh-other" }), "duplicate");
+    // a different event (another PostSync run) for the same hash joins the wait
+    assert.equal(settler.handle(event(C2.hash)), "joined");
+    const { version } = store.offerValid(C2.config, C2.hash);
+    store.markApplied(version, C2.hash);
+    assert.equal(settled.length, 1);
+    assert.equal(actions.deleted.length, 3);
+    assert.ok(actions.deleted.includes("rh-again") && actions.deleted.includes("rh-other"));
+    // after settling, a late redelivery is deleted without a new settlement
+    assert.equal(settler.handle({ ...m, receiptHandle: "rh-late" }), "duplicate");
+    assert.equal(settled.length, 1);
+    assert.ok(actions.deleted.includes("rh-late"));
+    assert.equal(await metric("sfu_agent_queue_messages_total", { result: "duplicate" }), 3);
+  });
+
+  it("settles a new event for the hash already applied at once (a PostSync with no change)", () => {
+    const { version } = store.offerValid(C1.config, C1.hash);
+    store.markApplied(version, C1.hash);
+    settler.handle(event(C1.hash));
+    settler.handle(event(C1.hash));
+    assert.deepEqual(
+      settled.map((s) => s.outcome),
+      ["applied", "applied"],
+    );
+  });
+
+  it("deletes and counts malformed bodies and keeps going", async () => {
+    for (const body of ["not json", "{}", JSON.stringify({ type: "sfu-config.reload", hash: "md5:x" }), ""]) {
+      assert.equal(settler.handle({ messageId: body, receiptHandle: `rh-${body}`, body }), "malformed");
+    }
+    assert.equal(actions.deleted.length, 4);
+    assert.equal(await metric("sfu_agent_queue_messages_total", { result: "malformed" }), 4);
+    store.offerValid(C1.config, C1.hash);
+    store.markApplied(1, C1.hash);
+    settler.handle(event(C1.hash));
+    assert.equal(settled[0]?.outcome, "applied");
+  });
+
+  it("accepts the SNS envelope as well as raw delivery", () => {
+    const { version } = store.offerValid(C1.config, C1.hash);
+    store.markApplied(version, C1.hash);
+    const raw = event(C1.hash);
+    const wrapped = { ...raw, body: JSON.stringify({ Type: "Notification", MessageId: "x", Message: raw.body }) };
+    assert.equal(settler.handle(wrapped), "accepted");
+    assert.equal(settled[0]?.outcome, "applied");
+  });
+
+  it("notices state that changed without an event on the periodic re-check", () => {
+    store.offerValid(C1.config, C1.hash);
+    settler.handle(event(C2.hash));
+    const { version } = store.offerValid(C2.config, C2.hash);
+    // an SFU reconnecting with hello.applied at the awaited hash emits no event
+    store.adoptSfuApplied({ version, hash: C2.hash });
+    assert.equal(settled.length, 0);
+    timers.advance(1_000);
+    assert.equal(settled[0]?.outcome, "applied");
+  });
+
+  it("waits on several hashes independently", () => {
+    store.offerValid(C1.config, C1.hash);
+    settler.handle(event(C2.hash));
+    settler.handle(event(C3.hash));
+    assert.equal(settler.pendingHashes().length, 2);
+    const { version } = store.offerValid(C3.config, C3.hash);
+    assert.deepEqual(
+      settled.map((s) => [s.hash, s.outcome]),
+      [[C2.hash, "superseded"]],
+    );
+    store.markApplied(version, C3.hash);
+    assert.deepEqual(settled[1] && [settled[1].hash, settled[1].outcome], [C3.hash, "applied"]);
+  });
+
+  it("stop() drops waits without settling or deleting and clears every timer", () => {
+    store.offerValid(C1.config, C1.hash);
+    settler.handle(event(C2.hash));
+    settler.stop();
+    assert.equal(timers.pending, 0);
+    timers.advance(600_000);
+    assert.equal(settled.length, 0);
+    assert.deepEqual(actions.deleted, []);
+  });
+
+  it("checks its options at construction", () => {
+    const deps = { store, timers, logger: pino({ level: "silent" }), metrics, actions };
+    assert.throws(
+      () => new Settler({ ...deps, options: { propagationTimeoutMs: 0, visibilityTimeoutSeconds: 60 } }),
+      RangeError,
+    );
+    assert.throws(
+      () => new Settler({ ...deps, options: { propagationTimeoutMs: 1, visibilityTimeoutSeconds: 1 } }),
+      RangeError,
+    );
+  });
+});
