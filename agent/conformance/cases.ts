@@ -1,0 +1,234 @@
+/**
+ * The scripted conformance cases, in the order they run (issue 8, PROTOCOL.md).
+ * Each case is a pure script over the {@link SuiteContext}; the configs come
+ * from test-configs.ts. Cases that drop the link come last so the earlier
+ * ones share one connection.
+ */
+import { CloseCode } from "../../protocol/close-codes.ts";
+import { SUPPORTED_SCHEMA_VERSIONS } from "../../protocol/config-schema.ts";
+import { configHash } from "../../protocol/hash.ts";
+import type { SfuSession } from "./sfu-session.ts";
+import { type CaseResult, type ConformanceCase, describeClose, type SuiteContext, sameApplied } from "./suite.ts";
+import { hashVector, portChanged, reverseKeys, unsupportedSchema, variant } from "./test-configs.ts";
+
+/**
+ * Shortest delay the kit accepts before re-dial attempt `n` (0-based) after
+ * failed attempts. PROTOCOL.md section 3: `min(30 s, 0.5 s x 2^n)` times a
+ * jitter factor in [0.5, 1], so at least 250 ms x 2^n; the kit allows 10 %
+ * for timer and clock slack.
+ */
+export function minRedialDelayMs(n: number): number {
+  return Math.min(30_000, 500 * 2 ** n) * 0.5 * 0.9;
+}
+/** Dial attempts the reconnect case refuses (HTTP 503) before accepting one. */
+export const REFUSED_REDIALS = 2;
+/** Longest backoff the refused attempts may add (0.5 + 1 + 2 s at most), allowed on top of the step timeout. */
+const REFUSED_BACKOFF_ALLOWANCE_MS = 500 * (2 ** (REFUSED_REDIALS + 1) - 1);
+
+const fail = (reason: string): CaseResult => ({ ok: false, reason });
+const pass = (...notes: string[]): CaseResult => ({ ok: true, notes });
+
+/**
+ * Waits for the SFU to close `session` itself with `code` (after the kit sent
+ * something it must refuse), then for its re-dial, whose hello must report
+ * what it applied.
+ */
+async function expectCloseAndRedial(ctx: SuiteContext, session: SfuSession, code: number, after: string) {
+  const close = await session.waitClosed(ctx.stepTimeoutMs);
+  let closeProblem: string | null = null;
+  if (close === null) {
+    session.close(CloseCode.PROTOCOL_ERROR, "expected the SFU to close");
+    closeProblem = `the SFU did not close the link within ${ctx.stepTimeoutMs} ms after ${after} (expected close ${code})`;
+  } else if (close.byKit) {
+    closeProblem = `the kit had to close the link (${describeClose(close)}) after ${after}`;
+  } else if (close.code !== code) {
+    closeProblem = `the SFU closed with ${describeClose(close)} after ${after}; expected ${code}`;
+  }
+  const redial = await redialed(ctx);
+  if (!redial.ok) return fail(closeProblem ? `${closeProblem}; ${redial.reason}` : redial.reason);
+  return closeProblem ? fail(closeProblem) : pass(...redial.notes);
+}
+
+/** Waits for a re-dial (`extraMs` beyond the step timeout) and checks its hello reports the last acked config. */
+async function redialed(ctx: SuiteContext, extraMs = 0): Promise<CaseResult> {
+  const expected = ctx.applied;
+  const dial = await ctx.live(extraMs);
+  if (!dial.ok) return fail(dial.reason);
+  const applied = dial.session.hello?.applied ?? null;
+  if (!ctx.appliedKnown) {
+    ctx.applied = applied;
+    ctx.appliedKnown = true;
+    return pass(
+      `hello.applied not checked: an earlier config got no valid reply; it reports ${JSON.stringify(applied)}`,
+    );
+  }
+  if (!sameApplied(applied, expected)) {
+    return fail(`hello after re-dial reports applied ${JSON.stringify(applied)}, expected ${JSON.stringify(expected)}`);
+  }
+  return pass();
+}
+
+/** The cases, in order. */
+export const CASES: readonly ConformanceCase[] = [
+  {
+    name: "hello",
+    summary: "the SFU dials in and sends a valid hello first, within 5 s",
+    run: async (ctx) => {
+      const dial = await ctx.server.nextDial(ctx.firstDialTimeoutMs);
+      if (!dial.ok) {
+        if (dial.timeout) ctx.gone = "no SFU ever dialed in";
+        return fail(dial.reason);
+      }
+      ctx.adopt(dial.session);
+      const hello = dial.session.hello!;
+      ctx.applied = hello.applied ?? null;
+      const supported = SUPPORTED_SCHEMA_VERSIONS.filter((v) => hello.schemaVersions.includes(v));
+      if (supported.length === 0) {
+        dial.session.close(CloseCode.UNSUPPORTED_PROTOCOL, "no common schema version");
+        return fail(`hello.schemaVersions ${JSON.stringify(hello.schemaVersions)} lacks 1; kit closed 4007`);
+      }
+      const notes = [`sfu ${hello.sfu.name} ${hello.sfu.version}, hello after ${Math.round(dial.delayMs)} ms`];
+      if (hello.applied)
+        notes.push(`the SFU already runs version ${hello.applied.version}; versions continue above it`);
+      return pass(...notes);
+    },
+  },
+  {
+    name: "config-acked",
+    summary: "a valid config is acked with its nonce, version and hash",
+    run: async (ctx) => {
+      const live = await ctx.live();
+      if (!live.ok) return fail(live.reason);
+      const sent = ctx.push(live.session, variant(ctx.base, ctx.nextSerial()));
+      return ctx.checkAck(await ctx.reply(live.session, sent));
+    },
+  },
+  {
+    name: "nonce-echoed",
+    summary: "replies echo the config's nonce, also when nonces skip values",
+    run: async (ctx) => {
+      const live = await ctx.live();
+      if (!live.ok) return fail(live.reason);
+      const sent = ctx.push(live.session, variant(ctx.base, ctx.nextSerial()), { nonce: live.session.lastNonce + 7 });
+      return ctx.checkAck(await ctx.reply(live.session, sent));
+    },
+  },
+  {
+    name: "restart-required-nacked",
+    summary: "a server.port change (not appliable live) is nacked with a code, RESTART_REQUIRED expected",
+    run: async (ctx) => {
+      const live = await ctx.live();
+      if (!live.ok) return fail(live.reason);
+      const config = portChanged(variant(ctx.base, ctx.nextSerial()));
+      const sent = ctx.push(live.session, config);
+      const reply = await ctx.reply(live.session, sent);
+      const result = ctx.checkNack(reply, null, `a server.port change to ${config.server.port} (it needs a restart)`);
+      if (!result.ok || !reply.ok || reply.message.type !== "nack") return result;
+      const code = reply.message.error.code;
+      return code === "RESTART_REQUIRED" ? pass() : pass(`nacked with ${code}; RESTART_REQUIRED is the expected code`);
+    },
+  },
+  {
+    name: "unsupported-schema-nacked",
+    summary: "a config with schemaVersion 99 is nacked UNSUPPORTED_SCHEMA",
+    run: async (ctx) => {
+      const live = await ctx.live();
+      if (!live.ok) return fail(live.reason);
+      const sent = ctx.push(live.session, unsupportedSchema(variant(ctx.base, ctx.nextSerial())));
+      const reply = await ctx.reply(live.session, sent);
+      return ctx.checkNack(reply, "UNSUPPORTED_SCHEMA", "a schemaVersion 99 config");
+    },
+  },
+  {
+    name: "canonical-hash",
+    summary: "the SFU's canonical JSON hash of a reordered, pretty-printed, non-ASCII config equals the kit's",
+    run: async (ctx) => {
+      const live = await ctx.live();
+      if (!live.ok) return fail(live.reason);
+      const config = hashVector(variant(ctx.base, ctx.nextSerial()));
+      const sent = ctx.push(live.session, config, { wire: reverseKeys(config), pretty: true });
+      const reply = await ctx.reply(live.session, sent);
+      const result = ctx.checkAck(reply);
+      if (result.ok) return result;
+      return fail(
+        `${result.reason} (the canonical JSON sorts keys, has no whitespace, writes non-ASCII, "<>&/" and U+2028 raw; see agent/conformance/README.md)`,
+      );
+    },
+  },
+  {
+    name: "wrong-hash-nacked",
+    summary: "a config whose hash does not match its content is nacked INVALID_CONFIG",
+    run: async (ctx) => {
+      const live = await ctx.live();
+      if (!live.ok) return fail(live.reason);
+      const config = variant(ctx.base, ctx.nextSerial());
+      const sent = ctx.push(live.session, config, { hash: configHash({ not: "this config" }) });
+      const reply = await ctx.reply(live.session, sent);
+      return ctx.checkNack(reply, "INVALID_CONFIG", "a config whose hash does not match it: verify the hash");
+    },
+  },
+  {
+    name: "reconnect-with-backoff",
+    summary: "after the agent drops the link the SFU re-dials with backoff and its hello reports what it applied",
+    run: async (ctx) => {
+      const live = await ctx.live();
+      if (!live.ok) return fail(live.reason);
+      ctx.server.refuseNextDials(REFUSED_REDIALS);
+      const firstAttempt = ctx.server.attempts.length;
+      const droppedAt = ctx.clock();
+      live.session.close(1001, "conformance kit: dropping the link");
+      const result = await redialed(ctx, REFUSED_BACKOFF_ALLOWANCE_MS);
+      ctx.server.refuseNextDials(0);
+      const times = [droppedAt, ...ctx.server.attempts.slice(firstAttempt).map((a) => a.at)];
+      const gaps = times.slice(1).map((t, i) => Math.round(t - times[i]!));
+      if (!result.ok) {
+        const seen = gaps.length === 0 ? "no dial attempt" : `dial attempts ${gaps.join(", ")} ms apart`;
+        return fail(`${result.reason} (after the drop: ${seen})`);
+      }
+      if (gaps.length < REFUSED_REDIALS + 1) {
+        return fail(`expected ${REFUSED_REDIALS} refused attempts before the accepted one, saw ${gaps.length - 1}`);
+      }
+      const early = gaps.findIndex((g, n) => g < minRedialDelayMs(n));
+      if (early !== -1) {
+        return fail(
+          `re-dial attempt ${early} came ${gaps[early]} ms after the previous one, under the ${Math.round(minRedialDelayMs(early))} ms ` +
+            `the backoff allows (gaps ${gaps.join(", ")} ms; PROTOCOL.md: min(30 s, 0.5 s x 2^n) x [0.5, 1])`,
+        );
+      }
+      return pass(...result.notes, `re-dial gaps ${gaps.join(", ")} ms (${REFUSED_REDIALS} refused with HTTP 503)`);
+    },
+  },
+  {
+    name: "malformed-frame-redial",
+    summary: "a frame that is not JSON makes the SFU close 4001 and re-dial, not crash",
+    run: async (ctx) => {
+      const live = await ctx.live();
+      if (!live.ok) return fail(live.reason);
+      live.session.sendRaw('{"type":"config","nonce":');
+      return expectCloseAndRedial(ctx, live.session, CloseCode.BAD_JSON, "a malformed frame");
+    },
+  },
+  {
+    name: "unknown-type-redial",
+    summary: "a frame of an unknown type makes the SFU close 4002 and re-dial",
+    run: async (ctx) => {
+      const live = await ctx.live();
+      if (!live.ok) return fail(live.reason);
+      live.session.send({ type: "conformance-surprise", nonce: live.session.lastNonce + 1 });
+      return expectCloseAndRedial(ctx, live.session, CloseCode.UNKNOWN_TYPE, "a frame of unknown type");
+    },
+  },
+  {
+    name: "stale-nonce-redial",
+    summary: "a config whose nonce did not increase makes the SFU close 4004 and re-dial",
+    run: async (ctx) => {
+      const live = await ctx.live();
+      if (!live.ok) return fail(live.reason);
+      const first = ctx.push(live.session, variant(ctx.base, ctx.nextSerial()));
+      const acked = ctx.checkAck(await ctx.reply(live.session, first));
+      if (!acked.ok) return fail(`setup config not acked: ${acked.reason}`);
+      ctx.push(live.session, variant(ctx.base, ctx.nextSerial()), { nonce: first.nonce });
+      return expectCloseAndRedial(ctx, live.session, CloseCode.BAD_NONCE, `a repeated nonce ${first.nonce}`);
+    },
+  },
+];
