@@ -1,10 +1,12 @@
 /**
  * The agent as one long-running unit: store, metrics, config source, push
- * server, HTTP server and (optionally) the SQS trigger, wired together.
+ * server (WebSocket, the SFU dials in) or HTTP pusher (`push` set: the agent
+ * POSTs to the SFU), HTTP server and (optionally) the SQS trigger, wired
+ * together.
  * `sfu-agent run` builds one from its options; tests start it in-process.
  *
  * Start order: read the token file, store, config source (first read), push
- * server, HTTP server, queue trigger. Stop order (SIGTERM): stop watching,
+ * server or HTTP pusher, HTTP server, queue trigger. Stop order (SIGTERM): stop watching,
  * stop the queue trigger, stop accepting SFU connections and let an
  * unanswered push finish within `drainMs`, close the SFU connection, stop HTTP.
  */
@@ -14,6 +16,7 @@ import { Registry } from "prom-client";
 import { formatProblem } from "../protocol/config-loader.ts";
 import { type ConfigReading, ConfigSource, type ConfigSourceOptions } from "./config-source.ts";
 import { LifecycleError, TokenFileError } from "./errors.ts";
+import { HttpPusher } from "./http-pusher.ts";
 import { HttpServer } from "./http-server.ts";
 import { AgentMetrics } from "./metrics.ts";
 import type { ListenAddress } from "./options.ts";
@@ -30,6 +33,14 @@ export interface AgentOptions {
   listen: ListenAddress;
   http: ListenAddress;
   podName: string;
+  /**
+   * HTTP push mode: POST configs to this URL (see http-pusher.ts); `listen`
+   * is then unused. Null or omitted: WebSocket mode.
+   */
+  push?: string | null;
+  /** HTTP push mode: retry backoff (default 500 ms doubling to 30 s); a test knob. */
+  pushRetry?: { baseMs: number; maxMs: number };
+  /** Token: the SFU must present it (WebSocket), or the agent sends it (HTTP push). */
   tokenFile: string | null;
   ackTimeoutMs: number;
   resyncIntervalMs: number;
@@ -61,6 +72,7 @@ export class Agent {
   readonly #opts: AgentOptions;
   readonly #source: ConfigSource;
   #push: PushServer | null = null;
+  #httpPush: HttpPusher | null = null;
   #http: HttpServer | null = null;
   #queue: QueueTrigger | null = null;
   #unsubscribe: (() => void)[] = [];
@@ -97,17 +109,33 @@ export class Agent {
       if (this.#opts.queue === null) this.#unsubscribe.push(recordWatchSettlements(this.store, this.#deps.clock));
       this.#unsubscribe.push(this.store.subscribe((e) => this.#logEvent(e)));
       await this.#source.start();
-      this.#push = new PushServer(
-        { logger, store: this.store, metrics: this.metrics },
-        {
-          host: this.#opts.listen.host,
-          port: this.#opts.listen.port,
-          token,
-          ackTimeoutMs: this.#opts.ackTimeoutMs,
-          ...(this.#opts.helloTimeoutMs === undefined ? {} : { helloTimeoutMs: this.#opts.helloTimeoutMs }),
-        },
-      );
-      await this.#push.start();
+      if (this.#opts.push) {
+        this.#httpPush = new HttpPusher(
+          { logger, store: this.store, metrics: this.metrics, clock: this.#deps.clock },
+          {
+            url: this.#opts.push,
+            token,
+            ackTimeoutMs: this.#opts.ackTimeoutMs,
+            resyncIntervalMs: this.#opts.resyncIntervalMs,
+            ...(this.#opts.pushRetry === undefined
+              ? {}
+              : { retryBaseMs: this.#opts.pushRetry.baseMs, retryMaxMs: this.#opts.pushRetry.maxMs }),
+          },
+        );
+        await this.#httpPush.start();
+      } else {
+        this.#push = new PushServer(
+          { logger, store: this.store, metrics: this.metrics },
+          {
+            host: this.#opts.listen.host,
+            port: this.#opts.listen.port,
+            token,
+            ackTimeoutMs: this.#opts.ackTimeoutMs,
+            ...(this.#opts.helloTimeoutMs === undefined ? {} : { helloTimeoutMs: this.#opts.helloTimeoutMs }),
+          },
+        );
+        await this.#push.start();
+      }
       this.#http = new HttpServer(
         {
           logger,
@@ -128,7 +156,7 @@ export class Agent {
       }
       this.#state = "running";
       logger.info(
-        { pod: this.#opts.podName, push: this.#push.url, http: this.#http.url, queue: this.status().queue.mode },
+        { pod: this.#opts.podName, push: this.pushUrl, http: this.#http.url, queue: this.status().queue.mode },
         "agent started",
       );
     } catch (err) {
@@ -151,14 +179,16 @@ export class Agent {
       this.#deps.logger.warn({ err }, "queue trigger did not stop cleanly");
     }
     await this.#push?.stop(drainMs);
+    await this.#httpPush?.stop(drainMs);
     await this.#http?.stop();
     for (const u of this.#unsubscribe) u();
     this.#unsubscribe = [];
     this.#deps.logger.info("agent stopped");
   }
 
-  /** `ws://` URL of the push server (after start). */
+  /** `ws://` URL of the push server, or in HTTP push mode the URL pushed to (without query); after start. */
   get pushUrl(): string {
+    if (this.#httpPush) return this.#httpPush.url;
     if (!this.#push) throw new LifecycleError("Agent not started");
     return this.#push.url;
   }
@@ -181,12 +211,14 @@ export class Agent {
       pod: this.#opts.podName,
       path: this.#source.path,
       queue: this.#queue?.status() ?? null,
+      ...(this.#httpPush ? { sfu: this.#httpPush.status() } : {}),
     });
   }
 
-  /** Null when ready (a valid config loaded and the push server listening), else why not. */
+  /** Null when ready (a valid config loaded and the push server listening, or the HTTP pusher running), else why not. */
   notReadyReason(): string | null {
     if (this.store.desired() === null) return `no valid config loaded from ${this.#source.path}`;
+    if (this.#opts.push) return this.#httpPush?.running ? null : "HTTP pusher not running";
     if (!this.#push?.listening) return "push server not listening";
     return null;
   }

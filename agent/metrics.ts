@@ -10,6 +10,19 @@ import type { SnapshotStore } from "./snapshot-store.ts";
 /** Kinds of file-system activity counted by `sfu_agent_watch_events_total`. */
 export type WatchEventKind = "swap" | "file" | "resync";
 
+/** Push transport label of `sfu_agent_push_outcomes_total`. */
+export type PushTransport = "websocket" | "http";
+
+/**
+ * Outcome label of `sfu_agent_push_outcomes_total`: `ack`, `nack`, `timeout`
+ * (both transports); `http_error` (an HTTP status other than 2xx/409/422) and
+ * `unreachable` (connection refused, reset, DNS) over HTTP only.
+ */
+export type PushOutcome = "ack" | "nack" | "timeout" | "http_error" | "unreachable";
+
+/** Every {@link PushOutcome}, for zero-initialising the counter. */
+export const PUSH_OUTCOMES: readonly PushOutcome[] = ["ack", "nack", "timeout", "http_error", "unreachable"];
+
 /** The agent's metric instruments, registered on one Registry. */
 export class AgentMetrics {
   readonly desiredVersion: Gauge;
@@ -22,6 +35,9 @@ export class AgentMetrics {
   readonly watchEvents: Counter<"kind">;
   readonly invalidConfigs: Counter;
   readonly connectionsRefused: Counter<"reason">;
+  readonly pushOutcomes: Counter<"transport" | "outcome">;
+  readonly pushRetries: Counter;
+  readonly appliedChecks: Counter<"result">;
 
   /** Registers every instrument on `registry`; `defaultMetrics` adds prom-client's process metrics (prefixed too). */
   constructor(registry: Registry, options: { defaultMetrics?: boolean } = {}) {
@@ -42,7 +58,11 @@ export class AgentMetrics {
       labelNames: ["outcome"],
       registers,
     });
-    this.pushes = new Counter({ name: "sfu_agent_pushes_total", help: "Config frames sent to the SFU.", registers });
+    this.pushes = new Counter({
+      name: "sfu_agent_pushes_total",
+      help: "Configs sent to the SFU: WebSocket frames, or HTTP POSTs (retries included).",
+      registers,
+    });
     this.pushLatency = new Histogram({
       name: "sfu_agent_push_latency_seconds",
       help: "Time from sending a config to the SFU's ack or nack.",
@@ -51,7 +71,7 @@ export class AgentMetrics {
     });
     this.sfuConnected = new Gauge({
       name: "sfu_agent_sfu_connected",
-      help: "1 while an SFU is connected (after its hello), else 0.",
+      help: "1 while an SFU is connected (after its hello; HTTP mode: the last request was answered), else 0.",
       registers,
     });
     this.lastSuccess = new Gauge({
@@ -76,11 +96,37 @@ export class AgentMetrics {
       labelNames: ["reason"],
       registers,
     });
+    this.pushOutcomes = new Counter({
+      name: "sfu_agent_push_outcomes_total",
+      help: "Answers to single pushes by transport (websocket, http) and outcome (ack, nack, timeout, http_error, unreachable).",
+      labelNames: ["transport", "outcome"],
+      registers,
+    });
+    this.pushRetries = new Counter({
+      name: "sfu_agent_push_retries_total",
+      help: "HTTP push mode: retries scheduled after a failed request (backoff), GET of the applied state included.",
+      registers,
+    });
+    this.appliedChecks = new Counter({
+      name: "sfu_agent_applied_checks_total",
+      help: "HTTP push mode: GET of the SFU's applied state, by result (ok, unsupported, failed).",
+      labelNames: ["result"],
+      registers,
+    });
     for (const o of ["applied", "rejected", "invalid", "timeout"]) this.reloads.inc({ outcome: o }, 0);
     for (const k of ["swap", "file", "resync"]) this.watchEvents.inc({ kind: k }, 0);
     if (options.defaultMetrics) {
       // A coarse event-loop monitor keeps idle CPU near zero (the default samples every 10 ms).
       collectDefaultMetrics({ register: registry, prefix: "sfu_agent_", eventLoopMonitoringPrecision: 100 });
+    }
+  }
+
+  /** Zero-initialises the push outcome series of `transport` so dashboards see them before the first push. */
+  initPushOutcomes(transport: PushTransport): void {
+    for (const outcome of PUSH_OUTCOMES) {
+      if (transport === "http" || (outcome !== "http_error" && outcome !== "unreachable")) {
+        this.pushOutcomes.inc({ transport, outcome }, 0);
+      }
     }
   }
 

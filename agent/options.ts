@@ -9,6 +9,7 @@ import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { LOG_LEVELS, type LogLevel } from "../protocol/config-schema.ts";
 import { OptionsError } from "./errors.ts";
+import { checkPushUrl } from "./http-push-wire.ts";
 
 /** A `host:port` pair to listen on. */
 export interface ListenAddress {
@@ -22,8 +23,10 @@ export interface RunOptions {
   configDir: string;
   /** Key (file name) of the config inside `configDir`. */
   configKey: string;
-  /** Address of the WebSocket push server the SFU dials. */
+  /** Address of the WebSocket push server the SFU dials (unused with `push`). */
   listen: ListenAddress;
+  /** HTTP push mode: the URL configs are POSTed to; null = WebSocket mode (the SFU dials `listen`). */
+  push: string | null;
   /** Address of the HTTP server (/healthz, /readyz, /metrics, /status). */
   http: ListenAddress;
   /** SNS topic: per-pod queue mode. */
@@ -36,7 +39,7 @@ export interface RunOptions {
   queuePrefix: string;
   region: string | null;
   endpointUrl: string | null;
-  /** File holding the shared token the SFU must send as `Authorization: Bearer <token>`. */
+  /** File holding the shared token sent as `Authorization: Bearer <token>`: by the SFU (WebSocket mode) or by the agent (HTTP push mode). */
   tokenFile: string | null;
   ackTimeoutMs: number;
   propagationTimeoutMs: number;
@@ -50,6 +53,7 @@ export const RUN_FLAGS = [
   ["config-dir", "/etc/sfu", "directory of the mounted ConfigMap (watched for the ..data swap)"],
   ["config-key", "config.yaml", "file name of the config inside --config-dir"],
   ["listen", "127.0.0.1:7070", "host:port of the WebSocket push server the SFU dials"],
+  ["push", "", "HTTP push mode: POST each config to this http(s) URL instead of waiting for the SFU to dial --listen"],
   ["http", "0.0.0.0:9090", "host:port of /healthz, /readyz, /metrics, /status"],
   ["topic-arn", "", "SNS topic ARN: per-pod SQS queue mode"],
   ["queue-url", "", "one given SQS queue URL (instead of --topic-arn)"],
@@ -58,10 +62,18 @@ export const RUN_FLAGS = [
   ["queue-prefix", "sfu-config-", "name prefix of per-pod queues"],
   ["region", "", "AWS region (default: the SDK's)"],
   ["endpoint-url", "", "AWS endpoint override (e.g. a local SNS/SQS)"],
-  ["token-file", "", "file with a shared token the SFU must present (Authorization: Bearer)"],
-  ["ack-timeout", "10s", "how long to wait for the SFU's ack/nack of a push"],
+  [
+    "token-file",
+    "",
+    "file with a shared token (Authorization: Bearer): the SFU presents it, or with --push the agent sends it",
+  ],
+  ["ack-timeout", "10s", "how long to wait for the SFU's ack/nack of a push (with --push: per HTTP request)"],
   ["propagation-timeout", "300s", "how long a reload event waits for the kubelet to update the file"],
-  ["resync-interval", "60s", "safety-net re-read of the config file"],
+  [
+    "resync-interval",
+    "60s",
+    "safety-net re-read of the config file (with --push: also re-check of the SFU's applied state)",
+  ],
   ["log-level", "info", `log level: ${LOG_LEVELS.join("|")}`],
 ] as const;
 
@@ -177,6 +189,7 @@ export function parseRunOptions(
     configDir: str("config-dir", "/etc/sfu") as string,
     configKey,
     listen: address("listen", "127.0.0.1:7070"),
+    push: str("push", null),
     http: address("http", "0.0.0.0:9090"),
     topicArn: str("topic-arn", null),
     queueUrl: str("queue-url", null),
@@ -193,6 +206,15 @@ export function parseRunOptions(
   };
   if (options.topicArn !== null && options.queueUrl !== null) {
     errors.push("--topic-arn and --queue-url are exclusive: give one (per-pod queues or one given queue), not both");
+  }
+  if (options.push !== null) {
+    const checked = checkPushUrl(options.push);
+    if (typeof checked === "string") errors.push(`${raw("push")?.from}: ${checked}`);
+    if (raw("listen") !== null) {
+      errors.push(
+        `${raw("listen")?.from} and ${raw("push")?.from} are exclusive: the SFU dials the agent, or the agent POSTs to the SFU`,
+      );
+    }
   }
   if (options.endpointUrl !== null && !/^https?:\/\/\S+$/.test(options.endpointUrl)) {
     errors.push(`${raw("endpoint-url")?.from}: ${JSON.stringify(options.endpointUrl)} is not an http(s) URL`);

@@ -21,7 +21,9 @@
  * is then abandoned (a newer config may be pushed; the same hash is not
  * re-sent on this connection); stale replies (an older nonce) are ignored;
  * a never-issued nonce closes with 4004; bad frames close with the 4xxx code
- * protocol/messages.ts chooses.
+ * protocol/messages.ts chooses. The delivery bookkeeping (latest wins, no
+ * re-push of the applied hash, no NACK loop, outcome recording) is the
+ * {@link PushLedger} shared with the HTTP pusher; one ledger per connection.
  */
 import { timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
@@ -33,7 +35,6 @@ import { CloseCode } from "../protocol/close-codes.ts";
 import { closeReason, parseSfuFrame } from "../protocol/messages.ts";
 import {
   type AckMessage,
-  type ConfigMessage,
   type HelloMessage,
   MAX_FRAME_BYTES,
   type NackMessage,
@@ -41,6 +42,7 @@ import {
 } from "../protocol/messages-schema.ts";
 import { LifecycleError, ListenError } from "./errors.ts";
 import type { AgentMetrics } from "./metrics.ts";
+import { configMessage, PushLedger } from "./push-ledger.ts";
 import type { SnapshotStore } from "./snapshot-store.ts";
 
 /** Options of {@link PushServer}; see {@link PUSH_SERVER_DEFAULTS}. */
@@ -123,6 +125,7 @@ export class PushServer {
       });
     });
     this.#state = "listening";
+    this.#deps.metrics?.initPushOutcomes("websocket");
     this.#unsubscribe = this.#deps.store.subscribe((e) => {
       if (e.type === "desired") this.#session?.maybePush();
     });
@@ -251,15 +254,13 @@ export class SfuSession {
   readonly #deps: PushServerDeps;
   readonly #ws: WebSocket;
   readonly #opts: { ackTimeoutMs: number; helloTimeoutMs: number };
-  readonly #nacked = new Set<string>();
+  readonly #ledger: PushLedger;
   readonly #abandoned = new Set<string>();
   readonly #log: Logger;
   #hello: HelloMessage | null = null;
   #helloTimer: NodeJS.Timeout | null;
   #lastNonce = 0;
   #inFlight: InFlight | null = null;
-  /** What this SFU runs: from hello.applied, then from acks. */
-  #sfuApplied: { version: number; hash: string } | null = null;
   #drainWaiters: (() => void)[] = [];
   #open = true;
 
@@ -267,6 +268,7 @@ export class SfuSession {
     this.#deps = deps;
     this.#ws = ws;
     this.#opts = opts;
+    this.#ledger = new PushLedger({ store: deps.store, metrics: deps.metrics, transport: "websocket" });
     this.#log = deps.logger.child({ component: "push" });
     this.closed = new Promise((resolve) => {
       ws.on("close", (code, reason) => {
@@ -321,21 +323,11 @@ export class SfuSession {
   maybePush(): void {
     if (!this.#open || this.#hello === null) return;
     if (this.#inFlight !== null && !this.#inFlight.timedOut) return; // latest wins at reply time
-    const d = this.#deps.store.desired();
+    // Not an abandoned hash, nor the timed-out one (it may still be answered late).
+    const d = this.#ledger.next((hash) => this.#abandoned.has(hash) || this.#inFlight?.hash === hash);
     if (d === null) return;
-    if (this.#sfuApplied?.hash === d.hash) return;
-    if (this.#nacked.has(d.hash) || this.#abandoned.has(d.hash)) return;
-    if (this.#inFlight?.hash === d.hash) return; // timed out, still possibly answered late
     const nonce = ++this.#lastNonce;
-    const msg: ConfigMessage = {
-      type: "config",
-      nonce,
-      version: d.version,
-      hash: d.hash,
-      revision: d.revision,
-      schemaVersion: d.config.schemaVersion,
-      config: d.config as unknown as ConfigMessage["config"],
-    };
+    const msg = configMessage(d, nonce);
     if (this.#inFlight?.timedOut) this.#abandoned.add(this.#inFlight.hash);
     const inFlight: InFlight = {
       nonce,
@@ -348,7 +340,7 @@ export class SfuSession {
     inFlight.timer = setTimeout(() => this.#onAckTimeout(inFlight), this.#opts.ackTimeoutMs);
     this.#inFlight = inFlight;
     this.#ws.send(JSON.stringify(msg));
-    this.#deps.metrics?.pushes.inc();
+    this.#ledger.recordSent();
     this.#log.info({ nonce, version: d.version, hash: d.hash, revision: d.revision }, "pushed config");
   }
 
@@ -360,7 +352,7 @@ export class SfuSession {
       { nonce: inFlight.nonce, version: inFlight.version, hash: inFlight.hash, timeoutMs: this.#opts.ackTimeoutMs },
       "SFU did not answer the push in time; not re-sending it",
     );
-    this.#deps.store.markAckTimeout(inFlight.version, inFlight.hash);
+    this.#ledger.recordTimeout(inFlight.version, inFlight.hash);
     this.#settleDrain();
     this.maybePush();
   }
@@ -407,8 +399,7 @@ export class SfuSession {
     }
     this.#hello = hello;
     const applied = hello.applied as { version: number; hash: string } | null;
-    this.#sfuApplied = applied;
-    this.#deps.store.adoptSfuApplied(applied);
+    this.#ledger.adopt(applied);
     this.#deps.store.setSfu({ connected: true, name: hello.sfu.name, version: hello.sfu.version });
     this.#deps.metrics?.refresh(this.#deps.store);
     this.#log.info({ sfu: hello.sfu.name, sfuVersion: hello.sfu.version, applied }, "SFU hello");
@@ -432,19 +423,16 @@ export class SfuSession {
     if (f.timer) clearTimeout(f.timer);
     this.#inFlight = null;
     const seconds = (performance.now() - f.sentAt) / 1000;
-    this.#deps.metrics?.pushLatency.observe(seconds);
     if (msg.type === "ack") {
-      this.#sfuApplied = { version: f.version, hash: f.hash };
       this.#abandoned.delete(f.hash);
-      this.#deps.store.markApplied(f.version, f.hash);
+      this.#ledger.recordAck(f.version, f.hash, seconds);
       this.#log.info(
         { nonce: f.nonce, version: f.version, hash: f.hash, ms: Math.round(seconds * 1e4) / 10 },
         "SFU applied config",
       );
     } else {
-      this.#nacked.add(f.hash);
       const error = { code: msg.error.code, message: msg.error.message };
-      this.#deps.store.markRejected(f.version, f.hash, error);
+      this.#ledger.recordNack(f.version, f.hash, error, seconds);
       this.#log.warn(
         { nonce: f.nonce, version: f.version, hash: f.hash, error },
         "SFU rejected config; not re-sending it on this connection",

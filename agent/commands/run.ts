@@ -37,6 +37,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
       configDir: options.configDir,
       configKey: options.configKey,
       listen: options.listen,
+      push: options.push,
       http: options.http,
       podName: options.podName,
       tokenFile: options.tokenFile,

@@ -100,6 +100,8 @@ export async function startTestAgent(o: TestAgentOptions = {}): Promise<TestAgen
       queue: null,
       defaultMetrics: false,
       ...(o.helloTimeoutMs === undefined ? {} : { helloTimeoutMs: o.helloTimeoutMs }),
+      ...(o.push === undefined ? {} : { push: o.push }),
+      ...(o.pushRetry === undefined ? {} : { pushRetry: o.pushRetry }),
       ...(o.source === undefined ? {} : { source: o.source }),
     },
   );

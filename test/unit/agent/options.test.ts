@@ -16,6 +16,7 @@ test("defaults follow DESIGN.md section 6", () => {
     configDir: "/etc/sfu",
     configKey: "config.yaml",
     listen: { host: "127.0.0.1", port: 7070 },
+    push: null,
     http: { host: "0.0.0.0", port: 9090 },
     topicArn: null,
     queueUrl: null,
@@ -85,4 +86,33 @@ test("durations and addresses", () => {
 test("usage lists every flag", () => {
   const u = runUsage();
   for (const [name] of RUN_FLAGS) assert.ok(u.includes(`--${name}`), name);
+});
+
+test("--push / SFU_AGENT_PUSH: an http(s) URL without userinfo, exclusive with an explicit --listen", () => {
+  const flag = parseRunOptions(["--push", "http://127.0.0.1:8080/sfu-config"], {});
+  assert.ok(flag.ok);
+  assert.equal(flag.options.push, "http://127.0.0.1:8080/sfu-config");
+  const env = parseRunOptions([], { SFU_AGENT_PUSH: "https://sfu.local/config?x=1" });
+  assert.ok(env.ok);
+  assert.equal(env.options.push, "https://sfu.local/config?x=1");
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [["--push", "ws://127.0.0.1:1/x"], {}, /--push: must be an http:\/\/ or https:\/\/ URL/],
+    [["--push", "not a url"], {}, /--push: "not a url" is not a URL/],
+    [["--push", "http://u:secret@127.0.0.1/x"], {}, /must not carry user:password/],
+    [["--push", "http://127.0.0.1/x#frag"], {}, /fragment/],
+    [["--push", "http://127.0.0.1/x", "--listen", "127.0.0.1:7070"], {}, /--listen and --push are exclusive/],
+    [
+      [],
+      { SFU_AGENT_PUSH: "http://127.0.0.1/x", SFU_AGENT_LISTEN: "127.0.0.1:1" },
+      /SFU_AGENT_LISTEN and SFU_AGENT_PUSH/,
+    ],
+  ];
+  for (const [argv, e, re] of cases) {
+    const r = parseRunOptions(argv, e);
+    assert.equal(r.ok, false, argv.join(" "));
+    if (!r.ok) {
+      assert.match(r.error.message, re);
+      assert.doesNotMatch(r.error.message, /secret/);
+    }
+  }
 });

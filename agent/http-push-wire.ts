@@ -1,0 +1,77 @@
+/**
+ * The wire documents and rules of HTTP push mode (PROTOCOL.md section 12),
+ * as pure functions: the push URL check, the GET applied-state document, the
+ * 409/422 error document, and the retry backoff.
+ */
+import { HASH_PATTERN } from "../protocol/hash.ts";
+import type { AppliedRef, PushError } from "./push-ledger.ts";
+
+const hashRe = new RegExp(HASH_PATTERN);
+
+/**
+ * Delay before retry number `attempt` (0-based) after consecutive failures:
+ * `min(maxMs, baseMs * 2^attempt)` times a uniform factor in [0.5, 1] (the
+ * SFU's reconnect rule of PROTOCOL.md section 3). Never below `baseMs / 2`.
+ */
+export function retryDelay(
+  attempt: number,
+  options: { baseMs: number; maxMs: number },
+  random: () => number = Math.random,
+): number {
+  const ceiling = Math.min(options.maxMs, options.baseMs * 2 ** Math.min(attempt, 40));
+  return Math.round(ceiling * (0.5 + 0.5 * random()));
+}
+
+/**
+ * Checks a push URL: `http:` or `https:`, with a host, without userinfo
+ * (use `--token-file`) or fragment. Returns the URL, or what is wrong with it.
+ */
+export function checkPushUrl(text: string): URL | string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return `${JSON.stringify(text)} is not a URL`;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return "must be an http:// or https:// URL";
+  if (url.hostname === "") return "must name a host";
+  if (url.username !== "" || url.password !== "") return "must not carry user:password (use --token-file)";
+  if (url.hash !== "") return "must not have a #fragment";
+  return url;
+}
+
+/** Parses a GET body `{applied: {version, hash} | null}`; undefined when it is not one. */
+export function parseAppliedDocument(body: Buffer): AppliedRef | null | undefined {
+  const doc = parseJsonObject(body);
+  if (doc === null || !("applied" in doc)) return undefined;
+  const a = doc["applied"];
+  if (a === null) return null;
+  if (typeof a !== "object" || Array.isArray(a)) return undefined;
+  const { version, hash } = a as Record<string, unknown>;
+  if (!Number.isSafeInteger(version) || (version as number) < 0) return undefined;
+  if (typeof hash !== "string" || !hashRe.test(hash)) return undefined;
+  return { version: version as number, hash };
+}
+
+/** Parses a 409/422 body `{code, message, path?}` (or a nack-shaped `{error: {...}}`); null when it is not one. */
+export function parseErrorDocument(body: Buffer): PushError | null {
+  const doc = parseJsonObject(body);
+  if (doc === null) return null;
+  const e = typeof doc["error"] === "object" && doc["error"] !== null ? (doc["error"] as Record<string, unknown>) : doc;
+  const { code, message, path } = e;
+  if (typeof code !== "string" || code.length < 1 || code.length > 64 || typeof message !== "string") return null;
+  return {
+    code,
+    message: message.slice(0, 8192),
+    ...(typeof path === "string" ? { path: path.slice(0, 1024) } : {}),
+  };
+}
+
+function parseJsonObject(body: Buffer): Record<string, unknown> | null {
+  try {
+    const v: unknown = JSON.parse(body.toString("utf8"));
+    return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
