@@ -242,8 +242,8 @@ export class SfuServer {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#unsubscribe?.();
+    await this.signalling.stop(); // first: refuses new sockets while the rest shuts down
     await this.configClient?.stop();
-    await this.signalling.stop();
     await this.rooms.stop();
     this.#http.closeAllConnections();
     await new Promise<void>((resolve) => (this.#listening ? this.#http.close(() => resolve()) : resolve()));

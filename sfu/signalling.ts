@@ -59,9 +59,16 @@ export class SignallingServer {
     this.#pingTimer.unref();
   }
 
-  /** Hands an HTTP upgrade request for `/ws` to the WebSocket server. */
+  #stopping = false;
+
+  /** Hands an HTTP upgrade request for `/ws` to the WebSocket server; refused with 503 once stop() began. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#session(ws));
+    // A client that re-dials at once must not join an SFU that is shutting down.
+    if (this.#stopping) {
+      socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      return;
+    }
+    this.#wss.handleUpgrade(req, socket, head, (ws) => (this.#stopping ? ws.terminate() : this.#session(ws)));
   }
 
   /** Number of open signalling sockets. */
@@ -140,8 +147,9 @@ export class SignallingServer {
     send({ type: "config", config: this.#options.state.applied });
   }
 
-  /** Closes every signalling socket (their participants leave) and stops pings. */
+  /** Refuses new sockets, closes every open one (their participants leave) and stops pings. */
   async stop(): Promise<void> {
+    this.#stopping = true;
     this.#unsubscribe?.();
     clearInterval(this.#pingTimer);
     const closed = [...this.#sockets].map(
