@@ -14,12 +14,14 @@
  * Bounded: about 20-60 s on a 2-core machine. Figures, not assertions.
  * `AGENT_NODE_FLAGS="--max-semi-space-size=1"` passes V8 flags to the agent.
  */
+
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AtomicWriter } from "../test/helpers/atomic-writer.ts";
 import { FakeSfu } from "../test/helpers/fake-sfu.ts";
+import { emitFigures } from "./figures.ts";
 
 const SWAPS_MEASURED = 200;
 const SWAPS_TOTAL = 1_000;
@@ -198,6 +200,15 @@ async function main(): Promise<void> {
     console.log(`  after start        ${agent.idleStart.toFixed(2)} %`);
     console.log(`  after the swaps    ${agent.idleAfter.toFixed(2)} %`);
     console.log(`\ntotal ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    emitFigures("agent-reload", {
+      swap_to_ack_p50_ms: { value: lat.p50, unit: "ms", better: "lower" },
+      swap_to_ack_p99_ms: { value: lat.p99, unit: "ms", better: "lower" },
+      signal_only_baseline_p99_ms: { value: base.p99, unit: "ms" },
+      p99_vs_signal_only_ratio: { value: lat.p99 / base.p99, unit: "x", better: "lower" },
+      rss_after_start_mib: { value: agent.rssStart / 1024, unit: "MiB", better: "lower" },
+      rss_growth_after_swaps_mib: { value: (agent.rssAfter - agent.rssStart) / 1024, unit: "MiB", better: "lower" },
+      idle_cpu_percent: { value: agent.idleAfter, unit: "%", better: "lower" },
+    });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -14,6 +14,7 @@
  *
  * Run: `npm run bench:queue` (or `node bench/queue-fanout.ts [--events 50] [--idle-seconds 60]`).
  */
+
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,6 +35,7 @@ import { loadConfigText } from "../protocol/config-loader.ts";
 import { AtomicWriter } from "../test/helpers/atomic-writer.ts";
 import { FakeSfu } from "../test/helpers/fake-sfu.ts";
 import { FAUXQS_CREDENTIALS, FAUXQS_REGION, type FauxqsHandle, startFauxqs } from "../test/helpers/fauxqs.ts";
+import { emitFigures } from "./figures.ts";
 
 const { values } = parseArgs({
   options: { events: { type: "string", default: "50" }, "idle-seconds": { type: "string", default: "60" } },
@@ -145,7 +147,7 @@ async function until(fn: () => boolean, timeoutMs: number, what: string): Promis
   }
 }
 
-async function fanout(n: number): Promise<void> {
+async function fanout(n: number): Promise<{ p50: number; p99: number }> {
   const fx = await startFauxqs();
   const admin = createAwsClients({
     endpointUrl: fx.endpoint,
@@ -197,9 +199,10 @@ async function fanout(n: number): Promise<void> {
   for (const p of pods) await p.close();
   admin.destroy();
   await fx.stop();
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }
 
-async function idle(n: number): Promise<void> {
+async function idle(n: number): Promise<number> {
   const fx = await startFauxqs();
   const admin = createAwsClients({
     endpointUrl: fx.endpoint,
@@ -242,8 +245,16 @@ async function idle(n: number): Promise<void> {
   for (const p of pods) await p.close();
   admin.destroy();
   await fx.stop();
+  return perPodHour;
 }
 
-await fanout(10);
-await fanout(30);
-await idle(10);
+const n10 = await fanout(10);
+const n30 = await fanout(30);
+const idlePerPodHour = await idle(10);
+emitFigures("queue-fanout", {
+  publish_to_all_applied_n10_p50_ms: { value: n10.p50, unit: "ms", better: "lower" },
+  publish_to_all_applied_n10_p99_ms: { value: n10.p99, unit: "ms", better: "lower" },
+  publish_to_all_applied_n30_p50_ms: { value: n30.p50, unit: "ms", better: "lower" },
+  publish_to_all_applied_n30_p99_ms: { value: n30.p99, unit: "ms", better: "lower" },
+  idle_requests_per_pod_hour: { value: idlePerPodHour, unit: "req/h", better: "lower" },
+});

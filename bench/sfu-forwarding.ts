@@ -13,6 +13,7 @@
  * monitorEventLoopDelay, 1 ms resolution) in a 300 ms window around each
  * apply is compared with equally long windows without one.
  */
+
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
@@ -21,6 +22,7 @@ import { pino } from "pino";
 import { SfuServer } from "../sfu/server.ts";
 import { FakeAgent } from "../test/helpers/fake-agent.ts";
 import { WeriftTestClient } from "../test/helpers/werift-client.ts";
+import { emitFigures } from "./figures.ts";
 
 const MAX_N = Number(process.env.BENCH_MAX_N ?? 40);
 const STEPS = [1, 5, 10, 15, 20, 25, 30, 35, 40].filter((n) => n <= MAX_N);
@@ -56,7 +58,7 @@ async function forwarded(httpUrl: string): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
-async function capacity(): Promise<void> {
+async function capacity(): Promise<{ n: number; packetsOut: number; cpuUsPerPacket: number }> {
   const agent = await FakeAgent.start();
   const child = spawn(process.execPath, ["sfu/cli.ts", "--agent", agent.url, "--port", "0", "--host", "127.0.0.1"], {
     stdio: ["ignore", "pipe", "inherit"],
@@ -89,6 +91,7 @@ async function capacity(): Promise<void> {
   );
   console.log("   N  packets/s out  loss %   SFU CPU %  CPU us/forwarded packet  marginal us/packet");
   let best = 0;
+  let bestRow = { n: 0, packetsOut: 0, cpuUsPerPacket: 0 };
   let prev: { cpuRate: number; fwdRate: number } | null = null;
   try {
     for (const n of STEPS) {
@@ -140,6 +143,7 @@ async function capacity(): Promise<void> {
         break;
       }
       best = n;
+      bestRow = { n, packetsOut: cur.fwdRate, cpuUsPerPacket: (cpu / Math.max(fwd, 1)) * 1e6 };
     }
     console.log(`largest N with <= 1% loss: ${best}${best === STEPS.at(-1) ? " (cap reached)" : ""}`);
   } finally {
@@ -150,9 +154,14 @@ async function capacity(): Promise<void> {
     await new Promise((r) => child.once("exit", r));
     await agent.stop();
   }
+  return bestRow;
 }
 
-async function applyStall(): Promise<void> {
+async function applyStall(): Promise<{
+  applyMaxMs: number;
+  stallWithApplyMedianMs: number;
+  stallWithoutApplyMedianMs: number;
+}> {
   const agent = await FakeAgent.start();
   const server = new SfuServer({
     logger: pino({ level: "warn" }, pino.destination("/dev/null")),
@@ -246,8 +255,26 @@ async function applyStall(): Promise<void> {
   console.log(`  longest event-loop delay, windows without an apply: ${stats(baseMax)}`);
   console.log(`  ConfigApplier.apply() duration:                     ${stats(applyMs)}`);
   console.log(`  push -> ack round trip at the agent:                ${stats(ackMs)}`);
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+  return {
+    applyMaxMs: Math.max(...applyMs),
+    stallWithApplyMedianMs: median(applyMax),
+    stallWithoutApplyMedianMs: median(baseMax),
+  };
 }
 
 const which = process.argv[2] ?? "all";
-if (which === "all" || which === "capacity") await capacity();
-if (which === "all" || which === "stall") await applyStall();
+const cap = which === "all" || which === "capacity" ? await capacity() : null;
+const stall = which === "all" || which === "stall" ? await applyStall() : null;
+emitFigures("sfu-forwarding", {
+  ...(cap && {
+    max_subscribers_under_1pct_loss: { value: cap.n, unit: "subscribers", better: "higher" as const },
+    packets_out_per_s_at_max: { value: cap.packetsOut, unit: "pkt/s" },
+    cpu_us_per_forwarded_packet_at_max: { value: cap.cpuUsPerPacket, unit: "µs", better: "lower" as const },
+  }),
+  ...(stall && {
+    config_apply_max_ms: { value: stall.applyMaxMs, unit: "ms", better: "lower" as const },
+    loop_delay_with_apply_median_ms: { value: stall.stallWithApplyMedianMs, unit: "ms", better: "lower" as const },
+    loop_delay_without_apply_median_ms: { value: stall.stallWithoutApplyMedianMs, unit: "ms" },
+  }),
+});
