@@ -21,6 +21,7 @@ import {
   SUPPORTED_SCHEMA_VERSIONS,
   VIDEO_CODECS,
 } from "./config-schema.ts";
+import { fastYamlValue } from "./fast-yaml.ts";
 import { type ConfigHash, configHash } from "./hash.ts";
 
 /** Largest config file accepted, in bytes. */
@@ -140,6 +141,12 @@ export async function loadConfigText(text: string, options: LoadOptions = {}): P
   const source = options.source ?? "<input>";
   if (Buffer.byteLength(text, "utf8") > MAX_CONFIG_BYTES) {
     return invalid(source, [problem("", `config exceeds ${MAX_CONFIG_BYTES} bytes`)]);
+  }
+  // Fast path (protocol/fast-yaml.ts): a valid file with nothing to locate needs no document model.
+  const fast = fastYamlValue(text);
+  if (fast !== undefined) {
+    const result = await validateConfigValue(fast, { ...options, source });
+    if (result.ok && result.warnings.length === 0) return result;
   }
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(text, {
