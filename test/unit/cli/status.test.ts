@@ -1,0 +1,128 @@
+/**
+ * `sfu-agent status`: the fleet table read from agents' /status endpoints
+ * (served here by small HTTP servers on 127.0.0.1), its exit codes, and the
+ * unreachable-agent row.
+ */
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, it } from "node:test";
+import { runCli } from "../../../agent/cli.ts";
+import type { AgentStatusDoc } from "../../../agent/fleet-status.ts";
+
+const H1 = `sha256:${"a".repeat(64)}`;
+const H2 = `sha256:${"b".repeat(64)}`;
+
+function statusDoc(pod: string, applied: string | null, desired: string): AgentStatusDoc {
+  return {
+    pod,
+    desired: { version: 4, hash: desired, revision: "1a2b3c" },
+    applied:
+      applied === null ? null : { version: applied === desired ? 4 : 3, hash: applied, at: "2026-11-26T21:00:00Z" },
+    lastError:
+      applied === desired
+        ? null
+        : {
+            code: "INVALID_CONFIG",
+            message: "config.yaml:7:5: /webrtc/codecs: needs at least one audio codec",
+            at: "x",
+          },
+    sfu: { connected: true, name: "sfu-server", version: "0.1.0" },
+    queue: { mode: "per-pod", url: null },
+    settlements: [{ revision: "1a2b3c", hash: desired, outcome: applied === desired ? "applied" : "invalid", at: "x" }],
+  };
+}
+
+async function serve(doc: AgentStatusDoc): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    if (req.url !== "/status") {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(doc));
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = { stdout: "", stderr: "" };
+  const code = await runCli(args, {
+    stdout: (t) => {
+      out.stdout += t;
+    },
+    stderr: (t) => {
+      out.stderr += t;
+    },
+  });
+  return { code, ...out };
+}
+
+describe("sfu-agent status", () => {
+  let good: { server: Server; url: string };
+  let behind: { server: Server; url: string };
+  let closedUrl: string;
+
+  before(async () => {
+    good = await serve(statusDoc("sfu-0", H1, H1));
+    behind = await serve(statusDoc("sfu-1", H1, H2));
+    const gone = await serve(statusDoc("gone", H1, H1));
+    closedUrl = gone.url;
+    gone.server.close();
+    await once(gone.server, "close");
+  });
+  after(() => {
+    good.server.close();
+    behind.server.close();
+  });
+
+  it("prints one row per agent and exits 0 when every agent applied its desired config", async () => {
+    const run = await cli("status", good.url);
+    assert.equal(run.code, 0, run.stderr);
+    const [header, row] = run.stdout.trimEnd().split("\n");
+    assert.match(header ?? "", /^POD\s+SFU\s+DESIRED\s+APPLIED\s+HASH\s+REVISION\s+LAST OUTCOME\s+LAST ERROR$/);
+    assert.match(row ?? "", /^sfu-0\s+up\s+v4\s+v4\s+sha256:aaaaaaaaaaaa\s+1a2b3c\s+applied\s+-$/);
+  });
+
+  it("exits 1 and shows the lag, the last outcome and the error when an agent is behind or unreachable", async () => {
+    const run = await cli("status", good.url, behind.url, closedUrl);
+    assert.equal(run.code, 1);
+    const rows = run.stdout.trimEnd().split("\n").slice(1);
+    assert.equal(rows.length, 3);
+    assert.match(
+      rows[1] ?? "",
+      /^sfu-1\s+up\s+v4\s+v3 \(behind\)\s+sha256:aaaaaaaaaaaa\s+1a2b3c\s+invalid\s+INVALID_CONFIG: config\.yaml:7:5/,
+    );
+    assert.match(rows[2] ?? "", new RegExp(`^${closedUrl}\\s+\\?.*unreachable\\s+ECONNREFUSED$`));
+  });
+
+  it("prints JSON with --format json", async () => {
+    const run = await cli("status", "--format", "json", good.url);
+    assert.equal(run.code, 0);
+    const rows = JSON.parse(run.stdout) as Array<{ target: string; ok: boolean; status: AgentStatusDoc }>;
+    assert.equal(rows[0]?.ok, true);
+    assert.equal(rows[0]?.status.pod, "sfu-0");
+  });
+
+  it("reads targets from SFU_AGENT_STATUS_TARGETS", async () => {
+    process.env.SFU_AGENT_STATUS_TARGETS = ` ${good.url} ,`;
+    try {
+      const run = await cli("status");
+      assert.equal(run.code, 0);
+      assert.match(run.stdout, /sfu-0/);
+    } finally {
+      delete process.env.SFU_AGENT_STATUS_TARGETS;
+    }
+  });
+
+  it("exits 2 with a clear message on usage errors", async () => {
+    for (const args of [[], ["not-a-url"], ["--format", "xml", good.url], ["--timeout", "0", good.url], ["--bogus"]]) {
+      const run = await cli("status", ...args);
+      assert.equal(run.code, 2, `status ${args.join(" ")}`);
+      assert.match(run.stderr, /^sfu-agent status: /);
+      assert.doesNotMatch(run.stderr, /\n\s+at /, "no stack trace");
+    }
+  });
+});
