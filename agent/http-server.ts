@@ -9,7 +9,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import { LifecycleError, ListenError } from "./errors.ts";
+import { LifecycleError, type ListenError } from "./errors.ts";
+import { listenOn } from "./listen.ts";
 import type { AgentStatus } from "./status.ts";
 
 /** Dependencies of {@link HttpServer}. */
@@ -54,19 +55,7 @@ export class HttpServer {
   /** Starts listening; throws {@link ListenError} when the address is unavailable. */
   async start(): Promise<void> {
     if (this.#state !== "new") throw new LifecycleError(`HttpServer already ${this.#state}`);
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) =>
-        reject(
-          new ListenError(
-            `http server cannot listen on ${this.#opts.host}:${this.#opts.port}: ${err.code ?? err.message}`,
-          ),
-        );
-      this.#server.once("error", onError);
-      this.#server.listen(this.#opts.port, this.#opts.host, () => {
-        this.#server.off("error", onError);
-        resolve();
-      });
-    });
+    await listenOn(this.#server, this.#opts.host, this.#opts.port, "http server");
     this.#state = "listening";
     this.#deps.logger.info({ address: this.url }, "http server listening");
   }

@@ -40,7 +40,8 @@ import {
   type NackMessage,
   SUBPROTOCOL,
 } from "../protocol/messages-schema.ts";
-import { LifecycleError, ListenError } from "./errors.ts";
+import { LifecycleError, type ListenError } from "./errors.ts";
+import { listenOn } from "./listen.ts";
 import type { AgentMetrics } from "./metrics.ts";
 import { configMessage, PushLedger } from "./push-ledger.ts";
 import type { SnapshotStore } from "./snapshot-store.ts";
@@ -110,20 +111,7 @@ export class PushServer {
   /** Starts listening. Throws {@link ListenError} when the address is unavailable. */
   async start(): Promise<void> {
     if (this.#state !== "new") throw new LifecycleError(`PushServer already ${this.#state}`);
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => {
-        reject(
-          new ListenError(
-            `push server cannot listen on ${this.#opts.host}:${this.#opts.port}: ${err.code ?? err.message}`,
-          ),
-        );
-      };
-      this.#http.once("error", onError);
-      this.#http.listen(this.#opts.port, this.#opts.host, () => {
-        this.#http.off("error", onError);
-        resolve();
-      });
-    });
+    await listenOn(this.#http, this.#opts.host, this.#opts.port, "push server");
     this.#state = "listening";
     this.#deps.metrics?.initPushOutcomes("websocket");
     this.#unsubscribe = this.#deps.store.subscribe((e) => {

@@ -2,7 +2,7 @@
  * Benchmark of the agent's reload path (issue 3), run with `npm run bench:agent`.
  *
  * Spawns the real `node agent/cli.ts run` process on a temp ConfigMap
- * directory (updated like the kubelet does, by test/helpers/atomic-writer.ts)
+ * directory (updated like the kubelet does, by scripts/local/atomic-writer.ts)
  * and a scripted fake SFU that acks every config, then prints:
  * - file swap (rename of ..data) -> config received and acked by the SFU:
  *   p50/p90/p99/max over 200 swaps of a 16 KiB config;
@@ -19,14 +19,14 @@ import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AtomicWriter } from "../test/helpers/atomic-writer.ts";
+import { AtomicWriter } from "../scripts/local/atomic-writer.ts";
+import { agentRunArgs } from "../scripts/local/processes.ts";
 import { FakeSfu } from "../test/helpers/fake-sfu.ts";
 import { emitFigures } from "./figures.ts";
 
 const SWAPS_MEASURED = 200;
 const SWAPS_TOTAL = 1_000;
 const TARGET_BYTES = 16 * 1024;
-const CLI = join(import.meta.dirname, "../agent/cli.ts");
 
 /** A valid config of about 16 KiB; `n` changes its hash. */
 function bigConfig(n: number): string {
@@ -67,22 +67,8 @@ async function measureAgent(dir: string, writer: AtomicWriter) {
   const nodeFlags = (process.env["AGENT_NODE_FLAGS"] ?? "").split(" ").filter(Boolean);
   const child = spawn(
     process.execPath,
-    [
-      ...nodeFlags,
-      CLI,
-      "run",
-      "--config-dir",
-      dir,
-      "--listen",
-      "127.0.0.1:0",
-      "--http",
-      "127.0.0.1:0",
-      "--log-level",
-      "warn",
-    ],
-    {
-      stdio: ["ignore", "pipe", "inherit"],
-    },
+    [...nodeFlags, ...agentRunArgs(dir, "127.0.0.1:0", "127.0.0.1:0", "--log-level", "warn")],
+    { stdio: ["ignore", "pipe", "inherit"] },
   );
   const exited = new Promise((r) => child.once("exit", r));
   // --log-level warn hides the start line: find the ports from /proc instead of logs.

@@ -15,26 +15,18 @@
  * Run: `npm run bench:queue` (or `node bench/queue-fanout.ts [--events 50] [--idle-seconds 60]`).
  */
 
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rm } from "node:fs/promises";
 import { Writable } from "node:stream";
 import { parseArgs } from "node:util";
 import { CreateTopicCommand, PublishCommand } from "@aws-sdk/client-sns";
-import { Agent } from "../agent/agent.ts";
 import { createLogger } from "../agent/logger.ts";
-import { createAwsClients } from "../agent/queue/aws-clients.ts";
-import {
-  QUEUE_DEFAULTS,
-  type QueueTrigger,
-  type QueueTriggerOptions,
-  startQueueTrigger,
-} from "../agent/queue/index.ts";
+import type { AwsClients } from "../agent/queue/aws-clients.ts";
+import { QUEUE_DEFAULTS, type QueueTriggerOptions } from "../agent/queue/index.ts";
 import type { Settlement } from "../agent/snapshot-store.ts";
-import { loadConfigText } from "../protocol/config-loader.ts";
-import { AtomicWriter } from "../test/helpers/atomic-writer.ts";
-import { FakeSfu } from "../test/helpers/fake-sfu.ts";
-import { FAUXQS_CREDENTIALS, FAUXQS_REGION, type FauxqsHandle, startFauxqs } from "../test/helpers/fauxqs.ts";
+import { type FauxqsHandle, startFauxqs } from "../scripts/local/fauxqs.ts";
+import { configHash, configText } from "../test/helpers/config-text.ts";
+import { type QueuePod, startQueuePod } from "../test/helpers/queue-pod.ts";
+import { until } from "../test/helpers/until.ts";
 import { emitFigures } from "./figures.ts";
 
 const { values } = parseArgs({
@@ -43,21 +35,7 @@ const { values } = parseArgs({
 const EVENTS = Number(values.events);
 const IDLE_SECONDS = Number(values["idle-seconds"]);
 
-function configText(n: number): string {
-  return `schemaVersion: 1\nserver: { port: 8080 }\nwebrtc: { icePortRange: [20000, 20100], codecs: [vp8, opus], listenIp: 127.0.0.1 }\nlimits: { maxRooms: ${n} }\n`;
-}
-async function hashOf(n: number): Promise<string> {
-  const r = await loadConfigText(configText(n));
-  if (!r.ok) throw new Error("bad config");
-  return r.hash;
-}
-
-interface Pod {
-  agent: Agent;
-  trigger: QueueTrigger;
-  sfu: FakeSfu;
-  writer: AtomicWriter;
-  dir: string;
+interface Pod extends QueuePod {
   calls: Map<string, number>;
   onSettled: ((s: Settlement) => void) | null;
   close(): Promise<void>;
@@ -65,105 +43,88 @@ interface Pod {
 
 const silent = new Writable({ write: (_c, _e, cb) => cb() });
 
-async function startPod(
-  fx: FauxqsHandle,
-  topicArn: string,
-  name: string,
-  queue: Partial<QueueTriggerOptions>,
-): Promise<Pod> {
-  const dir = await mkdtemp(join(tmpdir(), "sfu-bench-"));
-  const writer = new AtomicWriter(dir);
-  await writer.write({ "config.yaml": configText(1) });
-  const calls = new Map<string, number>();
-  const clients = createAwsClients({
-    endpointUrl: fx.endpoint,
-    region: FAUXQS_REGION,
-    credentials: FAUXQS_CREDENTIALS,
-    callLogFile: null,
-    onCall: (a) => calls.set(a, (calls.get(a) ?? 0) + 1),
-  });
-  let trigger: QueueTrigger | null = null;
-  const agent = new Agent(
-    {
+/** fauxqs with the reload topic, and the pods started on it. */
+class Bench {
+  readonly fx: FauxqsHandle;
+  /** Topic creation and publishing; not counted. */
+  readonly admin: AwsClients;
+  readonly topicArn: string;
+  readonly pods: Pod[] = [];
+
+  private constructor(fx: FauxqsHandle, admin: AwsClients, topicArn: string) {
+    this.fx = fx;
+    this.admin = admin;
+    this.topicArn = topicArn;
+  }
+
+  static async start(): Promise<Bench> {
+    const fx = await startFauxqs();
+    const admin = fx.clients();
+    const topicArn = (await admin.sns.send(new CreateTopicCommand({ Name: "sfu-config-reload" }))).TopicArn!;
+    return new Bench(fx, admin, topicArn);
+  }
+
+  /** Starts `n` pods named `<prefix>000`... one after the other. */
+  async startPods(n: number, prefix: string, queue: Partial<QueueTriggerOptions>): Promise<Pod[]> {
+    for (let i = 0; i < n; i++) this.pods.push(await this.#startPod(`${prefix}${String(i).padStart(3, "0")}`, queue));
+    return this.pods;
+  }
+
+  async #startPod(name: string, queue: Partial<QueueTriggerOptions>): Promise<Pod> {
+    const calls = new Map<string, number>();
+    const clients = this.fx.clients({ onCall: (a) => calls.set(a, (calls.get(a) ?? 0) + 1) });
+    const started = await startQueuePod({
+      name,
+      tmpPrefix: "sfu-bench-",
+      initialConfig: configText(1),
       logger: createLogger({ level: "fatal", destination: silent }),
-      clock: () => new Date(),
-      startQueueTrigger: async (deps) => {
-        trigger = await startQueueTrigger({ ...deps, clients });
-        return trigger;
-      },
-    },
-    {
-      configDir: dir,
-      configKey: "config.yaml",
-      listen: { host: "127.0.0.1", port: 0 },
-      http: { host: "127.0.0.1", port: 0 },
-      podName: name,
-      tokenFile: null,
+      clients,
       ackTimeoutMs: 10_000,
       resyncIntervalMs: 600_000,
-      defaultMetrics: false,
-      source: { debounceMs: 10 },
-      queue: { topicArn, podName: name, queuePrefix: "sfu-config-", propagationTimeoutMs: 300_000, ...queue },
-    },
-  );
-  await agent.start();
-  const t = trigger as QueueTrigger | null;
-  if (!t) throw new Error("no trigger");
-  await t.ready();
-  const sfu = await FakeSfu.connect({ url: agent.pushUrl, name });
-  const pod: Pod = {
-    agent,
-    trigger: t,
-    sfu,
-    writer,
-    dir,
-    calls,
-    onSettled: null,
-    async close() {
-      await sfu.close();
-      await agent.stop(200);
-      clients.destroy();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-  // Observe settlements as they are recorded (the store has no event for them).
-  const record = agent.store.recordSettlement.bind(agent.store);
-  agent.store.recordSettlement = (s) => {
-    record(s);
-    pod.onSettled?.(s);
-  };
-  return pod;
+      debounceMs: 10,
+      queue: { topicArn: this.topicArn, queuePrefix: "sfu-config-", propagationTimeoutMs: 300_000, ...queue },
+    });
+    const pod: Pod = {
+      ...started,
+      calls,
+      onSettled: null,
+      async close() {
+        await started.sfu.close();
+        await started.agent.stop(200);
+        clients.destroy();
+        await rm(started.dir, { recursive: true, force: true });
+      },
+    };
+    // Observe settlements as they are recorded (the store has no event for them).
+    const store = started.agent.store;
+    const record = store.recordSettlement.bind(store);
+    store.recordSettlement = (s) => {
+      record(s);
+      pod.onSettled?.(s);
+    };
+    return pod;
+  }
+
+  async stop(): Promise<void> {
+    for (const p of this.pods) await p.close();
+    this.admin.destroy();
+    await this.fx.stop();
+  }
 }
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
 }
 
-async function until(fn: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timeout waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 async function fanout(n: number): Promise<{ p50: number; p99: number }> {
-  const fx = await startFauxqs();
-  const admin = createAwsClients({
-    endpointUrl: fx.endpoint,
-    region: FAUXQS_REGION,
-    credentials: FAUXQS_CREDENTIALS,
-    callLogFile: null,
-  });
-  const topicArn = (await admin.sns.send(new CreateTopicCommand({ Name: "sfu-config-reload" }))).TopicArn!;
-  const pods: Pod[] = [];
-  for (let i = 0; i < n; i++) pods.push(await startPod(fx, topicArn, `sfu-${String(i).padStart(3, "0")}`, {}));
+  const bench = await Bench.start();
+  const pods = await bench.startPods(n, "sfu-", {});
   const latencies: number[] = [];
   for (let e = 0; e < EVENTS; e++) {
     const cfg = 2 + e;
-    const hash = await hashOf(cfg);
+    const hash = await configHash(configText(cfg));
     await Promise.all(pods.map((p) => p.writer.write({ "config.yaml": configText(cfg) })));
-    await until(() => pods.every((p) => p.agent.store.applied()?.hash === hash), 30_000, "all SFUs to apply");
+    await until(() => pods.every((p) => p.agent.store.applied()?.hash === hash), 30_000, "all SFUs to apply", 5);
     let settled = 0;
     let resolveAll: () => void = () => {};
     const all = new Promise<void>((r) => {
@@ -175,9 +136,9 @@ async function fanout(n: number): Promise<{ p50: number; p99: number }> {
       };
     }
     const start = performance.now();
-    await admin.sns.send(
+    await bench.admin.sns.send(
       new PublishCommand({
-        TopicArn: topicArn,
+        TopicArn: bench.topicArn,
         Message: JSON.stringify({
           type: "sfu-config.reload",
           revision: `r${cfg}`,
@@ -196,21 +157,12 @@ async function fanout(n: number): Promise<{ p50: number; p99: number }> {
     `fan-out N=${String(n).padStart(2)}: publish -> all ${n} pods settled applied over ${EVENTS} events: ` +
       `p50 ${f(percentile(latencies, 50))}, p99 ${f(percentile(latencies, 99))}, max ${f(latencies.at(-1) ?? Number.NaN)}`,
   );
-  for (const p of pods) await p.close();
-  admin.destroy();
-  await fx.stop();
+  await bench.stop();
   return { p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }
 
 async function idle(n: number): Promise<number> {
-  const fx = await startFauxqs();
-  const admin = createAwsClients({
-    endpointUrl: fx.endpoint,
-    region: FAUXQS_REGION,
-    credentials: FAUXQS_CREDENTIALS,
-    callLogFile: null,
-  });
-  const topicArn = (await admin.sns.send(new CreateTopicCommand({ Name: "sfu-config-reload" }))).TopicArn!;
+  const bench = await Bench.start();
   // Heartbeat and sweep are scaled down so that several happen in the window.
   const scale = 45;
   const tuned = {
@@ -218,8 +170,7 @@ async function idle(n: number): Promise<number> {
     staleAfterMs: QUEUE_DEFAULTS.staleAfterMs / scale,
     sweepIntervalMs: QUEUE_DEFAULTS.sweepIntervalMs / scale,
   };
-  const pods: Pod[] = [];
-  for (let i = 0; i < n; i++) pods.push(await startPod(fx, topicArn, `idle-${String(i).padStart(3, "0")}`, tuned));
+  const pods = await bench.startPods(n, "idle-", tuned);
   for (const p of pods) p.calls.clear();
   const t0 = performance.now();
   await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
@@ -242,9 +193,7 @@ async function idle(n: number): Promise<number> {
   console.log(
     `  1,000 pods: ${((perPodHour * 1000) / 3600).toFixed(1)} requests/s in all, of which tagging (TagQueue + ListQueueTags) ${((taggingPerPodHour * 1000) / 3600).toFixed(2)}/s`,
   );
-  for (const p of pods) await p.close();
-  admin.destroy();
-  await fx.stop();
+  await bench.stop();
   return perPodHour;
 }
 

@@ -43,17 +43,14 @@
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { loadConfigText } from "../protocol/index.ts";
-import { AtomicWriter } from "../test/helpers/atomic-writer.ts";
+import { AtomicWriter } from "../scripts/local/atomic-writer.ts";
+import { agentRunArgs, freePort, type NodeProcess, ProcessGroup, SFU_CLI } from "../scripts/local/processes.ts";
 import { emitFigures, type Figure } from "./figures.ts";
-import { freePort, type NodeProcess, ProcessGroup } from "./lib/processes.ts";
 import { ReconnectingClient } from "./lib/reconnecting-client.ts";
 
-const ROOT = resolve(import.meta.dirname, "..");
-const AGENT_CLI = join(ROOT, "agent/cli.ts");
-const SFU_CLI = join(ROOT, "sfu/cli.ts");
 const K = Number(process.env["BENCH_CHANGES"] ?? 5);
 const PPS = 150;
 const SUBSCRIBERS = 2;
@@ -163,20 +160,10 @@ async function hotReloadPhase(procs: ProcessGroup, work: string, calls: Call[]):
   const writer = new AtomicWriter(configDir);
   await writer.write({ "config.yaml": configYaml(0) });
   const [listen, http, sfuPort] = [await freePort(), await freePort(), await freePort()];
-  const agent = procs.spawn("agent", [
-    AGENT_CLI,
-    "run",
-    "--config-dir",
-    configDir,
-    "--listen",
-    `127.0.0.1:${listen}`,
-    "--http",
-    `127.0.0.1:${http}`,
-    "--pod-name",
-    "bench",
-    "--log-level",
-    "warn",
-  ]);
+  const agent = procs.spawn(
+    "agent",
+    agentRunArgs(configDir, `127.0.0.1:${listen}`, `127.0.0.1:${http}`, "--pod-name", "bench", "--log-level", "warn"),
+  );
   const agentUrl = `http://127.0.0.1:${http}`;
   await agent.waitHttpOk(`${agentUrl}/readyz`, READY_TIMEOUT_MS);
   const sfu = procs.spawn("sfu-hot", [

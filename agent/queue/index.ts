@@ -23,7 +23,7 @@ import { type AwsClients, createAwsClients, regionFromResource } from "./aws-cli
 import { createQueueMetrics } from "./metrics.ts";
 import { type QueueTriggerOptions, resolveQueueOptions } from "./options.ts";
 import { OrphanSweeper } from "./orphan-sweeper.ts";
-import { PerPodQueue } from "./per-pod-queue.ts";
+import { type PerPodDeps, PerPodQueue } from "./per-pod-queue.ts";
 import { QueuePoller } from "./poller.ts";
 import { perPodQueueName } from "./queue-name.ts";
 import { type SettlementStore, Settler } from "./settlement.ts";
@@ -77,14 +77,11 @@ export async function startQueueTrigger(deps: {
     createAwsClients({ region: o.region ?? regionFromResource(o.topicArn ?? o.queueUrl), endpointUrl: o.endpointUrl });
   const store: SettlementStore = deps.store;
 
+  const perPodDeps: PerPodDeps = { sqs: clients.sqs, sns: clients.sns, logger, metrics, timers };
   const perPod =
     o.topicArn !== null
       ? new PerPodQueue({
-          sqs: clients.sqs,
-          sns: clients.sns,
-          logger,
-          metrics,
-          timers,
+          ...perPodDeps,
           topicArn: o.topicArn,
           queueName: perPodQueueName(o.queuePrefix, o.podName),
           podName: o.podName,
@@ -134,11 +131,7 @@ export async function startQueueTrigger(deps: {
   const sweeper =
     perPod && o.sweep
       ? new OrphanSweeper({
-          sqs: clients.sqs,
-          sns: clients.sns,
-          logger,
-          metrics,
-          timers,
+          ...perPodDeps,
           random,
           prefix: o.queuePrefix,
           ownName: perPod.name,

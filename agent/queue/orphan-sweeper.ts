@@ -31,7 +31,7 @@ import type { Logger } from "pino";
 import { jittered } from "./backoff.ts";
 import { describeError, isNotFound, isQueueMissing } from "./errors.ts";
 import type { QueueMetrics } from "./metrics.ts";
-import { TAG_HEARTBEAT, TAG_SUBSCRIPTION } from "./per-pod-queue.ts";
+import { type PerPodDeps, TAG_HEARTBEAT, TAG_SUBSCRIPTION } from "./per-pod-queue.ts";
 import { queueNameFromUrl } from "./queue-name.ts";
 import type { TimerHandle, Timers } from "./timers.ts";
 
@@ -67,17 +67,14 @@ export class OrphanSweeper {
   #running = false;
   #current: Promise<unknown> | null = null;
 
-  constructor(deps: {
-    sqs: SQSClient;
-    sns: SNSClient;
-    logger: Logger;
-    metrics: QueueMetrics;
-    timers: Timers;
-    random?: () => number;
-    prefix: string;
-    ownName: string;
-    options: SweeperOptions;
-  }) {
+  constructor(
+    deps: PerPodDeps & {
+      random?: () => number;
+      prefix: string;
+      ownName: string;
+      options: SweeperOptions;
+    },
+  ) {
     const o = deps.options;
     if (!(o.intervalMs > 0 && o.staleAfterMs > 0 && Number.isInteger(o.maxChecks) && o.maxChecks >= 1)) {
       throw new RangeError("sweeper needs intervalMs > 0, staleAfterMs > 0 and integer maxChecks >= 1");

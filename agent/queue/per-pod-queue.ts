@@ -49,6 +49,15 @@ export interface PerPodQueueOptions {
   heartbeatIntervalMs: number;
 }
 
+/** What the per-pod queue and the orphan sweeper both take: the AWS clients and the trigger's logger, metrics and timers. */
+export interface PerPodDeps {
+  sqs: SQSClient;
+  sns: SNSClient;
+  logger: Logger;
+  metrics: QueueMetrics;
+  timers: Timers;
+}
+
 /** The queue policy letting only `topicArn` send to `queueArn`. */
 export function queuePolicy(queueArn: string, topicArn: string): string {
   return JSON.stringify({
@@ -87,17 +96,14 @@ export class PerPodQueue {
   readonly #abort = new AbortController();
   readonly #readyWaiters: Array<() => void> = [];
 
-  constructor(deps: {
-    sqs: SQSClient;
-    sns: SNSClient;
-    logger: Logger;
-    metrics: QueueMetrics;
-    timers: Timers;
-    topicArn: string;
-    queueName: string;
-    podName: string;
-    options: PerPodQueueOptions;
-  }) {
+  constructor(
+    deps: PerPodDeps & {
+      topicArn: string;
+      queueName: string;
+      podName: string;
+      options: PerPodQueueOptions;
+    },
+  ) {
     this.#sqs = deps.sqs;
     this.#sns = deps.sns;
     this.#logger = deps.logger;

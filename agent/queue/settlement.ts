@@ -29,6 +29,7 @@
 import type { Logger } from "pino";
 import { parseReloadEvent } from "../../protocol/messages.ts";
 import type { SettlementOutcome } from "../../protocol/messages-schema.ts";
+import type { Settlement } from "../snapshot-store.ts";
 import type { MessageResult, QueueMetrics } from "./metrics.ts";
 import type { TimerHandle, Timers } from "./timers.ts";
 
@@ -47,16 +48,6 @@ export interface SettlementStoreEvent {
   error?: StoreErrorInfo;
 }
 
-/** One settlement, as recorded in the store (/status `settlements`) and published as a status event. */
-export interface SettlementRecord {
-  revision: string | null;
-  hash: string;
-  version: number | null;
-  outcome: SettlementOutcome;
-  error: { code: string; message: string } | null;
-  at: string;
-}
-
 /** What settlement needs from the agent's SnapshotStore (store-contract.md). */
 export interface SettlementStore {
   fileHash(): string | null;
@@ -64,7 +55,7 @@ export interface SettlementStore {
   desired(): { version: number; hash: string } | null;
   rejection(hash: string): StoreErrorInfo | null;
   setRevision(hash: string, revision: string | null): void;
-  recordSettlement(s: SettlementRecord): void;
+  recordSettlement(s: Settlement): void;
   subscribe(listener: (e: SettlementStoreEvent) => void): () => void;
 }
 
@@ -122,7 +113,7 @@ export class Settler {
   readonly #logger: Logger;
   readonly #metrics: QueueMetrics;
   readonly #actions: MessageActions;
-  readonly #onSettled: (record: SettlementRecord) => void;
+  readonly #onSettled: (record: Settlement) => void;
   readonly #options: Required<SettlerOptions>;
   readonly #waiters = new Map<string, Waiter>();
   /** Keys (`msg:<id>`, `evt:<hash>|<revision>|<issuedAt>`) of settled work, oldest first. */
@@ -138,7 +129,7 @@ export class Settler {
     logger: Logger;
     metrics: QueueMetrics;
     actions: MessageActions;
-    onSettled?: (record: SettlementRecord) => void;
+    onSettled?: (record: Settlement) => void;
     options: SettlerOptions;
   }) {
     const o = deps.options;
@@ -365,7 +356,7 @@ export class Settler {
     for (const k of w.keys) this.#remember(k);
     for (const id of w.messages.keys()) this.#remember(`msg:${id}`);
     const now = this.#timers.now();
-    const record: SettlementRecord = {
+    const record: Settlement = {
       revision: w.revision,
       hash: w.hash,
       version: verdict.version,

@@ -9,12 +9,12 @@
 import { PublishCommand, type SNSClient } from "@aws-sdk/client-sns";
 import type { Logger } from "pino";
 import type { StatusEvent } from "../../protocol/messages-schema.ts";
+import type { Settlement } from "../snapshot-store.ts";
 import { describeError } from "./errors.ts";
 import type { QueueMetrics } from "./metrics.ts";
-import type { SettlementRecord } from "./settlement.ts";
 
 /** Builds the status event of a settlement. */
-export function statusEvent(pod: string, s: SettlementRecord): StatusEvent {
+export function statusEvent(pod: string, s: Settlement): StatusEvent {
   return {
     type: "sfu-config.status",
     pod,
@@ -45,12 +45,12 @@ export class StatusPublisher {
   }
 
   /** Publishes the status event of `s` in the background. */
-  publish(s: SettlementRecord): void {
+  publish(s: Settlement): void {
     const p = this.#send(s).finally(() => this.#inflight.delete(p));
     this.#inflight.add(p);
   }
 
-  async #send(s: SettlementRecord): Promise<void> {
+  async #send(s: Settlement): Promise<void> {
     try {
       await this.#sns.send(
         new PublishCommand({ TopicArn: this.#topicArn, Message: JSON.stringify(statusEvent(this.#pod, s)) }),

@@ -10,22 +10,18 @@
  * the kubelet swaps the mounted files `kubeletDelayMs` later (60-120 s on a
  * real cluster), so agents see the event before the file, as they do in EKS.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, type FSWatcher, watch as fsWatch } from "node:fs";
+import { type FSWatcher, watch as fsWatch } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-import { CreateTopicCommand, SNSClient, SubscribeCommand } from "@aws-sdk/client-sns";
-import { CreateQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
-import { startFauxqs } from "fauxqs";
-import { AtomicWriter } from "../../test/helpers/atomic-writer.ts";
+import { CreateTopicCommand, SubscribeCommand } from "@aws-sdk/client-sns";
+import { CreateQueueCommand } from "@aws-sdk/client-sqs";
+import { AtomicWriter } from "./atomic-writer.ts";
+import { FAUXQS_REGION, startFauxqs } from "./fauxqs.ts";
+import { AGENT_CLI, agentRunArgs, freePort, type NodeProcess, ProcessGroup, SFU_CLI } from "./processes.ts";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
-const AGENT_CLI = join(ROOT, "agent", "cli.ts");
-const SFU_CLI = join(ROOT, "sfu", "cli.ts");
-const REGION = "us-east-1";
+const REGION = FAUXQS_REGION;
 /** Static credentials fauxqs accepts; never real ones. */
 const LOCAL_AWS_ENV = { AWS_ACCESS_KEY_ID: "local", AWS_SECRET_ACCESS_KEY: "local", AWS_REGION: REGION };
 
@@ -62,8 +58,8 @@ export interface LocalPod {
   agentWs: string;
   /** SFU base URL (demo page, /ws, /status). */
   sfuUrl: string;
-  agent: ChildProcess;
-  sfu: ChildProcess;
+  agent: NodeProcess;
+  sfu: NodeProcess;
   /** The pod's simulated kubelet. */
   writer: AtomicWriter;
 }
@@ -81,51 +77,14 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-/** Asks the OS for a free loopback TCP port. */
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once("error", rej);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === "object" && addr ? res(addr.port) : rej(new Error("no port"))));
-    });
-  });
-}
-
-async function waitFor(url: string, timeoutMs: number, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${url}: process exited with code ${child.exitCode}`);
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
-      if (res.ok) return;
-    } catch {
-      // not up yet
-    }
-    await sleep(100);
-  }
-  throw new Error(`${url} did not become ready within ${timeoutMs} ms`);
-}
-
 /** Starts the local stack. The caller must call `stop()`. */
 export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
   const log = opts.onEvent ?? (() => {});
   if (!Number.isInteger(opts.pods) || opts.pods < 1 || opts.pods > 50) throw new Error("pods must be 1..50");
   const workDir = await mkdtemp(join(tmpdir(), "sfu-config-local-"));
-  const children: ChildProcess[] = [];
-  const fauxqs = await startFauxqs({ port: 0, logger: false });
-  const endpoint = fauxqs.address;
-  const sns = new SNSClient({
-    region: REGION,
-    endpoint,
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
-  });
-  const sqs = new SQSClient({
-    region: REGION,
-    endpoint,
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
-  });
+  const fauxqs = await startFauxqs();
+  const endpoint = fauxqs.endpoint;
+  const { sns, sqs, destroy: destroyAwsClients } = fauxqs.clients();
   const topicArn = (await sns.send(new CreateTopicCommand({ Name: "sfu-config-reload" }))).TopicArn!;
   const statusTopicArn = (await sns.send(new CreateTopicCommand({ Name: "sfu-config-status" }))).TopicArn!;
   const statusQueueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: "sfu-config-status-local" }))).QueueUrl!;
@@ -137,22 +96,14 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       Attributes: { RawMessageDelivery: "true" },
     }),
   );
-  const env = { ...process.env, ...LOCAL_AWS_ENV, AWS_ENDPOINT_URL: endpoint };
-  const spawnLogged = (name: string, args: string[]) => {
-    const child = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", "pipe"] });
-    const out = createWriteStream(join(workDir, `${name}.log`));
-    child.stdout?.pipe(out);
-    child.stderr?.pipe(out);
-    children.push(child);
-    return child;
-  };
+  const procs = new ProcessGroup(workDir, { env: { ...process.env, ...LOCAL_AWS_ENV, AWS_ENDPOINT_URL: endpoint } });
   let revision = 0;
   const mirror = async () => {
     const content = await readFile(opts.configFile);
     await Promise.all(pods.map((p) => p.writer.write({ "config.yaml": content })));
   };
   const notify = async (rev: string) => {
-    const child = spawnLogged(`notify-${rev}`, [
+    const child = procs.spawn(`notify-${rev}`, [
       AGENT_CLI,
       "notify",
       "--topic-arn",
@@ -168,7 +119,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       "--region",
       REGION,
     ]);
-    const code = await new Promise<number | null>((r) => child.once("exit", r));
+    const code = await child.exited;
     log(
       code === 0
         ? `notify: published revision ${rev}`
@@ -185,31 +136,29 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       const writer = new AtomicWriter(configDir);
       await writer.write({ "config.yaml": await readFile(opts.configFile) });
       const [listen, http, sfuPort] = [await freePort(), await freePort(), await freePort()];
-      const agent = spawnLogged(`${name}-agent`, [
-        AGENT_CLI,
-        "run",
-        "--config-dir",
-        configDir,
-        "--listen",
-        `127.0.0.1:${listen}`,
-        "--http",
-        `127.0.0.1:${http}`,
-        "--topic-arn",
-        topicArn,
-        "--status-topic-arn",
-        statusTopicArn,
-        "--pod-name",
-        name,
-        "--endpoint-url",
-        endpoint,
-        "--region",
-        REGION,
-        "--propagation-timeout",
-        opts.propagationTimeout ?? `${Math.max(30, Math.ceil((opts.kubeletDelayMs * 3) / 1000))}s`,
-        "--log-level",
-        opts.logLevel ?? "info",
-      ]);
-      const sfu = spawnLogged(`${name}-sfu`, [
+      const agent = procs.spawn(
+        `${name}-agent`,
+        agentRunArgs(
+          configDir,
+          `127.0.0.1:${listen}`,
+          `127.0.0.1:${http}`,
+          "--topic-arn",
+          topicArn,
+          "--status-topic-arn",
+          statusTopicArn,
+          "--pod-name",
+          name,
+          "--endpoint-url",
+          endpoint,
+          "--region",
+          REGION,
+          "--propagation-timeout",
+          opts.propagationTimeout ?? `${Math.max(30, Math.ceil((opts.kubeletDelayMs * 3) / 1000))}s`,
+          "--log-level",
+          opts.logLevel ?? "info",
+        ),
+      );
+      const sfu = procs.spawn(`${name}-sfu`, [
         SFU_CLI,
         "--agent",
         `ws://127.0.0.1:${listen}`,
@@ -228,8 +177,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       });
     }
     for (const p of pods) {
-      await waitFor(`${p.agentUrl}/readyz`, 20_000, p.agent);
-      await waitFor(`${p.sfuUrl}/readyz`, 20_000, p.sfu);
+      await p.agent.waitHttpOk(`${p.agentUrl}/readyz`, 20_000);
+      await p.sfu.waitHttpOk(`${p.sfuUrl}/readyz`, 20_000);
       log(`${p.name}: agent ${p.agentUrl}, SFU ${p.sfuUrl}`);
     }
   } catch (err) {
@@ -253,7 +202,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     revision += 1;
     const rev = `local-${revision}`;
     log(`source changed: revision ${rev}; kubelet swap in ${opts.kubeletDelayMs} ms`);
-    void notify(rev);
+    notify(rev).catch((err: Error) => log(`notify: revision ${rev} not run: ${err.message}`));
     clearTimeout(timer);
     timer = setTimeout(() => {
       mirror().then(
@@ -272,22 +221,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   async function stopAll(): Promise<void> {
     clearTimeout(timer);
     clearTimeout(debounce);
-    await Promise.all(
-      children.map(
-        (c) =>
-          new Promise<void>((res) => {
-            if (c.exitCode !== null || c.signalCode !== null) return res();
-            const kill = setTimeout(() => c.kill("SIGKILL"), 8000);
-            c.once("exit", () => {
-              clearTimeout(kill);
-              res();
-            });
-            c.kill("SIGTERM");
-          }),
-      ),
-    );
-    sns.destroy();
-    sqs.destroy();
+    await procs.stopAll(8_000);
+    destroyAwsClients();
     await fauxqs.stop();
   }
 

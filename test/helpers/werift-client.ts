@@ -352,3 +352,39 @@ export class WeriftTestClient {
     await this.pc.close();
   }
 }
+
+/** A video publisher and its receive-only subscribers in one room; see {@link joinVideoRoom}. */
+export interface VideoRoom {
+  pub: WeriftTestClient;
+  subs: WeriftTestClient[];
+}
+
+/**
+ * Joins a video-only publisher named `pub` to `room` at `url` and waits until
+ * its video can be sent, then joins `subscribers` receive-only clients named
+ * `sub0`, `sub1`, ... one after the other. On a failure every client joined
+ * so far is closed before the error is thrown.
+ */
+export async function joinVideoRoom(url: string, room: string, subscribers: number): Promise<VideoRoom> {
+  const joined: WeriftTestClient[] = [];
+  try {
+    const pub = await WeriftTestClient.join({ url, room, name: "pub", publish: { audio: false, video: true } });
+    joined.push(pub);
+    await pub.waitPublishReady("video");
+    const subs: WeriftTestClient[] = [];
+    for (let i = 0; i < subscribers; i++) {
+      const sub = await WeriftTestClient.join({
+        url,
+        room,
+        name: `sub${i}`,
+        publish: { audio: false, video: false },
+      });
+      joined.push(sub);
+      subs.push(sub);
+    }
+    return { pub, subs };
+  } catch (err) {
+    for (const c of joined) await c.close();
+    throw err;
+  }
+}

@@ -4,29 +4,14 @@
  * frame closed with its 4xxx code.
  */
 import assert from "node:assert/strict";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import WebSocket from "ws";
 import { CloseCode } from "../../../protocol/close-codes.ts";
 import { MAX_FRAME_BYTES } from "../../../protocol/messages-schema.ts";
 import { FakeSfu, FakeSfuRefused } from "../../helpers/fake-sfu.ts";
-import { sleep, startTestAgent, type TestAgent } from "./harness.ts";
+import { sleep, trackedStarters } from "./harness.ts";
 
-const running: TestAgent[] = [];
-const sfus: FakeSfu[] = [];
-after(async () => {
-  for (const s of sfus) await s.close();
-  for (const a of running) await a.dispose();
-});
-async function agent(o: Parameters<typeof startTestAgent>[0] = {}) {
-  const a = await startTestAgent(o);
-  running.push(a);
-  return a;
-}
-async function sfu(o: Parameters<typeof FakeSfu.connect>[0]) {
-  const s = await FakeSfu.connect(o);
-  sfus.push(s);
-  return s;
-}
+const { agent, sfu } = trackedStarters();
 async function refused(o: Parameters<typeof FakeSfu.connect>[0]): Promise<FakeSfuRefused> {
   const err = await FakeSfu.connect(o).then(
     () => null,

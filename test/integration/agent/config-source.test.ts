@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { pino } from "pino";
 import { type ConfigReading, ConfigSource } from "../../../agent/config-source.ts";
-import { AtomicWriter } from "../../helpers/atomic-writer.ts";
+import { AtomicWriter } from "../../../scripts/local/atomic-writer.ts";
 import { configText, hashOf, sleep, until } from "./harness.ts";
 
 const dirs: string[] = [];

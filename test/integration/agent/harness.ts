@@ -6,37 +6,15 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
+import { after } from "node:test";
 import { Agent, type AgentOptions } from "../../../agent/agent.ts";
-import { createLogger } from "../../../agent/logger.ts";
-import { loadConfigText } from "../../../protocol/config-loader.ts";
-import { AtomicWriter } from "../../helpers/atomic-writer.ts";
+import { AtomicWriter } from "../../../scripts/local/atomic-writer.ts";
+import { capturedLogger } from "../../helpers/captured-logger.ts";
+import { configText } from "../../helpers/config-text.ts";
+import { FakeSfu } from "../../helpers/fake-sfu.ts";
 
-/** A valid config text; `n` (1..100000) changes `limits.maxRooms` and so the hash. */
-export function configText(n: number, extra: { credential?: string; level?: string } = {}): string {
-  const turn = extra.credential
-    ? `\n  turnServers:\n    - urls: ["turn:turn.example.com:3478"]\n      username: user1\n      credential: ${extra.credential}`
-    : "";
-  return `schemaVersion: 1
-server:
-  port: 8080
-webrtc:
-  icePortRange: [20000, 20100]
-  codecs: [vp8, opus]
-  listenIp: 127.0.0.1${turn}
-logging:
-  level: ${extra.level ?? "info"}
-limits:
-  maxRooms: ${n}
-`;
-}
-
-/** The config hash of a config text (throws when invalid). */
-export async function hashOf(text: string): Promise<string> {
-  const r = await loadConfigText(text, { checkFiles: false });
-  if (!r.ok) throw new Error(`hashOf: invalid config: ${JSON.stringify(r.problems)}`);
-  return r.hash;
-}
+export { configHash as hashOf, configText } from "../../helpers/config-text.ts";
+export { until } from "../../helpers/until.ts";
 
 /** A running in-process agent and its surroundings. */
 export interface TestAgent {
@@ -78,14 +56,7 @@ export async function startTestAgent(o: TestAgentOptions = {}): Promise<TestAgen
     tokenFile = join(dir, "..token");
     await writeFile(tokenFile, `${o.token}\n`);
   }
-  const logs: string[] = [];
-  const destination = new Writable({
-    write(chunk, _enc, cb) {
-      for (const line of String(chunk).split("\n")) if (line) logs.push(line);
-      cb();
-    },
-  });
-  const logger = createLogger({ level: o.logLevel ?? "debug", destination });
+  const { logger, logs } = capturedLogger(o.logLevel ?? "debug");
   const agent = new Agent(
     { logger, clock: () => new Date() },
     {
@@ -128,17 +99,30 @@ export async function startTestAgent(o: TestAgentOptions = {}): Promise<TestAgen
 /** Resolves after `ms`. */
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Polls `check` every 20 ms until it returns a truthy value; rejects after `timeoutMs`. */
-export async function until<T>(
-  check: () => T | Promise<T>,
-  timeoutMs = 5_000,
-  what = "condition",
-): Promise<NonNullable<T>> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v as NonNullable<T>;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
+/**
+ * Starters for one test file that remember what they started and, in an
+ * `after` hook of the file, close every fake SFU and dispose of every agent.
+ */
+export function trackedStarters(): {
+  agent(o?: TestAgentOptions): Promise<TestAgent>;
+  sfu(o: Parameters<typeof FakeSfu.connect>[0]): Promise<FakeSfu>;
+} {
+  const agents: TestAgent[] = [];
+  const sfus: FakeSfu[] = [];
+  after(async () => {
+    for (const s of sfus) await s.close();
+    for (const a of agents) await a.dispose();
+  });
+  return {
+    async agent(o = {}) {
+      const a = await startTestAgent(o);
+      agents.push(a);
+      return a;
+    },
+    async sfu(o) {
+      const s = await FakeSfu.connect(o);
+      sfus.push(s);
+      return s;
+    },
+  };
 }

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { AtomicWriter } from "../../helpers/atomic-writer.ts";
+import { AtomicWriter } from "../../../scripts/local/atomic-writer.ts";
 import { HttpSfu, type HttpSfuOptions } from "../../helpers/http-sfu.ts";
 import { configText, hashOf, sleep, startTestAgent, type TestAgent, type TestAgentOptions, until } from "./harness.ts";
 

@@ -5,26 +5,10 @@
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
-import { FakeSfu } from "../../helpers/fake-sfu.ts";
-import { configText, hashOf, sleep, startTestAgent, type TestAgent, until } from "./harness.ts";
+import { describe, test } from "node:test";
+import { configText, hashOf, sleep, trackedStarters, until } from "./harness.ts";
 
-const running: TestAgent[] = [];
-const sfus: FakeSfu[] = [];
-after(async () => {
-  for (const s of sfus) await s.close();
-  for (const a of running) await a.dispose();
-});
-async function agent(o: Parameters<typeof startTestAgent>[0] = {}) {
-  const a = await startTestAgent(o);
-  running.push(a);
-  return a;
-}
-async function sfu(o: Parameters<typeof FakeSfu.connect>[0]) {
-  const s = await FakeSfu.connect(o);
-  sfus.push(s);
-  return s;
-}
+const { agent, sfu } = trackedStarters();
 
 describe("agent push", { timeout: 60_000 }, () => {
   test("start, connect, get version 1, ack; status, readyz and metrics follow", async () => {

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { AtomicWriter } from "../../helpers/atomic-writer.ts";
+import { AtomicWriter } from "../../../scripts/local/atomic-writer.ts";
 import { FakeSfu } from "../../helpers/fake-sfu.ts";
 import { configText } from "./harness.ts";
 

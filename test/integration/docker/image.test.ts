@@ -15,12 +15,11 @@ import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { cp, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from "node:fs/promises";
-import type { AddressInfo } from "node:net";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, join, posix } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
+import { freePort } from "../../../scripts/local/processes.ts";
 import { IMAGES, lastInstruction, readDockerfile, type Stage } from "../../unit/docker/dockerfile.ts";
 import { REPO_ROOT } from "../../unit/k8s/manifests.ts";
 
@@ -146,15 +145,6 @@ async function listFiles(dir: string, prefix = ""): Promise<string[]> {
     else out.push(`${prefix}${e.name}`);
   }
   return out;
-}
-
-/** A free TCP port on 127.0.0.1 (bound and released). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** Retries `fn` until it resolves or `ms` passed. */

@@ -5,10 +5,7 @@
  * fake SFU and a ConfigMap directory written the kubelet's way. Every AWS
  * action any of them makes is recorded in `actions`.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { Writable } from "node:stream";
+import { rm } from "node:fs/promises";
 import { CreateTopicCommand, PublishCommand, SubscribeCommand } from "@aws-sdk/client-sns";
 import {
   CreateQueueCommand,
@@ -17,50 +14,27 @@ import {
   ListQueuesCommand,
   ReceiveMessageCommand,
 } from "@aws-sdk/client-sqs";
-import { Registry } from "prom-client";
-import { Agent } from "../../../agent/agent.ts";
-import { createLogger } from "../../../agent/logger.ts";
-import { type AwsClients, createAwsClients } from "../../../agent/queue/aws-clients.ts";
-import { type QueueTrigger, type QueueTriggerOptions, startQueueTrigger } from "../../../agent/queue/index.ts";
-import { loadConfigText } from "../../../protocol/config-loader.ts";
-import { AtomicWriter } from "../../helpers/atomic-writer.ts";
-import { FakeSfu, type FakeSfuReply } from "../../helpers/fake-sfu.ts";
-import { FAUXQS_CREDENTIALS, FAUXQS_REGION, type FauxqsHandle, startFauxqs } from "../../helpers/fauxqs.ts";
+import type { Registry } from "prom-client";
+import type { Agent } from "../../../agent/agent.ts";
+import { runNotify } from "../../../agent/commands/notify.ts";
+import type { AwsClients } from "../../../agent/queue/aws-clients.ts";
+import type { QueueTrigger, QueueTriggerOptions } from "../../../agent/queue/index.ts";
+import type { AtomicWriter } from "../../../scripts/local/atomic-writer.ts";
+import { type FauxqsHandle, startFauxqs } from "../../../scripts/local/fauxqs.ts";
+import { capturedLogger } from "../../helpers/captured-logger.ts";
+import { type CliRun, captureRun } from "../../helpers/cli-run.ts";
+import { configHash, configText } from "../../helpers/config-text.ts";
+import type { FakeSfu, FakeSfuReply } from "../../helpers/fake-sfu.ts";
+import { startQueuePod } from "../../helpers/queue-pod.ts";
+
+export { configText } from "../../helpers/config-text.ts";
+export { until } from "../../helpers/until.ts";
 
 export const PREFIX = "sfu-config-";
 
-/** A valid config text; `n` changes `limits.maxRooms` and so the hash. */
-export function configText(n: number): string {
-  return `schemaVersion: 1
-server:
-  port: 8080
-webrtc:
-  icePortRange: [20000, 20100]
-  codecs: [vp8, opus]
-  listenIp: 127.0.0.1
-logging:
-  level: info
-limits:
-  maxRooms: ${n}
-`;
-}
-
 /** The config hash of `configText(n)`. */
-export async function hashOf(n: number): Promise<string> {
-  const r = await loadConfigText(configText(n), { checkFiles: false });
-  if (!r.ok) throw new Error("invalid fixture");
-  return r.hash;
-}
-
-/** Polls `fn` until it returns a truthy value; rejects after `timeoutMs`. */
-export async function until<T>(fn: () => T | Promise<T>, timeoutMs: number, what: string, everyMs = 50): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
+export function hashOf(n: number): Promise<string> {
+  return configHash(configText(n));
 }
 
 /** One in-process pod: agent + queue trigger + fake SFU. */
@@ -116,12 +90,7 @@ export async function startQueueFixture(): Promise<QueueFixture> {
   const fx = await startFauxqs();
   const actions = new Set<string>();
   // The fixture's own client (topics, publishing, inspection) is not recorded.
-  const clients = createAwsClients({
-    endpointUrl: fx.endpoint,
-    region: FAUXQS_REGION,
-    credentials: FAUXQS_CREDENTIALS,
-    callLogFile: null,
-  });
+  const clients = fx.clients();
   const topicArn = fx.topicArn("sfu-config-reload");
   const statusTopicArn = fx.topicArn("sfu-config-status");
   let statusQueueUrl = "";
@@ -160,70 +129,35 @@ export async function startQueueFixture(): Promise<QueueFixture> {
     pods,
     createTopics,
     async startPod(name, options = {}) {
-      const dir = await mkdtemp(join(tmpdir(), "sfu-queue-test-"));
+      const { logger, logs } = capturedLogger("debug");
+      const podClients = fx.clients({ onCall: (a) => actions.add(a) });
+      const { dir, writer, agent, trigger, sfu } = await startQueuePod({
+        name,
+        tmpPrefix: "sfu-queue-test-",
+        initialConfig: configText(options.initial ?? 1),
+        logger,
+        clients: podClients,
+        ackTimeoutMs: 5_000,
+        resyncIntervalMs: 60_000,
+        debounceMs: 20,
+        queue: {
+          topicArn,
+          statusTopicArn,
+          queuePrefix: PREFIX,
+          propagationTimeoutMs: 60_000,
+          backoffBaseMs: 200,
+          backoffMaxMs: 2_000,
+          ...options.queue,
+        },
+        ...(options.reply ? { reply: options.reply } : {}),
+      });
       dirs.push(dir);
-      const writer = new AtomicWriter(dir);
-      await writer.write({ "config.yaml": configText(options.initial ?? 1) });
-      const logs: string[] = [];
-      const destination = new Writable({
-        write(chunk, _enc, cb) {
-          for (const line of String(chunk).split("\n")) if (line) logs.push(line);
-          cb();
-        },
-      });
-      const logger = createLogger({ level: "debug", destination });
-      const podClients = createAwsClients({
-        endpointUrl: fx.endpoint,
-        region: FAUXQS_REGION,
-        credentials: FAUXQS_CREDENTIALS,
-        callLogFile: null,
-        onCall: (a) => actions.add(a),
-      });
-      let trigger: QueueTrigger | null = null;
-      const registry = new Registry();
-      const agent = new Agent(
-        {
-          logger,
-          clock: () => new Date(),
-          registry,
-          startQueueTrigger: async (deps) => {
-            trigger = await startQueueTrigger({ ...deps, clients: podClients });
-            return trigger;
-          },
-        },
-        {
-          configDir: dir,
-          configKey: "config.yaml",
-          listen: { host: "127.0.0.1", port: 0 },
-          http: { host: "127.0.0.1", port: 0 },
-          podName: name,
-          tokenFile: null,
-          ackTimeoutMs: 5_000,
-          resyncIntervalMs: 60_000,
-          defaultMetrics: false,
-          source: { debounceMs: 20 },
-          queue: {
-            topicArn,
-            statusTopicArn,
-            podName: name,
-            queuePrefix: PREFIX,
-            propagationTimeoutMs: 60_000,
-            backoffBaseMs: 200,
-            backoffMaxMs: 2_000,
-            ...options.queue,
-          },
-        },
-      );
-      await agent.start();
-      const t = trigger as QueueTrigger | null;
-      if (!t) throw new Error("the agent did not start the queue trigger");
-      await t.ready();
-      const sfu = await FakeSfu.connect({ url: agent.pushUrl, name, reply: options.reply ?? { kind: "ack" } });
+      const registry = agent.registry;
       let stopped = false;
       const pod: TestPod = {
         name,
         agent,
-        trigger: t,
+        trigger,
         sfu,
         writer,
         registry,
@@ -307,4 +241,35 @@ export async function drainStatus(f: QueueFixture, rounds = 1): Promise<Array<Re
     }
   }
   return out;
+}
+
+/** Runs `sfu-agent notify argv` in-process on `clients` (no environment), capturing its output. */
+export function runNotifyCaptured(argv: string[], clients: AwsClients): Promise<CliRun> {
+  return captureRun((io) => runNotify(argv, io, { env: {}, clients }));
+}
+
+/**
+ * The argv of `sfu-agent notify --wait` publishing `file` to the fixture's
+ * reload topic and waiting on its status queue for `expect` pods at most
+ * `timeout`; `extra` flags go before `--wait`.
+ */
+export function notifyWaitArgv(
+  f: QueueFixture,
+  file: string,
+  o: { expect: number; timeout: string; extra?: string[] },
+): string[] {
+  return [
+    "--topic-arn",
+    f.topicArn,
+    "--config",
+    file,
+    ...(o.extra ?? []),
+    "--wait",
+    "--expect",
+    String(o.expect),
+    "--status-queue-url",
+    f.statusQueueUrl,
+    "--timeout",
+    o.timeout,
+  ];
 }

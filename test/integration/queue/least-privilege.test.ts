@@ -21,11 +21,16 @@ import {
   TagQueueCommand,
 } from "@aws-sdk/client-sqs";
 import { parse } from "yaml";
-import { runNotify } from "../../../agent/commands/notify.ts";
-import { createAwsClients } from "../../../agent/queue/aws-clients.ts";
 import { TAG_HEARTBEAT, TAG_SUBSCRIPTION } from "../../../agent/queue/per-pod-queue.ts";
-import { FAUXQS_CREDENTIALS, FAUXQS_REGION } from "../../helpers/fauxqs.ts";
-import { configText, hashOf, type QueueFixture, startQueueFixture, until } from "./harness.ts";
+import {
+  configText,
+  hashOf,
+  notifyWaitArgv,
+  type QueueFixture,
+  runNotifyCaptured,
+  startQueueFixture,
+  until,
+} from "./harness.ts";
 
 const CFN = new URL("../../../k8s/aws/cloudformation.yaml", import.meta.url);
 
@@ -92,35 +97,13 @@ describe("least privilege of the AWS policies", { timeout: 60_000 }, () => {
     // notify --wait (the hook) while the agent holds the event past a visibility extension
     const file = join(dir, "config-2.yaml");
     await writeFile(file, configText(2));
-    const hookClients = createAwsClients({
-      endpointUrl: f.fx.endpoint,
-      region: FAUXQS_REGION,
-      credentials: FAUXQS_CREDENTIALS,
-      callLogFile: null,
-      onCall: (a) => hookActions.add(a),
-    });
-    let out = "";
-    const run = runNotify(
-      [
-        "--topic-arn",
-        f.topicArn,
-        "--config",
-        file,
-        "--wait",
-        "--expect",
-        "1",
-        "--status-queue-url",
-        f.statusQueueUrl,
-        "--timeout",
-        "20",
-      ],
-      { stdout: (t) => (out += t), stderr: (t) => (out += t) },
-      { env: {}, clients: hookClients },
-    );
+    const hookClients = f.fx.clients({ onCall: (a) => hookActions.add(a) });
+    const run = runNotifyCaptured(notifyWaitArgv(f, file, { expect: 1, timeout: "20" }), hookClients);
     await until(() => pod.trigger.status().pendingEvents === 1, 10_000, "the event to be held");
     await until(() => f.actions.has("sqs:ChangeMessageVisibility"), 5_000, "a visibility extension");
     await pod.swap(2);
-    assert.equal(await run, 0, out);
+    const r = await run;
+    assert.equal(r.code, 0, r.stdout + r.stderr);
     hookClients.destroy();
     const h2 = await hashOf(2);
     assert.equal(pod.agent.store.settlements().find((s) => s.hash === h2)?.outcome, "applied");

@@ -14,7 +14,8 @@ import { after, before, describe, it } from "node:test";
 import { ListSubscriptionsByTopicCommand } from "@aws-sdk/client-sns";
 import { GetQueueUrlCommand, ListQueueTagsCommand } from "@aws-sdk/client-sqs";
 import { TAG_SUBSCRIPTION } from "../../../agent/queue/per-pod-queue.ts";
-import { AtomicWriter } from "../../helpers/atomic-writer.ts";
+import { AtomicWriter } from "../../../scripts/local/atomic-writer.ts";
+import { agentRunArgs } from "../../../scripts/local/processes.ts";
 import { configText, hashOf, type QueueFixture, startQueueFixture, type TestPod, until } from "./harness.ts";
 
 const HEARTBEAT_MS = 2_000;
@@ -65,14 +66,9 @@ describe("per-pod queue lifecycle over fauxqs", { timeout: 120_000 }, () => {
     const callLog = join(dir, "..aws-calls");
     const child = spawn(
       process.execPath,
-      [
-        "agent/cli.ts",
-        "run",
-        "--config-dir",
+      agentRunArgs(
         dir,
-        "--listen",
         "127.0.0.1:0",
-        "--http",
         "127.0.0.1:0",
         "--topic-arn",
         f.topicArn,
@@ -86,7 +82,7 @@ describe("per-pod queue lifecycle over fauxqs", { timeout: 120_000 }, () => {
         "victim",
         "--log-level",
         "warn",
-      ],
+      ),
       {
         cwd: new URL("../../../", import.meta.url).pathname,
         env: {

@@ -10,14 +10,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { runNotify } from "../../../agent/commands/notify.ts";
-import { type AwsClients, createAwsClients } from "../../../agent/queue/aws-clients.ts";
-import { FAUXQS_CREDENTIALS, FAUXQS_REGION } from "../../helpers/fauxqs.ts";
+import type { AwsClients } from "../../../agent/queue/aws-clients.ts";
 import {
   configText,
   drainStatus,
   hashOf,
+  notifyWaitArgv,
   type QueueFixture,
+  runNotifyCaptured,
   startQueueFixture,
   type TestPod,
   until,
@@ -31,26 +31,11 @@ describe("sfu-agent notify over fauxqs", { timeout: 90_000 }, () => {
   let clients: AwsClients;
   let dir: string;
 
-  const notify = async (argv: string[]) => {
-    let stdout = "";
-    let stderr = "";
-    const code = await runNotify(
-      argv,
-      { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) },
-      { env: {}, clients },
-    );
-    return { code, stdout, stderr };
-  };
+  const notify = (argv: string[]) => runNotifyCaptured(argv, clients);
 
   before(async () => {
     f = await startQueueFixture();
-    clients = createAwsClients({
-      endpointUrl: f.fx.endpoint,
-      region: FAUXQS_REGION,
-      credentials: FAUXQS_CREDENTIALS,
-      callLogFile: null,
-      onCall: (a) => f.actions.add(a),
-    });
+    clients = f.fx.clients({ onCall: (a) => f.actions.add(a) });
     pods = await Promise.all(["sfu-a", "sfu-b", "sfu-c"].map((n) => f.startPod(n)));
     dir = await mkdtemp(join(tmpdir(), "sfu-notify-test-"));
   });
@@ -64,23 +49,13 @@ describe("sfu-agent notify over fauxqs", { timeout: 90_000 }, () => {
     const file = join(dir, "config-2.yaml");
     await writeFile(file, configText(2));
     const h2 = await hashOf(2);
-    const run = notify([
-      "--topic-arn",
-      f.topicArn,
-      "--config",
-      file,
-      "--revision",
-      "abc123",
-      "--config-map",
-      "sfu/sfu-config",
-      "--wait",
-      "--expect",
-      "3",
-      "--status-queue-url",
-      f.statusQueueUrl,
-      "--timeout",
-      "30",
-    ]);
+    const run = notify(
+      notifyWaitArgv(f, file, {
+        expect: 3,
+        timeout: "30",
+        extra: ["--revision", "abc123", "--config-map", "sfu/sfu-config"],
+      }),
+    );
     // the kubelet swaps the files a little after the hook ran
     for (const p of pods) await until(() => p.trigger.status().pendingEvents === 1, 10_000, "the event to be held");
     await Promise.all(pods.map((p) => p.swap(2)));
@@ -97,19 +72,7 @@ describe("sfu-agent notify over fauxqs", { timeout: 90_000 }, () => {
     const file = join(dir, "config-3.yaml");
     await writeFile(file, configText(3));
     pods[2]?.sfu.setReply({ kind: "nack", code: "RESTART_REQUIRED", message: "server.port cannot change live" });
-    const run = notify([
-      "--topic-arn",
-      f.topicArn,
-      "--config",
-      file,
-      "--wait",
-      "--expect",
-      "3",
-      "--status-queue-url",
-      f.statusQueueUrl,
-      "--timeout",
-      "30",
-    ]);
+    const run = notify(notifyWaitArgv(f, file, { expect: 3, timeout: "30" }));
     for (const p of pods) await until(() => p.trigger.status().pendingEvents === 1, 10_000, "the event to be held");
     await Promise.all(pods.map((p) => p.swap(3)));
     const r = await run;
@@ -123,19 +86,7 @@ describe("sfu-agent notify over fauxqs", { timeout: 90_000 }, () => {
     await drainStatus(f, 2);
     const file = join(dir, "config-4.yaml");
     await writeFile(file, configText(4));
-    const r = await notify([
-      "--topic-arn",
-      f.topicArn,
-      "--config",
-      file,
-      "--wait",
-      "--expect",
-      "1",
-      "--status-queue-url",
-      f.statusQueueUrl,
-      "--timeout",
-      "2s",
-    ]);
+    const r = await notify(notifyWaitArgv(f, file, { expect: 1, timeout: "2s" }));
     assert.equal(r.code, 1);
     assert.match(r.stderr, /timed out after 2s: 0\/1 pods applied/);
   });

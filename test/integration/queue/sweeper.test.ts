@@ -9,12 +9,12 @@ import { CreateTopicCommand, ListSubscriptionsByTopicCommand, SubscribeCommand }
 import { CreateQueueCommand, GetQueueAttributesCommand, ListQueuesCommand, TagQueueCommand } from "@aws-sdk/client-sqs";
 import pino from "pino";
 import { Registry } from "prom-client";
-import { type AwsClients, createAwsClients } from "../../../agent/queue/aws-clients.ts";
+import type { AwsClients } from "../../../agent/queue/aws-clients.ts";
 import { createQueueMetrics } from "../../../agent/queue/metrics.ts";
 import { OrphanSweeper } from "../../../agent/queue/orphan-sweeper.ts";
 import { TAG_HEARTBEAT, TAG_SUBSCRIPTION } from "../../../agent/queue/per-pod-queue.ts";
 import { realTimers } from "../../../agent/queue/timers.ts";
-import { FAUXQS_CREDENTIALS, FAUXQS_REGION, type FauxqsHandle, startFauxqs } from "../../helpers/fauxqs.ts";
+import { type FauxqsHandle, startFauxqs } from "../../../scripts/local/fauxqs.ts";
 
 describe("OrphanSweeper over fauxqs", { timeout: 30_000 }, () => {
   let fx: FauxqsHandle;
@@ -65,12 +65,7 @@ describe("OrphanSweeper over fauxqs", { timeout: 30_000 }, () => {
 
   before(async () => {
     fx = await startFauxqs();
-    clients = createAwsClients({
-      endpointUrl: fx.endpoint,
-      region: FAUXQS_REGION,
-      credentials: FAUXQS_CREDENTIALS,
-      callLogFile: null,
-    });
+    clients = fx.clients();
     topicArn = (await clients.sns.send(new CreateTopicCommand({ Name: "t" }))).TopicArn!;
     // ring: a (self, live) -> b (dead) -> c (unmanaged) -> d (dead) -> e (live) -> f (dead) -> back to a
     await queue("p-a", 10);

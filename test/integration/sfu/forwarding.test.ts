@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { WeriftTestClient } from "../../helpers/werift-client.ts";
+import { joinVideoRoom, WeriftTestClient } from "../../helpers/werift-client.ts";
 import { type SfuUnderTest, sleep, startWithAgent, testConfig } from "./harness.ts";
 
 const udpSockets = () => process.getActiveResourcesInfo().filter((r) => r === "UDPWRAP").length;
@@ -18,23 +18,7 @@ describe("SFU forwarding (werift peers on loopback)", { timeout: 60_000 }, () =>
   before(async () => {
     baselineUdp = udpSockets();
     sfu = await startWithAgent(testConfig());
-    pub = await WeriftTestClient.join({
-      url: sfu.wsUrl,
-      room: "fanout",
-      name: "pub",
-      publish: { audio: false, video: true },
-    });
-    await pub.waitPublishReady("video");
-    for (let i = 0; i < 3; i++) {
-      subs.push(
-        await WeriftTestClient.join({
-          url: sfu.wsUrl,
-          room: "fanout",
-          name: `sub${i}`,
-          publish: { audio: false, video: false },
-        }),
-      );
-    }
+    ({ pub, subs } = await joinVideoRoom(sfu.wsUrl, "fanout", 3));
   });
 
   after(async () => {

@@ -4,12 +4,13 @@
  * logger whose lines are captured for assertions.
  */
 
-import type { AddressInfo } from "node:net";
-import { createServer } from "node:net";
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { SfuServer } from "../../../sfu/server.ts";
 import { FakeAgent } from "../../helpers/fake-agent.ts";
+import { until } from "../../helpers/until.ts";
+
+export { freePort } from "../../../scripts/local/processes.ts";
 
 /** A valid v1 config for tests: ICE on 127.0.0.1, VP8 + Opus. */
 export function testConfig(
@@ -95,7 +96,7 @@ export async function startWithAgent(
       if (reply.type !== "ack") throw new Error(`initial config refused: ${JSON.stringify(reply)}`);
     }
   }
-  await waitUntil(() => server.port !== null, 5000);
+  await until(() => server.port !== null, 5000, "the SFU to listen");
   const port = server.port!;
   return {
     server,
@@ -108,24 +109,6 @@ export async function startWithAgent(
       await agent.stop();
     },
   };
-}
-
-/** Polls `predicate` every 20 ms until true; throws after `timeoutMs`. */
-export async function waitUntil(predicate: () => boolean, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > end) throw new Error("waitUntil: timed out");
-    await sleep(20);
-  }
-}
-
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
 }
 
 /** Sleeps `ms`. */

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CloseCode, configHash } from "../../../protocol/index.ts";
-import { WeriftTestClient } from "../../helpers/werift-client.ts";
+import { joinVideoRoom, WeriftTestClient } from "../../helpers/werift-client.ts";
 import { freePort, type SfuUnderTest, sleep, startWithAgent, testConfig } from "./harness.ts";
 
 const SECRET = "s3cr3t-turn-credential-value";
@@ -24,23 +24,9 @@ describe("hot reload under media", { timeout: 90_000 }, () => {
     dir = await mkdtemp(join(tmpdir(), "sfu-hot-"));
     await writeFile(join(dir, "turn"), `${SECRET}\n`);
     sfu = await startWithAgent(testConfig());
-    pub = await WeriftTestClient.join({
-      url: sfu.wsUrl,
-      room: "live",
-      name: "pub",
-      publish: { audio: false, video: true },
-    });
-    await pub.waitPublishReady("video");
-    for (let i = 0; i < 2; i++) {
-      subs.push(
-        await WeriftTestClient.join({
-          url: sfu.wsUrl,
-          room: "live",
-          name: `sub${i}`,
-          publish: { audio: false, video: false },
-        }),
-      );
-    }
+    const room = await joinVideoRoom(sfu.wsUrl, "live", 2);
+    pub = room.pub;
+    subs.push(...room.subs);
   });
 
   after(async () => {

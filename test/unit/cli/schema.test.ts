@@ -3,24 +3,11 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { runCli } from "../../../agent/cli.ts";
 import { schemaNames } from "../../../agent/commands/schema.ts";
 import { configSchemaV1 } from "../../../protocol/config-schema.ts";
+import { cli } from "../../helpers/cli-run.ts";
 
 const SCHEMAS = join(import.meta.dirname, "..", "..", "..", "protocol", "schemas");
-
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = { stdout: "", stderr: "" };
-  const code = await runCli(args, {
-    stdout: (t) => {
-      out.stdout += t;
-    },
-    stderr: (t) => {
-      out.stderr += t;
-    },
-  });
-  return { code, ...out };
-}
 
 describe("sfu-agent schema", () => {
   it("prints the config schema v1, identical to protocol/schemas/config.v1.schema.json", async () => {

@@ -8,8 +8,8 @@ import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { runCli } from "../../../agent/cli.ts";
 import type { AgentStatusDoc } from "../../../agent/fleet-status.ts";
+import { cli } from "../../helpers/cli-run.ts";
 
 const H1 = `sha256:${"a".repeat(64)}`;
 const H2 = `sha256:${"b".repeat(64)}`;
@@ -45,19 +45,6 @@ async function serve(doc: AgentStatusDoc): Promise<{ server: Server; url: string
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-}
-
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = { stdout: "", stderr: "" };
-  const code = await runCli(args, {
-    stdout: (t) => {
-      out.stdout += t;
-    },
-    stderr: (t) => {
-      out.stderr += t;
-    },
-  });
-  return { code, ...out };
 }
 
 describe("sfu-agent status", () => {

@@ -24,33 +24,12 @@ import {
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { runCli } from "../../../agent/cli.ts";
+import { type CliRun, cli } from "../../helpers/cli-run.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..", "..");
 const INVALID_DIR = join(ROOT, "test", "fixtures", "invalid");
 const VALID_DIR = join(ROOT, "test", "fixtures", "valid");
 const CLI = join(ROOT, "agent", "cli.ts");
-
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `sfu-agent ...args` in-process. */
-async function cli(...args: string[]): Promise<CliRun> {
-  let stdout = "";
-  let stderr = "";
-  const code = await runCli(args, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-  });
-  return { code, stdout, stderr };
-}
 
 /** Runs `node agent/cli.ts ...args` as a real process (bounded by a timeout). */
 function spawnCli(args: string[], options: { uid?: number; gid?: number } = {}): Promise<CliRun> {

@@ -18,7 +18,7 @@ import {
   podSpec,
   REPO_ROOT,
   renderAsArgoCd,
-  renderKustomization,
+  renderK8s,
 } from "./manifests.ts";
 
 const REVISION_ANNOTATION = "sfu-config.dev/revision";
@@ -60,9 +60,9 @@ async function renderApplication(revision: string): Promise<Map<string, K8sObjec
 const key = (o: K8sObject) => `${o.kind}/${o.metadata.namespace ?? ""}/${o.metadata.name}`;
 
 before(async () => {
-  app = findObject(await renderKustomization(join(K8S_DIR, "argocd")), "Application", "sfu-config");
-  base = await renderKustomization(join(K8S_DIR, "base"));
-  job = findObject(await renderKustomization(join(K8S_DIR, "hook")), "Job", "sfu-config-notify");
+  app = findObject(await renderK8s("argocd"), "Application", "sfu-config");
+  base = await renderK8s("base");
+  job = findObject(await renderK8s("hook"), "Job", "sfu-config-notify");
 });
 
 describe("Argo CD Application", () => {

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import { parseDocument } from "yaml";
 import { RUN_FLAGS } from "../../../agent/options.ts";
-import { findObject, K8S_DIR, type K8sObject, renderKustomization } from "./manifests.ts";
+import { findObject, K8S_DIR, type K8sObject, renderK8s } from "./manifests.ts";
 
 const PSEUDO = new Set([
   "AWS::AccountId",
@@ -58,7 +58,7 @@ before(async () => {
   assert.deepEqual(doc.errors, []);
   assert.deepEqual(doc.warnings, [], "no custom tags: long-form intrinsics only");
   template = doc.toJS() as K8sObject;
-  base = await renderKustomization(join(K8S_DIR, "base"));
+  base = await renderK8s("base");
 });
 
 describe("CloudFormation template", () => {

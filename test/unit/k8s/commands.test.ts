@@ -13,15 +13,7 @@ import { before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { COMMANDS } from "../../../agent/cli.ts";
 import { IMAGES, lastInstruction, readDockerfile } from "../docker/dockerfile.ts";
-import {
-  allContainers,
-  findObject,
-  K8S_DIR,
-  type K8sObject,
-  podSpec,
-  REPO_ROOT,
-  renderKustomization,
-} from "./manifests.ts";
+import { allContainers, findObject, K8S_DIR, type K8sObject, podSpec, REPO_ROOT, renderK8s } from "./manifests.ts";
 
 const run = promisify(execFile);
 const pkg = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as {
@@ -81,7 +73,7 @@ before(async () => {
   workloads = [];
   objects = [];
   for (const source of ["base", "hook"]) {
-    const rendered = await renderKustomization(join(K8S_DIR, source));
+    const rendered = await renderK8s(source);
     objects.push(...rendered);
     for (const object of rendered.filter((o) => o.kind === "Deployment" || o.kind === "Job")) {
       for (const container of allContainers(podSpec(object))) workloads.push({ source, object, container });

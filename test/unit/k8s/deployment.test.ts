@@ -20,7 +20,7 @@ import {
   type K8sObject,
   podSpec,
   REPO_ROOT,
-  renderKustomization,
+  renderK8s,
 } from "./manifests.ts";
 
 const run = promisify(execFile);
@@ -57,7 +57,7 @@ function containerEnv(container: K8sObject): Record<string, string> {
 }
 
 before(async () => {
-  objects = await renderKustomization(join(K8S_DIR, "base"));
+  objects = await renderK8s("base");
   deployment = findObject(objects, "Deployment", "sfu-server");
   spec = podSpec(deployment);
   agent = spec.initContainers.find((c: K8sObject) => c.name === "sfu-agent");

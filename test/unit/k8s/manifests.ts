@@ -44,6 +44,11 @@ export async function renderKustomization(dir: string): Promise<K8sObject[]> {
     .filter((o): o is K8sObject => o !== null);
 }
 
+/** Renders the kustomization `k8s/<name>` (e.g. `base`, `hook`); see {@link renderKustomization}. */
+export function renderK8s(name: string): Promise<K8sObject[]> {
+  return renderKustomization(join(K8S_DIR, name));
+}
+
 /** Finds the one object of `kind` named `name`; throws when absent. */
 export function findObject(objects: K8sObject[], kind: string, name: string): K8sObject {
   const found = objects.filter((o) => o.kind === kind && o.metadata?.name === name);

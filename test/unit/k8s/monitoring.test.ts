@@ -9,15 +9,7 @@ import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import { Ajv } from "ajv";
 import { SETTLEMENT_OUTCOMES } from "../../../protocol/messages-schema.ts";
-import {
-  allContainers,
-  findObject,
-  K8S_DIR,
-  type K8sObject,
-  podSpec,
-  REPO_ROOT,
-  renderKustomization,
-} from "./manifests.ts";
+import { allContainers, findObject, K8S_DIR, type K8sObject, podSpec, REPO_ROOT, renderK8s } from "./manifests.ts";
 
 let monitoring: K8sObject[];
 let deployment: K8sObject;
@@ -154,8 +146,8 @@ const podMonitorSchema = {
 };
 
 before(async () => {
-  monitoring = await renderKustomization(join(K8S_DIR, "monitoring"));
-  deployment = findObject(await renderKustomization(join(K8S_DIR, "base")), "Deployment", "sfu-server");
+  monitoring = await renderK8s("monitoring");
+  deployment = findObject(await renderK8s("base"), "Deployment", "sfu-server");
   const cm = findObject(monitoring, "ConfigMap", "sfu-config-dashboard");
   dashboard = JSON.parse(cm.data["sfu-config.json"]);
 });

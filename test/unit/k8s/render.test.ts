@@ -3,14 +3,13 @@
  * rendered object validates against the Kubernetes / Argo CD schemas.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { describe, it } from "node:test";
-import { hasModel, K8S_DIR, KUSTOMIZATIONS, renderKustomization, validateWithModel } from "./manifests.ts";
+import { hasModel, KUSTOMIZATIONS, renderK8s, validateWithModel } from "./manifests.ts";
 
 describe("k8s kustomizations", () => {
   for (const name of KUSTOMIZATIONS) {
     it(`${name} renders and every object validates against its schema`, async () => {
-      const objects = await renderKustomization(join(K8S_DIR, name));
+      const objects = await renderK8s(name);
       assert.ok(objects.length > 0, "renders objects");
       for (const obj of objects) {
         assert.equal(typeof obj.apiVersion, "string");
@@ -25,7 +24,7 @@ describe("k8s kustomizations", () => {
 
   it("puts every namespaced object of the app in namespace sfu", async () => {
     for (const name of ["base", "hook", "monitoring"]) {
-      for (const obj of await renderKustomization(join(K8S_DIR, name))) {
+      for (const obj of await renderK8s(name)) {
         if (obj.kind === "Namespace") continue;
         assert.equal(obj.metadata.namespace, "sfu", `${name}: ${obj.kind}/${obj.metadata.name}`);
       }

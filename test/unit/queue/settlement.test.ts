@@ -3,7 +3,8 @@ import { beforeEach, describe, it } from "node:test";
 import pino from "pino";
 import { Registry } from "prom-client";
 import { createQueueMetrics, type QueueMetrics } from "../../../agent/queue/metrics.ts";
-import { type MessageActions, type SettlementRecord, Settler } from "../../../agent/queue/settlement.ts";
+import { type MessageActions, Settler } from "../../../agent/queue/settlement.ts";
+import type { Settlement } from "../../../agent/snapshot-store.ts";
 import { SnapshotStore } from "../../../agent/snapshot-store.ts";
 import { loadConfigText } from "../../../protocol/config-loader.ts";
 import type { NormalisedConfigV1 } from "../../../protocol/config-schema.ts";
@@ -58,7 +59,7 @@ describe("Settler", () => {
   let actions: RecordingActions;
   let metrics: QueueMetrics;
   let registry: Registry;
-  let settled: SettlementRecord[];
+  let settled: Settlement[];
   let settler: Settler;
 
   beforeEach(() => {

@@ -1,8 +1,8 @@
 /**
- * fauxqs (a real SNS+SQS server on the AWS wire protocol) in-process for
- * tests and benchmarks, bound to 127.0.0.1 only. fauxqs's own `startFauxqs`
- * listens on 0.0.0.0, so this builds its Fastify app with `buildApp` and
- * listens on loopback itself.
+ * fauxqs (a real SNS+SQS server on the AWS wire protocol) in-process for the
+ * local stack (`npm start`), the tests and the benchmarks, bound to 127.0.0.1
+ * only. fauxqs's own `startFauxqs` listens on 0.0.0.0, so this builds its
+ * Fastify app with `buildApp` and listens on loopback itself.
  *
  * State is in memory: `stop()` + `restart()` on the same port is an outage
  * that also loses every queue, topic and subscription (clients must
@@ -10,10 +10,12 @@
  *
  * @example
  * const fx = await startFauxqs();
- * const clients = createAwsClients({ endpointUrl: fx.endpoint, region: FAUXQS_REGION, credentials: FAUXQS_CREDENTIALS });
+ * const clients = fx.clients({ onCall: (action) => seen.add(action) });
+ * clients.destroy();
  * await fx.stop();
  */
 import { buildApp } from "fauxqs";
+import { type AwsClients, createAwsClients } from "../../agent/queue/aws-clients.ts";
 
 /** Region fauxqs uses for ARNs and URLs. */
 export const FAUXQS_REGION = "us-east-1";
@@ -33,6 +35,12 @@ export interface FauxqsHandle {
   restart(): Promise<void>;
   /** ARN of a topic named `name` on this server. */
   topicArn(name: string): string;
+  /**
+   * SQS and SNS clients of this server (fauxqs region and credentials, no
+   * call log file); `onCall` sees every `service:Action` they make. The
+   * caller destroys them.
+   */
+  clients(options?: { onCall?: (action: string) => void }): AwsClients;
 }
 
 /** Starts fauxqs on 127.0.0.1 (port 0 = any free port). */
@@ -45,8 +53,9 @@ export async function startFauxqs(options: { port?: number } = {}): Promise<Faux
     return Number(new URL(address).port);
   };
   const port = await listen(options.port ?? 0);
+  const endpoint = `http://127.0.0.1:${port}`;
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint,
     port,
     async stop() {
       const a = app;
@@ -58,5 +67,13 @@ export async function startFauxqs(options: { port?: number } = {}): Promise<Faux
       await listen(port);
     },
     topicArn: (name) => `arn:aws:sns:${FAUXQS_REGION}:${FAUXQS_ACCOUNT}:${name}`,
+    clients: ({ onCall } = {}) =>
+      createAwsClients({
+        endpointUrl: endpoint,
+        region: FAUXQS_REGION,
+        credentials: FAUXQS_CREDENTIALS,
+        callLogFile: null,
+        ...(onCall ? { onCall } : {}),
+      }),
   };
 }

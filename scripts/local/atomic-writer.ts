@@ -10,7 +10,8 @@
  *    remove the ones of keys no longer in the payload;
  * 5. remove the previous timestamped directory.
  *
- * Used by the agent tests, the SNS/SQS tests and the local-run script.
+ * The kubelet simulator of the local stack (`npm start`); also used by the
+ * agent and SNS/SQS tests and the benchmarks.
  *
  * @example
  * const w = new AtomicWriter(dir);

@@ -1,7 +1,8 @@
 /**
- * Child processes for benchmark scripts: spawn `node <script>` with its
- * output in a log file, wait for an HTTP readiness endpoint, stop with
- * SIGTERM (SIGKILL after a bound), and find a free loopback port.
+ * Child processes of the local stack (`npm start`) and the benchmarks: spawn
+ * `node <script>` with its output in a log file, wait for an HTTP readiness
+ * endpoint, stop with SIGTERM (SIGKILL after a bound), and find a free
+ * loopback port.
  *
  * Every {@link NodeProcess} is registered in the {@link ProcessGroup} that
  * spawned it, so a script's `finally` can stop whatever is still running.
@@ -10,7 +11,22 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createServer } from "node:net";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+
+const ROOT = resolve(import.meta.dirname, "..", "..");
+/** The agent's CLI entry point (`sfu-agent`), as a source path `node` runs. */
+export const AGENT_CLI = join(ROOT, "agent", "cli.ts");
+/** The SFU's CLI entry point (`sfu-server`), as a source path `node` runs. */
+export const SFU_CLI = join(ROOT, "sfu", "cli.ts");
+
+/**
+ * The `node` arguments of `sfu-agent run` watching `configDir`, with the push
+ * server on `listen` and the HTTP server on `http` (each `host:port`), then
+ * `flags`.
+ */
+export function agentRunArgs(configDir: string, listen: string, http: string, ...flags: string[]): string[] {
+  return [AGENT_CLI, "run", "--config-dir", configDir, "--listen", listen, "--http", http, ...flags];
+}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -40,11 +56,12 @@ export class NodeProcess {
   exitedAt: number | null = null;
   #exit: number | string | null = null;
 
-  constructor(name: string, args: string[], logDir: string) {
+  /** Spawns `node ...args`; `env` replaces the child's environment (default: this process's). */
+  constructor(name: string, args: string[], logDir: string, env?: NodeJS.ProcessEnv) {
     this.name = name;
     this.logPath = join(logDir, `${name}.log`);
     this.spawnedAt = performance.now();
-    this.child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    this.child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], ...(env ? { env } : {}) });
     const out = createWriteStream(this.logPath);
     this.child.stdout?.pipe(out);
     this.child.stderr?.pipe(out);
@@ -69,15 +86,16 @@ export class NodeProcess {
   }
 
   /**
-   * Polls `url` every 50 ms until it answers 200. Rejects if the process
-   * exits first or after `timeoutMs`, with the log tail in the message.
+   * Polls `url` every 50 ms (each request bounded to 1 s) until it answers
+   * 200. Rejects if the process exits first or after `timeoutMs`, with the
+   * log tail in the message.
    */
   async waitHttpOk(url: string, timeoutMs: number): Promise<void> {
     const deadline = performance.now() + timeoutMs;
     while (performance.now() < deadline) {
       if (!this.running)
         throw new Error(`${this.name} exited (${this.#exit}) before ${url} was ready:\n${await this.logTail()}`);
-      const res = await fetch(url).catch(() => null);
+      const res = await fetch(url, { signal: AbortSignal.timeout(1_000) }).catch(() => null);
       if (res) {
         await res.arrayBuffer().catch(() => undefined);
         if (res.status === 200) return;
@@ -100,18 +118,20 @@ export class NodeProcess {
 /** The processes a script spawned, so they can all be stopped on the way out. */
 export class ProcessGroup {
   readonly #logDir: string;
+  readonly #env: NodeJS.ProcessEnv | undefined;
   readonly #all: NodeProcess[] = [];
   #closed = false;
 
-  /** `logDir`: where each process's `<name>.log` is written. */
-  constructor(logDir: string) {
+  /** `logDir`: where each process's `<name>.log` is written; `env`: the children's environment (default: this process's). */
+  constructor(logDir: string, options: { env?: NodeJS.ProcessEnv } = {}) {
     this.#logDir = logDir;
+    this.#env = options.env;
   }
 
   /** Spawns `node ...args` as `name` (the log file name). Throws once {@link stopAll} was called. */
   spawn(name: string, args: string[]): NodeProcess {
     if (this.#closed) throw new Error(`ProcessGroup: stopped; not spawning ${name}`);
-    const p = new NodeProcess(name, args, this.#logDir);
+    const p = new NodeProcess(name, args, this.#logDir, this.#env);
     this.#all.push(p);
     return p;
   }

@@ -1,0 +1,87 @@
+/**
+ * One in-process pod in per-pod queue mode, as the SNS/SQS tests and the
+ * queue benchmark run it: a temp ConfigMap directory written by the
+ * {@link AtomicWriter}, the real {@link Agent} on 127.0.0.1 port 0 with its
+ * queue trigger on caller-owned AWS clients, and a {@link FakeSfu} connected
+ * to its push server.
+ */
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { Agent } from "../../agent/agent.ts";
+import type { AwsClients } from "../../agent/queue/aws-clients.ts";
+import { type QueueTrigger, type QueueTriggerOptions, startQueueTrigger } from "../../agent/queue/index.ts";
+import { AtomicWriter } from "../../scripts/local/atomic-writer.ts";
+import { FakeSfu, type FakeSfuReply } from "./fake-sfu.ts";
+
+/** Options of {@link startQueuePod}. */
+export interface QueuePodOptions {
+  /** Pod name (also the queue trigger's `podName`). */
+  name: string;
+  /** Prefix of the temp directory's name. */
+  tmpPrefix: string;
+  /** Initial content of `config.yaml`. */
+  initialConfig: string;
+  logger: Logger;
+  /** The trigger's AWS clients; the caller owns (destroys) them. */
+  clients: AwsClients;
+  ackTimeoutMs: number;
+  resyncIntervalMs: number;
+  /** Debounce of the file watch. */
+  debounceMs: number;
+  /** Queue trigger options; `podName` is `name`. */
+  queue: Omit<QueueTriggerOptions, "podName">;
+  /** How the fake SFU answers configs (default: ack). */
+  reply?: FakeSfuReply;
+}
+
+/** A started pod. The caller removes `dir`. */
+export interface QueuePod {
+  dir: string;
+  writer: AtomicWriter;
+  agent: Agent;
+  trigger: QueueTrigger;
+  sfu: FakeSfu;
+}
+
+/**
+ * Starts the agent, waits until its per-pod queue is provisioned
+ * (`trigger.ready()`), then connects the fake SFU. Stop with `sfu.close()`
+ * then `agent.stop(grace)`.
+ */
+export async function startQueuePod(o: QueuePodOptions): Promise<QueuePod> {
+  const dir = await mkdtemp(join(tmpdir(), o.tmpPrefix));
+  const writer = new AtomicWriter(dir);
+  await writer.write({ "config.yaml": o.initialConfig });
+  let trigger: QueueTrigger | null = null;
+  const agent = new Agent(
+    {
+      logger: o.logger,
+      clock: () => new Date(),
+      startQueueTrigger: async (deps) => {
+        trigger = await startQueueTrigger({ ...deps, clients: o.clients });
+        return trigger;
+      },
+    },
+    {
+      configDir: dir,
+      configKey: "config.yaml",
+      listen: { host: "127.0.0.1", port: 0 },
+      http: { host: "127.0.0.1", port: 0 },
+      podName: o.name,
+      tokenFile: null,
+      ackTimeoutMs: o.ackTimeoutMs,
+      resyncIntervalMs: o.resyncIntervalMs,
+      defaultMetrics: false,
+      source: { debounceMs: o.debounceMs },
+      queue: { ...o.queue, podName: o.name },
+    },
+  );
+  await agent.start();
+  const t = trigger as QueueTrigger | null;
+  if (!t) throw new Error("the agent did not start the queue trigger");
+  await t.ready();
+  const sfu = await FakeSfu.connect({ url: agent.pushUrl, name: o.name, reply: o.reply ?? { kind: "ack" } });
+  return { dir, writer, agent, trigger: t, sfu };
+}
