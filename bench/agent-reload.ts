@@ -5,7 +5,7 @@
  * directory (updated like the kubelet does, by scripts/local/atomic-writer.ts)
  * and a scripted fake SFU that acks every config, then prints:
  * - file swap (rename of ..data) -> config received and acked by the SFU:
- *   p50/p90/p99/max over 200 swaps of a 16 KiB config;
+ *   p50/p90/p99/max over 200 swaps of a 16 KiB config, 100 ms apart;
  * - the same for a baseline "signal-only reloader" (a child process that
  *   watches the directory and signals on the ..data rename, reading nothing
  *   and waiting for no ack) and the ratio;
@@ -26,6 +26,13 @@ import { emitFigures } from "./figures.ts";
 
 const SWAPS_MEASURED = 200;
 const SWAPS_TOTAL = 1_000;
+/**
+ * Pause between measured swaps. Kubelet swaps of one pod come a minute or
+ * more apart; 100 ms (twice the agent's 50 ms debounce of the swap's trailing
+ * events) measures each swap on its own instead of on the tail of the last
+ * one. The remaining swaps of the RSS phase run back to back.
+ */
+const SWAP_GAP_MS = 100;
 const TARGET_BYTES = 16 * 1024;
 
 /** A valid config of about 16 KiB; `n` changes its hash. */
@@ -90,6 +97,7 @@ async function measureAgent(dir: string, writer: AtomicWriter) {
     const rec = sfu.received.find((r) => r.message === m);
     if (n <= SWAPS_MEASURED + 1 && rec) latencies.push(rec.at - renamedAt);
     sfu.received.length = 0; // keep the fake SFU's memory flat
+    if (n <= SWAPS_MEASURED + 1) await new Promise((r) => setTimeout(r, SWAP_GAP_MS));
   }
   await new Promise((r) => setTimeout(r, 2_000));
   const rssAfter = await rssKiB(pid);
@@ -151,7 +159,7 @@ async function measureBaseline(dir: string, writer: AtomicWriter): Promise<numbe
     });
     const { renamedAt } = await writer.write({ "config.yaml": bigConfig(100_000 - n) });
     out.push((await got) - renamedAt);
-    await new Promise((r) => setTimeout(r, 2));
+    await new Promise((r) => setTimeout(r, SWAP_GAP_MS));
   }
   process.off("SIGUSR2", onSignal);
   child.kill();
