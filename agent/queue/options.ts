@@ -1,6 +1,6 @@
 /**
  * Options of the SNS/SQS trigger: the contract fields `sfu-agent run` passes
- * (store-contract.md) plus optional tunables, merged over
+ * plus optional tunables, merged over
  * {@link QUEUE_DEFAULTS} and checked once, with an error naming the option.
  */
 import { QueueError } from "./errors.ts";

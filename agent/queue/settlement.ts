@@ -48,7 +48,7 @@ export interface SettlementStoreEvent {
   error?: StoreErrorInfo;
 }
 
-/** What settlement needs from the agent's SnapshotStore (store-contract.md). */
+/** What settlement needs from the agent's SnapshotStore. */
 export interface SettlementStore {
   fileHash(): string | null;
   applied(): { version: number; hash: string } | null;
