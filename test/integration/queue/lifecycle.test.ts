@@ -118,6 +118,9 @@ describe("per-pod queue lifecycle over fauxqs", { timeout: 120_000 }, () => {
       5_000,
       "the victim's subscription tag",
     );
+    // ...and it is polling (its first ReceiveMessage is in the call log).
+    const calledSoFar = async () => new Set((await readFile(callLog, "utf8").catch(() => "")).split("\n"));
+    await until(async () => (await calledSoFar()).has("sqs:ReceiveMessage"), 5_000, "the victim's first long poll");
     // The victim tagged its queue when it created it; its heartbeat stops now.
     const killedAt = Date.now();
     child.kill("SIGKILL");
@@ -143,7 +146,7 @@ describe("per-pod queue lifecycle over fauxqs", { timeout: 120_000 }, () => {
     // the survivors are untouched
     assert.deepEqual(await f.listQueues(), ["sfu-config-sfu-1", "sfu-config-sfu-2"]);
     // SFU_AGENT_AWS_CALL_LOG recorded the child's AWS calls (used by the least-privilege test)
-    const calls = new Set((await readFile(callLog, "utf8")).split("\n").filter(Boolean));
+    const calls = await calledSoFar();
     assert.ok(calls.has("sqs:CreateQueue") && calls.has("sns:Subscribe") && calls.has("sqs:ReceiveMessage"));
   });
 
