@@ -19,7 +19,8 @@
  * the store's job.
  */
 import { createHash } from "node:crypto";
-import { lstat, readFile, stat } from "node:fs/promises";
+import { lstatSync, statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { type FSWatcher, watch } from "chokidar";
 import type { Logger } from "pino";
@@ -212,11 +213,14 @@ export class ConfigSource {
    * directory are never modified in place, so their identity is exact. A plain
    * file modified within the last {@link RACY_MS} is "racy" (as in Git): file
    * times are coarse, so a same-size write in the same tick would keep the
-   * identity; a racy identity is never used to skip a read.
+   * identity; a racy identity is never used to skip a read. Synchronous, like
+   * the loader's read: two stats of a local file, with no await for the
+   * watcher's callbacks to slip in between.
    */
-  async #identity(): Promise<{ key: string; racy: boolean } | null> {
+  #identity(): { key: string; racy: boolean } | null {
     try {
-      const [l, s] = await Promise.all([lstat(this.#path), stat(this.#path, { bigint: true })]);
+      const l = lstatSync(this.#path);
+      const s = statSync(this.#path, { bigint: true });
       const racy = !l.isSymbolicLink() && Date.now() - Number(s.mtimeMs) < RACY_MS;
       return { key: `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`, racy };
     } catch {
@@ -231,7 +235,7 @@ export class ConfigSource {
     // file (followed through its symlinks) is the very file read last time and
     // that identity was not "racy" (see #identity). The resync timer always
     // reads in full.
-    const identity = await this.#identity();
+    const identity = this.#identity();
     const last = this.#lastIdentity;
     if (
       kind !== "resync" &&
