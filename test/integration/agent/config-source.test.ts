@@ -3,7 +3,7 @@
  * missing file, serialised reads and the resync timer.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, rm, unlink, writeFile } from "node:fs/promises";
+import { mkdtemp, rename, rm, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -68,7 +68,10 @@ test("a file missing briefly (ENOENT) is retried, not reported", async () => {
   await unlink(plain);
   source.trigger("resync");
   await sleep(60);
-  await writeFile(plain, configText(3));
+  // The file comes back whole (as after a swap): a plain writeFile would
+  // expose an empty file for a moment, which is a different case.
+  await writeFile(`${plain}.tmp`, configText(3));
+  await rename(`${plain}.tmp`, plain);
   await until(() => readings.some((x) => x.ok && x.trigger === "resync"));
   assert.ok(!readings.some((x) => !x.ok), "no NOT_FOUND reported");
 });
