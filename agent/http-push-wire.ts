@@ -1,26 +1,12 @@
 /**
  * The wire documents and rules of HTTP push mode (PROTOCOL.md section 12),
  * as pure functions: the push URL check, the GET applied-state document, the
- * 409/422 error document, and the retry backoff.
+ * 409/422 error document (the retry backoff is protocol/backoff.ts).
  */
 import { HASH_PATTERN } from "../protocol/hash.ts";
 import type { AppliedRef, PushError } from "./push-ledger.ts";
 
 const hashRe = new RegExp(HASH_PATTERN);
-
-/**
- * Delay before retry number `attempt` (0-based) after consecutive failures:
- * `min(maxMs, baseMs * 2^attempt)` times a uniform factor in [0.5, 1] (the
- * SFU's reconnect rule of PROTOCOL.md section 3). Never below `baseMs / 2`.
- */
-export function retryDelay(
-  attempt: number,
-  options: { baseMs: number; maxMs: number },
-  random: () => number = Math.random,
-): number {
-  const ceiling = Math.min(options.maxMs, options.baseMs * 2 ** Math.min(attempt, 40));
-  return Math.round(ceiling * (0.5 + 0.5 * random()));
-}
 
 /**
  * Checks a push URL: `http:` or `https:`, with a host, without userinfo

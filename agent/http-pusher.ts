@@ -9,7 +9,7 @@
  *   error (a body that is not such an object gives code `HTTP_409`/`HTTP_422`);
  * - any other status, no answer within the ack timeout, or no connection:
  *   retried after a capped exponential backoff with jitter
- *   ({@link retryDelay}: 0.5 s doubling to 30 s, times a random factor in
+ *   ({@link reconnectDelay}: 0.5 s doubling to 30 s, times a random factor in
  *   [0.5, 1]); a newer config arriving meanwhile waits for that same retry
  *   time and replaces the pending one (latest wins), so requests are never
  *   closer than the backoff allows.
@@ -31,8 +31,9 @@
  * shown; the URL is shown without its query string.
  */
 import type { Logger } from "pino";
+import { reconnectDelay } from "../protocol/backoff.ts";
 import { LifecycleError } from "./errors.ts";
-import { checkPushUrl, parseAppliedDocument, parseErrorDocument, retryDelay } from "./http-push-wire.ts";
+import { checkPushUrl, parseAppliedDocument, parseErrorDocument } from "./http-push-wire.ts";
 import { type ExchangeResult, exchange } from "./http-request.ts";
 import type { AgentMetrics } from "./metrics.ts";
 import { type AppliedRef, configMessage, PushLedger } from "./push-ledger.ts";
@@ -369,7 +370,7 @@ export class HttpPusher {
   #fail(method: "GET" | "POST", r: ExchangeResult, d?: DesiredSnapshot): void {
     this.#setConnected(false);
     if (this.#state !== "running") return;
-    const delay = retryDelay(
+    const delay = reconnectDelay(
       this.#failures,
       { baseMs: this.#opts.retryBaseMs, maxMs: this.#opts.retryMaxMs },
       this.#deps.random,

@@ -2,6 +2,7 @@
  * protocol/: the language-neutral contract between the agent and any SFU.
  * Imports nothing from agent/ or sfu/.
  */
+export * from "./backoff.ts";
 export * from "./close-codes.ts";
 export * from "./config-loader.ts";
 export * from "./config-schema.ts";

@@ -22,6 +22,7 @@ import {
   type NackMessage,
   PROTOCOL_VERSION,
   parseAgentFrame,
+  reconnectDelay,
   SUBPROTOCOL,
   SUPPORTED_SCHEMA_VERSIONS,
 } from "../protocol/index.ts";
@@ -129,8 +130,7 @@ export class ConfigClient {
 
   /** Delay before reconnect attempt `attempt` (0-based): exponential, capped, with jitter in [50%, 100%]. */
   backoffDelay(attempt: number): number {
-    const base = Math.min(this.#o.maxBackoffMs, this.#o.initialBackoffMs * 2 ** Math.min(attempt, 30));
-    return Math.round(base * (0.5 + 0.5 * this.#o.random()));
+    return reconnectDelay(attempt, { baseMs: this.#o.initialBackoffMs, maxMs: this.#o.maxBackoffMs }, this.#o.random);
   }
 
   async #dial(): Promise<void> {

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { pino } from "pino";
-import { checkPushUrl, parseAppliedDocument, parseErrorDocument, retryDelay } from "../../../agent/http-push-wire.ts";
+import { checkPushUrl, parseAppliedDocument, parseErrorDocument } from "../../../agent/http-push-wire.ts";
 import { HttpPusher } from "../../../agent/http-pusher.ts";
 import { SnapshotStore } from "../../../agent/snapshot-store.ts";
+import { reconnectDelay as retryDelay } from "../../../protocol/backoff.ts";
 
 const H = `sha256:${"a".repeat(64)}`;
 const buf = (v: unknown) => Buffer.from(typeof v === "string" ? v : JSON.stringify(v));
