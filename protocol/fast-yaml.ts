@@ -13,8 +13,10 @@
  * Returns `undefined` whenever the fast path must not decide: text with
  * anchors, aliases, tags or directives (`&`, `*`, `!`, `%`: the full path caps
  * alias expansion and reports tags), several documents, any parse error, or a
- * mapping key that reads "null" (js-yaml names a null key "null" where `yaml`
- * names it ""; no valid config has either key).
+ * mapping key that is not a plain name (the two libraries turn non-string
+ * keys into different strings: js-yaml names a null key "null" and `{}`
+ * "[object Object]" where `yaml` writes "" and "{}"; every key of a valid
+ * config is a plain name other than "null").
  */
 import { FAILSAFE_SCHEMA, loadAll, Type } from "js-yaml";
 
@@ -84,14 +86,17 @@ export function fastYamlValue(text: string): unknown {
     const docs = loadAll(text, undefined, { schema: coreSchema });
     const [doc] = docs;
     const isMapping = typeof doc === "object" && doc !== null && !Array.isArray(doc);
-    return docs.length === 1 && isMapping && !hasKeyNamedNull(doc) ? doc : undefined;
+    return docs.length === 1 && isMapping && !hasUnusualKey(doc) ? doc : undefined;
   } catch {
     return undefined;
   }
 }
 
-function hasKeyNamedNull(value: unknown): boolean {
-  if (Array.isArray(value)) return value.some(hasKeyNamedNull);
+/** Keys both libraries read alike: plain names (not "null", a null key in js-yaml). */
+const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+
+function hasUnusualKey(value: unknown): boolean {
+  if (Array.isArray(value)) return value.some(hasUnusualKey);
   if (typeof value !== "object" || value === null) return false;
-  return Object.entries(value).some(([k, v]) => k === "null" || hasKeyNamedNull(v));
+  return Object.entries(value).some(([k, v]) => k === "null" || !PLAIN_KEY.test(k) || hasUnusualKey(v));
 }

@@ -99,7 +99,7 @@ describe("fast YAML path", () => {
     );
   });
 
-  it("declines anchors, aliases, tags, directives, several documents and syntax errors", () => {
+  it("declines anchors, aliases, tags, directives, several documents, syntax errors and non-name keys", () => {
     for (const text of [
       "a: &x 1\nb: *x\n",
       "a: !!str 1\n",
@@ -107,6 +107,9 @@ describe("fast YAML path", () => {
       "a: 1\n---\nb: 2\n",
       "a: [1, 2\n",
       "a: 1\na: 2\n",
+      "{}: ~\n",
+      "[a, b]: 1\n",
+      "~: 1\n",
       "",
     ]) {
       assert.equal(fastYamlValue(text), undefined, JSON.stringify(text));
