@@ -110,12 +110,10 @@ export async function loadConfigFile(path: string, options: LoadOptions = {}): P
     if (stat.size > MAX_CONFIG_BYTES) {
       return fail("INVALID_CONFIG", `file is ${stat.size} bytes; the limit is ${MAX_CONFIG_BYTES}`);
     }
-    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
-    const bytesRead = readSync(fd, buf, 0, buf.length, 0);
-    if (bytesRead > MAX_CONFIG_BYTES) {
+    bytes = readWhole(fd, stat.size);
+    if (bytes.length > MAX_CONFIG_BYTES) {
       return fail("INVALID_CONFIG", `file exceeds ${MAX_CONFIG_BYTES} bytes`);
     }
-    bytes = buf.subarray(0, bytesRead);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === "ENOENT") return fail("NOT_FOUND", "no such file");
@@ -127,6 +125,27 @@ export async function loadConfigFile(path: string, options: LoadOptions = {}): P
     if (fd !== undefined) closeSync(fd);
   }
   return loadConfigBytes(bytes, { ...options, source });
+}
+
+/**
+ * Reads a regular file from offset 0 until EOF or past MAX_CONFIG_BYTES.
+ * The buffer is sized from fstat (plus one byte, to notice a file that grew
+ * since) rather than at the cap: a fresh 1 MiB buffer per reload is what
+ * made the agent's RSS creep across swaps (see the agent benchmark).
+ */
+function readWhole(fd: number, statSize: number): Buffer {
+  let buf = Buffer.allocUnsafe(Math.min(statSize, MAX_CONFIG_BYTES) + 1);
+  let length = 0;
+  for (;;) {
+    const n = readSync(fd, buf, length, buf.length - length, length);
+    length += n;
+    if (n === 0 || length > MAX_CONFIG_BYTES) return buf.subarray(0, length);
+    if (length === buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.min(buf.length * 2, MAX_CONFIG_BYTES + 1));
+      buf.copy(bigger);
+      buf = bigger;
+    }
+  }
 }
 
 /** Loads config bytes (UTF-8 YAML or JSON). */
