@@ -19,6 +19,7 @@ import {
   type NormalisedConfigV1,
   type SfuConfigV1,
   SUPPORTED_SCHEMA_VERSIONS,
+  type TurnServer,
   VIDEO_CODECS,
 } from "./config-schema.ts";
 import { fastYamlValue } from "./fast-yaml.ts";
@@ -284,12 +285,16 @@ async function semanticProblems(
     }
   }
   const turn = Array.isArray(webrtc.turnServers) ? (webrtc.turnServers as unknown[]) : [];
-  for (const [i, server] of turn.entries()) {
+  // Index loops (no iterator or [index, value] pair per item): this runs on
+  // every reload, over every server of a config that may list hundreds.
+  for (let i = 0; i < turn.length; i++) {
+    const server = turn[i];
     if (!isRecord(server)) continue;
     const base = `/webrtc/turnServers/${i}`;
     let needsCredential = false;
     const urls = Array.isArray(server.urls) ? (server.urls as unknown[]) : [];
-    for (const [j, url] of urls.entries()) {
+    for (let j = 0; j < urls.length; j++) {
+      const url = urls[j];
       if (typeof url !== "string" || url === "") continue;
       const err = checkIceUri(url);
       if (err) problems.push(problem(`${base}/urls/${j}`, err));
@@ -320,25 +325,38 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-/** Fills defaults; the result is what is hashed and pushed. Idempotent. */
+/**
+ * Fills defaults; the result is what is hashed and pushed. Idempotent. Keys
+ * are written in canonical (sorted) order so that hashing it is a plain
+ * JSON.stringify (see canonicalJson).
+ */
 export function normalise(config: SfuConfigV1): NormalisedConfigV1 {
   const w = config.webrtc;
   return {
+    limits: {
+      maxParticipantsPerRoom: config.limits?.maxParticipantsPerRoom ?? CONFIG_DEFAULTS.maxParticipantsPerRoom,
+      maxRooms: config.limits?.maxRooms ?? CONFIG_DEFAULTS.maxRooms,
+    },
+    logging: { level: config.logging?.level ?? CONFIG_DEFAULTS.logLevel },
     schemaVersion: 1,
     server: { port: config.server.port },
     webrtc: {
-      icePortRange: [...(w.icePortRange as unknown as [number, number])],
-      codecs: [...w.codecs] as NormalisedConfigV1["webrtc"]["codecs"],
-      listenIp: w.listenIp ?? CONFIG_DEFAULTS.listenIp,
       announcedIps: [...(w.announcedIps ?? [])],
-      turnServers: (w.turnServers ?? []).map((t) => ({ ...t, urls: [...t.urls] })),
-    },
-    logging: { level: config.logging?.level ?? CONFIG_DEFAULTS.logLevel },
-    limits: {
-      maxRooms: config.limits?.maxRooms ?? CONFIG_DEFAULTS.maxRooms,
-      maxParticipantsPerRoom: config.limits?.maxParticipantsPerRoom ?? CONFIG_DEFAULTS.maxParticipantsPerRoom,
+      codecs: [...w.codecs] as NormalisedConfigV1["webrtc"]["codecs"],
+      icePortRange: [...(w.icePortRange as unknown as [number, number])],
+      listenIp: w.listenIp ?? CONFIG_DEFAULTS.listenIp,
+      turnServers: (w.turnServers ?? []).map(sortedTurnServer),
     },
   };
+}
+
+function sortedTurnServer(t: TurnServer): TurnServer {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(t).sort()) {
+    const v = t[key as keyof TurnServer];
+    out[key] = Array.isArray(v) ? [...v] : v;
+  }
+  return out as TurnServer;
 }
 
 /** Returns an error message when `uri` is not a valid turn:/turns:/stun:/stuns: URI (RFC 7064/7065). */

@@ -98,5 +98,9 @@ const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 function hasUnusualKey(value: unknown): boolean {
   if (Array.isArray(value)) return value.some(hasUnusualKey);
   if (typeof value !== "object" || value === null) return false;
-  return Object.entries(value).some(([k, v]) => k === "null" || !PLAIN_KEY.test(k) || hasUnusualKey(v));
+  const obj = value as Record<string, unknown>;
+  for (const k of Object.keys(obj)) {
+    if (k === "null" || !PLAIN_KEY.test(k) || hasUnusualKey(obj[k])) return true;
+  }
+  return false;
 }

@@ -26,6 +26,29 @@ describe("canonicalJson", () => {
     assert.throws(() => canonicalJson([Number.NaN]), TypeError);
   });
 
+  it("sorts integer-like keys as strings, not in the engine's own numeric order", () => {
+    // Object.keys lists "2" before "10"; canonical order is by code unit.
+    assert.equal(canonicalJson({ "2": "b", "10": "a" }), '{"10":"a","2":"b"}');
+    assert.equal(canonicalJson({ x: { "2": 1, "10": 2 } }), '{"x":{"10":2,"2":1}}');
+  });
+
+  it("property: the same text whatever the key order (pre-sorted input takes the JSON.stringify path)", () => {
+    const reorder = (v: unknown, order: (keys: string[]) => string[]): unknown => {
+      if (Array.isArray(v)) return v.map((x) => reorder(x, order));
+      if (v === null || typeof v !== "object") return v;
+      const obj = v as Record<string, unknown>;
+      return Object.fromEntries(order(Object.keys(obj)).map((k) => [k, reorder(obj[k], order)]));
+    };
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        const sorted = canonicalJson(reorder(v, (k) => [...k].sort()));
+        assert.equal(canonicalJson(reorder(v, (k) => [...k].sort().reverse())), sorted);
+        assert.equal(canonicalJson(v), sorted);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it("property: the canonical form parses back to the same value and is a fixpoint", () => {
     fc.assert(
       fc.property(fc.jsonValue(), (v) => {
