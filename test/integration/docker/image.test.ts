@@ -20,7 +20,7 @@ import { basename, join, posix } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { freePort } from "../../../scripts/local/processes.ts";
-import { IMAGES, lastInstruction, readDockerfile, type Stage } from "../../unit/docker/dockerfile.ts";
+import { IMAGES, lastInstruction, readDockerfile, type Stage, stageEnv } from "../../unit/docker/dockerfile.ts";
 import { REPO_ROOT } from "../../unit/k8s/manifests.ts";
 
 const run = promisify(execFile);
@@ -109,7 +109,7 @@ async function replayImage(
   const image = await mkdtemp(join(root, "image-"));
   const app = join(image, workdir);
   await mkdir(app, { recursive: true });
-  const env: NodeJS.ProcessEnv = { PATH: process.env["PATH"], HOME: image };
+  const env: NodeJS.ProcessEnv = { PATH: process.env["PATH"], HOME: image, ...stageEnv(final) };
   for (const i of final.instructions) {
     if (i.keyword === "COPY") {
       const destText = i.args.at(-1) as string;
@@ -123,10 +123,7 @@ async function replayImage(
           else await cp(from, dest, { recursive: true });
         } else await copyInto(join(REPO_ROOT, src), destText, dest);
       }
-    } else if (i.keyword === "ENV") {
-      const [k, v] = i.text.split("=");
-      env[k as string] = v;
-    } else if (!["WORKDIR", "USER", "EXPOSE", "ENTRYPOINT", "CMD", "LABEL"].includes(i.keyword)) {
+    } else if (!["ENV", "WORKDIR", "USER", "EXPOSE", "ENTRYPOINT", "CMD", "LABEL"].includes(i.keyword)) {
       assert.fail(`runtime stage: no replay for ${i.keyword}`);
     }
   }

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { posix } from "node:path";
 import { describe, it } from "node:test";
 import { REPO_ROOT } from "../k8s/manifests.ts";
-import { IMAGES, lastInstruction, parseDockerfile, readDockerfile, type Stage } from "./dockerfile.ts";
+import { IMAGES, lastInstruction, parseDockerfile, readDockerfile, type Stage, stageEnv } from "./dockerfile.ts";
 
 const pkg = JSON.parse(readFileSync(`${REPO_ROOT}/package.json`, "utf8")) as {
   bin: Record<string, string>;
@@ -48,6 +48,13 @@ describe("Dockerfile parser", () => {
     assert.deepEqual(stage.instructions[1]?.flags, { from: "build" });
     assert.deepEqual(stage.instructions[2]?.exec, ["node", "x.js"]);
     assert.equal(stage.instructions[3]?.exec, null);
+  });
+
+  it("reads ENV in both forms, several pairs and quoted values", () => {
+    const [stage] = parseDockerfile(
+      'FROM node:24-slim\nENV A=1 B="two words" C=\nENV LEGACY some value\nENV A=3\n',
+    ) as [Stage];
+    assert.deepEqual(stageEnv(stage), { A: "3", B: "two words", C: "", LEGACY: "some value" });
   });
 });
 

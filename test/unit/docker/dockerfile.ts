@@ -93,5 +93,27 @@ export function lastInstruction(stage: Stage, keyword: string): Instruction | un
   return stage.instructions.filter((i) => i.keyword === keyword).at(-1);
 }
 
+/**
+ * The environment a stage's ENV instructions set, in order: `ENV K=v K2=v2`
+ * (values may be double-quoted) and the legacy `ENV K v`.
+ */
+export function stageEnv(stage: Stage): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const i of stage.instructions) {
+    if (i.keyword !== "ENV") continue;
+    if (!/^[\w.-]+=/.test(i.text)) {
+      const m = /^(\S+)\s+(.*)$/.exec(i.text);
+      if (!m) throw new Error(`line ${i.line}: ENV without a value`);
+      env[m[1] as string] = m[2] as string;
+      continue;
+    }
+    for (const pair of i.text.matchAll(/([\w.-]+)=("(?:[^"\\]|\\.)*"|\S*)/g)) {
+      const value = pair[2] as string;
+      env[pair[1] as string] = value.startsWith('"') ? (JSON.parse(value) as string) : value;
+    }
+  }
+  return env;
+}
+
 /** The project's images: image name in the manifests -> Dockerfile. */
 export const IMAGES = { "sfu-config/agent": "Dockerfile.agent", "sfu-config/sfu": "Dockerfile.sfu" } as const;
