@@ -1,31 +1,44 @@
 /**
  * Benchmark of the agent's reload path (issue 3), run with `npm run bench:agent`.
  *
- * Spawns the real `node agent/cli.ts run` process on a temp ConfigMap
- * directory (updated like the kubelet does, by scripts/local/atomic-writer.ts)
- * and a scripted fake SFU that acks every config, then prints:
+ * Builds and spawns the compiled agent the image runs (`node
+ * dist/agent/cli.js run`) with the ENV of Dockerfile.agent's runtime stage,
+ * under the memory limit of its container in k8s/base/deployment.yaml when
+ * this machine lets us create a memory cgroup (see memory-limit.ts: Node sizes
+ * the V8 heap from that limit). The agent
+ * watches a temp ConfigMap directory (updated like the kubelet does, by
+ * scripts/local/atomic-writer.ts) and pushes to a scripted fake SFU that acks
+ * every config. Prints:
  * - file swap (rename of ..data) -> config received and acked by the SFU:
  *   p50/p90/p99/max over 200 swaps of a 16 KiB config, 100 ms apart;
  * - the same for a baseline "signal-only reloader" (a child process that
  *   watches the directory and signals on the ..data rename, reading nothing
  *   and waiting for no ack) and the ratio;
- * - agent RSS after start and after 1,000 swaps;
+ * - agent RSS after start, after 1,000 swaps and after 1,000 more (the
+ *   second difference is the leak check: the first includes V8's one-time
+ *   warm-up, JIT code and heap pages the GC keeps committed);
  * - agent CPU while idle (3 s) after start and after the swaps.
- * Bounded: about 20-60 s on a 2-core machine. Figures, not assertions.
- * `AGENT_NODE_FLAGS="--max-semi-space-size=1"` passes V8 flags to the agent.
+ * Bounded: about 40-90 s on a 2-core machine. Figures, not assertions.
+ * `AGENT_NODE_FLAGS="--max-semi-space-size=1"` passes V8 flags to the agent;
+ * `AGENT_MEMORY_LIMIT=none` runs it without the container's memory limit.
  */
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { AtomicWriter } from "../scripts/local/atomic-writer.ts";
-import { agentRunArgs } from "../scripts/local/processes.ts";
 import { FakeSfu } from "../test/helpers/fake-sfu.ts";
+import { readDockerfile, type Stage, stageEnv } from "../test/unit/docker/dockerfile.ts";
 import { emitFigures } from "./figures.ts";
+import { createMemoryCgroup, deploymentMemoryLimit, type MemoryCgroup } from "./memory-limit.ts";
+
+const ROOT = join(import.meta.dirname, "..");
 
 const SWAPS_MEASURED = 200;
 const SWAPS_TOTAL = 1_000;
+/** Swaps after SWAPS_TOTAL whose RSS growth tells a leak from warm-up. */
+const SWAPS_STEADY = 1_000;
 /**
  * Pause between measured swaps. Kubelet swaps of one pod come a minute or
  * more apart; 100 ms (twice the agent's 50 ms debounce of the swap's trailing
@@ -70,13 +83,17 @@ async function idleCpuPercent(pid: number, ms: number): Promise<number> {
   return ((b - a) * 10 * 100) / ms; // 1 tick = 10 ms
 }
 
-async function measureAgent(dir: string, writer: AtomicWriter) {
+async function measureAgent(
+  dir: string,
+  writer: AtomicWriter,
+  cgroup: MemoryCgroup | null,
+  imageEnv: Record<string, string>,
+) {
   const nodeFlags = (process.env["AGENT_NODE_FLAGS"] ?? "").split(" ").filter(Boolean);
-  const child = spawn(
-    process.execPath,
-    [...nodeFlags, ...agentRunArgs(dir, "127.0.0.1:0", "127.0.0.1:0", "--log-level", "warn")],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
+  const args = [...nodeFlags, join(ROOT, "dist", "agent", "cli.js"), "run", "--config-dir", dir];
+  args.push("--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "warn");
+  const [command, argv] = cgroup ? cgroup.wrap(process.execPath, args) : [process.execPath, args];
+  const child = spawn(command, argv, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...imageEnv } });
   const exited = new Promise((r) => child.once("exit", r));
   // --log-level warn hides the start line: find the ports from /proc instead of logs.
   const pid = child.pid as number;
@@ -88,7 +105,12 @@ async function measureAgent(dir: string, writer: AtomicWriter) {
   const idleStart = await idleCpuPercent(pid, 3_000);
 
   const latencies: number[] = [];
-  for (let n = 2; n <= SWAPS_TOTAL + 1; n++) {
+  const settledRss = async () => {
+    await new Promise((r) => setTimeout(r, 2_000));
+    return rssKiB(pid);
+  };
+  let rssAfter = 0;
+  for (let n = 2; n <= SWAPS_TOTAL + SWAPS_STEADY + 1; n++) {
     const { renamedAt } = await writer.write({ "config.yaml": bigConfig(n) });
     const m = await sfu.waitForConfig(
       (x) => (x.config as { limits: { maxRooms: number } }).limits.maxRooms === n,
@@ -98,14 +120,14 @@ async function measureAgent(dir: string, writer: AtomicWriter) {
     if (n <= SWAPS_MEASURED + 1 && rec) latencies.push(rec.at - renamedAt);
     sfu.received.length = 0; // keep the fake SFU's memory flat
     if (n <= SWAPS_MEASURED + 1) await new Promise((r) => setTimeout(r, SWAP_GAP_MS));
+    if (n === SWAPS_TOTAL + 1) rssAfter = await settledRss();
   }
-  await new Promise((r) => setTimeout(r, 2_000));
-  const rssAfter = await rssKiB(pid);
+  const rssSteady = await settledRss();
   const idleAfter = await idleCpuPercent(pid, 3_000);
   child.kill("SIGTERM");
   await sfu.closed;
   await exited;
-  return { latencies, rssStart, rssAfter, idleStart, idleAfter };
+  return { latencies, rssStart, rssAfter, rssSteady, idleStart, idleAfter };
 }
 
 async function findPushUrl(pid: number): Promise<string> {
@@ -166,17 +188,49 @@ async function measureBaseline(dir: string, writer: AtomicWriter): Promise<numbe
   return out;
 }
 
+/** The agent container's memory limit as a cgroup, or null (and a line saying why). */
+async function memoryLimit(): Promise<{ cgroup: MemoryCgroup | null; line: string }> {
+  if (process.env["AGENT_MEMORY_LIMIT"] === "none") {
+    return { cgroup: null, line: "no memory limit (AGENT_MEMORY_LIMIT=none)" };
+  }
+  const limit = deploymentMemoryLimit("sfu-agent");
+  const cgroup = await createMemoryCgroup(limit.bytes);
+  if ("unavailable" in cgroup) {
+    const machine = `${(totalmem() / 2 ** 30).toFixed(0)} GiB`;
+    return {
+      cgroup: null,
+      line: `NOT under the container's ${limit.quantity} limit (${cgroup.unavailable}): V8 sizes the heap for ${machine}, so RSS overstates the pod's`,
+    };
+  }
+  return { cgroup, line: `under the container's memory limit, ${limit.quantity} (k8s/base/deployment.yaml)` };
+}
+
 async function main(): Promise<void> {
+  // The image runs the compiled agent; so does the benchmark.
+  execFileSync(
+    process.execPath,
+    [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.build.json"],
+    {
+      cwd: ROOT,
+      stdio: "inherit",
+    },
+  );
   const dir = await mkdtemp(join(tmpdir(), "sfu-agent-bench-"));
   const writer = new AtomicWriter(dir);
   await writer.write({ "config.yaml": bigConfig(1) });
   const flags = process.env["AGENT_NODE_FLAGS"] ? ` agent node flags: ${process.env["AGENT_NODE_FLAGS"]}` : "";
+  const limit = await memoryLimit();
+  const imageEnv = stageEnv((await readDockerfile(join(ROOT, "Dockerfile.agent"))).at(-1) as Stage);
+  const envText = Object.entries(imageEnv)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(" ");
   console.log(
-    `sfu-agent reload benchmark: ${SWAPS_MEASURED} measured swaps, ${SWAPS_TOTAL} swaps total, config ${Buffer.byteLength(bigConfig(1))} bytes, node ${process.version}${flags}`,
+    `sfu-agent reload benchmark: ${SWAPS_MEASURED} measured swaps, ${SWAPS_TOTAL + SWAPS_STEADY} swaps total, config ${Buffer.byteLength(bigConfig(1))} bytes, node ${process.version}${flags}`,
   );
+  console.log(`agent: dist/agent/cli.js with Dockerfile.agent's ENV (${envText}), ${limit.line}`);
   try {
     const t0 = performance.now();
-    const agent = await measureAgent(dir, writer);
+    const agent = await measureAgent(dir, writer, limit.cgroup, imageEnv);
     const base = summary(await measureBaseline(dir, writer));
     const lat = summary(agent.latencies);
     console.log("\nswap (rename of ..data) -> SFU has the config and acks it");
@@ -187,8 +241,12 @@ async function main(): Promise<void> {
     console.log(`  ratio     p50 x${(lat.p50 / base.p50).toFixed(1)}  p99 x${(lat.p99 / base.p99).toFixed(1)}`);
     console.log("\nagent RSS");
     console.log(`  after start        ${(agent.rssStart / 1024).toFixed(1)} MiB`);
+    const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
     console.log(
-      `  after ${SWAPS_TOTAL} swaps   ${(agent.rssAfter / 1024).toFixed(1)} MiB  (growth ${((agent.rssAfter - agent.rssStart) / 1024).toFixed(1)} MiB)`,
+      `  after ${SWAPS_TOTAL} swaps   ${mib(agent.rssAfter)}  (growth ${mib(agent.rssAfter - agent.rssStart)})`,
+    );
+    console.log(
+      `  after ${SWAPS_STEADY} more    ${mib(agent.rssSteady)}  (growth ${mib(agent.rssSteady - agent.rssAfter)}: what a leak would add; the first ${SWAPS_TOTAL} include V8's warm-up)`,
     );
     console.log("\nagent CPU while idle (3 s)");
     console.log(`  after start        ${agent.idleStart.toFixed(2)} %`);
@@ -201,9 +259,11 @@ async function main(): Promise<void> {
       p99_vs_signal_only_ratio: { value: lat.p99 / base.p99, unit: "x", better: "lower" },
       rss_after_start_mib: { value: agent.rssStart / 1024, unit: "MiB", better: "lower" },
       rss_growth_after_swaps_mib: { value: (agent.rssAfter - agent.rssStart) / 1024, unit: "MiB", better: "lower" },
+      rss_growth_next_swaps_mib: { value: (agent.rssSteady - agent.rssAfter) / 1024, unit: "MiB", better: "lower" },
       idle_cpu_percent: { value: agent.idleAfter, unit: "%", better: "lower" },
     });
   } finally {
+    await limit.cgroup?.remove();
     await rm(dir, { recursive: true, force: true });
   }
 }
