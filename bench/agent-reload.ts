@@ -4,11 +4,10 @@
  * Builds and spawns the compiled agent the image runs (`node
  * dist/agent/cli.js run`) with the ENV of Dockerfile.agent's runtime stage,
  * under the memory limit of its container in k8s/base/deployment.yaml when
- * this machine lets us create a memory cgroup (see memory-limit.ts: Node sizes
- * the V8 heap from that limit). The agent
- * watches a temp ConfigMap directory (updated like the kubelet does, by
- * scripts/local/atomic-writer.ts) and pushes to a scripted fake SFU that acks
- * every config. Prints:
+ * this machine lets us create a memory cgroup (see memory-limit.ts: Node
+ * sizes the V8 heap from that limit). The agent watches a temp ConfigMap
+ * directory (updated like the kubelet does, by scripts/local/atomic-writer.ts)
+ * and pushes to a scripted fake SFU that acks every config. Prints:
  * - file swap (rename of ..data) -> config received and acked by the SFU:
  *   p50/p90/p99/max over 200 swaps of a 16 KiB config, 100 ms apart;
  * - the same for a baseline "signal-only reloader" (a child process that
