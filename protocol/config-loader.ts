@@ -100,7 +100,7 @@ export async function loadConfigFile(path: string, options: LoadOptions = {}): P
   // keeps a reload from interleaving with the file watcher's own I/O
   // callbacks between every await (see the agent benchmark).
   let fd: number | undefined;
-  let bytes: Buffer;
+  let text: string | LoadResult;
   try {
     // O_NONBLOCK: opening a FIFO (or a device) must not block waiting for a
     // writer; the fstat below then refuses anything but a regular file.
@@ -111,10 +111,12 @@ export async function loadConfigFile(path: string, options: LoadOptions = {}): P
     if (stat.size > MAX_CONFIG_BYTES) {
       return fail("INVALID_CONFIG", `file is ${stat.size} bytes; the limit is ${MAX_CONFIG_BYTES}`);
     }
-    bytes = readWhole(fd, stat.size);
+    const bytes = readWhole(fd, stat.size);
     if (bytes.length > MAX_CONFIG_BYTES) {
       return fail("INVALID_CONFIG", `file exceeds ${MAX_CONFIG_BYTES} bytes`);
     }
+    // Decoded before anything else runs: the bytes may be the shared read buffer.
+    text = decodeConfigBytes(bytes, source);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === "ENOENT") return fail("NOT_FOUND", "no such file");
@@ -125,41 +127,65 @@ export async function loadConfigFile(path: string, options: LoadOptions = {}): P
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
-  return loadConfigBytes(bytes, { ...options, source });
+  return typeof text === "string" ? loadConfigText(text, { ...options, source }) : text;
 }
 
 /**
- * Reads a regular file from offset 0 until EOF or past MAX_CONFIG_BYTES.
- * The buffer is sized from fstat (plus one byte, to notice a file that grew
- * since) rather than at the cap: a fresh 1 MiB buffer per reload is what
- * made the agent's RSS creep across swaps (see the agent benchmark).
+ * Files up to this size are read into one buffer kept for the life of the
+ * process; larger ones (rare, up to MAX_CONFIG_BYTES) get a buffer of their
+ * own. A fresh buffer per reload is memory outside the V8 heap that is only
+ * freed when the GC gets to its wrapper: in a run of reloads those buffers
+ * pile up in malloc's heap (see the agent benchmark).
+ */
+const SHARED_READ_BYTES = 64 * 1024;
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+let sharedReadBuffer: Buffer | null = null;
+
+/**
+ * Reads a regular file from offset 0 until EOF or past MAX_CONFIG_BYTES, into
+ * a buffer with room for one byte more than fstat said (to notice a file
+ * that grew since). The result may be a view of the shared read buffer:
+ * decode it before the next read.
  */
 function readWhole(fd: number, statSize: number): Buffer {
-  let buf = Buffer.allocUnsafe(Math.min(statSize, MAX_CONFIG_BYTES) + 1);
+  const want = Math.min(statSize, MAX_CONFIG_BYTES) + 1;
+  let buf: Buffer;
+  if (want <= SHARED_READ_BYTES) {
+    sharedReadBuffer ??= Buffer.allocUnsafeSlow(SHARED_READ_BYTES);
+    buf = sharedReadBuffer;
+  } else {
+    buf = Buffer.allocUnsafeSlow(want);
+  }
   let length = 0;
   for (;;) {
     const n = readSync(fd, buf, length, buf.length - length, length);
     length += n;
     if (n === 0 || length > MAX_CONFIG_BYTES) return buf.subarray(0, length);
     if (length === buf.length) {
-      const bigger = Buffer.allocUnsafe(Math.min(buf.length * 2, MAX_CONFIG_BYTES + 1));
+      const bigger = Buffer.allocUnsafeSlow(Math.min(buf.length * 2, MAX_CONFIG_BYTES + 1));
       buf.copy(bigger);
       buf = bigger;
     }
   }
 }
 
-/** Loads config bytes (UTF-8 YAML or JSON). */
-export async function loadConfigBytes(bytes: Uint8Array, options: LoadOptions = {}): Promise<LoadResult> {
-  const source = options.source ?? "<input>";
+/** UTF-8 text of config bytes, or the failed result saying why they are not text. */
+function decodeConfigBytes(bytes: Uint8Array, source: string): string | LoadResult {
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    text = UTF8.decode(bytes);
   } catch {
     return invalid(source, [problem("", "file is not valid UTF-8 text")]);
   }
   if (text.includes("\u0000")) return invalid(source, [problem("", "file contains NUL bytes; is it binary?")]);
-  return loadConfigText(text, { ...options, source });
+  return text;
+}
+
+/** Loads config bytes (UTF-8 YAML or JSON). */
+export async function loadConfigBytes(bytes: Uint8Array, options: LoadOptions = {}): Promise<LoadResult> {
+  const source = options.source ?? "<input>";
+  const text = decodeConfigBytes(bytes, source);
+  return typeof text === "string" ? loadConfigText(text, { ...options, source }) : text;
 }
 
 /** Parses and validates YAML/JSON config text. */

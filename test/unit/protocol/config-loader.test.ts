@@ -148,6 +148,35 @@ describe("loadConfigBytes and loadConfigFile", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("reads each file whole whatever was read before: small after large, larger than the shared read buffer, invalid UTF-8 after valid", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sfu-loader-"));
+    try {
+      const padded = (rooms: number, bytes: number) => {
+        const text = `${MINIMAL}limits:\n  maxRooms: ${rooms}\n`;
+        return text + `# ${"x".repeat(78)}\n`.repeat(Math.max(0, Math.ceil((bytes - text.length) / 81)));
+      };
+      const write = (name: string, content: string | Uint8Array) => {
+        writeFileSync(join(dir, name), content);
+        return join(dir, name);
+      };
+      const files = [
+        write("near-64k.yaml", padded(1, 64 * 1024 - 100)),
+        write("small.yaml", padded(2, 0)),
+        write("200k.yaml", padded(3, 200 * 1024)),
+        write("small-again.yaml", padded(4, 0)),
+      ];
+      for (const [i, path] of files.entries()) {
+        const r = await loadConfigFile(path);
+        assert.ok(r.ok, path);
+        assert.equal(r.config.limits.maxRooms, i + 1, path);
+      }
+      const bad = await loadConfigFile(write("latin1.yaml", new Uint8Array([0x61, 0x3a, 0x20, 0xe9, 0x0a])));
+      assert.ok(!bad.ok && /not valid UTF-8/.test(bad.problems[0]!.message));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("validateConfigValue", () => {
