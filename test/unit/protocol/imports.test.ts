@@ -11,7 +11,7 @@ import { dirname, join, relative, resolve, sep } from "node:path";
 import { describe, it } from "node:test";
 
 const PROTOCOL = join(import.meta.dirname, "..", "..", "..", "protocol");
-const ALLOWED_PACKAGES = ["ajv", "ajv-formats", "yaml", "js-yaml", "json-schema-to-ts"];
+const ALLOWED_PACKAGES = ["ajv", "ajv-formats", "yaml", "json-schema-to-ts"];
 
 function tsFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
