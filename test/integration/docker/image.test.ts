@@ -20,7 +20,14 @@ import { basename, join, posix } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { freePort } from "../../../scripts/local/processes.ts";
-import { IMAGES, lastInstruction, readDockerfile, type Stage, stageEnv } from "../../unit/docker/dockerfile.ts";
+import {
+  IMAGES,
+  lastInstruction,
+  nodeEntrypoint,
+  readDockerfile,
+  type Stage,
+  stageEnv,
+} from "../../unit/docker/dockerfile.ts";
 import { REPO_ROOT } from "../../unit/k8s/manifests.ts";
 
 const run = promisify(execFile);
@@ -127,10 +134,8 @@ async function replayImage(
       assert.fail(`runtime stage: no replay for ${i.keyword}`);
     }
   }
-  const entry = lastInstruction(final, "ENTRYPOINT")?.exec as string[];
-  const [node, script] = entry;
-  assert.equal(node, "node");
-  const entrypoint = [process.execPath, inStage(image, "/", script as string), ...entry.slice(2)];
+  const { nodeFlags, script, args } = nodeEntrypoint(final);
+  const entrypoint = [process.execPath, ...nodeFlags, inStage(image, "/", script), ...args];
   return { app, entrypoint, cmd: lastInstruction(final, "CMD")?.exec ?? [], env };
 }
 

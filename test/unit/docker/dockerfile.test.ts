@@ -9,7 +9,15 @@ import { existsSync, readFileSync } from "node:fs";
 import { posix } from "node:path";
 import { describe, it } from "node:test";
 import { REPO_ROOT } from "../k8s/manifests.ts";
-import { IMAGES, lastInstruction, parseDockerfile, readDockerfile, type Stage, stageEnv } from "./dockerfile.ts";
+import {
+  IMAGES,
+  lastInstruction,
+  nodeEntrypoint,
+  parseDockerfile,
+  readDockerfile,
+  type Stage,
+  stageEnv,
+} from "./dockerfile.ts";
 
 const pkg = JSON.parse(readFileSync(`${REPO_ROOT}/package.json`, "utf8")) as {
   bin: Record<string, string>;
@@ -55,6 +63,19 @@ describe("Dockerfile parser", () => {
       'FROM node:24-slim\nENV A=1 B="two words" C=\nENV LEGACY some value\nENV A=3\n',
     ) as [Stage];
     assert.deepEqual(stageEnv(stage), { A: "3", B: "two words", C: "", LEGACY: "some value" });
+  });
+
+  it("reads a node ENTRYPOINT as node flags, script and arguments, and refuses any other", () => {
+    const entry = (text: string) => parseDockerfile(`FROM node:24-slim\nENTRYPOINT ${text}\n`)[0] as Stage;
+    assert.deepEqual(nodeEntrypoint(entry('["node", "--memory-saver-mode", "/app/cli.js", "run"]')), {
+      nodeFlags: ["--memory-saver-mode"],
+      script: "/app/cli.js",
+      args: ["run"],
+    });
+    assert.deepEqual(nodeEntrypoint(entry('["node", "x.js"]')), { nodeFlags: [], script: "x.js", args: [] });
+    assert.throws(() => nodeEntrypoint(entry("node x.js")), /not an exec-form node command/);
+    assert.throws(() => nodeEntrypoint(entry('["python3", "x.py"]')), /not an exec-form node command/);
+    assert.throws(() => nodeEntrypoint(entry('["node", "--inspect"]')), /names no script/);
   });
 });
 
@@ -113,12 +134,10 @@ for (const [image, file] of Object.entries(IMAGES)) {
     });
 
     it("starts a package bin with an exec-form ENTRYPOINT", () => {
-      const entrypoint = lastInstruction(final, "ENTRYPOINT");
-      assert.ok(entrypoint?.exec, "exec form: Node is PID 1 and receives SIGTERM");
-      const [node, script] = entrypoint.exec;
-      assert.equal(node, "node");
+      assert.ok(lastInstruction(final, "ENTRYPOINT")?.exec, "exec form: Node is PID 1 and receives SIGTERM");
+      const { script } = nodeEntrypoint(final);
       const workdir = lastInstruction(final, "WORKDIR")?.text ?? "/";
-      const rel = posix.relative(workdir, script as string);
+      const rel = posix.relative(workdir, script);
       const bin = Object.entries(pkg.bin).find(([, path]) => path === rel);
       assert.ok(bin, `${rel} is a package bin`);
       assert.equal(bin[0], image === "sfu-config/agent" ? "sfu-agent" : "sfu-server");

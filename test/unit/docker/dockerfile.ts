@@ -115,5 +115,23 @@ export function stageEnv(stage: Stage): Record<string, string> {
   return env;
 }
 
+/** What an exec-form `ENTRYPOINT ["node", ...flags, script, ...args]` runs. */
+export interface NodeEntrypoint {
+  /** Node and V8 options before the script (`--memory-saver-mode`). */
+  nodeFlags: string[];
+  script: string;
+  args: string[];
+}
+
+/** The stage's last ENTRYPOINT read as a `node` command line; throws unless it is one, in exec form. */
+export function nodeEntrypoint(stage: Stage): NodeEntrypoint {
+  const entry = lastInstruction(stage, "ENTRYPOINT");
+  const [node, ...rest] = entry?.exec ?? [];
+  if (node !== "node") throw new Error(`ENTRYPOINT is not an exec-form node command: ${entry?.text ?? "(none)"}`);
+  const at = rest.findIndex((a) => !a.startsWith("-"));
+  if (at < 0) throw new Error(`ENTRYPOINT names no script: ${entry?.text}`);
+  return { nodeFlags: rest.slice(0, at), script: rest[at] as string, args: rest.slice(at + 1) };
+}
+
 /** The project's images: image name in the manifests -> Dockerfile. */
 export const IMAGES = { "sfu-config/agent": "Dockerfile.agent", "sfu-config/sfu": "Dockerfile.sfu" } as const;

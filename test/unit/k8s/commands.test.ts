@@ -12,7 +12,7 @@ import { join, posix } from "node:path";
 import { before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { COMMANDS } from "../../../agent/cli.ts";
-import { IMAGES, lastInstruction, readDockerfile } from "../docker/dockerfile.ts";
+import { IMAGES, lastInstruction, nodeEntrypoint, readDockerfile } from "../docker/dockerfile.ts";
 import { allContainers, findObject, K8S_DIR, type K8sObject, podSpec, REPO_ROOT, renderK8s } from "./manifests.ts";
 
 const run = promisify(execFile);
@@ -37,7 +37,7 @@ async function entrySource(image: string): Promise<{ bin: string; source: string
   const final = stages.at(-1);
   assert.ok(final);
   const workdir = lastInstruction(final, "WORKDIR")?.text ?? "/";
-  const script = lastInstruction(final, "ENTRYPOINT")?.exec?.[1] as string;
+  const { script } = nodeEntrypoint(final);
   const rel = posix.relative(workdir, script);
   const bin = Object.entries(pkg.bin).find(([, p]) => p === rel)?.[0];
   assert.ok(bin, `${rel} is a package bin`);
