@@ -1,9 +1,9 @@
 /**
  * Benchmark of the agent's reload path (issue 3), run with `npm run bench:agent`.
  *
- * Builds and spawns the compiled agent the image runs (`node
- * dist/agent/cli.js run`) with the ENV of Dockerfile.agent's runtime stage,
- * under the memory limit of its container in k8s/base/deployment.yaml when
+ * Builds and spawns the compiled agent the image runs (`node <flags>
+ * dist/agent/cli.js run`) with the node flags of Dockerfile.agent's
+ * ENTRYPOINT and the ENV of its runtime stage, under the memory limit of its container in k8s/base/deployment.yaml when
  * this machine lets us create a memory cgroup (see memory-limit.ts: Node
  * sizes the V8 heap from that limit). The agent watches a temp ConfigMap
  * directory (updated like the kubelet does, by scripts/local/atomic-writer.ts)
@@ -13,11 +13,11 @@
  * - the same for a baseline "signal-only reloader" (a child process that
  *   watches the directory and signals on the ..data rename, reading nothing
  *   and waiting for no ack) and the ratio;
- * - agent RSS after start, after 1,000 swaps and after 1,000 more (the
+ * - agent RSS after start, after 1,000 swaps and after 4,000 more (the
  *   second difference is the leak check: the first includes V8's one-time
- *   warm-up, JIT code and heap pages the GC keeps committed);
+ *   warm-up, mostly optimised code);
  * - agent CPU while idle (3 s) after start and after the swaps.
- * Bounded: about 40-90 s on a 2-core machine. Figures, not assertions.
+ * Bounded: about 60-100 s on a 2-core machine. Figures, not assertions.
  * `AGENT_NODE_FLAGS="--max-semi-space-size=1"` passes V8 flags to the agent;
  * `AGENT_MEMORY_LIMIT=none` runs it without the container's memory limit.
  */
@@ -28,7 +28,7 @@ import { tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { AtomicWriter } from "../scripts/local/atomic-writer.ts";
 import { FakeSfu } from "../test/helpers/fake-sfu.ts";
-import { readDockerfile, type Stage, stageEnv } from "../test/unit/docker/dockerfile.ts";
+import { nodeEntrypoint, readDockerfile, type Stage, stageEnv } from "../test/unit/docker/dockerfile.ts";
 import { emitFigures } from "./figures.ts";
 import { createMemoryCgroup, deploymentMemoryLimit, type MemoryCgroup } from "./memory-limit.ts";
 
@@ -37,7 +37,7 @@ const ROOT = join(import.meta.dirname, "..");
 const SWAPS_MEASURED = 200;
 const SWAPS_TOTAL = 1_000;
 /** Swaps after SWAPS_TOTAL whose RSS growth tells a leak from warm-up. */
-const SWAPS_STEADY = 1_000;
+const SWAPS_STEADY = 4_000;
 /**
  * Pause between measured swaps. Kubelet swaps of one pod come a minute or
  * more apart; 100 ms (twice the agent's 50 ms debounce of the swap's trailing
@@ -86,13 +86,13 @@ async function measureAgent(
   dir: string,
   writer: AtomicWriter,
   cgroup: MemoryCgroup | null,
-  imageEnv: Record<string, string>,
+  image: { env: Record<string, string>; nodeFlags: string[] },
 ) {
-  const nodeFlags = (process.env["AGENT_NODE_FLAGS"] ?? "").split(" ").filter(Boolean);
+  const nodeFlags = [...image.nodeFlags, ...(process.env["AGENT_NODE_FLAGS"] ?? "").split(" ").filter(Boolean)];
   const args = [...nodeFlags, join(ROOT, "dist", "agent", "cli.js"), "run", "--config-dir", dir];
   args.push("--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "warn");
   const [command, argv] = cgroup ? cgroup.wrap(process.execPath, args) : [process.execPath, args];
-  const child = spawn(command, argv, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...imageEnv } });
+  const child = spawn(command, argv, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...image.env } });
   const exited = new Promise((r) => child.once("exit", r));
   // --log-level warn hides the start line: find the ports from /proc instead of logs.
   const pid = child.pid as number;
@@ -219,17 +219,20 @@ async function main(): Promise<void> {
   await writer.write({ "config.yaml": bigConfig(1) });
   const flags = process.env["AGENT_NODE_FLAGS"] ? ` agent node flags: ${process.env["AGENT_NODE_FLAGS"]}` : "";
   const limit = await memoryLimit();
-  const imageEnv = stageEnv((await readDockerfile(join(ROOT, "Dockerfile.agent"))).at(-1) as Stage);
-  const envText = Object.entries(imageEnv)
+  const runtime = (await readDockerfile(join(ROOT, "Dockerfile.agent"))).at(-1) as Stage;
+  const image = { env: stageEnv(runtime), nodeFlags: nodeEntrypoint(runtime).nodeFlags };
+  const envText = Object.entries(image.env)
     .map(([k, v]) => `${k}=${v}`)
     .join(" ");
   console.log(
     `sfu-agent reload benchmark: ${SWAPS_MEASURED} measured swaps, ${SWAPS_TOTAL + SWAPS_STEADY} swaps total, config ${Buffer.byteLength(bigConfig(1))} bytes, node ${process.version}${flags}`,
   );
-  console.log(`agent: dist/agent/cli.js with Dockerfile.agent's ENV (${envText}), ${limit.line}`);
+  console.log(
+    `agent: node ${image.nodeFlags.join(" ")} dist/agent/cli.js with Dockerfile.agent's ENTRYPOINT flags and ENV (${envText}), ${limit.line}`,
+  );
   try {
     const t0 = performance.now();
-    const agent = await measureAgent(dir, writer, limit.cgroup, imageEnv);
+    const agent = await measureAgent(dir, writer, limit.cgroup, image);
     const base = summary(await measureBaseline(dir, writer));
     const lat = summary(agent.latencies);
     console.log("\nswap (rename of ..data) -> SFU has the config and acks it");
