@@ -241,7 +241,8 @@ function plain(r: Lines, at: number, flow: boolean): Read {
   const t = r.text;
   const end = r.end;
   const c = t.charCodeAt(at);
-  // Indicators that cannot start a plain scalar here, and `-`, `?`, `:` before a space.
+  // Indicators that cannot start a plain scalar (`?` and `:` are declined even where YAML allows them),
+  // and `-` before a space or, in a flow list, before a flow indicator.
   if ("{}[],#&*!|>'\"%@`?:".includes(t[at] as string)) return DECLINE;
   if (c === DASH) {
     const e = t.charCodeAt(at + 1);
