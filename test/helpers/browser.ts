@@ -4,6 +4,7 @@
  * no background networking (the machine has no internet).
  */
 import { type Browser, chromium, type Page } from "playwright-core";
+import { chromiumDependency, requireSystemDependency } from "./system-deps.ts";
 
 /** Chromium flags: headless, fake media, loopback ICE allowed, nothing phoning home. */
 export const CHROMIUM_ARGS = [
@@ -20,9 +21,15 @@ export const CHROMIUM_ARGS = [
   "--use-fake-ui-for-media-stream",
 ];
 
-/** Launches Debian's Chromium (`apt-get install chromium`). */
-export function launchChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+/**
+ * Launches Debian's Chromium (`apt-get install -y chromium`; `SFU_TEST_CHROMIUM`
+ * overrides the path). Rejects at once, naming the install command, when it
+ * is not installed.
+ */
+export async function launchChromium(): Promise<Browser> {
+  const executablePath = process.env.SFU_TEST_CHROMIUM || "/usr/bin/chromium";
+  requireSystemDependency(chromiumDependency(executablePath));
+  return chromium.launch({ executablePath, args: CHROMIUM_ARGS });
 }
 
 /** Inbound video totals of the demo page's peer connection (`window.sfuDemo.pc`). */

@@ -7,11 +7,20 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { main } from "../../../agent/commands/conformance.ts";
+import { pythonWebsocketsDependency, requireSystemDependency } from "../../helpers/system-deps.ts";
 
 export const ROOT = join(import.meta.dirname, "..", "..", "..");
 export const PYTHON_DIR = join(ROOT, "protocol", "examples", "python");
 /** Debian's interpreter, which sees python3-websockets (the `python3` on PATH may not). */
 export const PYTHON = "/usr/bin/python3";
+
+/**
+ * Fails at once, naming `apt-get install -y python3-websockets`, when Debian's
+ * Python cannot import websockets (instead of every case timing out).
+ */
+export function requirePythonWebsockets(): void {
+  requireSystemDependency(pythonWebsocketsDependency(PYTHON));
+}
 
 /** A kit run in-process. */
 export interface KitRun {
@@ -92,6 +101,7 @@ export function spawnChild(command: string, args: string[], cwd: string): Child 
 
 /** Starts the Python example SFU against `url`. */
 export function spawnPythonSfu(url: string, extra: string[] = []): Child {
+  requirePythonWebsockets();
   return spawnChild(PYTHON, ["example_sfu.py", "--agent", url, ...extra], PYTHON_DIR);
 }
 

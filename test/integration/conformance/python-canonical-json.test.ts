@@ -12,7 +12,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { hashVector, loadBaseConfig } from "../../../agent/conformance/test-configs.ts";
 import { canonicalJson, configHash } from "../../../protocol/hash.ts";
-import { PYTHON, PYTHON_DIR, ROOT } from "./harness.ts";
+import { PYTHON, PYTHON_DIR, ROOT, requirePythonWebsockets } from "./harness.ts";
 
 const DRIVER = `
 import json, sys
@@ -23,6 +23,7 @@ print(json.dumps([[canonical_json(v), config_hash(v)] for v in values]))
 
 /** Canonical form and hash of each value, computed by the Python client. */
 function python(values: unknown[]): [string, string][] {
+  requirePythonWebsockets();
   const r = spawnSync(PYTHON, ["-c", DRIVER], {
     cwd: PYTHON_DIR,
     input: JSON.stringify(values),

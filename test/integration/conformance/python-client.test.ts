@@ -9,13 +9,21 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CASES } from "../../../agent/conformance/cases.ts";
-import { caseOutcomes, failedCases, spawnPythonSfu, startKit, summaryLine } from "./harness.ts";
+import {
+  caseOutcomes,
+  failedCases,
+  requirePythonWebsockets,
+  spawnPythonSfu,
+  startKit,
+  summaryLine,
+} from "./harness.ts";
 
 const TIMEOUT = { timeout: 40_000 };
 const TOKEN = "conformance-test-token-5f1e";
 let dir = "";
 
 before(async () => {
+  requirePythonWebsockets();
   dir = await mkdtemp(join(tmpdir(), "conformance-"));
   await writeFile(join(dir, "token"), `${TOKEN}\n`);
   await writeFile(join(dir, "wrong-token"), "not-the-token\n");
