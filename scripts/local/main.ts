@@ -63,7 +63,7 @@ async function main(): Promise<number> {
   for (const p of stack.pods) process.stdout.write(`  ${p.name}: ${p.sfuUrl}/?room=demo&autojoin=1\n`);
   process.stdout.write(
     `\nEdit ${configFile} and save: the change is notified at once and swapped into every pod after ${delay} ms.\n` +
-      `Fleet status any time: node agent/cli.ts status ${stack.pods.map((p) => p.agentUrl).join(" ")}\n` +
+      `Fleet status any time: npm run agent -- status ${stack.pods.map((p) => p.agentUrl).join(" ")}\n` +
       `Logs: ${stack.workDir}/*.log (removed on exit). Ctrl-C to stop.\n\n`,
   );
   let stopping = false;
