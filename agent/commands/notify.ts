@@ -3,9 +3,12 @@
  * config file's hash with the agent's own pipeline (protocol/config-loader.ts,
  * `credentialFile`s not checked: the hook Job does not mount the Secret) and
  * publishes the reload event to SNS. With `--wait` it then reads status
- * events from `--status-queue-url` until `--expect` distinct pods report
- * `applied` for that hash, printing a per-pod table, so an Argo CD PostSync
- * hook fails the sync when a pod rejects the config.
+ * events from `--status-queue-url` until N distinct pods report `applied`
+ * for that hash, printing a per-pod table, so an Argo CD PostSync hook fails
+ * the sync when a pod rejects the config. N is `--expect N`, or, with
+ * `--expect-deployment NS/NAME`, that Deployment's ready pods read from the
+ * in-cluster API just before publishing (deployment-replicas.ts), so the hook
+ * follows replica changes and an HPA.
  *
  * Exit status: 0 published (and, with --wait, applied by N pods); 1 invalid
  * config, a failed publish, a pod reporting rejected/invalid/timeout, or the
@@ -22,6 +25,7 @@ import { describeError } from "../queue/errors.ts";
 import { checkTopicArn } from "../queue/options.ts";
 import { collectStatuses, formatPodTable } from "../queue/status-collector.ts";
 import { realTimers, type Timers } from "../queue/timers.ts";
+import { inClusterApi, type KubeApiTarget, readDeploymentReplicas } from "./deployment-replicas.ts";
 
 /** Help text of `sfu-agent notify`. */
 export const NOTIFY_USAGE = `Usage: sfu-agent notify --topic-arn ARN --config FILE [options]
@@ -36,8 +40,13 @@ Options:
   --config FILE            the config file (as committed / synced) (required)
   --revision REV           Git revision to report (e.g. $ARGOCD_APP_REVISION)
   --config-map NS/NAME     the ConfigMap the agents mount, for the record
-  --wait                   wait for the pods' status events (needs the next two)
+  --wait                   wait for the pods' status events (needs --status-queue-url
+                           and one of --expect, --expect-deployment)
   --expect N               number of pods that must report applied
+  --expect-deployment NS/NAME
+                           wait for as many pods as that Deployment has ready
+                           (status.readyReplicas, read through the in-cluster API
+                           with the pod's ServiceAccount: needs get on it)
   --status-queue-url URL   SQS queue subscribed to the agents' --status-topic-arn
   --timeout DURATION       how long --wait waits: seconds or 90s, 5m (default 300s)
   --region REGION          AWS region (default: from the topic ARN)
@@ -59,6 +68,7 @@ const FLAGS = {
   "config-map": { type: "string" },
   wait: { type: "boolean" },
   expect: { type: "string" },
+  "expect-deployment": { type: "string" },
   "status-queue-url": { type: "string" },
   timeout: { type: "string" },
   region: { type: "string" },
@@ -72,6 +82,8 @@ export interface NotifyDeps {
   /** AWS clients (default: built from the flags by createAwsClients; then closed at the end). */
   clients?: AwsClients;
   timers?: Timers;
+  /** Kubernetes API for --expect-deployment (default: the in-cluster API from env and the ServiceAccount mount). */
+  kubeApi?: KubeApiTarget;
 }
 
 /** Entry point of `sfu-agent notify`; returns the exit code. */
@@ -116,24 +128,32 @@ export async function runNotify(argv: string[], io: CommandIo, deps: NotifyDeps)
     return usage("--revision: 1-256 characters");
   const wait = values.wait === true || deps.env[envName("wait")] === "true";
   const expectText = str("expect");
+  const expectDeployment = str("expect-deployment");
   const statusQueueUrl = str("status-queue-url");
   const timeoutText = str("timeout");
   let expect = 0;
   let timeoutMs = 300_000;
   if (wait) {
-    if (expectText === null) return usage("--wait needs --expect N");
+    if (expectText === null && expectDeployment === null)
+      return usage("--wait needs --expect N or --expect-deployment NS/NAME");
+    if (expectText !== null && expectDeployment !== null)
+      return usage("--expect and --expect-deployment are exclusive: give one");
     if (statusQueueUrl === null) return usage("--wait needs --status-queue-url URL");
-    expect = Number(expectText);
-    if (!(Number.isInteger(expect) && expect >= 1))
-      return usage(`--expect: ${JSON.stringify(expectText)} is not a positive integer`);
+    if (expectText !== null) {
+      expect = Number(expectText);
+      if (!(Number.isInteger(expect) && expect >= 1))
+        return usage(`--expect: ${JSON.stringify(expectText)} is not a positive integer`);
+    } else if (!/^[a-z0-9.-]+\/[a-z0-9.-]+$/.test(expectDeployment ?? "")) {
+      return usage(`--expect-deployment: ${JSON.stringify(expectDeployment)} is not NAMESPACE/NAME`);
+    }
     if (timeoutText !== null) {
       const ms = /^\d+$/.test(timeoutText) ? Number(timeoutText) * 1000 : parseDuration(timeoutText);
       if (ms === null || ms <= 0)
         return usage(`--timeout: ${JSON.stringify(timeoutText)} is not a duration (300, 90s, 5m)`);
       timeoutMs = ms;
     }
-  } else if (expectText !== null || statusQueueUrl !== null || timeoutText !== null) {
-    return usage("--expect, --status-queue-url and --timeout only apply with --wait");
+  } else if (expectText !== null || expectDeployment !== null || statusQueueUrl !== null || timeoutText !== null) {
+    return usage("--expect, --expect-deployment, --status-queue-url and --timeout only apply with --wait");
   }
 
   const loaded = await loadConfigFile(file, { checkFiles: false });
@@ -143,6 +163,33 @@ export async function runNotify(argv: string[], io: CommandIo, deps: NotifyDeps)
     return 1;
   }
   for (const w of loaded.warnings) io.stderr(`${formatProblem(loaded.source, w)}\n`);
+
+  if (wait && expectDeployment !== null) {
+    // Read before publishing: a hook that cannot count the pods publishes nothing.
+    const [namespace, name] = expectDeployment.split("/") as [string, string];
+    let api = deps.kubeApi;
+    if (!api) {
+      const found = await inClusterApi(deps.env);
+      if (!found.ok) {
+        io.stderr(`sfu-agent notify: --expect-deployment: ${found.message}; nothing published\n`);
+        return 1;
+      }
+      api = found.api;
+    }
+    const replicas = await readDeploymentReplicas(api, namespace, name);
+    if (!replicas.ok) {
+      io.stderr(`sfu-agent notify: --expect-deployment: ${replicas.message} (${replicas.code}); nothing published\n`);
+      return 1;
+    }
+    io.stdout(
+      `deployment ${expectDeployment}: ${replicas.ready} ready of ${replicas.desired} desired; waiting for ${replicas.ready} pods\n`,
+    );
+    if (replicas.ready === 0 && replicas.desired > 0) {
+      io.stderr(`sfu-agent notify: deployment ${expectDeployment} has no ready pod to tell; nothing published\n`);
+      return 1;
+    }
+    expect = replicas.ready;
+  }
 
   const timers = deps.timers ?? realTimers;
   const clients =
@@ -161,6 +208,10 @@ export async function runNotify(argv: string[], io: CommandIo, deps: NotifyDeps)
     }
     io.stdout(`published ${loaded.hash} revision=${revision ?? "-"} messageId=${messageId ?? "-"}\n`);
     if (!wait || statusQueueUrl === null) return 0;
+    if (expect === 0) {
+      io.stdout("the deployment is scaled to 0: no pod to wait for\n");
+      return 0;
+    }
 
     const start = timers.now();
     const result = await collectStatuses({

@@ -200,11 +200,14 @@ describe("PostSync hook Job", () => {
     }
   });
 
-  it("waits for every replica, within its deadline, long enough for the kubelet to propagate the file", () => {
+  it("waits for every ready pod of the base Deployment, within its deadline, long enough for the kubelet", () => {
     const args = podSpec(job).containers[0].args as string[];
     const value = (flag: string) => args.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1);
     assert.ok(args.includes("--wait"));
-    assert.equal(Number(value("--expect")), findObject(base, "Deployment", "sfu-server").spec.replicas);
+    // The count comes from the Deployment when the hook runs: no constant to keep in step.
+    assert.equal(value("--expect"), undefined);
+    const deployment = findObject(base, "Deployment", "sfu-server");
+    assert.equal(value("--expect-deployment"), `${deployment.metadata.namespace}/${deployment.metadata.name}`);
     const timeout = Number(value("--timeout"));
     assert.ok(timeout >= 180, "covers the 60-120 s ConfigMap propagation");
     assert.ok(timeout + 60 <= job.spec.activeDeadlineSeconds, "finishes before the Job's deadline");

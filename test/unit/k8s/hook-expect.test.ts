@@ -1,0 +1,284 @@
+/**
+ * The PostSync hook's pod count comes from the Deployment, not a constant:
+ * `sfu-agent notify --wait --expect-deployment sfu/sfu-server` reads the
+ * Deployment's ready replicas through the Kubernetes API (here a local HTTP
+ * server answering as the API server does) and waits for that many pods,
+ * against a real SNS/SQS (fauxqs). The manifests give the hook exactly what
+ * that needs: a Role with `get` on that one Deployment, bound to the hook's
+ * ServiceAccount, and an API token on the hook's pod only.
+ */
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { CreateTopicCommand } from "@aws-sdk/client-sns";
+import { CreateQueueCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
+import {
+  inClusterApi,
+  type KubeApiTarget,
+  readDeploymentReplicas,
+} from "../../../agent/commands/deployment-replicas.ts";
+import { runNotify } from "../../../agent/commands/notify.ts";
+import type { AwsClients } from "../../../agent/queue/aws-clients.ts";
+import { loadConfigFile } from "../../../protocol/config-loader.ts";
+import { type FauxqsHandle, startFauxqs } from "../../../scripts/local/fauxqs.ts";
+import { findObject, K8S_DIR, type K8sObject, podSpec, renderK8s, validateWithModel } from "./manifests.ts";
+
+const TOKEN = "hook-sa-token-for-tests";
+const CONFIG = join(K8S_DIR, "base", "config.yaml");
+
+/** What the fake API server answers for the Deployment: status and body. */
+let answer: { status: number; body: string } = { status: 200, body: "" };
+/** The requests it received (path and Authorization header). */
+const seen: Array<{ path: string; auth: string | undefined }> = [];
+
+/** A Deployment as the API server returns it. */
+function deployment(replicas: number, ready: number | undefined): string {
+  return JSON.stringify({
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: "sfu-server", namespace: "sfu", uid: "6f1c" },
+    spec: { replicas, selector: { matchLabels: { "app.kubernetes.io/name": "sfu-server" } } },
+    status: { observedGeneration: 4, replicas, updatedReplicas: replicas, readyReplicas: ready },
+  });
+}
+
+let api: Server;
+let apiTarget: KubeApiTarget;
+let fx: FauxqsHandle;
+let clients: AwsClients;
+let topicArn = "";
+let statusQueueUrl = "";
+
+before(async () => {
+  api = createServer((req: IncomingMessage, res) => {
+    seen.push({ path: req.url ?? "", auth: req.headers.authorization });
+    if (answer.status === 0) return; // never answers (timeout case)
+    res.writeHead(answer.status, { "content-type": "application/json" });
+    res.end(answer.body);
+  });
+  await new Promise<void>((resolve) => api.listen(0, "127.0.0.1", resolve));
+  const address = api.address();
+  assert.ok(address && typeof address === "object");
+  apiTarget = { url: `http://127.0.0.1:${address.port}`, token: TOKEN, ca: null };
+  fx = await startFauxqs();
+  clients = fx.clients();
+  topicArn = (await clients.sns.send(new CreateTopicCommand({ Name: "sfu-config-reload" }))).TopicArn ?? "";
+  statusQueueUrl = (await clients.sqs.send(new CreateQueueCommand({ QueueName: "sfu-hook-status" }))).QueueUrl ?? "";
+});
+
+after(async () => {
+  api?.closeAllConnections();
+  await new Promise<void>((resolve) => (api ? api.close(() => resolve()) : resolve()));
+  clients?.destroy();
+  await fx?.stop();
+});
+
+describe("readDeploymentReplicas (against an HTTP server answering as the API server)", () => {
+  it("GETs the one Deployment with the ServiceAccount token and returns its counts", async () => {
+    answer = { status: 200, body: deployment(3, 2) };
+    seen.length = 0;
+    const r = await readDeploymentReplicas(apiTarget, "sfu", "sfu-server");
+    assert.deepEqual(r, { ok: true, desired: 3, current: 3, ready: 2 });
+    assert.deepEqual(seen, [{ path: "/apis/apps/v1/namespaces/sfu/deployments/sfu-server", auth: `Bearer ${TOKEN}` }]);
+  });
+
+  it("counts an absent readyReplicas as 0", async () => {
+    answer = { status: 200, body: deployment(2, undefined) };
+    const r = await readDeploymentReplicas(apiTarget, "sfu", "sfu-server");
+    assert.ok(r.ok);
+    assert.equal(r.ready, 0);
+  });
+
+  it("turns every failure into a coded value naming what to fix", async () => {
+    const cases: Array<[{ status: number; body: string }, string, RegExp]> = [
+      [{ status: 403, body: "{}" }, "API_FORBIDDEN", /needs "get" on this Deployment/],
+      [{ status: 404, body: "{}" }, "DEPLOYMENT_NOT_FOUND", /deployment sfu\/sfu-server not found/],
+      [{ status: 500, body: "{}" }, "API_ERROR", /HTTP 500/],
+      [{ status: 200, body: "<html>" }, "BAD_RESPONSE", /not JSON/],
+      [{ status: 200, body: '{"kind":"Pod"}' }, "BAD_RESPONSE", /not a Deployment/],
+      [{ status: 200, body: deployment(3, -1) }, "BAD_RESPONSE", /status.readyReplicas is -1/],
+      [{ status: 200, body: " ".repeat(1024 * 1024 + 1) }, "BAD_RESPONSE", /over 1048576 bytes/],
+    ];
+    for (const [a, code, message] of cases) {
+      answer = a;
+      const r = await readDeploymentReplicas(apiTarget, "sfu", "sfu-server");
+      assert.equal(r.ok, false, code);
+      if (!r.ok) {
+        assert.equal(r.code, code);
+        assert.match(r.message, message);
+      }
+    }
+  });
+
+  it("gives up after its timeout, and reports a refused connection", async () => {
+    answer = { status: 0, body: "" };
+    const slow = await readDeploymentReplicas(apiTarget, "sfu", "sfu-server", 200);
+    assert.equal(slow.ok ? "ok" : slow.code, "API_TIMEOUT");
+    const closed = await readDeploymentReplicas({ url: "http://127.0.0.1:1", token: null, ca: null }, "sfu", "x", 2000);
+    assert.equal(closed.ok ? "ok" : closed.code, "API_UNREACHABLE");
+  });
+});
+
+describe("inClusterApi", () => {
+  it("says what is missing outside a pod, and builds the in-cluster target inside one", async () => {
+    const none = await inClusterApi({});
+    assert.equal(none.ok ? "ok" : none.code, "NOT_IN_CLUSTER");
+    const dir = await mkdtemp(join(tmpdir(), "sa-"));
+    try {
+      const noToken = await inClusterApi({ KUBERNETES_SERVICE_HOST: "10.100.0.1" }, dir);
+      assert.ok(!noToken.ok && /automountServiceAccountToken: true/.test(noToken.message));
+      await writeFile(join(dir, "token"), `${TOKEN}\n`);
+      await writeFile(join(dir, "ca.crt"), "-----BEGIN CERTIFICATE-----\n");
+      const r = await inClusterApi({ KUBERNETES_SERVICE_HOST: "10.100.0.1", KUBERNETES_SERVICE_PORT: "443" }, dir);
+      assert.ok(r.ok);
+      assert.equal(r.api.url, "https://10.100.0.1:443");
+      assert.equal(r.api.token, TOKEN);
+      const v6 = await inClusterApi({ KUBERNETES_SERVICE_HOST: "fd00::1", KUBERNETES_SERVICE_PORT: "443" }, dir);
+      assert.ok(v6.ok);
+      assert.equal(v6.api.url, "https://[fd00::1]:443");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("notify --wait --expect-deployment over fauxqs", { timeout: 60_000 }, () => {
+  async function notify(argv: string[]) {
+    let stdout = "";
+    let stderr = "";
+    const io = {
+      stdout: (t: string) => {
+        stdout += t;
+      },
+      stderr: (t: string) => {
+        stderr += t;
+      },
+    };
+    const code = await runNotify(argv, io, { env: {}, clients, kubeApi: apiTarget });
+    return { code, stdout, stderr };
+  }
+  const argv = (timeout: string) => [
+    "--topic-arn",
+    topicArn,
+    "--config",
+    CONFIG,
+    "--wait",
+    "--expect-deployment",
+    "sfu/sfu-server",
+    "--status-queue-url",
+    statusQueueUrl,
+    "--timeout",
+    timeout,
+  ];
+  async function reportApplied(pods: string[], hash: string) {
+    for (const pod of pods) {
+      const event = {
+        type: "sfu-config.status",
+        pod,
+        revision: null,
+        hash,
+        version: 4,
+        outcome: "applied",
+        error: null,
+        at: new Date().toISOString(),
+      };
+      await clients.sqs.send(new SendMessageCommand({ QueueUrl: statusQueueUrl, MessageBody: JSON.stringify(event) }));
+    }
+  }
+
+  it("waits for as many pods as the Deployment has ready: 2 ready, 2 applied, exit 0", async () => {
+    const loaded = await loadConfigFile(CONFIG, { checkFiles: false });
+    assert.ok(loaded.ok);
+    answer = { status: 200, body: deployment(2, 2) };
+    await reportApplied(["sfu-server-a", "sfu-server-b"], loaded.hash);
+    const r = await notify(argv("20"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /deployment sfu\/sfu-server: 2 ready of 2 desired; waiting for 2 pods/);
+    assert.match(r.stdout, /2\/2 pods applied sha256:/);
+  });
+
+  it("follows a scale-up (e.g. an HPA): 5 ready now, 2 applied is not enough", async () => {
+    const loaded = await loadConfigFile(CONFIG, { checkFiles: false });
+    assert.ok(loaded.ok);
+    answer = { status: 200, body: deployment(5, 5) };
+    await reportApplied(["sfu-server-a", "sfu-server-b"], loaded.hash);
+    const r = await notify(argv("2"));
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /waiting for 5 pods/);
+    assert.match(r.stderr, /timed out after 2s: 2\/5 pods applied/);
+  });
+
+  it("publishes nothing and exits 1 when the API refuses (no RBAC) or no pod is ready", async () => {
+    answer = { status: 403, body: "{}" };
+    const forbidden = await notify(argv("5"));
+    assert.equal(forbidden.code, 1);
+    assert.match(forbidden.stderr, /API_FORBIDDEN\); nothing published/);
+    assert.doesNotMatch(forbidden.stdout, /published/);
+    answer = { status: 200, body: deployment(3, 0) };
+    const noneReady = await notify(argv("5"));
+    assert.equal(noneReady.code, 1);
+    assert.match(noneReady.stderr, /no ready pod to tell; nothing published/);
+  });
+
+  it("a Deployment scaled to 0 publishes and has nothing to wait for", async () => {
+    answer = { status: 200, body: deployment(0, undefined) };
+    const r = await notify(argv("5"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /published sha256:/);
+    assert.match(r.stdout, /scaled to 0: no pod to wait for/);
+  });
+
+  it("usage errors exit 2", async () => {
+    const both = await notify([...argv("5"), "--expect", "3"]);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /exclusive/);
+    const bad = await notify(argv("5").map((a) => (a === "sfu/sfu-server" ? "sfu-server" : a)));
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--expect-deployment: "sfu-server" is not NAMESPACE\/NAME/);
+    const noWait = await notify(["--topic-arn", topicArn, "--config", CONFIG, "--expect-deployment", "sfu/x"]);
+    assert.equal(noWait.code, 2);
+  });
+});
+
+describe("the manifests give the hook exactly that access", () => {
+  let base: K8sObject[];
+  let hook: K8sObject[];
+  before(async () => {
+    [base, hook] = await Promise.all([renderK8s("base"), renderK8s("hook")]);
+  });
+
+  it("a Role with only `get` on the Deployment the hook names, bound to the hook's ServiceAccount", async () => {
+    const job = findObject(hook, "Job", "sfu-config-notify");
+    const spec = podSpec(job);
+    const arg = (spec.containers[0].args as string[]).find((a) => a.startsWith("--expect-deployment="));
+    assert.ok(arg, "the hook uses --expect-deployment");
+    const [namespace, name] = arg.slice("--expect-deployment=".length).split("/");
+    const target = findObject(base, "Deployment", name!);
+    assert.equal(target.metadata.namespace, namespace);
+    const role = findObject(base, "Role", "sfu-config-hook");
+    assert.equal(role.metadata.namespace, namespace);
+    assert.deepEqual(role.rules, [
+      { apiGroups: ["apps"], resources: ["deployments"], resourceNames: [name], verbs: ["get"] },
+    ]);
+    const binding = findObject(base, "RoleBinding", "sfu-config-hook");
+    assert.deepEqual(binding.roleRef, {
+      apiGroup: "rbac.authorization.k8s.io",
+      kind: "Role",
+      name: role.metadata.name,
+    });
+    assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: spec.serviceAccountName, namespace }]);
+    for (const o of [role, binding]) await validateWithModel(o);
+    // No ClusterRole: nothing outside the namespace.
+    assert.equal(base.filter((o) => o.kind.startsWith("Cluster")).length, 0);
+  });
+
+  it("only the hook's pod mounts a Kubernetes API token", () => {
+    assert.equal(podSpec(findObject(hook, "Job", "sfu-config-notify")).automountServiceAccountToken, true);
+    assert.equal(podSpec(findObject(base, "Deployment", "sfu-server")).automountServiceAccountToken, false);
+    for (const sa of base.filter((o) => o.kind === "ServiceAccount"))
+      assert.equal(sa.automountServiceAccountToken, false);
+  });
+});
