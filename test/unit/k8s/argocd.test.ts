@@ -12,6 +12,8 @@ import { before, describe, it } from "node:test";
 import { isDeepStrictEqual } from "node:util";
 import {
   allContainers,
+  EXAMPLE_HOOK,
+  EXAMPLE_OVERLAY,
   findObject,
   K8S_DIR,
   type K8sObject,
@@ -29,6 +31,7 @@ const STAMP = "${ARGOCD_APP_REVISION}";
 
 let app: K8sObject;
 let base: K8sObject[];
+let overlay: K8sObject[];
 let job: K8sObject;
 
 /** The Application's sources, each with the k8s/ directory it builds. */
@@ -62,6 +65,7 @@ const key = (o: K8sObject) => `${o.kind}/${o.metadata.namespace ?? ""}/${o.metad
 before(async () => {
   app = findObject(await renderK8s("argocd"), "Application", "sfu-config");
   base = await renderK8s("base");
+  overlay = await renderK8s(EXAMPLE_OVERLAY);
   job = findObject(await renderK8s("hook"), "Job", "sfu-config-notify");
 });
 
@@ -74,9 +78,9 @@ describe("Argo CD Application", () => {
     assert.equal(app.spec.source, undefined, "multi-source: spec.sources only");
   });
 
-  it("builds the base and the hook as separate sources of one repository", () => {
+  it("builds the example overlay and its hook as separate sources of one repository", () => {
     const dirs = sources().map((s) => s.dir);
-    assert.deepEqual(dirs.sort(), ["base", "hook"]);
+    assert.deepEqual(dirs.sort(), [EXAMPLE_OVERLAY, EXAMPLE_HOOK].sort());
     const repos = new Set(sources().map((s) => `${s.source.repoURL}@${s.source.targetRevision}`));
     assert.equal(repos.size, 1, "both sources track the same repository and branch");
     for (const { dir } of sources()) assert.ok(existsSync(join(K8S_DIR, dir, "kustomization.yaml")), dir);
@@ -85,7 +89,7 @@ describe("Argo CD Application", () => {
   it("stamps ARGOCD_APP_REVISION through commonAnnotations on the hook source only", () => {
     for (const { source, dir } of sources()) {
       const k = source.kustomize ?? {};
-      if (dir === "hook") {
+      if (dir === EXAMPLE_HOOK) {
         assert.deepEqual(k.commonAnnotations, { [REVISION_ANNOTATION]: STAMP });
         assert.equal(k.commonAnnotationsEnvsubst, true);
       } else {
@@ -96,7 +100,7 @@ describe("Argo CD Application", () => {
   });
 
   it("no kustomization in Git stamps anything per commit itself", async () => {
-    for (const dir of ["base", "hook"]) {
+    for (const dir of ["base", "hook", EXAMPLE_OVERLAY, EXAMPLE_HOOK]) {
       const text = await readFile(join(K8S_DIR, dir, "kustomization.yaml"), "utf8");
       const uncommented = text
         .split("\n")
@@ -120,16 +124,16 @@ describe("the revision stamp, rendered as Argo CD does", () => {
       [a, REV_A],
       [b, REV_B],
     ] as const) {
-      const stamped = findObject(rendered.get("hook") ?? [], "Job", "sfu-config-notify");
+      const stamped = findObject(rendered.get(EXAMPLE_HOOK) ?? [], "Job", "sfu-config-notify");
       assert.equal(stamped.spec.template.metadata.annotations[REVISION_ANNOTATION], rev);
     }
   });
 
   it("never reaches the Deployment: its pod template carries no per-commit annotation and renders identically", () => {
-    const depA = findObject(a.get("base") ?? [], "Deployment", "sfu-server");
-    const depB = findObject(b.get("base") ?? [], "Deployment", "sfu-server");
+    const depA = findObject(a.get(EXAMPLE_OVERLAY) ?? [], "Deployment", "sfu-server");
+    const depB = findObject(b.get(EXAMPLE_OVERLAY) ?? [], "Deployment", "sfu-server");
     assert.deepEqual(depA.spec.template, depB.spec.template);
-    assert.deepEqual(depA.spec.template, findObject(base, "Deployment", "sfu-server").spec.template);
+    assert.deepEqual(depA.spec.template, findObject(overlay, "Deployment", "sfu-server").spec.template);
     const text = JSON.stringify(depA);
     assert.ok(!text.includes(REV_A) && !text.includes(REVISION_ANNOTATION));
   });

@@ -21,7 +21,19 @@ export const REPO_ROOT = join(import.meta.dirname, "..", "..", "..");
 export const K8S_DIR = join(REPO_ROOT, "k8s");
 
 /** Every kustomization the project ships, relative to k8s/. */
-export const KUSTOMIZATIONS = ["base", "hook", "monitoring", "argocd"] as const;
+export const KUSTOMIZATIONS = [
+  "base",
+  "hook",
+  "monitoring",
+  "argocd",
+  "overlays/example",
+  "overlays/example/hook",
+] as const;
+
+/** The overlay users copy and edit, which the Argo CD Application deploys (relative to k8s/). */
+export const EXAMPLE_OVERLAY = "overlays/example";
+/** The overlay's hook source (relative to k8s/). */
+export const EXAMPLE_HOOK = "overlays/example/hook";
 
 /** A rendered Kubernetes object (loosely typed: tests navigate it). */
 // biome-ignore lint/suspicious/noExplicitAny: rendered manifests are navigated dynamically in tests
@@ -102,7 +114,8 @@ export function envsubst(text: string, env: Record<string, string>): string {
  * of the directory it adds the annotations, values substituted from `env`
  * (the build environment, e.g. ARGOCD_APP_REVISION), to the kustomization's
  * `commonAnnotations` (as `kustomize edit add annotation --force` does), then
- * builds it. The copy is removed afterwards.
+ * builds it. The whole k8s/ tree is copied, so overlays find their bases;
+ * the copy is removed afterwards.
  */
 export async function renderAsArgoCd(
   source: string,
@@ -112,8 +125,8 @@ export async function renderAsArgoCd(
 ): Promise<K8sObject[]> {
   const dir = await mkdtemp(join(tmpdir(), "sfu-k8s-"));
   try {
-    const copy = join(dir, source);
-    await cp(join(K8S_DIR, source), copy, { recursive: true });
+    await cp(K8S_DIR, join(dir, "k8s"), { recursive: true });
+    const copy = join(dir, "k8s", source);
     const file = join(copy, "kustomization.yaml");
     const kustomization = parse(await readFile(file, "utf8")) as K8sObject;
     const merged: Record<string, string> = { ...(kustomization.commonAnnotations ?? {}) };

@@ -23,7 +23,7 @@ describe("k8s kustomizations", () => {
   }
 
   it("puts every namespaced object of the app in namespace sfu", async () => {
-    for (const name of ["base", "hook", "monitoring"]) {
+    for (const name of ["base", "hook", "monitoring", "overlays/example", "overlays/example/hook"]) {
       for (const obj of await renderK8s(name)) {
         if (obj.kind === "Namespace") continue;
         assert.equal(obj.metadata.namespace, "sfu", `${name}: ${obj.kind}/${obj.metadata.name}`);
