@@ -26,9 +26,9 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
+import { nodeEntrypoint, readDockerfile, type Stage, stageEnv } from "../scripts/lib/dockerfile.ts";
 import { AtomicWriter } from "../scripts/local/atomic-writer.ts";
 import { FakeSfu } from "../test/helpers/fake-sfu.ts";
-import { nodeEntrypoint, readDockerfile, type Stage, stageEnv } from "../test/unit/docker/dockerfile.ts";
 import { emitFigures } from "./figures.ts";
 import { createMemoryCgroup, deploymentMemoryLimit, type MemoryCgroup } from "./memory-limit.ts";
 

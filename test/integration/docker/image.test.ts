@@ -19,7 +19,6 @@ import { tmpdir } from "node:os";
 import { basename, join, posix } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { freePort } from "../../../scripts/local/processes.ts";
 import {
   IMAGES,
   lastInstruction,
@@ -27,7 +26,8 @@ import {
   readDockerfile,
   type Stage,
   stageEnv,
-} from "../../unit/docker/dockerfile.ts";
+} from "../../../scripts/lib/dockerfile.ts";
+import { freePort } from "../../../scripts/local/processes.ts";
 import { REPO_ROOT } from "../../unit/k8s/manifests.ts";
 
 const run = promisify(execFile);

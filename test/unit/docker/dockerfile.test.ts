@@ -8,7 +8,6 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { posix } from "node:path";
 import { describe, it } from "node:test";
-import { REPO_ROOT } from "../k8s/manifests.ts";
 import {
   IMAGES,
   lastInstruction,
@@ -17,7 +16,8 @@ import {
   readDockerfile,
   type Stage,
   stageEnv,
-} from "./dockerfile.ts";
+} from "../../../scripts/lib/dockerfile.ts";
+import { REPO_ROOT } from "../k8s/manifests.ts";
 
 const pkg = JSON.parse(readFileSync(`${REPO_ROOT}/package.json`, "utf8")) as {
   bin: Record<string, string>;
@@ -91,6 +91,16 @@ for (const [image, file] of Object.entries(IMAGES)) {
         assert.match(s.from, /^(node:24(\.\d+)*-slim|gcr\.io\/distroless\/nodejs24[\w.-]*)(@sha256:[0-9a-f]{64})?$/);
     });
 
+    it("pins every FROM by digest (or names an earlier stage) and says how to bump it", () => {
+      const names = new Set<string>();
+      for (const s of stages) {
+        if (!names.has(s.from)) assert.match(s.from, /^[\w./-]+(:[\w.-]+)?@sha256:[0-9a-f]{64}$/, `FROM ${s.from}`);
+        if (s.name) names.add(s.name);
+      }
+      const text = readFileSync(`${REPO_ROOT}/${file}`, "utf8");
+      assert.match(text, /docker buildx imagetools inspect node:24-slim/);
+    });
+
     it("builds with npm ci and tsc in a build stage", () => {
       const runs = stages.flatMap((s) => s.instructions.filter((i) => i.keyword === "RUN").map((i) => i.text));
       assert.ok(runs.some((r) => /^npm ci\b/.test(r) && !r.includes("--omit=dev")));
@@ -158,3 +168,19 @@ for (const [image, file] of Object.entries(IMAGES)) {
     });
   });
 }
+
+describe("base images", () => {
+  it("both Dockerfiles build on the same node:24-slim digest", async () => {
+    const pins = new Set<string>();
+    for (const file of Object.values(IMAGES)) {
+      for (const s of await readDockerfile(`${REPO_ROOT}/${file}`)) if (s.from.startsWith("node:")) pins.add(s.from);
+    }
+    assert.equal(pins.size, 1, [...pins].join(", "));
+    assert.match([...pins][0]!, /^node:24-slim@sha256:[0-9a-f]{64}$/);
+  });
+
+  it("the pin check fails on an unpinned FROM", () => {
+    const [stage] = parseDockerfile("FROM node:24-slim\n");
+    assert.doesNotMatch(stage!.from, /@sha256:[0-9a-f]{64}$/);
+  });
+});

@@ -12,7 +12,7 @@ import { join, posix } from "node:path";
 import { before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { COMMANDS } from "../../../agent/cli.ts";
-import { IMAGES, lastInstruction, nodeEntrypoint, readDockerfile } from "../docker/dockerfile.ts";
+import { IMAGES, lastInstruction, nodeEntrypoint, readDockerfile } from "../../../scripts/lib/dockerfile.ts";
 import { allContainers, findObject, K8S_DIR, type K8sObject, podSpec, REPO_ROOT, renderK8s } from "./manifests.ts";
 
 const run = promisify(execFile);

@@ -1,5 +1,7 @@
 /**
- * A small Dockerfile reader for tests: splits a Dockerfile into stages and
+ * A small Dockerfile reader for the tests and the benchmarks (the agent
+ * benchmark runs the agent with Dockerfile.agent's ENTRYPOINT flags and ENV):
+ * splits a Dockerfile into stages and
  * instructions (line continuations, comments and parser directives handled)
  * and tells exec-form (JSON array) arguments from shell form. Enough for the
  * instructions this project's Dockerfiles use; not a full BuildKit parser.
