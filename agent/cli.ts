@@ -8,12 +8,9 @@
  */
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import type { CommandIo } from "./commands/command-io.ts";
 
-/** Standard streams a command writes to; injectable for tests. */
-export interface CommandIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-}
+export type { CommandIo } from "./commands/command-io.ts";
 
 /** One subcommand: its one-line summary and a lazy loader for its module. */
 interface CommandEntry {

@@ -12,12 +12,12 @@
  */
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import type { CommandIo } from "../cli.ts";
 import { CASES } from "../conformance/cases.ts";
 import { ConformanceServer } from "../conformance/kit-server.ts";
 import { runSuite } from "../conformance/suite.ts";
 import { DEFAULT_BASE_CONFIG_PATH, loadBaseConfig } from "../conformance/test-configs.ts";
 import { AgentError } from "../errors.ts";
+import type { CommandIo } from "./command-io.ts";
 
 /** Help text of `sfu-agent conformance`. */
 export const CONFORMANCE_USAGE = `Usage: sfu-agent conformance [options]

@@ -18,13 +18,13 @@ import { parseArgs } from "node:util";
 import { PublishCommand } from "@aws-sdk/client-sns";
 import { formatProblem, loadConfigFile } from "../../protocol/config-loader.ts";
 import type { ReloadEvent } from "../../protocol/messages-schema.ts";
-import type { CommandIo } from "../cli.ts";
 import { envName, parseDuration } from "../options.ts";
 import { type AwsClients, createAwsClients, regionFromResource } from "../queue/aws-clients.ts";
 import { describeError } from "../queue/errors.ts";
 import { checkTopicArn } from "../queue/options.ts";
 import { collectStatuses, formatPodTable } from "../queue/status-collector.ts";
 import { realTimers, type Timers } from "../queue/timers.ts";
+import type { CommandIo } from "./command-io.ts";
 import { inClusterApi, type KubeApiTarget, readDeploymentReplicas } from "./deployment-replicas.ts";
 
 /** Help text of `sfu-agent notify`. */

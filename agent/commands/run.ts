@@ -9,11 +9,11 @@
  */
 
 import { Agent } from "../agent.ts";
-import type { CommandIo } from "../cli.ts";
 import { AgentError } from "../errors.ts";
 import { createLogger } from "../logger.ts";
 import { parseRunOptions, type RunOptions, runUsage } from "../options.ts";
 import { startQueueTrigger } from "../queue/index.ts";
+import type { CommandIo } from "./command-io.ts";
 
 /** Longest time a SIGTERM waits for an unanswered push before closing. */
 export const SHUTDOWN_DRAIN_MS = 5_000;

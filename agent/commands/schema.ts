@@ -6,7 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { publishedSchemas } from "../../protocol/published-schemas.ts";
-import type { CommandIo } from "../cli.ts";
+import type { CommandIo } from "./command-io.ts";
 
 const DEFAULT_SCHEMA = "config.v1";
 

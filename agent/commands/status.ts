@@ -9,8 +9,8 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
-import type { CommandIo } from "../cli.ts";
 import { converged, fetchFleet, renderFleetTable } from "../fleet-status.ts";
+import type { CommandIo } from "./command-io.ts";
 
 const HELP = `Usage: sfu-agent status [options] URL...
 

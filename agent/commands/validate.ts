@@ -11,7 +11,7 @@
  */
 import { parseArgs } from "node:util";
 import { type ConfigProblem, formatProblem, type LoadResult, loadConfigFile } from "../../protocol/config-loader.ts";
-import type { CommandIo } from "../cli.ts";
+import type { CommandIo } from "./command-io.ts";
 
 /** Help text of `sfu-agent validate`. */
 export const VALIDATE_USAGE = `Usage: sfu-agent validate [options] FILE...
