@@ -11,7 +11,7 @@
  */
 import { readFile } from "node:fs/promises";
 import type { Logger } from "pino";
-import { type RawData, WebSocket } from "ws";
+import { type ClientOptions, type RawData, WebSocket } from "ws";
 import {
   type AckMessage,
   CloseCode,
@@ -58,6 +58,13 @@ export const CONFIG_CLIENT_DEFAULTS = {
   initialBackoffMs: 500,
   maxBackoffMs: 30_000,
 } as const;
+
+/**
+ * How long a close handshake with the agent may take before ws destroys the
+ * socket (its `closeTimeout` option): the agent is on 127.0.0.1, so an
+ * answer that takes longer means it is stuck, and stop() must not wait on it.
+ */
+export const AGENT_CLOSE_TIMEOUT_MS = 1000;
 
 /** Counters of a {@link ConfigClient}. */
 export interface ConfigClientStats {
@@ -117,13 +124,10 @@ export class ConfigClient {
     const ws = this.#ws;
     this.#ws = null;
     if (ws && ws.readyState !== WebSocket.CLOSED) {
+      // Emitted at the latest AGENT_CLOSE_TIMEOUT_MS after close(): ws then destroys the socket.
       await new Promise<void>((resolve) => {
         ws.once("close", () => resolve());
         ws.close(1000, "SFU stopping");
-        setTimeout(() => {
-          ws.terminate();
-          resolve();
-        }, 1000).unref();
       });
     }
   }
@@ -149,11 +153,14 @@ export class ConfigClient {
       }
     }
     if (!this.#running) return;
-    const ws = new WebSocket(this.#o.url, SUBPROTOCOL, {
+    // closeTimeout is a ws option its type definitions do not list yet.
+    const options: ClientOptions & { closeTimeout: number } = {
       headers,
       maxPayload: MAX_FRAME_BYTES * 2,
       handshakeTimeout: 10_000,
-    });
+      closeTimeout: AGENT_CLOSE_TIMEOUT_MS,
+    };
+    const ws = new WebSocket(this.#o.url, SUBPROTOCOL, options);
     this.#ws = ws;
     let lastNonce = 0;
     ws.on("open", () => {
@@ -226,9 +233,8 @@ export class ConfigClient {
   #violation(ws: WebSocket, code: number, reason: string): void {
     this.stats.violations++;
     this.#log.warn({ code, reason }, "agent protocol violation; closing control connection");
+    // A peer that does not complete the close handshake is cut off by ws after AGENT_CLOSE_TIMEOUT_MS.
     ws.close(code, closeReason(reason));
-    // A peer that does not complete the close handshake is cut off.
-    setTimeout(() => ws.terminate(), 2000).unref();
   }
 
   #scheduleReconnect(): void {
