@@ -39,7 +39,18 @@ export interface LocalStackOptions {
   propagationTimeout?: string;
   /** Agent `--log-level`. */
   logLevel?: string;
+  /**
+   * A file standing in for the TURN Secret: mounted in every pod as
+   * `secrets/turn-credential`, as the Deployment's projected volume mounts
+   * Secret `sfu-turn` (mode 0440, swapped with the config). Agents and SFUs
+   * run in their pod's directory, so a config names it
+   * `credentialFile: etc-sfu/secrets/turn-credential`.
+   */
+  turnCredentialFile?: string;
 }
+
+/** Mode of the mounted files: the Deployment's projected volume `defaultMode: 0440`. */
+export const LOCAL_VOLUME_MODE = 0o440;
 
 export const LOCAL_STACK_DEFAULTS = {
   pods: 2,
@@ -98,9 +109,14 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   );
   const procs = new ProcessGroup(workDir, { env: { ...process.env, ...LOCAL_AWS_ENV, AWS_ENDPOINT_URL: endpoint } });
   let revision = 0;
+  /** What the kubelet mounts: the ConfigMap key and, when given, the TURN Secret item. */
+  const payload = async (): Promise<Record<string, Uint8Array>> => ({
+    "config.yaml": await readFile(opts.configFile),
+    ...(opts.turnCredentialFile ? { "secrets/turn-credential": await readFile(opts.turnCredentialFile) } : {}),
+  });
   const mirror = async () => {
-    const content = await readFile(opts.configFile);
-    await Promise.all(pods.map((p) => p.writer.write({ "config.yaml": content })));
+    const files = await payload();
+    await Promise.all(pods.map((p) => p.writer.write(files, { defaultMode: LOCAL_VOLUME_MODE })));
   };
   const notify = async (rev: string) => {
     const child = procs.spawn(`notify-${rev}`, [
@@ -134,7 +150,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       const configDir = join(workDir, name, "etc-sfu");
       await mkdir(configDir, { recursive: true });
       const writer = new AtomicWriter(configDir);
-      await writer.write({ "config.yaml": await readFile(opts.configFile) });
+      await writer.write(await payload(), { defaultMode: LOCAL_VOLUME_MODE });
+      const podDir = join(workDir, name);
       const [listen, http, sfuPort] = [await freePort(), await freePort(), await freePort()];
       const agent = procs.spawn(
         `${name}-agent`,
@@ -157,14 +174,13 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
           "--log-level",
           opts.logLevel ?? "info",
         ),
+        podDir,
       );
-      const sfu = procs.spawn(`${name}-sfu`, [
-        SFU_CLI,
-        "--agent",
-        `ws://127.0.0.1:${listen}`,
-        "--port",
-        String(sfuPort),
-      ]);
+      const sfu = procs.spawn(
+        `${name}-sfu`,
+        [SFU_CLI, "--agent", `ws://127.0.0.1:${listen}`, "--port", String(sfuPort)],
+        podDir,
+      );
       pods.push({
         name,
         configDir,

@@ -2,7 +2,8 @@
  * `npm start`: runs the whole sfu-config loop locally (see local-stack.ts) and
  * prints a live summary of every pod. Edit the config file (by default
  * k8s/base/config.yaml) and watch the change flow: notify, kubelet swap,
- * validate, push, ack, report. Ctrl-C stops everything and removes temp files.
+ * validate, push, ack, report. Ctrl-C (SIGINT), SIGTERM and SIGHUP (the
+ * terminal closed) stop everything and remove the temporary files.
  */
 import { parseArgs } from "node:util";
 import { fetchFleet, renderFleetTable } from "../../agent/fleet-status.ts";
@@ -18,12 +19,22 @@ Options:
   --pods N              number of simulated pods (default ${LOCAL_STACK_DEFAULTS.pods})
   --kubelet-delay DUR   delay before the kubelet swap, e.g. 2s, 500ms (default 2s)
   --config FILE         source config file (default k8s/base/config.yaml)
+  --turn-credential FILE  mount FILE in every pod as secrets/turn-credential, as the
+                        Deployment mounts Secret sfu-turn (name it in the config as
+                        credentialFile: etc-sfu/secrets/turn-credential)
   --once                start, wait until every pod applied the config, print, stop (smoke test)
   -h, --help            show this help
 `;
 
 async function main(): Promise<number> {
-  let values: { pods?: string; "kubelet-delay"?: string; config?: string; once?: boolean; help?: boolean };
+  let values: {
+    pods?: string;
+    "kubelet-delay"?: string;
+    config?: string;
+    "turn-credential"?: string;
+    once?: boolean;
+    help?: boolean;
+  };
   let pods: number;
   let delay: number;
   try {
@@ -32,6 +43,7 @@ async function main(): Promise<number> {
         pods: { type: "string" },
         "kubelet-delay": { type: "string" },
         config: { type: "string" },
+        "turn-credential": { type: "string" },
         once: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -57,6 +69,7 @@ async function main(): Promise<number> {
     pods,
     kubeletDelayMs: delay,
     configFile,
+    ...(values["turn-credential"] ? { turnCredentialFile: values["turn-credential"] } : {}),
     onEvent: (line) => process.stdout.write(`${stamp()} ${line}\n`),
   });
   process.stdout.write("\nDemo pages (open two tabs on the same pod to make a call):\n");
@@ -75,8 +88,9 @@ async function main(): Promise<number> {
     process.stdout.write("stopped; temporary files removed\n");
     process.exit(0);
   };
-  process.on("SIGINT", () => void stop());
-  process.on("SIGTERM", () => void stop());
+  // SIGHUP: the terminal was closed; clean up as for Ctrl-C rather than leave
+  // agents, SFUs and temporary files behind.
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => void stop());
 
   let last = "";
   const targets = stack.pods.map((p) => p.agentUrl);

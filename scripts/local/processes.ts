@@ -56,12 +56,19 @@ export class NodeProcess {
   exitedAt: number | null = null;
   #exit: number | string | null = null;
 
-  /** Spawns `node ...args`; `env` replaces the child's environment (default: this process's). */
-  constructor(name: string, args: string[], logDir: string, env?: NodeJS.ProcessEnv) {
+  /**
+   * Spawns `node ...args`; `env` replaces the child's environment (default:
+   * this process's); `cwd` is its working directory (default: this process's).
+   */
+  constructor(name: string, args: string[], logDir: string, env?: NodeJS.ProcessEnv, cwd?: string) {
     this.name = name;
     this.logPath = join(logDir, `${name}.log`);
     this.spawnedAt = performance.now();
-    this.child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], ...(env ? { env } : {}) });
+    this.child = spawn(process.execPath, args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      ...(env ? { env } : {}),
+      ...(cwd ? { cwd } : {}),
+    });
     const out = createWriteStream(this.logPath);
     this.child.stdout?.pipe(out);
     this.child.stderr?.pipe(out);
@@ -128,10 +135,13 @@ export class ProcessGroup {
     this.#env = options.env;
   }
 
-  /** Spawns `node ...args` as `name` (the log file name). Throws once {@link stopAll} was called. */
-  spawn(name: string, args: string[]): NodeProcess {
+  /**
+   * Spawns `node ...args` as `name` (the log file name), in `cwd` when given.
+   * Throws once {@link stopAll} was called.
+   */
+  spawn(name: string, args: string[], cwd?: string): NodeProcess {
     if (this.#closed) throw new Error(`ProcessGroup: stopped; not spawning ${name}`);
-    const p = new NodeProcess(name, args, this.#logDir, this.#env);
+    const p = new NodeProcess(name, args, this.#logDir, this.#env, cwd);
     this.#all.push(p);
     return p;
   }
