@@ -1,5 +1,6 @@
 /**
- * Benchmark of the SNS/SQS path over fauxqs (issue 5). Prints figures; asserts nothing.
+ * Benchmark of the SNS/SQS reload path (per-pod queues, notify, settlement)
+ * over fauxqs. Prints figures; asserts nothing.
  *
  * 1. Fan-out latency: N in-process agents (real Agent: file watch, store,
  *    push server, queue trigger in per-pod mode) each with a fake SFU. For

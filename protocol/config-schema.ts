@@ -1,6 +1,7 @@
 /**
- * Config schema v1 (DESIGN.md section 4): the single source of truth for the
- * SFU configuration. The JSON file under `protocol/schemas/` is generated from
+ * Config schema v1: the single source of truth for the SFU configuration
+ * (strict: `additionalProperties: false` everywhere, so a typo is an error,
+ * not a silently ignored key). The JSON file under `protocol/schemas/` is generated from
  * this object (`npm run schemas`) and a test keeps the two identical; the
  * TypeScript type {@link SfuConfigV1} is derived from it, never written twice.
  *

@@ -1,7 +1,7 @@
 /**
  * JSON Schemas (draft 2020-12) of every wire message of sfu-config/1
- * (DESIGN.md section 5, PROTOCOL.md) and the TypeScript types derived from
- * them. The JSON files under `protocol/schemas/` are generated from these
+ * (specified in PROTOCOL.md) and the TypeScript types derived from them, so
+ * the validator and the types can never disagree. The JSON files under `protocol/schemas/` are generated from these
  * objects by `npm run schemas`; a test keeps them identical.
  */
 import type { FromSchema } from "json-schema-to-ts";

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /**
- * `sfu-server` entry point (DESIGN.md section 6). The only place that reads
- * process.argv, installs signal handlers and calls process.exit.
+ * `sfu-server` entry point (its flags and exit codes are a contract: the
+ * Deployment and the images run it). The only place that reads process.argv,
+ * installs signal handlers and calls process.exit, so everything else stays
+ * testable in-process.
  *
  *   sfu-server [--agent ws://127.0.0.1:7070 | --config FILE] [--token-file FILE]
  *              [--port N] [--host ADDR] [--log-level LEVEL]

@@ -1,6 +1,6 @@
 /**
- * Applies one config version to the running SFU (DESIGN.md section 7):
- * checks it, resolves TURN credentials, swaps the immutable snapshot and sets
+ * Applies one config version to the running SFU without disturbing live
+ * calls: checks it, resolves TURN credentials, swaps the immutable snapshot and sets
  * the log level. Never touches an existing session: peer connections keep the
  * snapshot they were created under. Shared by the agent client and the
  * standalone `--config FILE` mode.

@@ -1,8 +1,10 @@
 /**
  * Turns an applied config snapshot into werift RTCPeerConnection options.
  * Called once per peer connection at creation: a connection keeps the options
- * it was created with for its whole life (DESIGN.md section 7), so a config
- * change affects only connections created after it.
+ * it was created with for its whole life (changing codecs or ICE settings
+ * under a live connection would force a renegotiation or an ICE restart and
+ * interrupt the call), so a config change affects only connections created
+ * after it.
  */
 import {
   type PeerConfig,

@@ -1,6 +1,7 @@
 /**
- * `sfu-agent conformance` (issue 8): plays the agent side of sfu-config/1 so
- * an SFU author can check their SFU against the protocol. It listens, prints
+ * `sfu-agent conformance`: plays the agent side of sfu-config/1 so an SFU
+ * author (in any language) can check their SFU against the protocol without
+ * running our agent. It listens, prints
  * `listening on ws://HOST:PORT` as its first stdout line, waits for one SFU
  * to dial in, runs the scripted cases (agent/conformance/cases.ts) and prints
  * one line per case and the summary line `N passed, N failed`.

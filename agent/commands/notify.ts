@@ -1,6 +1,6 @@
 /**
- * `sfu-agent notify` (DESIGN.md section 6, contract; issue 5): computes the
- * config file's hash with the agent's own pipeline (protocol/config-loader.ts,
+ * `sfu-agent notify` (its flags, messages and exit codes are a contract the
+ * PostSync hook and users' scripts rely on): computes the config file's hash with the agent's own pipeline (protocol/config-loader.ts,
  * `credentialFile`s not checked: the hook Job does not mount the Secret) and
  * publishes the reload event to SNS. With `--wait` it then reads status
  * events from `--status-queue-url` until N distinct pods report `applied`

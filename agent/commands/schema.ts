@@ -1,6 +1,6 @@
 /**
- * `sfu-agent schema [NAME]` (DESIGN.md section 6, contract): prints the config
- * JSON Schema (draft 2020-12) for editors and CI. With NAME, prints another
+ * `sfu-agent schema [NAME]` (flags and output are a contract: editors and CI
+ * pipelines consume it): prints the config JSON Schema (draft 2020-12) for editors and CI. With NAME, prints another
  * published schema of protocol/schemas/ (e.g. `hello`); `--list` names them.
  * The output is byte-identical to the file under protocol/schemas/.
  */

@@ -1,6 +1,6 @@
 /**
- * `sfu-agent validate FILE...` (DESIGN.md section 6, contract): runs each file
- * through the one config pipeline (protocol/config-loader.ts) and reports.
+ * `sfu-agent validate FILE...` (flags, output lines and exit codes are a
+ * contract: CI jobs parse them): runs each file through the one config pipeline (protocol/config-loader.ts) and reports.
  *
  * Exit status: 0 when every file is valid, 1 when any is invalid (or cannot be
  * read), 2 on a usage error. Text output goes to stdout, one line per problem

@@ -1,5 +1,7 @@
 /**
- * Least privilege (issue 6 item 5): every AWS action the agent and the hook
+ * Least privilege (an IAM policy that grants more than is used widens what a
+ * stolen pod credential can do; one that grants less breaks in production,
+ * not in tests): every AWS action the agent and the hook
  * (`sfu-agent notify`) make, recorded through the client factory's call
  * recorder over one scenario that exercises every code path that calls AWS
  * (per-pod provisioning, heartbeat, orphan sweep, held message with a

@@ -1,6 +1,8 @@
 /**
  * Per-pod mode end to end over fauxqs: real agents (file watch, push server,
- * store, queue trigger) with fake SFUs. Issue 5's settlement cases.
+ * store, queue trigger) with fake SFUs: how a reload event settles (applied
+ * before or after the swap, superseded, timeout, rejected), duplicates, and
+ * malformed bodies.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";

@@ -9,7 +9,7 @@ import {
   runUsage,
 } from "../../../agent/options.ts";
 
-test("defaults follow DESIGN.md section 6", () => {
+test("defaults are the documented ones (README flag table)", () => {
   const r = parseRunOptions([], {}, "host-1");
   assert.ok(r.ok);
   assert.deepEqual(r.options, {

@@ -1,6 +1,5 @@
 /**
- * DESIGN.md section 3: protocol/ imports nothing from agent/ or sfu/, so a
- * non-Node SFU (or any other consumer) needs only protocol/. Every import
+ * protocol/ imports nothing from agent/ or sfu/, so a non-Node SFU (or any other consumer) needs only protocol/. Every import
  * specifier of every protocol/ module is checked: relative ones must stay
  * inside protocol/, bare ones must be node: builtins or the few allowed
  * packages.
