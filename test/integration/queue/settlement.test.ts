@@ -100,7 +100,11 @@ describe("per-pod queues over fauxqs", { timeout: 90_000 }, () => {
       const s = p.agent.tracker.settlements().find((x) => x.hash === h3);
       assert.equal(s?.outcome, "superseded");
       assert.equal(s?.error?.code, "SUPERSEDED");
-      assert.equal(p.agent.status().lastError?.code, "SUPERSEDED");
+      // The superseding config is then applied: the error moves to previousError.
+      await until(() => p.agent.store.applied()?.hash === p.agent.store.desired()?.hash, 10_000, "4 applied");
+      const st = p.agent.status();
+      assert.equal(st.lastError, null);
+      assert.equal(st.previousError?.code, "SUPERSEDED");
       assert.equal(await p.metric("sfu_agent_settlements_total", { outcome: "superseded" }), 1);
       assert.equal(p.trigger.status().pendingEvents, 0);
     }
