@@ -257,7 +257,11 @@ export class Agent {
     return null;
   }
 
-  /** Re-reads the config file now; resolves after the next reading is taken in (or after 5 s). */
+  /**
+   * Re-reads the config file now, in full (as the resync timer does, and
+   * counted as one), and resolves once the next reading is taken in (or
+   * after 5 s).
+   */
   #checkFile(): Promise<void> {
     return new Promise((resolve) => {
       const t = setTimeout(done, 5_000);
@@ -267,7 +271,7 @@ export class Agent {
         resolve();
       }
       this.#readingWaiters.push(done);
-      this.#source.trigger("file");
+      this.#source.trigger("resync");
     });
   }
 
