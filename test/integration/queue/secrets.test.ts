@@ -49,7 +49,11 @@ describe("secrets on the SNS/SQS path", { timeout: 60_000 }, () => {
     await f.publish(12, { hash: `sha256:${"1".repeat(64)}` });
     await until(() => pod.trigger.status().pendingEvents === 1, 10_000, "the second event to be held");
     await pod.writer.write({ "config.yaml": withCredential(12, false) });
-    await until(() => pod.agent.tracker.settlements().some((s) => s.outcome === "invalid"), 10_000, "invalid settlement");
+    await until(
+      () => pod.agent.tracker.settlements().some((s) => s.outcome === "invalid"),
+      10_000,
+      "invalid settlement",
+    );
     const events = await until(
       async () => {
         const got = await drainStatus(f, 2);
