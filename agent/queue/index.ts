@@ -127,7 +127,6 @@ export async function startQueueTrigger(deps: {
     logger,
     metrics,
     actions: poller,
-    onSettled: (record) => statusPublisher?.publish(record),
     ...(deps.checkFile ? { checkFile: deps.checkFile } : {}),
     options: { propagationTimeoutMs: o.propagationTimeoutMs, visibilityTimeoutSeconds: o.visibilityTimeoutSeconds },
   });
@@ -142,6 +141,13 @@ export async function startQueueTrigger(deps: {
         })
       : null;
 
+  // Every settlement recorded for this pod is published: the queue's own, and
+  // those the status tracker adds (a rejected config applied later settles again).
+  const unsubscribeSettled = statusPublisher
+    ? store.subscribe((e) => {
+        if (e.type === "settled" && e.settlement) statusPublisher.publish(e.settlement);
+      })
+    : null;
   settler.start();
   poller.start();
   sweeper?.start();
@@ -167,6 +173,7 @@ export async function startQueueTrigger(deps: {
         perPod?.halt();
         await poller.stop();
         settler.stop();
+        unsubscribeSettled?.();
         await sweeper?.stop();
         await statusPublisher?.flush(5_000);
         await perPod?.stop();

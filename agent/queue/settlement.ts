@@ -53,6 +53,8 @@ export interface SettlementStoreEvent {
   hash?: string | null;
   version?: number;
   error?: StoreErrorInfo;
+  /** On `settled` (the status tracker's event): the settlement recorded, whoever recorded it. */
+  settlement?: Settlement;
 }
 
 /** What settlement needs from the agent's SnapshotStore. */
