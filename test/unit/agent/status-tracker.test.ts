@@ -170,3 +170,29 @@ test("metrics and /status follow the tracker: load success, converged, link", as
     assert.ok(k in status, `contract field ${k}`);
   }
 });
+
+test("one source of status: status.ts and metrics.ts read the tracker; no transport sets status metrics", async () => {
+  const { readFile, readdir } = await import("node:fs/promises");
+  const { join } = await import("node:path");
+  const dir = join(import.meta.dirname, "..", "..", "..", "agent");
+  const status = await readFile(join(dir, "status.ts"), "utf8");
+  assert.doesNotMatch(
+    status,
+    /from "\.\/(http-pusher|push-server|push-ledger)\.ts"/,
+    "status.ts reads the tracker only",
+  );
+  assert.doesNotMatch(
+    status,
+    /import \{[^}]*\} from "\.\/http-pusher\.ts"/,
+    "status.ts does not import the HTTP pusher",
+  );
+  for (const f of (await readdir(dir)).filter((n) => n.endsWith(".ts"))) {
+    const text = await readFile(join(dir, f), "utf8");
+    assert.doesNotMatch(text, /metrics\??\.refresh\(/, `${f}: no scattered metrics.refresh()`);
+    assert.doesNotMatch(
+      text,
+      /metrics\??\.(sfuConnected|desiredVersion|appliedVersion|lastLoadSuccess|converged)\.set\(/,
+      `${f}: status gauges are set by AgentMetrics.follow only`,
+    );
+  }
+});
