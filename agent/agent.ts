@@ -1,9 +1,13 @@
 /**
- * The agent as one long-running unit: store, metrics, config source, push
+ * The agent as one long-running unit: store, status tracker, metrics, config source, push
  * server (WebSocket, the SFU dials in) or HTTP pusher (`push` set: the agent
  * POSTs to the SFU), HTTP server and (optionally) the SQS trigger, wired
  * together.
  * `sfu-agent run` builds one from its options; tests start it in-process.
+ *
+ * The {@link SnapshotStore} holds the config state; the {@link StatusTracker}
+ * owns what the pod reports (SFU link, settlements, lastError, revisions) and
+ * is the one source of `/status` and the metrics.
  *
  * Start order: read the token file, store, config source (first read), push
  * server or HTTP pusher, HTTP server, queue trigger. Stop order (SIGTERM): stop watching,
@@ -20,11 +24,12 @@ import { HttpPusher } from "./http-pusher.ts";
 import { HttpServer } from "./http-server.ts";
 import { AgentMetrics } from "./metrics.ts";
 import type { ListenAddress } from "./options.ts";
+import type { NackRetryOptions } from "./push-ledger.ts";
 import { PushServer } from "./push-server.ts";
 import type { QueueTrigger, QueueTriggerOptions, startQueueTrigger } from "./queue/index.ts";
-import { recordWatchSettlements } from "./settlement-recorder.ts";
 import { SnapshotStore } from "./snapshot-store.ts";
 import { type AgentStatus, buildStatus } from "./status.ts";
+import { StatusTracker } from "./status-tracker.ts";
 
 /** Options of {@link Agent} (the subset of RunOptions it needs, plus test knobs). */
 export interface AgentOptions {
@@ -40,6 +45,15 @@ export interface AgentOptions {
   push?: string | null;
   /** HTTP push mode: retry backoff (default 500 ms doubling to 30 s); a test knob. */
   pushRetry?: { baseMs: number; maxMs: number };
+  /** Re-send backoff of an APPLY_FAILED config (default 1 s doubling to 5 min); a test knob. */
+  nackRetry?: NackRetryOptions;
+  /**
+   * Host names (and IPs) the HTTP server answers besides loopback names, the
+   * pod IP and the listening interface's IPs (`--http-allowed-hosts`).
+   */
+  httpAllowedHosts?: readonly string[];
+  /** The pod IP (env POD_IP), answered as a Host; null or omitted: none besides the interface IPs. */
+  podIp?: string | null;
   /** Token: the SFU must present it (WebSocket), or the agent sends it (HTTP push). */
   tokenFile: string | null;
   ackTimeoutMs: number;
@@ -66,6 +80,8 @@ export interface AgentDeps {
 /** The composed agent. */
 export class Agent {
   readonly store: SnapshotStore;
+  /** Per-pod status: the one source of /status and the metrics. */
+  readonly tracker: StatusTracker;
   readonly registry: Registry;
   readonly metrics: AgentMetrics;
   readonly #deps: AgentDeps;
@@ -77,6 +93,8 @@ export class Agent {
   #queue: QueueTrigger | null = null;
   #unsubscribe: (() => void)[] = [];
   #warned = new Set<string>();
+  /** Waiting for the next reading of the file (see #checkFile). */
+  #readingWaiters: (() => void)[] = [];
   #state: "new" | "starting" | "running" | "stopped" = "new";
 
   constructor(deps: AgentDeps, options: AgentOptions) {
@@ -86,6 +104,10 @@ export class Agent {
     this.#deps = deps;
     this.#opts = options;
     this.store = new SnapshotStore({ clock: deps.clock });
+    this.tracker = new StatusTracker(
+      { store: this.store, clock: deps.clock },
+      { watchSettlements: options.queue === null },
+    );
     this.registry = deps.registry ?? new Registry();
     this.metrics = new AgentMetrics(this.registry, { defaultMetrics: options.defaultMetrics ?? true });
     this.#source = new ConfigSource(
@@ -105,13 +127,11 @@ export class Agent {
     const { logger } = this.#deps;
     try {
       const token = this.#opts.tokenFile === null ? null : await readToken(this.#opts.tokenFile);
-      this.#unsubscribe.push(this.metrics.follow(this.store));
-      if (this.#opts.queue === null) this.#unsubscribe.push(recordWatchSettlements(this.store, this.#deps.clock));
-      this.#unsubscribe.push(this.store.subscribe((e) => this.#logEvent(e)));
+      this.#unsubscribe.push(this.metrics.follow(this.tracker));
       await this.#source.start();
       if (this.#opts.push) {
         this.#httpPush = new HttpPusher(
-          { logger, store: this.store, metrics: this.metrics, clock: this.#deps.clock },
+          { logger, store: this.store, tracker: this.tracker, metrics: this.metrics, clock: this.#deps.clock },
           {
             url: this.#opts.push,
             token,
@@ -120,18 +140,20 @@ export class Agent {
             ...(this.#opts.pushRetry === undefined
               ? {}
               : { retryBaseMs: this.#opts.pushRetry.baseMs, retryMaxMs: this.#opts.pushRetry.maxMs }),
+            nackRetry: this.#opts.nackRetry ?? null,
           },
         );
         await this.#httpPush.start();
       } else {
         this.#push = new PushServer(
-          { logger, store: this.store, metrics: this.metrics },
+          { logger, store: this.store, tracker: this.tracker, metrics: this.metrics },
           {
             host: this.#opts.listen.host,
             port: this.#opts.listen.port,
             token,
             ackTimeoutMs: this.#opts.ackTimeoutMs,
             ...(this.#opts.helloTimeoutMs === undefined ? {} : { helloTimeoutMs: this.#opts.helloTimeoutMs }),
+            nackRetry: this.#opts.nackRetry ?? null,
           },
         );
         await this.#push.start();
@@ -143,20 +165,32 @@ export class Agent {
           status: () => this.status(),
           notReadyReason: () => this.notReadyReason(),
         },
-        this.#opts.http,
+        {
+          ...this.#opts.http,
+          allowedHosts: this.#opts.httpAllowedHosts ?? [],
+          podIp: this.#opts.podIp ?? null,
+        },
       );
       await this.#http.start();
       if (this.#opts.queue !== null && this.#deps.startQueueTrigger) {
         this.#queue = await this.#deps.startQueueTrigger({
-          store: this.store,
-          logger: logger.child({ component: "queue" }),
+          store: this.tracker,
+          checkFile: () => this.#checkFile(),
+          logger,
           registry: this.registry,
           options: this.#opts.queue,
         });
       }
       this.#state = "running";
+      // The pod name is in the log line already when the logger has it bound (`sfu-agent run` does).
+      const bound = logger.bindings() as Record<string, unknown>;
       logger.info(
-        { pod: this.#opts.podName, push: this.pushUrl, http: this.#http.url, queue: this.status().queue.mode },
+        {
+          ...(bound["pod"] === undefined ? { pod: this.#opts.podName } : {}),
+          push: this.pushUrl,
+          http: this.#http.url,
+          queue: this.status().queue.mode,
+        },
         "agent started",
       );
     } catch (err) {
@@ -183,6 +217,7 @@ export class Agent {
     await this.#http?.stop();
     for (const u of this.#unsubscribe) u();
     this.#unsubscribe = [];
+    this.tracker.close();
     this.#deps.logger.info("agent stopped");
   }
 
@@ -207,11 +242,10 @@ export class Agent {
   /** The /status document. */
   status(): AgentStatus {
     return buildStatus({
-      store: this.store,
+      tracker: this.tracker,
       pod: this.#opts.podName,
       path: this.#source.path,
       queue: this.#queue?.status() ?? null,
-      ...(this.#httpPush ? { sfu: this.#httpPush.status() } : {}),
     });
   }
 
@@ -223,17 +257,44 @@ export class Agent {
     return null;
   }
 
+  /**
+   * Re-reads the config file now, in full (as the resync timer does, and
+   * counted as one), and resolves once the next reading is taken in (or
+   * after 5 s).
+   */
+  #checkFile(): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, 5_000);
+      t.unref();
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.#readingWaiters.push(done);
+      this.#source.trigger("resync");
+    });
+  }
+
   #onReading(r: ConfigReading): void {
+    try {
+      this.#takeReading(r);
+    } finally {
+      const waiters = this.#readingWaiters;
+      this.#readingWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  #takeReading(r: ConfigReading): void {
     const log = this.#deps.logger;
     if (r.ok) {
-      const { changed, version } = this.store.offerValid(r.config, r.hash);
+      const { changed, version } = this.store.offerValid(r.config, r.hash, this.tracker.revisionOf(r.hash));
       if (changed) log.info({ version, hash: r.hash, trigger: r.trigger }, "config changed");
       if (!this.#warned.has(r.hash)) {
         if (this.#warned.size >= 100) this.#warned.clear();
         this.#warned.add(r.hash);
         for (const w of r.warnings) log.warn({ hash: r.hash }, formatProblem(this.#opts.configKey, w));
       }
-      this.metrics.refresh(this.store);
       return;
     }
     const fresh = this.store.recordInvalid(r.rawHash, { code: r.code, message: r.message });
@@ -243,10 +304,6 @@ export class Agent {
         `config refused; the last valid config stays: ${r.message}`,
       );
     }
-  }
-
-  #logEvent(e: Parameters<Parameters<SnapshotStore["subscribe"]>[0]>[0]): void {
-    if (e.type === "applied" || e.type === "desired") this.metrics.refresh(this.store);
   }
 }
 

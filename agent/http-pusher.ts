@@ -24,7 +24,12 @@
  * and after a push got no definite answer; an SFU reporting a different
  * applied config than the agent knows has restarted, which starts a new push
  * session (HTTP's "new connection": rejected hashes may be sent again).
- * Otherwise a rejected hash is not sent again until the agent restarts.
+ * Otherwise a rejected hash is not sent again until it becomes desired
+ * again, or, nacked with APPLY_FAILED, after a capped backoff (1 s doubling
+ * to 5 min; see push-ledger.ts). An applied version out of range (see
+ * SnapshotStore.checkSfuApplied) is refused: reported as lastError and in
+ * `sfu_agent_versions_refused_total`, and the agent numbers from its own
+ * counter.
  *
  * The delivery bookkeeping is the {@link PushLedger} shared with the
  * WebSocket server. The token (`Authorization: Bearer`) is never logged nor
@@ -36,8 +41,11 @@ import { LifecycleError } from "./errors.ts";
 import { checkPushUrl, parseAppliedDocument, parseErrorDocument } from "./http-push-wire.ts";
 import { type ExchangeResult, exchange } from "./http-request.ts";
 import type { AgentMetrics } from "./metrics.ts";
-import { type AppliedRef, configMessage, PushLedger } from "./push-ledger.ts";
+import { type AppliedRef, configMessage, type NackRetryOptions, PushLedger } from "./push-ledger.ts";
 import type { DesiredSnapshot, SnapshotStore } from "./snapshot-store.ts";
+import type { HttpPushStatus, StatusTracker } from "./status-tracker.ts";
+
+export type { HttpPushOutcome, HttpPushStatus } from "./status-tracker.ts";
 
 /** Options of {@link HttpPusher}; see {@link HTTP_PUSHER_DEFAULTS}. */
 export interface HttpPusherOptions {
@@ -53,6 +61,8 @@ export interface HttpPusherOptions {
   retryMaxMs?: number;
   /** Re-check of the SFU's applied state (GET) while idle. */
   resyncIntervalMs?: number;
+  /** Backoff of the re-send of an APPLY_FAILED config (default 1 s doubling to 5 min); a test knob. */
+  nackRetry?: NackRetryOptions | null;
 }
 
 /** Documented defaults of the optional {@link HttpPusherOptions}. */
@@ -62,44 +72,20 @@ export const HTTP_PUSHER_DEFAULTS = {
   retryBaseMs: 500,
   retryMaxMs: 30_000,
   resyncIntervalMs: 60_000,
+  nackRetry: null,
 } as const;
 
 /** Dependencies of {@link HttpPusher}. */
 export interface HttpPusherDeps {
   logger: Logger;
   store: SnapshotStore;
+  /** Receives link and outcome events (through the ledger) and shows {@link HttpPusher.status} as /status `sfu`. */
+  tracker?: StatusTracker;
+  /** Counts retries and applied-state checks (the rest of the metrics follow the tracker). */
   metrics?: AgentMetrics;
   clock: () => Date;
   /** Uniform [0, 1) source of the backoff jitter (Math.random when omitted). */
   random?: () => number;
-}
-
-/** Result label of the last POST, as in `sfu_agent_push_outcomes_total`. */
-export type HttpPushOutcome = "ack" | "nack" | "timeout" | "http_error" | "unreachable";
-
-/** `/status` `sfu` in HTTP push mode. Never holds the token. */
-export interface HttpPushStatus {
-  /** Whether the last request (POST or GET) was answered: 2xx, 409, 422 or the applied state. */
-  connected: boolean;
-  name: null;
-  version: null;
-  mode: "http";
-  /** The push URL without its query string. */
-  url: string;
-  /** Whether the SFU serves its applied state on GET: not known yet, yes, or no. */
-  appliedState: "pending" | "supported" | "unsupported";
-  lastPush: {
-    at: string;
-    version: number;
-    hash: string;
-    outcome: HttpPushOutcome;
-    /** HTTP status, null when there was no response. */
-    httpStatus: number | null;
-    /** Error code (NACK) or failure description; null on ack. */
-    error: string | null;
-  } | null;
-  /** The scheduled retry after consecutive failures; null when none is due. */
-  retry: { attempt: number; at: string } | null;
 }
 
 /** Body bytes kept of a response (an error document is small). */
@@ -152,7 +138,13 @@ export class HttpPusher {
     this.#opts = opts;
     this.#url = url;
     this.#shownUrl = `${url.origin}${url.pathname}`;
-    this.#ledger = new PushLedger({ store: deps.store, metrics: deps.metrics, transport: "http" });
+    this.#ledger = new PushLedger({
+      store: deps.store,
+      tracker: deps.tracker,
+      transport: "http",
+      onRetryDue: () => this.#kick(),
+      nackRetry: opts.nackRetry ?? undefined,
+    });
     this.#log = deps.logger.child({ component: "push-http" });
   }
 
@@ -162,8 +154,12 @@ export class HttpPusher {
     this.#state = "running";
     this.#deps.metrics?.initPushOutcomes("http");
     this.#unsubscribe = this.#deps.store.subscribe((e) => {
-      if (e.type === "desired") this.#kick();
+      if (e.type === "desired") {
+        this.#ledger.desiredAgain(e.hash);
+        this.#kick();
+      }
     });
+    this.#deps.tracker?.setLinkDetail(() => this.status());
     this.#log.info({ url: this.#shownUrl, bearer: this.#opts.token !== null }, "HTTP push mode");
     this.#kick();
   }
@@ -207,6 +203,7 @@ export class HttpPusher {
       await current;
     }
     this.#state = "stopped";
+    this.#ledger.dispose();
     this.#setConnected(false);
   }
 
@@ -276,14 +273,22 @@ export class HttpPusher {
     this.#unanswered = null;
     if (first) {
       this.#log.info({ applied }, "SFU applied state (versions continue above it)");
-      this.#ledger.adopt(applied);
+      this.#adopt(applied);
     } else if (applied !== null && unanswered !== null && applied.hash === unanswered.hash) {
       this.#log.info({ applied }, "SFU applied the push whose answer was lost");
       this.#ledger.recordLateAck(unanswered.version, unanswered.hash);
     } else if (applied?.hash !== known?.hash) {
       this.#log.info({ applied, known }, "SFU reports another applied config (restarted?): new push session");
       this.#ledger.reset();
-      this.#ledger.adopt(applied);
+      this.#adopt(applied);
+    }
+  }
+
+  /** Takes in the SFU's applied state, unless its version is out of range (then numbers from the agent's counter). */
+  #adopt(applied: AppliedRef | null): void {
+    const refused = this.#ledger.adopt(applied);
+    if (refused !== null) {
+      this.#log.error({ applied }, `refused the SFU's applied state: ${refused}; versions continue from the agent's`);
     }
   }
 
@@ -336,10 +341,12 @@ export class HttpPusher {
       this.#lastPush = { ...push, outcome: "nack", httpStatus: r.status, error: error.code };
       this.#unanswered = null;
       this.#succeeded();
-      this.#ledger.recordNack(d.version, d.hash, error, seconds);
+      const retryInMs = this.#ledger.recordNack(d.version, d.hash, error, seconds);
       this.#log.warn(
-        { nonce, version: d.version, hash: d.hash, error },
-        "SFU rejected config; not re-sending it in this push session",
+        { nonce, version: d.version, hash: d.hash, error, retryInMs },
+        retryInMs === null
+          ? "SFU rejected config; not re-sending it in this push session unless it becomes desired again"
+          : "SFU could not apply config; re-sending it after a backoff",
       );
       return;
     }
@@ -406,8 +413,7 @@ export class HttpPusher {
 
   #setConnected(connected: boolean): void {
     this.#connected = connected;
-    this.#deps.store.setSfu({ connected, name: null, version: null });
-    this.#deps.metrics?.sfuConnected.set(connected ? 1 : 0);
+    this.#ledger.recordLink(connected);
   }
 
   #clearTimers(): void {

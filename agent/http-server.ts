@@ -4,9 +4,20 @@
  * `GET /metrics` (Prometheus text from the shared Registry), `GET /status`
  * (JSON, see status.ts). Read-only: any other method is 405, any other path
  * 404. None of them ever shows a credential.
+ *
+ * Host check (against DNS rebinding: a web page whose name an attacker
+ * re-points at this pod's address would otherwise read `/status` through
+ * the victim's browser): a request is answered only when its `Host` names
+ * this agent: a loopback name (`localhost`, `*.localhost`, `127.0.0.0/8`,
+ * `::1`), the pod IP (`POD_IP`), an IP of the listening interface (every
+ * local interface when listening on `0.0.0.0`/`::`; this is what the
+ * kubelet's probes and Prometheus send, `Host: <podIP>:<port>`), or a name
+ * given with `--http-allowed-hosts`. Anything else gets 421 Misdirected
+ * Request. A request without `Host` (HTTP/1.0; no browser sends one) passes.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, isIP } from "node:net";
+import { networkInterfaces } from "node:os";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { LifecycleError, type ListenError } from "./errors.ts";
@@ -27,6 +38,44 @@ export interface HttpServerDeps {
 export interface HttpServerOptions {
   host: string;
   port: number;
+  /** Further host names (or IPs) answered, e.g. a Service DNS name (`--http-allowed-hosts`). */
+  allowedHosts?: readonly string[];
+  /** The pod IP (env POD_IP), answered as a Host; null when unknown. */
+  podIp?: string | null;
+}
+
+/** Extracts the host name of a `Host` header (lower case, no port, no brackets, no trailing dot); null when malformed. */
+export function hostOfHeader(header: string): string | null {
+  const h = header.trim().toLowerCase();
+  const m = /^\[([0-9a-f:.]+)\](?::\d{1,5})?$/.exec(h) ?? /^([a-z0-9._-]+)(?::\d{1,5})?$/.exec(h);
+  if (m === null) return null;
+  return (m[1] as string).replace(/\.$/, "");
+}
+
+/** Whether `name` (from {@link hostOfHeader}) is a loopback name or address. */
+export function isLoopbackName(name: string): boolean {
+  return (
+    name === "localhost" ||
+    name.endsWith(".localhost") ||
+    name === "::1" ||
+    (isIP(name) === 4 && name.startsWith("127."))
+  );
+}
+
+/** IPs the server is reachable at: the bound address, or every interface's when bound to a wildcard. */
+function interfaceAddresses(bound: string): Set<string> {
+  const out = new Set<string>();
+  if (bound !== "0.0.0.0" && bound !== "::") {
+    out.add(bound.toLowerCase());
+    return out;
+  }
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (bound === "0.0.0.0" && a.family !== "IPv4") continue;
+      out.add(a.address.toLowerCase().replace(/%.*$/, ""));
+    }
+  }
+  return out;
 }
 
 /** The status/metrics HTTP server. */
@@ -34,6 +83,9 @@ export class HttpServer {
   readonly #deps: HttpServerDeps;
   readonly #opts: HttpServerOptions;
   readonly #server: Server;
+  readonly #allowed: Set<string>;
+  #interfaces = new Set<string>();
+  #interfacesAt = 0;
   #state: "new" | "listening" | "stopped" = "new";
 
   constructor(deps: HttpServerDeps, options: HttpServerOptions) {
@@ -42,6 +94,11 @@ export class HttpServer {
     }
     this.#deps = deps;
     this.#opts = { ...options };
+    this.#allowed = new Set(
+      [...(options.allowedHosts ?? []), ...(options.podIp ? [options.podIp] : [])]
+        .map((h) => hostOfHeader(h.includes(":") && !h.startsWith("[") && isIP(h) === 6 ? `[${h}]` : h))
+        .filter((h): h is string => h !== null),
+    );
     this.#server = createServer((req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
         deps.logger.error({ err }, "http handler failed");
@@ -57,7 +114,8 @@ export class HttpServer {
     if (this.#state !== "new") throw new LifecycleError(`HttpServer already ${this.#state}`);
     await listenOn(this.#server, this.#opts.host, this.#opts.port, "http server");
     this.#state = "listening";
-    this.#deps.logger.info({ address: this.url }, "http server listening");
+    this.#refreshInterfaces();
+    this.#deps.logger.info({ address: this.url, allowedHosts: [...this.#allowed] }, "http server listening");
   }
 
   /** The bound address (after start). */
@@ -85,7 +143,35 @@ export class HttpServer {
     await closed;
   }
 
+  /** Whether the request's Host names this agent (see the module comment). */
+  hostAllowed(header: string | undefined): boolean {
+    if (header === undefined) return true;
+    const name = hostOfHeader(header);
+    if (name === null) return false;
+    if (isLoopbackName(name) || this.#allowed.has(name) || this.#interfaces.has(name)) return true;
+    // An address added since the last look (rare): look again, at most every 5 s.
+    if (isIP(name) !== 0 && Date.now() - this.#interfacesAt > 5_000) {
+      this.#refreshInterfaces();
+      return this.#interfaces.has(name);
+    }
+    return false;
+  }
+
+  #refreshInterfaces(): void {
+    this.#interfacesAt = Date.now();
+    this.#interfaces = interfaceAddresses(this.address().address);
+  }
+
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!this.hostAllowed(req.headers.host)) {
+      this.#deps.logger.debug({ host: String(req.headers.host).slice(0, 100) }, "refused a request for another Host");
+      return send(
+        res,
+        421,
+        "text/plain",
+        "misdirected request: this Host is not served here (allowed: loopback names, the pod IP, this interface's IPs, --http-allowed-hosts)\n",
+      );
+    }
     const path = new URL(req.url ?? "/", "http://agent").pathname;
     const routes = ["/healthz", "/readyz", "/metrics", "/status"];
     if (!routes.includes(path)) return send(res, 404, "text/plain", "not found\n");

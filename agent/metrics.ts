@@ -1,24 +1,24 @@
 /**
  * Prometheus metrics of the agent (prom-client), all prefixed `sfu_agent_`.
- * Store-derived metrics follow {@link SnapshotStore} events; the push server
- * and the config source report pushes and watch events directly. The queue
+ * Every status metric follows the {@link StatusTracker} (see
+ * {@link AgentMetrics.follow}): gauges are set from the tracker's state after
+ * each of its events, counters count its events; nothing else sets them. Only
+ * transport plumbing is counted where it happens (refused upgrades, HTTP
+ * retries and applied-state checks, file-system watch events). The queue
  * module registers its own metrics in the same Registry.
+ *
+ * The gauges are state, so alerts can hold while a problem holds:
+ * `sfu_agent_config_last_load_success` (0 while the mounted file is
+ * invalid), `sfu_agent_config_converged` (0 while the SFU does not run the
+ * desired config), `sfu_agent_sfu_connected`.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from "prom-client";
-import type { SnapshotStore } from "./snapshot-store.ts";
+import type { PushOutcome, PushTransport, StatusTracker, TrackerEvent } from "./status-tracker.ts";
+
+export type { PushOutcome, PushTransport } from "./status-tracker.ts";
 
 /** Kinds of file-system activity counted by `sfu_agent_watch_events_total`. */
 export type WatchEventKind = "swap" | "file" | "resync";
-
-/** Push transport label of `sfu_agent_push_outcomes_total`. */
-export type PushTransport = "websocket" | "http";
-
-/**
- * Outcome label of `sfu_agent_push_outcomes_total`: `ack`, `nack`, `timeout`
- * (both transports); `http_error` (an HTTP status other than 2xx/409/422) and
- * `unreachable` (connection refused, reset, DNS) over HTTP only.
- */
-export type PushOutcome = "ack" | "nack" | "timeout" | "http_error" | "unreachable";
 
 /** Every {@link PushOutcome}, for zero-initialising the counter. */
 export const PUSH_OUTCOMES: readonly PushOutcome[] = ["ack", "nack", "timeout", "http_error", "unreachable"];
@@ -38,6 +38,10 @@ export class AgentMetrics {
   readonly pushOutcomes: Counter<"transport" | "outcome">;
   readonly pushRetries: Counter;
   readonly appliedChecks: Counter<"result">;
+  readonly lastLoadSuccess: Gauge;
+  readonly lastLoadSuccessTime: Gauge;
+  readonly converged: Gauge;
+  readonly versionsRefused: Counter;
 
   /** Registers every instrument on `registry`; `defaultMetrics` adds prom-client's process metrics (prefixed too). */
   constructor(registry: Registry, options: { defaultMetrics?: boolean } = {}) {
@@ -113,6 +117,26 @@ export class AgentMetrics {
       labelNames: ["result"],
       registers,
     });
+    this.lastLoadSuccess = new Gauge({
+      name: "sfu_agent_config_last_load_success",
+      help: "1 when the last read of the mounted config file was valid, 0 while it is invalid (or before the first read).",
+      registers,
+    });
+    this.lastLoadSuccessTime = new Gauge({
+      name: "sfu_agent_config_last_load_success_timestamp_seconds",
+      help: "Unix time the current valid config file content was loaded (the last successful load; 0 before).",
+      registers,
+    });
+    this.converged = new Gauge({
+      name: "sfu_agent_config_converged",
+      help: "1 while the SFU runs the desired config (applied hash = desired hash), else 0.",
+      registers,
+    });
+    this.versionsRefused = new Counter({
+      name: "sfu_agent_versions_refused_total",
+      help: "SFU-reported applied versions refused as out of range (hello.applied or HTTP GET); the hello is closed with 4000.",
+      registers,
+    });
     for (const o of ["applied", "rejected", "invalid", "timeout"]) this.reloads.inc({ outcome: o }, 0);
     for (const k of ["swap", "file", "resync"]) this.watchEvents.inc({ kind: k }, 0);
     if (options.defaultMetrics) {
@@ -130,36 +154,52 @@ export class AgentMetrics {
     }
   }
 
-  /** Follows `store` events; returns the unsubscribe function. */
-  follow(store: SnapshotStore): () => void {
-    return store.subscribe((e) => {
-      switch (e.type) {
-        case "desired":
-          this.desiredVersion.set(e.version);
-          break;
-        case "invalid":
-          this.reloads.inc({ outcome: "invalid" });
-          this.invalidConfigs.inc();
-          break;
-        case "applied":
-          this.reloads.inc({ outcome: "applied" });
-          this.appliedVersion.set(e.version);
-          this.lastSuccess.set(Date.parse(store.lastSuccessAt() ?? "") / 1000 || 0);
-          break;
-        case "rejected":
-          this.reloads.inc({ outcome: "rejected" });
-          break;
-        case "ack-timeout":
-          this.reloads.inc({ outcome: "timeout" });
-          break;
-      }
+  /** Follows `tracker`: counters count its events, gauges are set from its state after each one. Returns the unsubscribe function. */
+  follow(tracker: StatusTracker): () => void {
+    this.#sync(tracker);
+    return tracker.subscribe((e) => {
+      this.#count(e);
+      this.#sync(tracker);
     });
   }
 
-  /** Refreshes the gauges that can change without an event (a renumbered desired version, hello.applied). */
-  refresh(store: SnapshotStore): void {
-    this.desiredVersion.set(store.desired()?.version ?? 0);
-    this.appliedVersion.set(store.applied()?.version ?? 0);
-    this.sfuConnected.set(store.sfu().connected ? 1 : 0);
+  #count(e: TrackerEvent): void {
+    switch (e.type) {
+      case "invalid":
+        this.reloads.inc({ outcome: "invalid" });
+        this.invalidConfigs.inc();
+        break;
+      case "applied":
+        this.reloads.inc({ outcome: "applied" });
+        break;
+      case "rejected":
+        this.reloads.inc({ outcome: "rejected" });
+        break;
+      case "ack-timeout":
+        this.reloads.inc({ outcome: "timeout" });
+        break;
+      case "version-refused":
+        this.versionsRefused.inc();
+        break;
+      case "push-sent":
+        this.pushes.inc();
+        break;
+      case "push-outcome":
+        this.pushOutcomes.inc({ transport: e.transport, outcome: e.outcome });
+        if (e.seconds !== null) this.pushLatency.observe(e.seconds);
+        break;
+    }
+  }
+
+  #sync(t: StatusTracker): void {
+    const seconds = (iso: string | null) => (iso === null ? 0 : Date.parse(iso) / 1000 || 0);
+    this.desiredVersion.set(t.desired()?.version ?? 0);
+    this.appliedVersion.set(t.applied()?.version ?? 0);
+    this.sfuConnected.set(t.connected() ? 1 : 0);
+    this.converged.set(t.converged() ? 1 : 0);
+    const load = t.lastLoad();
+    this.lastLoadSuccess.set(load.success === true ? 1 : 0);
+    this.lastLoadSuccessTime.set(seconds(load.successAt));
+    this.lastSuccess.set(seconds(t.lastAppliedAt()));
   }
 }

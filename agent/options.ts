@@ -29,6 +29,10 @@ export interface RunOptions {
   push: string | null;
   /** Address of the HTTP server (/healthz, /readyz, /metrics, /status). */
   http: ListenAddress;
+  /** Host names the HTTP server answers besides loopback names, the pod IP and its interface IPs (else 421). */
+  httpAllowedHosts: string[];
+  /** The pod IP from env POD_IP (the downward API), or null. */
+  podIp: string | null;
   /** SNS topic: per-pod queue mode. */
   topicArn: string | null;
   /** One given SQS queue. */
@@ -55,6 +59,11 @@ export const RUN_FLAGS = [
   ["listen", "127.0.0.1:7070", "host:port of the WebSocket push server the SFU dials"],
   ["push", "", "HTTP push mode: POST each config to this http(s) URL instead of waiting for the SFU to dial --listen"],
   ["http", "0.0.0.0:9090", "host:port of /healthz, /readyz, /metrics, /status"],
+  [
+    "http-allowed-hosts",
+    "",
+    "comma-separated host names the HTTP server also answers (loopback, $POD_IP and interface IPs always; others get 421)",
+  ],
   ["topic-arn", "", "SNS topic ARN: per-pod SQS queue mode"],
   ["queue-url", "", "one given SQS queue URL (instead of --topic-arn)"],
   ["status-topic-arn", "", "SNS topic ARN the outcome of every reload is published to"],
@@ -191,6 +200,8 @@ export function parseRunOptions(
     listen: address("listen", "127.0.0.1:7070"),
     push: str("push", null),
     http: address("http", "0.0.0.0:9090"),
+    httpAllowedHosts: allowedHosts(str("http-allowed-hosts", null), raw("http-allowed-hosts")?.from, errors),
+    podIp: env["POD_IP"]?.trim() || null,
     topicArn: str("topic-arn", null),
     queueUrl: str("queue-url", null),
     statusTopicArn: str("status-topic-arn", null),
@@ -221,6 +232,21 @@ export function parseRunOptions(
   }
   if (errors.length > 0) return fail(errors.join("\n"));
   return { ok: true, help: values["help"] === true, options };
+}
+
+/** Splits and checks `--http-allowed-hosts`: names or IPs, comma-separated, no ports, no wildcards. */
+function allowedHosts(value: string | null, from: string | undefined, errors: string[]): string[] {
+  if (value === null) return [];
+  const hosts = value
+    .split(",")
+    .map((h) => h.trim().toLowerCase())
+    .filter((h) => h.length > 0);
+  for (const h of hosts) {
+    if (!/^(?:[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?|[0-9a-f:.]+|\[[0-9a-f:.]+\])$/.test(h)) {
+      errors.push(`${from}: ${JSON.stringify(h)} is not a host name or IP (no port, no wildcard)`);
+    }
+  }
+  return hosts;
 }
 
 function fail(message: string): ParseRunResult {

@@ -16,14 +16,19 @@
  * from the store, which continues above `hello.applied.version`; nothing is
  * pushed when the SFU already runs the desired hash; while a push is
  * unanswered only the newest desired config is kept (it is read from the
- * store when the reply arrives); a NACKed hash is never re-sent on the same
- * connection (it is on a new one); an ack timeout is reported once, the push
+ * store when the reply arrives); a NACKed hash is not re-sent on the same
+ * connection at once (it is on a new one, when it becomes desired again, and
+ * after a capped backoff when the code was APPLY_FAILED); a `hello.applied`
+ * version out of range closes with 4000 and a reason (see
+ * SnapshotStore.checkSfuApplied); an ack timeout is reported once, the push
  * is then abandoned (a newer config may be pushed; the same hash is not
  * re-sent on this connection); stale replies (an older nonce) are ignored;
  * a never-issued nonce closes with 4004; bad frames close with the 4xxx code
  * protocol/messages.ts chooses. The delivery bookkeeping (latest wins, no
  * re-push of the applied hash, no NACK loop, outcome recording) is the
  * {@link PushLedger} shared with the HTTP pusher; one ledger per connection.
+ * What the session learns (link up/down, outcomes) goes through the ledger
+ * to the {@link StatusTracker}.
  */
 import { timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
@@ -43,8 +48,9 @@ import {
 import { LifecycleError, type ListenError } from "./errors.ts";
 import { listenOn } from "./listen.ts";
 import type { AgentMetrics } from "./metrics.ts";
-import { configMessage, PushLedger } from "./push-ledger.ts";
+import { configMessage, type NackRetryOptions, PushLedger } from "./push-ledger.ts";
 import type { SnapshotStore } from "./snapshot-store.ts";
+import type { StatusTracker } from "./status-tracker.ts";
 
 /** Options of {@link PushServer}; see {@link PUSH_SERVER_DEFAULTS}. */
 export interface PushServerOptions {
@@ -55,10 +61,17 @@ export interface PushServerOptions {
   token?: string | null;
   ackTimeoutMs?: number;
   helloTimeoutMs?: number;
+  /** Backoff of the re-send of an APPLY_FAILED config (default NACK_RETRY_DEFAULTS: 1 s doubling to 5 min); a test knob. */
+  nackRetry?: NackRetryOptions | null;
 }
 
 /** Documented defaults of the optional {@link PushServerOptions}. */
-export const PUSH_SERVER_DEFAULTS = { token: null, ackTimeoutMs: 10_000, helloTimeoutMs: 5_000 } as const;
+export const PUSH_SERVER_DEFAULTS = {
+  token: null,
+  ackTimeoutMs: 10_000,
+  helloTimeoutMs: 5_000,
+  nackRetry: null,
+} as const;
 
 /**
  * ws refuses frames above this with 1009 before the agent sees them; frames
@@ -70,6 +83,9 @@ const WS_MAX_PAYLOAD = 4 * MAX_FRAME_BYTES;
 export interface PushServerDeps {
   logger: Logger;
   store: SnapshotStore;
+  /** Receives link and outcome events (through each session's ledger). */
+  tracker?: StatusTracker;
+  /** Counts refused upgrades (the rest of the metrics follow the tracker). */
   metrics?: AgentMetrics;
 }
 
@@ -115,7 +131,7 @@ export class PushServer {
     this.#state = "listening";
     this.#deps.metrics?.initPushOutcomes("websocket");
     this.#unsubscribe = this.#deps.store.subscribe((e) => {
-      if (e.type === "desired") this.#session?.maybePush();
+      if (e.type === "desired") this.#session?.onDesired(e.hash);
     });
     this.#deps.logger.info({ address: this.url }, "push server listening");
   }
@@ -202,11 +218,11 @@ export class PushServer {
         ws.close(CloseCode.ALREADY_CONNECTED, "another SFU is already connected to this agent; one at a time");
         return;
       }
-      const session = new SfuSession(
-        { logger: this.#deps.logger, store: this.#deps.store, metrics: this.#deps.metrics },
-        ws,
-        { ackTimeoutMs: this.#opts.ackTimeoutMs, helloTimeoutMs: this.#opts.helloTimeoutMs },
-      );
+      const session = new SfuSession(this.#deps, ws, {
+        ackTimeoutMs: this.#opts.ackTimeoutMs,
+        helloTimeoutMs: this.#opts.helloTimeoutMs,
+        nackRetry: this.#opts.nackRetry,
+      });
       this.#session = session;
       void session.closed.then(() => {
         if (this.#session === session) this.#session = null;
@@ -226,6 +242,13 @@ export function tokenMatches(header: string | undefined, token: string): boolean
   return timingSafeEqual(padded, want) && given.length === want.length;
 }
 
+/** Per-connection options of {@link SfuSession}. */
+interface SessionOptions {
+  ackTimeoutMs: number;
+  helloTimeoutMs: number;
+  nackRetry: NackRetryOptions | null;
+}
+
 interface InFlight {
   nonce: number;
   version: number;
@@ -239,9 +262,8 @@ interface InFlight {
 export class SfuSession {
   /** Resolves with the close code and reason once the connection is closed. */
   readonly closed: Promise<{ code: number; reason: string }>;
-  readonly #deps: PushServerDeps;
   readonly #ws: WebSocket;
-  readonly #opts: { ackTimeoutMs: number; helloTimeoutMs: number };
+  readonly #opts: SessionOptions;
   readonly #ledger: PushLedger;
   readonly #abandoned = new Set<string>();
   readonly #log: Logger;
@@ -251,12 +273,19 @@ export class SfuSession {
   #inFlight: InFlight | null = null;
   #drainWaiters: (() => void)[] = [];
   #open = true;
+  /** Set once this side closed: later frames are ignored. */
+  #closing = false;
 
-  constructor(deps: PushServerDeps, ws: WebSocket, opts: { ackTimeoutMs: number; helloTimeoutMs: number }) {
-    this.#deps = deps;
+  constructor(deps: PushServerDeps, ws: WebSocket, opts: SessionOptions) {
     this.#ws = ws;
     this.#opts = opts;
-    this.#ledger = new PushLedger({ store: deps.store, metrics: deps.metrics, transport: "websocket" });
+    this.#ledger = new PushLedger({
+      store: deps.store,
+      tracker: deps.tracker,
+      transport: "websocket",
+      onRetryDue: () => this.maybePush(),
+      nackRetry: opts.nackRetry ?? undefined,
+    });
     this.#log = deps.logger.child({ component: "push" });
     this.closed = new Promise((resolve) => {
       ws.on("close", (code, reason) => {
@@ -265,10 +294,8 @@ export class SfuSession {
         if (this.#inFlight?.timer) clearTimeout(this.#inFlight.timer);
         this.#inFlight = null;
         this.#settleDrain();
-        if (this.#hello !== null) {
-          deps.store.setSfu({ connected: false, name: this.#hello.sfu.name, version: this.#hello.sfu.version });
-          deps.metrics?.sfuConnected.set(0);
-        }
+        this.#ledger.dispose();
+        if (this.#hello !== null) this.#ledger.recordLink(false);
         this.#log.info({ code, reason: reason.toString("utf8") }, "SFU disconnected");
         resolve({ code, reason: reason.toString("utf8") });
       });
@@ -290,6 +317,7 @@ export class SfuSession {
   close(code: number, reason: string): void {
     if (!this.#open) return;
     if (code !== 1000 && code !== 1001) this.#log.warn({ code, reason }, "closing SFU connection");
+    this.#closing = true;
     this.#ws.close(code, closeReason(reason));
     // A peer that never answers the close handshake is cut off.
     setTimeout(() => this.#ws.terminate(), 2_000).unref();
@@ -305,6 +333,13 @@ export class SfuSession {
         resolve();
       });
     });
+  }
+
+  /** A config became desired: a hash held back after a NACK may be pushed again; then pushes what is due. */
+  onDesired(hash: string): void {
+    this.#ledger.desiredAgain(hash);
+    this.#abandoned.delete(hash);
+    this.maybePush();
   }
 
   /** Pushes the store's desired config if this SFU needs it and may get it now (see the module comment). */
@@ -352,7 +387,7 @@ export class SfuSession {
   }
 
   #onFrame(data: Buffer, isBinary: boolean): void {
-    if (!this.#open) return;
+    if (!this.#open || this.#closing) return;
     if (isBinary) {
       this.close(CloseCode.BAD_JSON, "binary frames are not allowed; send UTF-8 JSON text");
       return;
@@ -385,11 +420,15 @@ export class SfuSession {
       this.close(CloseCode.UNSUPPORTED_PROTOCOL, "no common schema version: this agent pushes schemaVersion 1");
       return;
     }
-    this.#hello = hello;
     const applied = hello.applied as { version: number; hash: string } | null;
-    this.#ledger.adopt(applied);
-    this.#deps.store.setSfu({ connected: true, name: hello.sfu.name, version: hello.sfu.version });
-    this.#deps.metrics?.refresh(this.#deps.store);
+    const refused = this.#ledger.adopt(applied);
+    if (refused !== null) {
+      this.#log.error({ sfu: hello.sfu.name, applied }, `refused the SFU's hello: ${refused}`);
+      this.close(CloseCode.PROTOCOL_ERROR, `hello refused: ${refused}`);
+      return;
+    }
+    this.#hello = hello;
+    this.#ledger.recordLink({ name: hello.sfu.name, version: hello.sfu.version });
     this.#log.info({ sfu: hello.sfu.name, sfuVersion: hello.sfu.version, applied }, "SFU hello");
     this.maybePush();
   }
@@ -420,10 +459,12 @@ export class SfuSession {
       );
     } else {
       const error = { code: msg.error.code, message: msg.error.message };
-      this.#ledger.recordNack(f.version, f.hash, error, seconds);
+      const retryInMs = this.#ledger.recordNack(f.version, f.hash, error, seconds);
       this.#log.warn(
-        { nonce: f.nonce, version: f.version, hash: f.hash, error },
-        "SFU rejected config; not re-sending it on this connection",
+        { nonce: f.nonce, version: f.version, hash: f.hash, error, retryInMs },
+        retryInMs === null
+          ? "SFU rejected config; not re-sending it on this connection unless it becomes desired again"
+          : "SFU could not apply config; re-sending it after a backoff",
       );
     }
     this.#settleDrain();

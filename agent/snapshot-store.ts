@@ -1,17 +1,22 @@
 /**
  * The agent's versioned snapshot store: pure state, no I/O and no timers
  * (time comes from an injected clock). It holds the last valid config (the
- * desired snapshot, with its version, hash and Git revision), what the SFU
- * applied, the last error, the SFU connection, and recent settlements.
- * Transports (the file watcher, the WebSocket push server, the SQS trigger)
- * write to it and subscribe to its events; none of them talk to each other
- * (the go-control-plane split of cache and server).
+ * desired snapshot, with its version, hash and Git revision), the validity
+ * of the file last read, what the SFU applied, and which hashes the SFU
+ * rejected. Everything an operator reads about the pod (SFU link,
+ * settlements, lastError, revisions) is the StatusTracker's
+ * (status-tracker.ts), which follows this store's events: the split of a
+ * snapshot cache from per-node status that go-control-plane makes between
+ * its snapshot.go and status.go.
  *
  * Invariants:
  * - an invalid file never replaces the last valid config;
  * - the desired version only increases, and is always greater than any
  *   version an SFU reported (the agent continues from `hello.applied`), so
  *   versions never go backwards for an SFU, across agent restarts too;
+ * - versions stay safe integers forever: a reported version above
+ *   {@link MAX_SFU_VERSION}, or above what this store issued or adopted once
+ *   it has talked to an SFU, is refused ({@link SnapshotStore.checkSfuApplied});
  * - the same content (hash) offered twice is a no-op.
  */
 import type { NormalisedConfigV1 } from "../protocol/config-schema.ts";
@@ -25,11 +30,22 @@ export interface ErrorInfo {
   at: string;
 }
 
-/** What changed in the store. Listeners are called synchronously, in subscription order. */
+/**
+ * What changed in the store. Listeners are called synchronously, in subscription order.
+ * - `desired`: a new valid config (new hash, new version);
+ * - `valid`: the file read is valid again, or holds another valid hash (sent before `desired`);
+ * - `invalid`: the file holds new invalid content (once per content);
+ * - `applied`: the SFU acked a push (or reported a push whose answer was lost);
+ * - `adopted`: the SFU reported what it runs (`hello.applied`, HTTP `GET`);
+ *   `version` is the SFU's, `desiredVersion` the desired version after adoption;
+ * - `rejected`, `ack-timeout`: the SFU nacked, or did not answer, a push.
+ */
 export type StoreEvent =
   | { type: "desired"; version: number; hash: string; revision: string | null }
+  | { type: "valid"; hash: string }
   | { type: "invalid"; hash: string | null; error: ErrorInfo }
   | { type: "applied"; version: number; hash: string }
+  | { type: "adopted"; version: number; hash: string }
   | { type: "rejected"; version: number; hash: string; error: ErrorInfo }
   | { type: "ack-timeout"; version: number; hash: string };
 
@@ -59,31 +75,25 @@ export interface Settlement {
   at: string;
 }
 
-/** The connected SFU, for /status `sfu`. */
-export interface SfuInfo {
-  connected: boolean;
-  name: string | null;
-  version: string | null;
-}
-
-/** How many settlements /status keeps. */
-export const MAX_SETTLEMENTS = 20;
+/**
+ * Highest `hello.applied.version` (or HTTP `GET` applied version) the agent
+ * accepts: 2^31. Far above any real count of config changes, and far enough
+ * below 2^53 that the agent's own counter stays a safe integer forever.
+ */
+export const MAX_SFU_VERSION = 2 ** 31;
 
 /** Pure versioned state of the agent; see the module comment for its invariants. */
 export class SnapshotStore {
   readonly #clock: () => Date;
   readonly #listeners = new Set<(e: StoreEvent) => void>();
   readonly #rejections = new Map<string, ErrorInfo>();
-  readonly #revisions = new Map<string, string | null>();
   #desired: DesiredSnapshot | null = null;
   #applied: AppliedSnapshot | null = null;
   #fileHash: string | null = null;
   #lastInvalidKey: string | null = null;
-  #lastError: ErrorInfo | null = null;
-  #lastSuccessAt: string | null = null;
   #highestVersion = 0;
-  #settlements: Settlement[] = [];
-  #sfu: SfuInfo = { connected: false, name: null, version: null };
+  /** Whether an SFU reported or acked a version in this process (then reports above #highestVersion are refused). */
+  #sfuSeen = false;
 
   constructor(deps: { clock: () => Date }) {
     if (typeof deps?.clock !== "function") throw new TypeError("SnapshotStore: deps.clock must be a function");
@@ -110,24 +120,9 @@ export class SnapshotStore {
     return this.#rejections.get(hash) ?? null;
   }
 
-  /** The most recent error (invalid file, NACK, ack timeout, failed settlement); null when none yet. */
-  lastError(): ErrorInfo | null {
-    return this.#lastError;
-  }
-
-  /** ISO time of the last successful apply (ack), or null. */
-  lastSuccessAt(): string | null {
-    return this.#lastSuccessAt;
-  }
-
-  /** The SFU connection, for /status. */
-  sfu(): SfuInfo {
-    return { ...this.#sfu };
-  }
-
-  /** Settlements, oldest first (at most {@link MAX_SETTLEMENTS}). */
-  settlements(): Settlement[] {
-    return this.#settlements.map((s) => ({ ...s }));
+  /** Highest version issued or adopted so far (0 before the first). */
+  highestVersion(): number {
+    return this.#highestVersion;
   }
 
   /** Registers a listener; returns its unsubscribe function. */
@@ -139,16 +134,23 @@ export class SnapshotStore {
   }
 
   /**
-   * Offers a valid config read from the file. A new hash becomes the desired
-   * snapshot with a new, higher version and emits `desired`; the current
-   * hash is a no-op. Returns whether the desired snapshot changed.
+   * Offers a valid config read from the file, with the Git revision known
+   * for its hash (or null). A new hash becomes the desired snapshot with a
+   * new, higher version and emits `desired`; the current hash is a no-op
+   * (but emits `valid` when the file was invalid before). Returns whether
+   * the desired snapshot changed.
    */
-  offerValid(config: NormalisedConfigV1, hash: string): { changed: boolean; version: number } {
+  offerValid(
+    config: NormalisedConfigV1,
+    hash: string,
+    revision: string | null = null,
+  ): { changed: boolean; version: number } {
+    const wasFile = this.#fileHash;
     this.#fileHash = hash;
     this.#lastInvalidKey = null;
+    if (wasFile !== hash) this.#emit({ type: "valid", hash });
     if (this.#desired?.hash === hash) return { changed: false, version: this.#desired.version };
     const version = this.#nextVersion();
-    const revision = this.#revisions.get(hash) ?? null;
     this.#desired = { version, hash, revision, config };
     this.#emit({ type: "desired", version, hash, revision });
     return { changed: true, version };
@@ -157,97 +159,93 @@ export class SnapshotStore {
   /**
    * Records that the file now holds invalid content (`hash` of its raw bytes,
    * or null when unreadable). The last valid config stays desired. Emits
-   * `invalid` and sets lastError unless the same content was already
-   * reported (a re-read of an unchanged bad file is not news).
+   * `invalid` unless the same content was already reported (a re-read of an
+   * unchanged bad file is not news). Returns whether it was news.
    */
   recordInvalid(hash: string | null, error: { code: string; message: string }): boolean {
     this.#fileHash = null;
     const key = `${hash}\u0000${error.code}\u0000${error.message}`;
     if (key === this.#lastInvalidKey) return false;
     this.#lastInvalidKey = key;
-    const info = { ...error, at: this.#now() };
-    this.#lastError = info;
-    this.#emit({ type: "invalid", hash, error: info });
+    this.#emit({ type: "invalid", hash, error: { ...error, at: this.#now() } });
     return true;
   }
 
-  /** Attach the Git revision (from a reload event) to a config hash; shown in /status desired.revision and pushed as `revision` if not yet pushed. */
-  setRevision(hash: string, revision: string | null): void {
-    this.#revisions.set(hash, revision);
-    if (this.#revisions.size > 100) {
-      const oldest = this.#revisions.keys().next().value as string;
-      this.#revisions.delete(oldest);
-    }
+  /** Sets the Git revision of the desired snapshot when its hash is `hash` (pushed as `revision` if not yet pushed). */
+  setDesiredRevision(hash: string, revision: string | null): void {
     if (this.#desired?.hash === hash) this.#desired = { ...this.#desired, revision };
   }
 
-  /** The revision attached to `hash` by {@link setRevision}, or null. */
-  revisionOf(hash: string): string | null {
-    return this.#revisions.get(hash) ?? null;
+  /**
+   * Checks a version an SFU reports it runs (`hello.applied`, HTTP `GET`)
+   * before {@link adoptSfuApplied}: null when acceptable, else why not. A
+   * version above {@link MAX_SFU_VERSION} is refused always; once this store
+   * has talked to an SFU (adopted or acked a version), a version above the
+   * highest it ever issued or adopted is refused too (the agent numbers the
+   * versions; a higher one is a bug or a forgery, and taking it in would let
+   * one message push every later version out of range).
+   */
+  checkSfuApplied(applied: { version: number; hash: string } | null): string | null {
+    if (applied === null) return null;
+    const v = applied.version;
+    if (!Number.isSafeInteger(v) || v < 0) return `applied.version ${v} is not a non-negative safe integer`;
+    if (v > MAX_SFU_VERSION) return `applied.version ${v} is above the limit ${MAX_SFU_VERSION}`;
+    if (this.#sfuSeen && v > this.#highestVersion) {
+      return `applied.version ${v} is above the highest version this agent issued (${this.#highestVersion})`;
+    }
+    return null;
   }
 
   /**
-   * Takes in what a connecting SFU reports as applied (`hello.applied`). The
-   * version counter continues above it; when the desired config is a
-   * different hash whose version is not above it, the desired snapshot is
-   * renumbered above it. When the hash equals the desired hash, the desired
-   * version adopts the SFU's version (nothing needs pushing).
+   * Takes in what a connecting SFU reports as applied (`hello.applied`);
+   * check it with {@link checkSfuApplied} first (this throws RangeError on a
+   * refused version). The version counter continues above it; when the
+   * desired config is a different hash whose version is not above it, the
+   * desired snapshot is renumbered above it. When the hash equals the
+   * desired hash, the desired version adopts the SFU's version (nothing
+   * needs pushing). Emits `adopted`.
    */
   adoptSfuApplied(applied: { version: number; hash: string } | null): void {
     if (applied === null) return;
+    const refused = this.checkSfuApplied(applied);
+    if (refused !== null) throw new RangeError(`SnapshotStore: ${refused}`);
+    this.#sfuSeen = true;
     this.#highestVersion = Math.max(this.#highestVersion, applied.version);
     this.#applied = { version: applied.version, hash: applied.hash, at: this.#now() };
     const d = this.#desired;
-    if (d === null) return;
-    if (d.hash === applied.hash) {
-      if (d.version !== applied.version && applied.version >= d.version) {
-        this.#desired = { ...d, version: applied.version };
+    if (d !== null) {
+      if (d.hash === applied.hash) {
+        if (d.version !== applied.version && applied.version >= d.version) {
+          this.#desired = { ...d, version: applied.version };
+        }
+      } else if (d.version <= applied.version) {
+        this.#desired = { ...d, version: this.#nextVersion() };
       }
-    } else if (d.version <= applied.version) {
-      this.#desired = { ...d, version: this.#nextVersion() };
     }
+    this.#emit({ type: "adopted", version: applied.version, hash: applied.hash });
   }
 
   /** The SFU acked `version`/`hash`: it is applied. Emits `applied`. */
   markApplied(version: number, hash: string): void {
-    const at = this.#now();
-    this.#applied = { version, hash, at };
-    this.#lastSuccessAt = at;
+    this.#applied = { version, hash, at: this.#now() };
     this.#rejections.delete(hash);
+    this.#sfuSeen = true;
     this.#highestVersion = Math.max(this.#highestVersion, version);
     this.#emit({ type: "applied", version, hash });
   }
 
-  /** The SFU nacked `version`/`hash`. Emits `rejected` and sets lastError. */
+  /** The SFU nacked `version`/`hash`. Emits `rejected`. */
   markRejected(version: number, hash: string, error: { code: string; message: string }): void {
     const info = { code: error.code, message: error.message, at: this.#now() };
+    this.#rejections.delete(hash);
     this.#rejections.set(hash, info);
     if (this.#rejections.size > 100) this.#rejections.delete(this.#rejections.keys().next().value as string);
-    this.#lastError = info;
     this.#emit({ type: "rejected", version, hash, error: info });
   }
 
-  /** The SFU did not answer the push of `version`/`hash` in time. Emits `ack-timeout` and sets lastError. */
+  /** The SFU did not answer the push of `version`/`hash` in time. Emits `ack-timeout`. */
   markAckTimeout(version: number, hash: string): void {
-    this.#lastError = {
-      code: "ACK_TIMEOUT",
-      message: `the SFU did not answer version ${version} (${hash}) in time`,
-      at: this.#now(),
-    };
     this.#emit({ type: "ack-timeout", version, hash });
-  }
-
-  /** Records the SFU connection state (name and version from its hello). */
-  setSfu(info: SfuInfo): void {
-    this.#sfu = { ...info };
-  }
-
-  /** Record a settlement outcome for /status `settlements` (keep the last 20) and lastError when not applied. */
-  recordSettlement(s: Settlement): void {
-    this.#settlements.push({ ...s });
-    if (this.#settlements.length > MAX_SETTLEMENTS)
-      this.#settlements.splice(0, this.#settlements.length - MAX_SETTLEMENTS);
-    if (s.outcome !== "applied" && s.error !== null) this.#lastError = { ...s.error, at: s.at };
   }
 
   #nextVersion(): number {

@@ -1,45 +1,55 @@
 /**
- * The agent's `/status` document (DESIGN.md section 6, contract). Built from
- * the store only, so it can never contain a config, and so never a
- * credential: just versions, hashes, revisions, outcomes and error texts.
+ * The agent's `/status` document (a contract: fields may be added, never
+ * renamed). Built from the {@link StatusTracker} only, which never holds a
+ * config, and so never a credential: just versions, hashes, revisions,
+ * outcomes and error texts.
  */
-import type { HttpPushStatus } from "./http-pusher.ts";
-import type { ErrorInfo, Settlement, SnapshotStore } from "./snapshot-store.ts";
+import type { ErrorInfo, Settlement } from "./snapshot-store.ts";
+import type { HttpPushStatus, PreviousError, SfuLinkStatus, StatusTracker } from "./status-tracker.ts";
 
 /** `/status` JSON. Fields may be added, never renamed. */
 export interface AgentStatus {
   pod: string;
   desired: { version: number; hash: string; revision: string | null } | null;
   applied: { version: number; hash: string; at: string } | null;
+  /** The newest error not yet cleared by a success (the desired config applied with the file valid); null when none. */
   lastError: ErrorInfo | null;
+  /** Extension: the error last cleared by a success, with its time and the time it was cleared; null when none. */
+  previousError: PreviousError | null;
+  /** Extension: whether the SFU runs the desired config (applied hash = desired hash). */
+  converged: boolean;
   /** WebSocket mode: the connected SFU (from its hello). HTTP push mode: `mode: "http"`, the URL, the last push and retry. */
-  sfu: { connected: boolean; name: string | null; version: string | null } | HttpPushStatus;
+  sfu: SfuLinkStatus | HttpPushStatus;
   queue: { mode: "per-pod" | "given" | "none"; url: string | null };
   settlements: Settlement[];
-  /** Extension: where the config is read from. */
-  source: { path: string; valid: boolean };
+  /**
+   * Extension: where the config is read from, whether the last read was
+   * valid, and when the current valid content was loaded (null before).
+   */
+  source: { path: string; valid: boolean; lastLoadSuccessAt: string | null };
 }
 
 /** Builds the `/status` document. */
 export function buildStatus(input: {
-  store: SnapshotStore;
+  tracker: StatusTracker;
   pod: string;
   path: string;
   queue: { mode: "per-pod" | "given"; url: string | null } | null;
-  /** Replaces the store's SFU info (HTTP push mode). */
-  sfu?: HttpPushStatus;
 }): AgentStatus {
-  const { store } = input;
-  const d = store.desired();
-  const a = store.applied();
+  const { tracker } = input;
+  const d = tracker.desired();
+  const a = tracker.applied();
+  const load = tracker.lastLoad();
   return {
     pod: input.pod,
     desired: d === null ? null : { version: d.version, hash: d.hash, revision: d.revision },
     applied: a === null ? null : { version: a.version, hash: a.hash, at: a.at },
-    lastError: store.lastError(),
-    sfu: input.sfu ?? store.sfu(),
+    lastError: tracker.lastError(),
+    previousError: tracker.previousError(),
+    converged: tracker.converged(),
+    sfu: tracker.sfu(),
     queue: input.queue ?? { mode: "none", url: null },
-    settlements: store.settlements(),
-    source: { path: input.path, valid: store.fileHash() !== null },
+    settlements: tracker.settlements(),
+    source: { path: input.path, valid: tracker.fileHash() !== null, lastLoadSuccessAt: load.successAt },
   };
 }

@@ -96,13 +96,10 @@ class Bench {
         await rm(started.dir, { recursive: true, force: true });
       },
     };
-    // Observe settlements as they are recorded (the store has no event for them).
-    const store = started.agent.store;
-    const record = store.recordSettlement.bind(store);
-    store.recordSettlement = (s) => {
-      record(s);
-      pod.onSettled?.(s);
-    };
+    // Observe settlements as they are recorded.
+    started.agent.tracker.subscribe((e) => {
+      if (e.type === "settled") pod.onSettled?.(e.settlement);
+    });
     return pod;
   }
 

@@ -97,7 +97,8 @@ export class ConfigApplier {
     if (actualHash !== input.hash) {
       return fail("INVALID_CONFIG", `hash mismatch: message says ${input.hash}, config hashes to ${actualHash}`);
     }
-    const result = await validateConfigValue(input.config, { source: `config v${input.version}` });
+    // The credential files are read at apply time below: unreadable is APPLY_FAILED (it can pass), not invalid.
+    const result = await validateConfigValue(input.config, { source: `config v${input.version}`, checkFiles: false });
     if (!result.ok) {
       const first = result.problems[0];
       const code: NackCode = result.code === "UNSUPPORTED_SCHEMA" ? "UNSUPPORTED_SCHEMA" : "INVALID_CONFIG";

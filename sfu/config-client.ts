@@ -8,6 +8,15 @@
  * the matching 4xxx code; media is never affected. The client reconnects with
  * exponential backoff and jitter and keeps serving with the last applied
  * config meanwhile.
+ *
+ * As PROTOCOL.md says: the first dial at boot is made at once (the backoff
+ * only comes before re-attempts); `ws` fails a connection whose 101 does not
+ * select the subprotocol, closes invalid UTF-8 text with 1007, and frames
+ * above its own limit (2 MiB here, above MAX_FRAME_BYTES so that the
+ * protocol layer answers 4009 first) with 1009; configs are answered one at
+ * a time, in order; a config whose hash is the one applied (checked after
+ * the schema version and the hash itself) is acked without re-applying, its
+ * version becoming the applied version (section 6, step 2a).
  */
 import { readFile } from "node:fs/promises";
 import type { Logger } from "pino";
@@ -17,6 +26,7 @@ import {
   CloseCode,
   type ConfigMessage,
   closeReason,
+  configHash,
   type HelloMessage,
   MAX_FRAME_BYTES,
   type NackMessage,
@@ -85,6 +95,8 @@ export class ConfigClient {
   #attempt = 0;
   #running = false;
   #connected = false;
+  /** Configs are answered one at a time, in the order received. */
+  #answering: Promise<void> = Promise.resolve();
   readonly stats: ConfigClientStats = { connects: 0, acks: 0, nacks: 0, violations: 0 };
 
   constructor(options: ConfigClientOptions) {
@@ -191,7 +203,9 @@ export class ConfigClient {
         );
       }
       lastNonce = message.nonce;
-      void this.#handleConfig(ws, message);
+      this.#answering = this.#answering
+        .then(() => this.#handleConfig(ws, message))
+        .catch((err: unknown) => this.#log.error({ err }, "answering a config failed"));
     });
     ws.on("close", (code, reason) => {
       const was = this.#connected;
@@ -205,8 +219,43 @@ export class ConfigClient {
     ws.on("error", (err) => this.#log.debug({ err: err.message }, "agent connection error"));
   }
 
+  /**
+   * Whether `message` carries the config already applied: a supported
+   * schemaVersion equal to `config.schemaVersion`, and a hash that is both
+   * correct for its config and the applied one (section 6, steps 1, 2, 2a).
+   */
+  #alreadyApplied(message: ConfigMessage): boolean {
+    const current = this.#o.state.current;
+    if (current === null || current.hash !== message.hash) return false;
+    if (!(SUPPORTED_SCHEMA_VERSIONS as readonly number[]).includes(message.schemaVersion)) return false;
+    if ((message.config as { schemaVersion?: unknown }).schemaVersion !== message.schemaVersion) return false;
+    try {
+      return configHash(message.config) === message.hash;
+    } catch {
+      return false;
+    }
+  }
+
   async #handleConfig(ws: WebSocket, message: ConfigMessage): Promise<void> {
     this.#log.debug({ nonce: message.nonce, version: message.version, hash: message.hash }, "config received");
+    const current = this.#o.state.current;
+    if (current !== null && this.#alreadyApplied(message)) {
+      if (current.version !== message.version) {
+        this.#o.state.swap({ ...current, version: message.version }, (err) =>
+          this.#log.error({ err }, "config listener failed"),
+        );
+      }
+      this.stats.acks++;
+      this.#log.info(
+        { version: message.version, hash: message.hash },
+        "config already applied (same hash): acked without re-applying",
+      );
+      this.#o.onOutcome?.("ack", null);
+      if (ws.readyState === WebSocket.OPEN) {
+        ws.send(JSON.stringify({ type: "ack", nonce: message.nonce, version: message.version, hash: message.hash }));
+      }
+      return;
+    }
     const outcome = await this.#o.applier.apply({
       version: message.version,
       hash: message.hash,

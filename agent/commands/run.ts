@@ -39,6 +39,8 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
       listen: options.listen,
       push: options.push,
       http: options.http,
+      httpAllowedHosts: options.httpAllowedHosts,
+      podIp: options.podIp,
       podName: options.podName,
       tokenFile: options.tokenFile,
       ackTimeoutMs: options.ackTimeoutMs,

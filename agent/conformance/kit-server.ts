@@ -132,11 +132,18 @@ export class ConformanceServer {
     return this.#url;
   }
 
-  /** Closes every connection and the listener; idempotent. */
+  /**
+   * Closes every connection with 1001 ("going away", as the agent does when
+   * it stops), waits up to 1 s for the SFU's close handshake and then drops
+   * what is left, and closes the listener; idempotent.
+   */
   async stop(): Promise<void> {
     for (const waiter of this.#waiters.splice(0)) waiter({ ok: false, reason: "kit stopped" });
-    for (const session of this.#sessions) session.terminate();
+    const sessions = [...this.#sessions];
     this.#sessions.clear();
+    for (const session of sessions) session.close(1001, "conformance kit finished");
+    await Promise.all(sessions.map((session) => session.waitClosed(1_000)));
+    for (const session of sessions) session.terminate();
     this.#wss?.close();
     const http = this.#http;
     this.#http = null;

@@ -7,8 +7,8 @@
  * - Given mode (`queueUrl`): it only polls that queue. A queue shared by
  *   several replicas delivers each event to only ONE of them.
  *
- * Received reload events are settled against the snapshot store
- * (settlement.ts); each settlement is recorded in the store, counted in
+ * Received reload events are settled against the agent's status tracker
+ * (settlement.ts); each settlement is recorded in the tracker, counted in
  * metrics and, with `statusTopicArn`, published as a status event.
  *
  * `startQueueTrigger` returns at once: provisioning and polling run in the
@@ -18,7 +18,6 @@
  */
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import type { SnapshotStore } from "../snapshot-store.ts";
 import { type AwsClients, createAwsClients, regionFromResource } from "./aws-clients.ts";
 import { createQueueMetrics } from "./metrics.ts";
 import { type QueueTriggerOptions, resolveQueueOptions } from "./options.ts";
@@ -54,12 +53,15 @@ export interface QueueTrigger {
 }
 
 /**
- * Starts the trigger. `store` is the agent's SnapshotStore; metrics go to
- * `registry`. Optional test seams: `timers`, `random`, and `clients` (AWS
- * clients from {@link createAwsClients}; when given, the caller owns them).
+ * Starts the trigger. `store` is the agent's StatusTracker (config state and
+ * settlements); `checkFile` re-reads the mounted file (article-style
+ * messages); metrics go to `registry`; log lines carry `component: "queue"`.
+ * Optional test seams: `timers`, `random`, and `clients` (AWS clients from
+ * {@link createAwsClients}; when given, the caller owns them).
  */
 export async function startQueueTrigger(deps: {
-  store: SnapshotStore;
+  store: SettlementStore;
+  checkFile?: () => Promise<void>;
   logger: Logger;
   registry: Registry;
   options: QueueTriggerOptions;
@@ -75,7 +77,7 @@ export async function startQueueTrigger(deps: {
   const clients =
     deps.clients ??
     createAwsClients({ region: o.region ?? regionFromResource(o.topicArn ?? o.queueUrl), endpointUrl: o.endpointUrl });
-  const store: SettlementStore = deps.store;
+  const store = deps.store;
 
   const perPodDeps: PerPodDeps = { sqs: clients.sqs, sns: clients.sns, logger, metrics, timers };
   const perPod =
@@ -125,7 +127,7 @@ export async function startQueueTrigger(deps: {
     logger,
     metrics,
     actions: poller,
-    onSettled: (record) => statusPublisher?.publish(record),
+    ...(deps.checkFile ? { checkFile: deps.checkFile } : {}),
     options: { propagationTimeoutMs: o.propagationTimeoutMs, visibilityTimeoutSeconds: o.visibilityTimeoutSeconds },
   });
   const sweeper =
@@ -139,6 +141,13 @@ export async function startQueueTrigger(deps: {
         })
       : null;
 
+  // Every settlement recorded for this pod is published: the queue's own, and
+  // those the status tracker adds (a rejected config applied later settles again).
+  const unsubscribeSettled = statusPublisher
+    ? store.subscribe((e) => {
+        if (e.type === "settled" && e.settlement) statusPublisher.publish(e.settlement);
+      })
+    : null;
   settler.start();
   poller.start();
   sweeper?.start();
@@ -164,6 +173,7 @@ export async function startQueueTrigger(deps: {
         perPod?.halt();
         await poller.stop();
         settler.stop();
+        unsubscribeSettled?.();
         await sweeper?.stop();
         await statusPublisher?.flush(5_000);
         await perPod?.stop();

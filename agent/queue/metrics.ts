@@ -6,7 +6,12 @@
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 
 /** Result label of `sfu_agent_queue_messages_total`. */
-export type MessageResult = "accepted" | "joined" | "duplicate" | "malformed";
+/**
+ * What became of a received message: `legacy` is the article-style
+ * `{"event":"configReload","commit"}` message, taken as "check the mounted
+ * file now" (see legacy-event.ts).
+ */
+export type MessageResult = "accepted" | "joined" | "duplicate" | "malformed" | "legacy";
 
 /** The metric objects the queue module updates. */
 export interface QueueMetrics {
@@ -63,7 +68,7 @@ export function createQueueMetrics(registry: Registry): QueueMetrics {
       () =>
         new Counter({
           name: "sfu_agent_queue_messages_total",
-          help: "SQS messages received, by result (accepted|joined|duplicate|malformed)",
+          help: "SQS messages received, by result (accepted|joined|duplicate|malformed|legacy)",
           labelNames: ["result"],
           registers,
         }),

@@ -23,13 +23,20 @@
  * new event for the hash already applied settles `applied` at once.
  * Malformed bodies can never succeed: they are deleted and counted.
  *
+ * The article-style message `{"event":"configReload","commit":"<sha>"}`
+ * (legacy-event.ts) has no hash to wait for: it asks for a re-read of the
+ * mounted file now (`checkFile`), then settles the hash found there like a
+ * full event, with `commit` as its revision; an invalid file settles
+ * `invalid` at once.
+ *
  * Pure logic over injected time ({@link Timers}) and an injected message sink,
  * so the state machine is unit-tested without SQS or real waiting.
  */
 import type { Logger } from "pino";
 import { parseReloadEvent } from "../../protocol/messages.ts";
-import type { SettlementOutcome } from "../../protocol/messages-schema.ts";
+import type { ReloadEvent, SettlementOutcome } from "../../protocol/messages-schema.ts";
 import type { Settlement } from "../snapshot-store.ts";
+import { parseLegacyReload } from "./legacy-event.ts";
 import type { MessageResult, QueueMetrics } from "./metrics.ts";
 import type { TimerHandle, Timers } from "./timers.ts";
 
@@ -46,6 +53,8 @@ export interface SettlementStoreEvent {
   hash?: string | null;
   version?: number;
   error?: StoreErrorInfo;
+  /** On `settled` (the status tracker's event): the settlement recorded, whoever recorded it. */
+  settlement?: Settlement;
 }
 
 /** What settlement needs from the agent's SnapshotStore. */
@@ -54,6 +63,8 @@ export interface SettlementStore {
   applied(): { version: number; hash: string } | null;
   desired(): { version: number; hash: string } | null;
   rejection(hash: string): StoreErrorInfo | null;
+  /** The newest error not yet cleared (the invalid file's, after an invalid read). */
+  lastError(): StoreErrorInfo | null;
   setRevision(hash: string, revision: string | null): void;
   recordSettlement(s: Settlement): void;
   subscribe(listener: (e: SettlementStoreEvent) => void): () => void;
@@ -115,6 +126,8 @@ export class Settler {
   readonly #actions: MessageActions;
   readonly #onSettled: (record: Settlement) => void;
   readonly #options: Required<SettlerOptions>;
+  readonly #checkFile: () => Promise<void>;
+  #stopped = false;
   readonly #waiters = new Map<string, Waiter>();
   /** Keys (`msg:<id>`, `evt:<hash>|<revision>|<issuedAt>`) of settled work, oldest first. */
   readonly #settled = new Set<string>();
@@ -130,6 +143,8 @@ export class Settler {
     metrics: QueueMetrics;
     actions: MessageActions;
     onSettled?: (record: Settlement) => void;
+    /** Re-reads the mounted file now; resolves once read (article-style messages). Resolves at once when omitted. */
+    checkFile?: () => Promise<void>;
     options: SettlerOptions;
   }) {
     const o = deps.options;
@@ -145,6 +160,7 @@ export class Settler {
     this.#metrics = deps.metrics;
     this.#actions = deps.actions;
     this.#onSettled = deps.onSettled ?? (() => {});
+    this.#checkFile = deps.checkFile ?? (() => Promise.resolve());
     this.#options = { dedupeCapacity: 1024, recheckMs: 1000, ...o };
   }
 
@@ -156,6 +172,7 @@ export class Settler {
 
   /** Unsubscribes and drops every wait without settling it; held messages become visible again. */
   stop(): void {
+    this.#stopped = true;
     this.#unsubscribe?.();
     this.#unsubscribe = null;
     for (const w of this.#waiters.values()) this.#clearTimers(w);
@@ -187,6 +204,18 @@ export class Settler {
       this.#delete([message.receiptHandle]);
       return "duplicate";
     }
+    const legacy = parseLegacyReload(message.body);
+    if (legacy !== null) {
+      this.#remember(msgKey);
+      this.#logger.info(
+        { messageId: message.messageId, commit: legacy.commit },
+        'article-style {"event":"configReload"} message: checking the mounted file now',
+      );
+      void this.#checkFile()
+        .catch((err: unknown) => this.#logger.warn({ err }, "re-read of the mounted file failed"))
+        .then(() => this.#onLegacyChecked(message, legacy.commit));
+      return "legacy";
+    }
     const parsed = parseReloadEvent(message.body);
     if (!parsed.ok) {
       this.#logger.warn(
@@ -196,7 +225,48 @@ export class Settler {
       this.#delete([message.receiptHandle]);
       return "malformed";
     }
-    const ev = parsed.event;
+    return this.#accept(message, parsed.event);
+  }
+
+  /** After the re-read asked by an article-style message: settle the file's hash with `commit` as its revision. */
+  #onLegacyChecked(message: ReceivedMessage, commit: string): void {
+    if (this.#stopped) return;
+    const fh = this.#store.fileHash();
+    if (fh !== null) {
+      const ev = {
+        type: "sfu-config.reload",
+        hash: fh,
+        revision: commit,
+        configMap: null,
+        issuedAt: new Date(this.#timers.now()).toISOString(),
+      } as ReloadEvent;
+      this.#accept(message, ev);
+      return;
+    }
+    const hash = this.#store.desired()?.hash ?? null;
+    if (hash === null) {
+      this.#logger.warn({ commit }, "configReload: the mounted file is invalid and no valid config was ever loaded");
+      this.#delete([message.receiptHandle]);
+      return;
+    }
+    const w: Waiter = {
+      hash,
+      revision: commit,
+      receivedAt: this.#timers.now(),
+      initialFileHash: null,
+      sawFile: false,
+      ackTimedOut: false,
+      keys: new Set(),
+      messages: new Map([[message.messageId, message.receiptHandle]]),
+      timeout: null,
+      extend: null,
+    };
+    const error = errorOf(this.#store.lastError(), "INVALID_CONFIG", "the mounted config file is invalid");
+    this.#settle(w, { outcome: "invalid", version: null, error });
+  }
+
+  #accept(message: ReceivedMessage, ev: ReloadEvent): MessageResult {
+    const msgKey = `msg:${message.messageId}`;
     const revision = ev.revision ?? null;
     const evKey = `evt:${ev.hash}|${revision}|${ev.issuedAt}`;
     if (this.#settled.has(evKey)) {

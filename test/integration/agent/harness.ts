@@ -74,6 +74,9 @@ export async function startTestAgent(o: TestAgentOptions = {}): Promise<TestAgen
       ...(o.push === undefined ? {} : { push: o.push }),
       ...(o.pushRetry === undefined ? {} : { pushRetry: o.pushRetry }),
       ...(o.source === undefined ? {} : { source: o.source }),
+      ...(o.nackRetry === undefined ? {} : { nackRetry: o.nackRetry }),
+      ...(o.httpAllowedHosts === undefined ? {} : { httpAllowedHosts: o.httpAllowedHosts }),
+      ...(o.podIp === undefined ? {} : { podIp: o.podIp }),
     },
   );
   await agent.start();

@@ -132,7 +132,7 @@ describe("HTTP push mode", { timeout: 90_000 }, () => {
     assert.equal(sample(await metrics(a), "sfu_agent_applied_checks_total", '{result="unsupported"}'), 1);
   });
 
-  test("422/409 nack with the error body; the rejected hash is not re-sent; a newer config is", async () => {
+  test("422/409 nack with the error body; the rejected hash is not re-sent until desired again; a newer config is", async () => {
     const s = await sfu({
       script: [
         { kind: "ack" },
@@ -165,11 +165,13 @@ describe("HTTP push mode", { timeout: 90_000 }, () => {
     // 409 without a JSON body: a nack with code HTTP_409.
     await a.writer.write({ "config.yaml": configText(3) });
     await until(async () => (await a.status()).lastError?.code === "HTTP_409");
-    // Back to the rejected content (version 4, same hash as version 2): not sent again.
+    // Back to the rejected content (version 4, same hash as version 2): desired again, so sent again
+    // (once: the SFU acks it now) and settled again.
     await a.writer.write({ "config.yaml": configText(2) });
-    await until(async () => (await a.status()).desired?.version === 4);
+    await until(async () => (await a.status()).applied?.version === 4);
     await sleep(300);
-    assert.equal(s.posts.length, 3);
+    assert.equal(s.posts.length, 4);
+    assert.equal((await a.status()).settlements.at(-1).outcome, "applied");
     // A new content is pushed.
     await a.writer.write({ "config.yaml": configText(5) });
     await s.waitFor((r) => r.method === "POST" && r.body.config.limits.maxRooms === 5);

@@ -55,6 +55,20 @@ function closed(ws: WebSocket) {
 }
 
 describe("conformance kit server", () => {
+  it("closes an SFU's connection with 1001 when the kit ends, as the agent does when it stops", async () => {
+    const logs: string[] = [];
+    const server = new ConformanceServer({ port: 0 }, { clock: () => performance.now(), log: (l) => logs.push(l) });
+    const url = await server.start();
+    const { status, ws } = await dial(url, [SUBPROTOCOL]);
+    assert.equal(status, "open");
+    const code = closed(ws);
+    ws.send(JSON.stringify(HELLO));
+    const dialed = await server.nextDial(2_000);
+    assert.equal(dialed.ok, true);
+    await server.stop();
+    assert.equal(await code, 1001);
+  });
+
   it("refuses Origin (403), a missing subprotocol (426), a wrong token (401), and simulated restarts (503)", async () => {
     await withServer({ token: "s3cret" }, async (server, logs) => {
       const auth = { authorization: "Bearer s3cret" };

@@ -108,7 +108,7 @@ describe("least privilege of the AWS policies", { timeout: 60_000 }, () => {
     assert.equal(r.code, 0, r.stdout + r.stderr);
     hookClients.destroy();
     const h2 = await hashOf(2);
-    assert.equal(pod.agent.store.settlements().find((s) => s.hash === h2)?.outcome, "applied");
+    assert.equal(pod.agent.tracker.settlements().find((s) => s.hash === h2)?.outcome, "applied");
     await pod.stop();
 
     // given-queue mode uses a subset (receive, delete, extend)
@@ -128,7 +128,7 @@ describe("least privilege of the AWS policies", { timeout: 60_000 }, () => {
         }),
       }),
     );
-    await until(() => g.agent.store.settlements().length === 1, 10_000, "the given-queue settlement");
+    await until(() => g.agent.tracker.settlements().length === 1, 10_000, "the given-queue settlement");
     await g.stop();
   });
 

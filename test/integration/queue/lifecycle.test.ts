@@ -178,8 +178,8 @@ describe("per-pod queue lifecycle over fauxqs", { timeout: 120_000 }, () => {
       200,
     );
     await f.publish(7);
-    await until(() => p.agent.store.settlements().find((s) => s.hash === h7), 10_000, "a settlement after recovery");
-    assert.equal(p.agent.store.settlements().find((s) => s.hash === h7)?.outcome, "applied");
+    await until(() => p.agent.tracker.settlements().find((s) => s.hash === h7), 10_000, "a settlement after recovery");
+    assert.equal(p.agent.tracker.settlements().find((s) => s.hash === h7)?.outcome, "applied");
     assert.equal(p.trigger.status().receiveFailures, 0);
   });
 });

@@ -43,13 +43,17 @@ describe("secrets on the SNS/SQS path", { timeout: 60_000 }, () => {
     await f.publish(11, { hash: loaded.hash });
     await until(() => pod.trigger.status().pendingEvents === 1, 10_000, "the event to be held");
     await pod.writer.write({ "config.yaml": withCredential(11) });
-    await until(() => pod.agent.store.settlements().some((s) => s.hash === loaded.hash), 10_000, "settlement");
-    assert.equal(pod.agent.store.settlements().find((s) => s.hash === loaded.hash)?.outcome, "applied");
+    await until(() => pod.agent.tracker.settlements().some((s) => s.hash === loaded.hash), 10_000, "settlement");
+    assert.equal(pod.agent.tracker.settlements().find((s) => s.hash === loaded.hash)?.outcome, "applied");
     // an invalid file while another event waits: settles invalid with the loader's error
     await f.publish(12, { hash: `sha256:${"1".repeat(64)}` });
     await until(() => pod.trigger.status().pendingEvents === 1, 10_000, "the second event to be held");
     await pod.writer.write({ "config.yaml": withCredential(12, false) });
-    await until(() => pod.agent.store.settlements().some((s) => s.outcome === "invalid"), 10_000, "invalid settlement");
+    await until(
+      () => pod.agent.tracker.settlements().some((s) => s.outcome === "invalid"),
+      10_000,
+      "invalid settlement",
+    );
     const events = await until(
       async () => {
         const got = await drainStatus(f, 2);

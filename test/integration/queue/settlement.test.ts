@@ -38,8 +38,8 @@ describe("per-pod queues over fauxqs", { timeout: 90_000 }, () => {
     for (const p of pods) await p.sfu.waitForHash(h2);
     await f.publish(2);
     for (const p of pods) {
-      await until(() => p.agent.store.settlements().some((s) => s.hash === h2), 10_000, `${p.name} to settle`);
-      const s = p.agent.store.settlements().find((x) => x.hash === h2);
+      await until(() => p.agent.tracker.settlements().some((s) => s.hash === h2), 10_000, `${p.name} to settle`);
+      const s = p.agent.tracker.settlements().find((x) => x.hash === h2);
       assert.equal(s?.outcome, "applied");
       assert.equal(s?.revision, "rev-2");
       assert.equal(await p.metric("sfu_agent_settlements_total", { outcome: "applied" }), 1);
@@ -68,7 +68,7 @@ describe("per-pod queues over fauxqs", { timeout: 90_000 }, () => {
     await until(() => a.trigger.status().pendingEvents === 1, 10_000, "the event to be held");
     await new Promise((r) => setTimeout(r, 5_000));
     assert.equal(
-      a.agent.store.settlements().some((s) => s.hash === h3),
+      a.agent.tracker.settlements().some((s) => s.hash === h3),
       false,
       "not settled before the swap",
     );
@@ -81,8 +81,8 @@ describe("per-pod queues over fauxqs", { timeout: 90_000 }, () => {
     await a.swap(3);
     const pushed = await a.sfu.waitForHash(h3);
     assert.equal(pushed.revision, "rev-3", "the push carries the event's revision");
-    await until(() => a.agent.store.settlements().find((s) => s.hash === h3), 10_000, "settlement");
-    assert.equal(a.agent.store.settlements().find((s) => s.hash === h3)?.outcome, "applied");
+    await until(() => a.agent.tracker.settlements().find((s) => s.hash === h3), 10_000, "settlement");
+    assert.equal(a.agent.tracker.settlements().find((s) => s.hash === h3)?.outcome, "applied");
     await until(
       async () => (await f.depth(a.trigger.status().url!)).inflight === 0,
       5_000,
@@ -98,11 +98,15 @@ describe("per-pod queues over fauxqs", { timeout: 90_000 }, () => {
     for (const p of [b, c]) {
       assert.equal(p.trigger.status().pendingEvents, 1);
       await p.swap(4);
-      await until(() => p.agent.store.settlements().find((s) => s.hash === h3), 10_000, "settlement");
-      const s = p.agent.store.settlements().find((x) => x.hash === h3);
+      await until(() => p.agent.tracker.settlements().find((s) => s.hash === h3), 10_000, "settlement");
+      const s = p.agent.tracker.settlements().find((x) => x.hash === h3);
       assert.equal(s?.outcome, "superseded");
       assert.equal(s?.error?.code, "SUPERSEDED");
-      assert.equal(p.agent.status().lastError?.code, "SUPERSEDED");
+      // The superseding config is then applied: the error moves to previousError.
+      await until(() => p.agent.store.applied()?.hash === p.agent.store.desired()?.hash, 10_000, "4 applied");
+      const st = p.agent.status();
+      assert.equal(st.lastError, null);
+      assert.equal(st.previousError?.code, "SUPERSEDED");
       assert.equal(await p.metric("sfu_agent_settlements_total", { outcome: "superseded" }), 1);
       assert.equal(p.trigger.status().pendingEvents, 0);
     }
@@ -117,17 +121,17 @@ describe("per-pod queues over fauxqs", { timeout: 90_000 }, () => {
     await until(() => c.trigger.status().pendingEvents === 1, 10_000, "the event to be held");
     await c.swap(5);
     await c.sfu.waitForHash(h5);
-    await until(() => c.agent.store.settlements().find((s) => s.hash === h5), 10_000, "settlement");
+    await until(() => c.agent.tracker.settlements().find((s) => s.hash === h5), 10_000, "settlement");
     await f.publish(5); // PostSync firing again with no change
     await until(
-      () => c.agent.store.settlements().filter((s) => s.hash === h5).length === 2,
+      () => c.agent.tracker.settlements().filter((s) => s.hash === h5).length === 2,
       10_000,
       "the no-change event to settle",
     );
     const pushesOf5 = c.sfu.received.slice(before).filter((r) => r.message.hash === h5);
     assert.equal(pushesOf5.length, 1, "one push of the hash");
     assert.deepEqual(
-      c.agent.store
+      c.agent.tracker
         .settlements()
         .filter((s) => s.hash === h5)
         .map((s) => s.outcome),
@@ -161,15 +165,15 @@ describe("per-pod queues over fauxqs", { timeout: 90_000 }, () => {
     );
     // still alive: a new event for the file's current hash settles
     const h3 = await hashOf(3);
-    const settledBefore = a.agent.store.settlements().length;
+    const settledBefore = a.agent.tracker.settlements().length;
     await f.publish(3);
     await until(
-      () => a.agent.store.settlements().length > settledBefore,
+      () => a.agent.tracker.settlements().length > settledBefore,
       10_000,
       "a settlement after the malformed bodies",
     );
-    assert.equal(a.agent.store.settlements().at(-1)?.hash, h3);
-    assert.equal(a.agent.store.settlements().at(-1)?.outcome, "applied");
+    assert.equal(a.agent.tracker.settlements().at(-1)?.hash, h3);
+    assert.equal(a.agent.tracker.settlements().at(-1)?.outcome, "applied");
   });
 
   it("an event for a hash that never appears settles timeout after --propagation-timeout", async () => {
@@ -177,8 +181,8 @@ describe("per-pod queues over fauxqs", { timeout: 90_000 }, () => {
     const h9 = await hashOf(9);
     const url = p.trigger.status().url!;
     await f.publish(9);
-    await until(() => p.agent.store.settlements().find((s) => s.hash === h9), 10_000, "timeout settlement");
-    const s = p.agent.store.settlements().find((x) => x.hash === h9);
+    await until(() => p.agent.tracker.settlements().find((s) => s.hash === h9), 10_000, "timeout settlement");
+    const s = p.agent.tracker.settlements().find((x) => x.hash === h9);
     assert.equal(s?.outcome, "timeout");
     assert.equal(s?.error?.code, "PROPAGATION_TIMEOUT");
     assert.equal(await p.metric("sfu_agent_settlements_total", { outcome: "timeout" }), 1);
@@ -195,8 +199,8 @@ describe("per-pod queues over fauxqs", { timeout: 90_000 }, () => {
     await f.publish(6);
     await until(() => p.trigger.status().pendingEvents === 1, 10_000, "the event to be held");
     await p.swap(6);
-    await until(() => p.agent.store.settlements().find((s) => s.hash === h6), 10_000, "settlement");
-    const s = p.agent.store.settlements().find((x) => x.hash === h6);
+    await until(() => p.agent.tracker.settlements().find((s) => s.hash === h6), 10_000, "settlement");
+    const s = p.agent.tracker.settlements().find((x) => x.hash === h6);
     assert.equal(s?.outcome, "rejected");
     assert.equal(s?.error?.code, "RESTART_REQUIRED");
     const events = await until(

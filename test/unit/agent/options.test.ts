@@ -18,6 +18,8 @@ test("defaults are the documented ones (README flag table)", () => {
     listen: { host: "127.0.0.1", port: 7070 },
     push: null,
     http: { host: "0.0.0.0", port: 9090 },
+    httpAllowedHosts: [],
+    podIp: null,
     topicArn: null,
     queueUrl: null,
     statusTopicArn: null,
@@ -115,4 +117,18 @@ test("--push / SFU_AGENT_PUSH: an http(s) URL without userinfo, exclusive with a
       assert.doesNotMatch(r.error.message, /secret/);
     }
   }
+});
+
+test("--http-allowed-hosts (or its variable) lists extra Host names; POD_IP is read from env", () => {
+  const r = parseRunOptions(["--http-allowed-hosts", "sfu-agent.sfu.svc, Agent.Example.com."], { POD_IP: "10.1.2.3" });
+  assert.ok(r.ok);
+  assert.deepEqual(r.options.httpAllowedHosts, ["sfu-agent.sfu.svc", "agent.example.com."]);
+  assert.equal(r.options.podIp, "10.1.2.3");
+  const e = parseRunOptions([], { SFU_AGENT_HTTP_ALLOWED_HOSTS: "a.local,10.0.0.9,[fd00::1]" });
+  assert.ok(e.ok);
+  assert.deepEqual(e.options.httpAllowedHosts, ["a.local", "10.0.0.9", "[fd00::1]"]);
+  const bad = parseRunOptions(["--http-allowed-hosts", "*.example.com,host:9090"], {});
+  assert.equal(bad.ok, false);
+  assert.match(bad.ok ? "" : bad.error.message, /--http-allowed-hosts: "\*\.example\.com" is not a host name or IP/);
+  assert.match(bad.ok ? "" : bad.error.message, /"host:9090"/);
 });

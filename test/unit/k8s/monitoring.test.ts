@@ -1,13 +1,28 @@
 /**
  * k8s/monitoring: the PrometheusRule, PodMonitor and Grafana dashboard are
  * well-formed, scrape real ports, and query only metrics the agent and the
- * SFU actually register (their `name:` literals in agent/ and sfu/).
+ * SFU actually register (their `name:` literals in agent/ and sfu/). The
+ * rules pass `promtool check rules`, and the rule unit tests of
+ * k8s/monitoring/tests/ (`promtool test rules` format) prove each alert fires
+ * while its condition holds and clears after.
  */
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { execFile } from "node:child_process";
+import {
+  accessSync,
+  constants,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
 import { before, describe, it } from "node:test";
 import { Ajv } from "ajv";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { SETTLEMENT_OUTCOMES } from "../../../protocol/messages-schema.ts";
 import { allContainers, findObject, K8S_DIR, type K8sObject, podSpec, REPO_ROOT, renderK8s } from "./manifests.ts";
 
@@ -64,6 +79,31 @@ function expressions(): { where: string; expr: string }[] {
     for (const t of p.targets ?? []) out.push({ where: `panel "${p.title}"`, expr: String(t.expr) });
   }
   return out;
+}
+
+/** promtool on PATH, else /usr/bin/promtool, else null. */
+function findPromtool(): string | null {
+  const candidates = [
+    ...(process.env["PATH"] ?? "").split(delimiter).map((d) => join(d, "promtool")),
+    "/usr/bin/promtool",
+  ];
+  for (const c of candidates) {
+    try {
+      accessSync(c, constants.X_OK);
+      return c;
+    } catch {}
+  }
+  return null;
+}
+
+/** Runs a command (30 s cap); resolves with its exit code and combined output. */
+function run(cmd: string, args: string[]): Promise<{ code: number; output: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: 30_000 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === "number" ? err.code : 1;
+      resolve({ code, output: `${stdout}${stderr}` });
+    });
+  });
 }
 
 const ruleSchema = {
@@ -164,15 +204,64 @@ describe("monitoring", () => {
     assert.equal(ajv.validate(ruleSchema, bad), false, "the schema check can fail");
   });
 
-  it("alerts on a rejected config, pods not converged, and an agent disconnected from its SFU", () => {
+  it("alerts on state: an invalid file, pods not converged, an agent disconnected (warning, not critical)", () => {
     const rule = findObject(monitoring, "PrometheusRule", "sfu-config");
     const alerts = new Map<string, K8sObject>(
       rule.spec.groups.flatMap((g: K8sObject) => g.rules).map((r: K8sObject) => [r.alert, r]),
     );
-    assert.match(alerts.get("SfuConfigRejected")?.expr, /sfu_agent_reloads_total\{outcome=~"rejected\|invalid"\}/);
-    assert.match(alerts.get("SfuConfigNotConverged")?.expr, /sfu_agent_desired_version.*>.*sfu_agent_applied_version/);
-    assert.ok(alerts.get("SfuConfigNotConverged")?.for, "tolerates the kubelet's propagation delay");
+    assert.match(alerts.get("SfuConfigFileInvalid")?.expr, /sfu_agent_config_last_load_success\) == 0/);
+    assert.match(alerts.get("SfuConfigNotConverged")?.expr, /sfu_agent_config_converged\) == 0/);
+    assert.equal(alerts.get("SfuConfigNotConverged")?.for, "5m", "the agent's default --propagation-timeout");
     assert.match(alerts.get("SfuAgentDisconnected")?.expr, /sfu_agent_sfu_connected\) == 0/);
+    assert.equal(alerts.get("SfuAgentDisconnected")?.labels.severity, "warning", "calls are not affected");
+    for (const [name, r] of alerts) {
+      assert.ok(r.for, `${name} has a for:`);
+      assert.doesNotMatch(String(r.expr), /increase\(|changes\(|delta\(/, `${name} is built on state`);
+      assert.notEqual(r.labels.severity, "critical", `${name}: no config alert affects live calls`);
+    }
+  });
+
+  it("passes promtool check rules and the rule unit tests (each alert fires while its condition holds, clears after)", async () => {
+    const promtool = findPromtool();
+    assert.ok(
+      promtool !== null,
+      "promtool not found on PATH (nor /usr/bin/promtool): install it with `apt-get install -y prometheus`",
+    );
+    const rule = findObject(monitoring, "PrometheusRule", "sfu-config");
+    const dir = mkdtempSync(join(tmpdir(), "sfu-promtool-"));
+    try {
+      // promtool reads plain rule files: extract spec.groups of the PrometheusRule CRD.
+      const rules = join(dir, "rules.yaml");
+      writeFileSync(rules, stringifyYaml({ groups: rule.spec.groups }));
+      const checked = await run(promtool, ["check", "rules", rules]);
+      assert.equal(checked.code, 0, checked.output);
+      assert.match(checked.output, /SUCCESS: 5 rules found/);
+      const testsDir = join(K8S_DIR, "monitoring", "tests");
+      const files = readdirSync(testsDir).filter((f) => f.endsWith(".yaml"));
+      assert.ok(files.length > 0, "rule unit tests exist");
+      const tested = new Set<string>();
+      for (const f of files) {
+        const doc = parseYaml(readFileSync(join(testsDir, f), "utf8"));
+        doc.rule_files = [rules];
+        for (const t of doc.tests) for (const a of t.alert_rule_test ?? []) tested.add(a.alertname);
+        const target = join(dir, f);
+        writeFileSync(target, stringifyYaml(doc));
+        const r = await run(promtool, ["test", "rules", target]);
+        assert.equal(r.code, 0, `${f}:\n${r.output}`);
+        assert.match(r.output, /SUCCESS/);
+      }
+      for (const a of ["SfuConfigFileInvalid", "SfuConfigNotConverged", "SfuAgentDisconnected"]) {
+        assert.ok(tested.has(a), `${a} has a rule unit test`);
+      }
+      // The unit tests can fail: a rule whose condition never holds does not fire.
+      const broken = structuredClone(rule.spec.groups);
+      broken[0].rules[0].expr = "max by (namespace, pod) (sfu_agent_config_last_load_success) == 2";
+      writeFileSync(rules, stringifyYaml({ groups: broken }));
+      const r = await run(promtool, ["test", "rules", join(dir, files[0] as string)]);
+      assert.notEqual(r.code, 0, "a broken rule fails its unit test");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("queries only metrics the agent and the SFU register, with well-nested expressions", () => {

@@ -6,6 +6,7 @@ import { createQueueMetrics, type QueueMetrics } from "../../../agent/queue/metr
 import { type MessageActions, Settler } from "../../../agent/queue/settlement.ts";
 import type { Settlement } from "../../../agent/snapshot-store.ts";
 import { SnapshotStore } from "../../../agent/snapshot-store.ts";
+import { StatusTracker } from "../../../agent/status-tracker.ts";
 import { loadConfigText } from "../../../protocol/config-loader.ts";
 import type { NormalisedConfigV1 } from "../../../protocol/config-schema.ts";
 import { ManualTimers } from "./manual-timers.ts";
@@ -56,6 +57,8 @@ class RecordingActions implements MessageActions {
 describe("Settler", () => {
   let timers: ManualTimers;
   let store: SnapshotStore;
+  let tracker: StatusTracker;
+  let checks: number;
   let actions: RecordingActions;
   let metrics: QueueMetrics;
   let registry: Registry;
@@ -65,12 +68,17 @@ describe("Settler", () => {
   beforeEach(() => {
     timers = new ManualTimers();
     store = new SnapshotStore({ clock: () => new Date(timers.now()) });
+    tracker = new StatusTracker({ store, clock: () => new Date(timers.now()) }, { watchSettlements: false });
+    checks = 0;
     actions = new RecordingActions();
     registry = new Registry();
     metrics = createQueueMetrics(registry);
     settled = [];
     settler = new Settler({
-      store,
+      store: tracker,
+      checkFile: async () => {
+        checks++;
+      },
       timers,
       logger: pino({ level: "silent" }),
       metrics,
@@ -99,7 +107,7 @@ describe("Settler", () => {
     assert.equal(settled[0]?.version, v);
     assert.equal(settled[0]?.revision, "rev-1");
     assert.deepEqual(actions.deleted, [m.receiptHandle]);
-    assert.equal(store.settlements().length, 1);
+    assert.equal(tracker.settlements().length, 1);
     assert.equal(await metric("sfu_agent_settlements_total", { outcome: "applied" }), 1);
     assert.equal(timers.pending, 0);
   });
@@ -115,7 +123,7 @@ describe("Settler", () => {
     assert.deepEqual(actions.deleted, [], "not deleted before the swap");
     timers.advance(30_000);
     assert.deepEqual(actions.extended, [{ handles: [m.receiptHandle], seconds: 60 }]);
-    const { version } = store.offerValid(C2.config, C2.hash);
+    const { version } = store.offerValid(C2.config, C2.hash, tracker.revisionOf(C2.hash));
     assert.equal(store.desired()?.revision, "rev-2", "the revision reaches the desired snapshot (and the push)");
     assert.equal(settled.length, 0, "the file has the hash but the SFU has not acked yet");
     store.markApplied(version, C2.hash);
@@ -258,15 +266,14 @@ describe("Settler", () => {
     assert.equal(settled[0]?.outcome, "applied");
   });
 
-  it("notices state that changed without an event on the periodic re-check", () => {
+  it("settles applied when an SFU reconnects with hello.applied at the awaited hash", () => {
     store.offerValid(C1.config, C1.hash);
     settler.handle(event(C2.hash));
     const { version } = store.offerValid(C2.config, C2.hash);
-    // an SFU reconnecting with hello.applied at the awaited hash emits no event
     store.adoptSfuApplied({ version, hash: C2.hash });
-    assert.equal(settled.length, 0);
-    timers.advance(1_000);
     assert.equal(settled[0]?.outcome, "applied");
+    assert.equal(settled[0]?.version, version);
+    assert.equal(tracker.settlements().length, 1, "the tracker adds no second applied settlement");
   });
 
   it("waits on several hashes independently", () => {
@@ -293,8 +300,56 @@ describe("Settler", () => {
     assert.deepEqual(actions.deleted, []);
   });
 
+  it('takes the article-style {"event":"configReload","commit"} as "check the file now" and settles with commit as revision', async () => {
+    const v = store.offerValid(C1.config, C1.hash).version;
+    store.markApplied(v, C1.hash);
+    const body = JSON.stringify({ event: "configReload", commit: "0123abcd" });
+    const m = { messageId: "legacy-1", receiptHandle: "rh-legacy-1", body };
+    assert.equal(settler.handle(m), "legacy");
+    await new Promise((r) => setImmediate(r));
+    assert.equal(checks, 1, "the mounted file is re-read");
+    assert.equal(settled.length, 1);
+    assert.deepEqual(
+      { hash: settled[0]?.hash, revision: settled[0]?.revision, outcome: settled[0]?.outcome },
+      { hash: C1.hash, revision: "0123abcd", outcome: "applied" },
+    );
+    assert.equal(store.desired()?.revision, "0123abcd", "the commit becomes the revision of the file's hash");
+    assert.deepEqual(actions.deleted, [m.receiptHandle]);
+    assert.equal(await metric("sfu_agent_queue_messages_total", { result: "legacy" }), 1);
+    // In an SNS envelope too; a hash not yet applied waits like a full event.
+    const { version } = store.offerValid(C2.config, C2.hash);
+    const env = { Type: "Notification", Message: JSON.stringify({ event: "configReload", commit: "feed" }) };
+    assert.equal(settler.handle({ messageId: "legacy-2", receiptHandle: "rh-2", body: JSON.stringify(env) }), "legacy");
+    await new Promise((r) => setImmediate(r));
+    assert.equal(settled.length, 1, "waits for the SFU");
+    store.markApplied(version, C2.hash);
+    assert.deepEqual([settled[1]?.hash, settled[1]?.revision, settled[1]?.outcome], [C2.hash, "feed", "applied"]);
+  });
+
+  it("settles an article-style message invalid at once while the file is invalid", async () => {
+    store.offerValid(C1.config, C1.hash);
+    store.recordInvalid("sha256:" + "0".repeat(64), { code: "INVALID_CONFIG", message: "config.yaml:1:1: bad" });
+    const body = JSON.stringify({ event: "configReload", commit: "abc" });
+    assert.equal(settler.handle({ messageId: "l3", receiptHandle: "rh-3", body }), "legacy");
+    await new Promise((r) => setImmediate(r));
+    assert.equal(settled[0]?.outcome, "invalid");
+    assert.equal(settled[0]?.revision, "abc");
+    assert.equal(settled[0]?.error?.code, "INVALID_CONFIG");
+    assert.deepEqual(actions.deleted, ["rh-3"]);
+    for (const bad of [
+      { event: "configReload" },
+      { event: "configReload", commit: "a b" },
+      { event: "other", commit: "x" },
+    ]) {
+      assert.equal(
+        settler.handle({ messageId: JSON.stringify(bad), receiptHandle: "x", body: JSON.stringify(bad) }),
+        "malformed",
+      );
+    }
+  });
+
   it("checks its options at construction", () => {
-    const deps = { store, timers, logger: pino({ level: "silent" }), metrics, actions };
+    const deps = { store: tracker, timers, logger: pino({ level: "silent" }), metrics, actions };
     assert.throws(
       () => new Settler({ ...deps, options: { propagationTimeoutMs: 0, visibilityTimeoutSeconds: 60 } }),
       RangeError,

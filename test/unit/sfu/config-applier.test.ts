@@ -105,12 +105,13 @@ describe("ConfigApplier", () => {
     }
   });
 
-  it("nacks INVALID_CONFIG when the credential file is missing", async () => {
+  it("nacks APPLY_FAILED (not INVALID_CONFIG) when the credential file is missing: it can appear later", async () => {
     const { applier } = setup();
     const config = cfg({
       turnServers: [{ urls: ["turn:t.example:3478"], username: "u", credentialFile: "/nonexistent/turn" }],
     });
     const out = await applier.apply(input(config));
     assert.ok(!out.ok && out.error.path === "/webrtc/turnServers/0/credentialFile");
+    assert.equal(out.ok ? null : out.error.code, "APPLY_FAILED");
   });
 });

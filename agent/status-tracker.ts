@@ -1,0 +1,408 @@
+/**
+ * The per-pod status tracker: the one owner of what an operator reads about
+ * this pod (`/status`, `sfu-agent status`, metrics, status events). The
+ * {@link SnapshotStore} keeps the config state (desired snapshot, versions,
+ * applied, rejections, file validity); this tracker follows the store's
+ * events and the events both push transports report through the
+ * {@link PushLedger}, and owns the rest: the SFU link, settlements, the last
+ * error and the one before it, revisions, the last load of the file. The
+ * metrics and `/status` read this tracker and nothing else. (The same split
+ * go-control-plane makes between its snapshot cache, snapshot.go, and the
+ * per-node status, status.go.)
+ *
+ * Rules it keeps:
+ * - **settling when applied**: whenever the SFU acks, or reports
+ *   (`hello.applied`, HTTP `GET`) that it runs, the desired hash, that hash
+ *   is applied; if its latest settlement was not `applied` (rejected,
+ *   timeout) an `applied` settlement is recorded, with the version the SFU
+ *   runs: a config taken at the SFU's next boot (RESTART_REQUIRED), an
+ *   adoption after an agent restart and an APPLY_FAILED retry that succeeds
+ *   all settle;
+ * - **watch-only settlements** (no queue trigger): each desired version
+ *   settles once as applied, rejected, timeout or superseded, and again as
+ *   applied if a rejected or timed-out one is applied later; an invalid file
+ *   settles as invalid. With a queue trigger, the queue settles events;
+ * - **lastError** is the newest error (invalid file, NACK, ack timeout, a
+ *   refused SFU version, a failed settlement). Once the desired config is
+ *   applied and the file is valid, it moves to `previousError` (with its own
+ *   time and the time it was cleared): an error is cleared by the success
+ *   that follows it, never by time.
+ */
+import type { ErrorInfo, Settlement, SnapshotStore, StoreEvent } from "./snapshot-store.ts";
+
+/** How many settlements /status keeps. */
+export const MAX_SETTLEMENTS = 20;
+/** How many hash -> revision entries are kept. */
+const MAX_REVISIONS = 100;
+
+/** Push transport of an outcome. */
+export type PushTransport = "websocket" | "http";
+
+/**
+ * Outcome of one push: `ack`, `nack`, `timeout` (both transports);
+ * `http_error` (an HTTP status other than 2xx/409/422) and `unreachable`
+ * (connection refused, reset, DNS) over HTTP only.
+ */
+export type PushOutcome = "ack" | "nack" | "timeout" | "http_error" | "unreachable";
+
+/** `/status` `sfu` in WebSocket mode: the connected SFU (from its hello). */
+export interface SfuLinkStatus {
+  connected: boolean;
+  name: string | null;
+  version: string | null;
+}
+
+/** Result label of the last POST in HTTP push mode. */
+export type HttpPushOutcome = PushOutcome;
+
+/** `/status` `sfu` in HTTP push mode. Never holds the token. */
+export interface HttpPushStatus {
+  /** Whether the last request (POST or GET) was answered: 2xx, 409, 422 or the applied state. */
+  connected: boolean;
+  name: null;
+  version: null;
+  mode: "http";
+  /** The push URL without its query string. */
+  url: string;
+  /** Whether the SFU serves its applied state on GET: not known yet, yes, or no. */
+  appliedState: "pending" | "supported" | "unsupported";
+  lastPush: {
+    at: string;
+    version: number;
+    hash: string;
+    outcome: HttpPushOutcome;
+    /** HTTP status, null when there was no response. */
+    httpStatus: number | null;
+    /** Error code (NACK) or failure description; null on ack. */
+    error: string | null;
+  } | null;
+  /** The scheduled retry after consecutive failures; null when none is due. */
+  retry: { attempt: number; at: string } | null;
+}
+
+/** An error that was cleared by a later success. */
+export interface PreviousError extends ErrorInfo {
+  /** ISO 8601 time it was cleared (the desired config applied with the file valid). */
+  clearedAt: string;
+}
+
+/** What the tracker reports to its listeners: every store event, plus its own. */
+export type TrackerEvent =
+  | StoreEvent
+  | { type: "link"; connected: boolean }
+  | { type: "settled"; settlement: Settlement }
+  | { type: "error"; error: ErrorInfo }
+  | { type: "error-cleared"; previous: PreviousError }
+  | { type: "version-refused"; reported: number; reason: string }
+  | { type: "push-sent"; transport: PushTransport }
+  | { type: "push-outcome"; transport: PushTransport; outcome: PushOutcome; seconds: number | null };
+
+/** Options of {@link StatusTracker}. */
+export interface StatusTrackerOptions {
+  /** Record a settlement per desired version (watch-only mode: no queue trigger settles events). */
+  watchSettlements: boolean;
+}
+
+/** The last load of the config file. */
+export interface LastLoad {
+  /** Whether the last read of the file was valid; null before the first read. */
+  success: boolean | null;
+  /** ISO time the current valid content was loaded (the last successful load), or null. */
+  successAt: string | null;
+}
+
+/** Per-pod status; see the module comment. */
+export class StatusTracker {
+  readonly #store: SnapshotStore;
+  readonly #clock: () => Date;
+  readonly #opts: StatusTrackerOptions;
+  readonly #listeners = new Set<(e: TrackerEvent) => void>();
+  readonly #revisions = new Map<string, string | null>();
+  #settlements: Settlement[] = [];
+  #lastError: ErrorInfo | null = null;
+  #previousError: PreviousError | null = null;
+  #link: SfuLinkStatus = { connected: false, name: null, version: null };
+  #linkDetail: (() => HttpPushStatus) | null = null;
+  #lastLoad: LastLoad = { success: null, successAt: null };
+  #lastAppliedAt: string | null = null;
+  /** Watch-only mode: the desired version waiting to settle (or settled: its last outcome). */
+  #open: { version: number; hash: string; outcome: Settlement["outcome"] | null } | null = null;
+  #unsubscribe: (() => void) | null = null;
+
+  constructor(deps: { store: SnapshotStore; clock: () => Date }, options: StatusTrackerOptions) {
+    if (typeof deps?.clock !== "function") throw new TypeError("StatusTracker: deps.clock must be a function");
+    this.#store = deps.store;
+    this.#clock = deps.clock;
+    this.#opts = { ...options };
+    this.#unsubscribe = this.#store.subscribe((e) => this.#onStore(e));
+  }
+
+  /** Stops following the store. Idempotent. */
+  close(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
+  }
+
+  /** Registers a listener (called synchronously, in order); returns its unsubscribe function. */
+  subscribe(listener: (e: TrackerEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  // --- reads (the store's config state, for the queue settlement and /status) ---
+
+  /** The store's desired snapshot (version, hash, revision). */
+  desired(): { version: number; hash: string; revision: string | null } | null {
+    return this.#store.desired();
+  }
+
+  /** What the SFU runs, as far as the agent knows. */
+  applied(): { version: number; hash: string; at: string } | null {
+    return this.#store.applied();
+  }
+
+  /** Hash of the file content last read when valid; null when invalid or never read. */
+  fileHash(): string | null {
+    return this.#store.fileHash();
+  }
+
+  /** The NACK error of the latest push of `hash`, or null. */
+  rejection(hash: string): ErrorInfo | null {
+    return this.#store.rejection(hash);
+  }
+
+  /** Whether the SFU runs the desired config (false before the first valid config). */
+  converged(): boolean {
+    const d = this.#store.desired();
+    return d !== null && this.#store.applied()?.hash === d.hash;
+  }
+
+  /** The newest error not yet cleared by a success; null when none. */
+  lastError(): ErrorInfo | null {
+    return this.#lastError === null ? null : { ...this.#lastError };
+  }
+
+  /** The last error cleared by a success, with when it happened and when it was cleared; null when none. */
+  previousError(): PreviousError | null {
+    return this.#previousError === null ? null : { ...this.#previousError };
+  }
+
+  /** The SFU link for /status `sfu` (HTTP push mode: the pusher's detail). */
+  sfu(): SfuLinkStatus | HttpPushStatus {
+    return this.#linkDetail ? this.#linkDetail() : { ...this.#link };
+  }
+
+  /** Whether the SFU is connected (WebSocket: after its hello; HTTP: the last request was answered). */
+  connected(): boolean {
+    return this.#link.connected;
+  }
+
+  /** Settlements, oldest first (at most {@link MAX_SETTLEMENTS}). */
+  settlements(): Settlement[] {
+    return this.#settlements.map((s) => ({ ...s, error: s.error && { ...s.error } }));
+  }
+
+  /** The last load of the config file. */
+  lastLoad(): LastLoad {
+    return { ...this.#lastLoad };
+  }
+
+  /** ISO time of the last ack (or late ack) of a push, or null. */
+  lastAppliedAt(): string | null {
+    return this.#lastAppliedAt;
+  }
+
+  /** The revision attached to `hash` by {@link setRevision}, or null. */
+  revisionOf(hash: string): string | null {
+    return this.#revisions.get(hash) ?? null;
+  }
+
+  // --- writes ---
+
+  /** Attaches a Git revision (from a reload event) to a config hash; shown in /status desired.revision and pushed as `revision` if not yet pushed. */
+  setRevision(hash: string, revision: string | null): void {
+    this.#revisions.delete(hash);
+    this.#revisions.set(hash, revision);
+    if (this.#revisions.size > MAX_REVISIONS) this.#revisions.delete(this.#revisions.keys().next().value as string);
+    this.#store.setDesiredRevision(hash, revision);
+  }
+
+  /** Records a settlement (keeps the last {@link MAX_SETTLEMENTS}); one not applied with an error becomes lastError. */
+  recordSettlement(s: Settlement): void {
+    const copy = { ...s, error: s.error && { ...s.error } };
+    this.#settlements.push(copy);
+    if (this.#settlements.length > MAX_SETTLEMENTS) {
+      this.#settlements.splice(0, this.#settlements.length - MAX_SETTLEMENTS);
+    }
+    this.#emit({ type: "settled", settlement: { ...copy } });
+    if (s.outcome !== "applied" && s.error !== null) this.#setError({ ...s.error, at: s.at });
+  }
+
+  /** WebSocket mode: the SFU said hello (`name`, `version` of its software). */
+  linkUp(info: { name: string; version: string }): void {
+    this.#link = { connected: true, name: info.name, version: info.version };
+    this.#emit({ type: "link", connected: true });
+  }
+
+  /** The SFU connection ended (WebSocket), or the last HTTP request failed; name and version stay for /status. */
+  linkDown(): void {
+    if (!this.#link.connected) return;
+    this.#link = { ...this.#link, connected: false };
+    this.#emit({ type: "link", connected: false });
+  }
+
+  /** HTTP push mode: the last request was answered (`connected`) or not. */
+  setHttpLink(connected: boolean): void {
+    if (connected === this.#link.connected) return;
+    this.#link = { connected, name: null, version: null };
+    this.#emit({ type: "link", connected });
+  }
+
+  /** HTTP push mode: /status `sfu` is the pusher's detail (URL, last push, retry); null to stop. */
+  setLinkDetail(detail: (() => HttpPushStatus) | null): void {
+    this.#linkDetail = detail;
+  }
+
+  /** An SFU reported an applied version the agent refuses (see SnapshotStore.checkSfuApplied). */
+  versionRefused(reported: number, reason: string): void {
+    this.#emit({ type: "version-refused", reported, reason });
+    this.#setError({ code: "VERSION_REFUSED", message: reason, at: this.#now() });
+  }
+
+  /** One config sent (a frame, or a POST, retries included). */
+  pushSent(transport: PushTransport): void {
+    this.#emit({ type: "push-sent", transport });
+  }
+
+  /** The answer to one push (`seconds` from send to answer, null when none is sampled). */
+  pushOutcome(transport: PushTransport, outcome: PushOutcome, seconds: number | null): void {
+    this.#emit({ type: "push-outcome", transport, outcome, seconds });
+  }
+
+  // --- internals ---
+
+  #onStore(e: StoreEvent): void {
+    switch (e.type) {
+      case "valid":
+        this.#lastLoad = { success: true, successAt: this.#now() };
+        break;
+      case "invalid":
+        this.#lastLoad = { ...this.#lastLoad, success: false };
+        this.#setError(e.error);
+        break;
+      case "applied":
+        this.#lastAppliedAt = this.#now();
+        break;
+      case "rejected":
+        this.#setError(e.error);
+        break;
+      case "ack-timeout":
+        this.#setError({
+          code: "ACK_TIMEOUT",
+          message: `the SFU did not answer version ${e.version} (${e.hash}) in time`,
+          at: this.#now(),
+        });
+        break;
+    }
+    this.#emit(e);
+    if (this.#opts.watchSettlements) this.#watchSettle(e);
+    if (e.type === "applied" || e.type === "adopted") this.#settleLateApplied(e.hash, e.version);
+    if (e.type === "applied" || e.type === "adopted" || e.type === "valid") this.#maybeClearError();
+  }
+
+  /** Watch-only settlements: one per desired version (see the module comment). */
+  #watchSettle(e: StoreEvent): void {
+    const open = this.#open;
+    const settle = (outcome: Settlement["outcome"], version: number, error: Settlement["error"]) => {
+      if (open === null) return;
+      open.outcome = outcome;
+      this.recordSettlement({
+        revision: this.revisionOf(open.hash),
+        hash: open.hash,
+        version,
+        outcome,
+        error,
+        at: this.#now(),
+      });
+    };
+    switch (e.type) {
+      case "desired":
+        if (open !== null && open.outcome === null) settle("superseded", open.version, null);
+        this.#open = { version: e.version, hash: e.hash, outcome: null };
+        break;
+      case "applied":
+      case "adopted":
+        if (open?.hash === e.hash && open.outcome !== "applied") settle("applied", e.version, null);
+        break;
+      case "rejected":
+        if (open?.hash === e.hash && open.outcome === null) {
+          settle("rejected", e.version, { code: e.error.code, message: e.error.message });
+        }
+        break;
+      case "ack-timeout":
+        if (open?.hash === e.hash && open.outcome === null) {
+          settle("timeout", e.version, {
+            code: "ACK_TIMEOUT",
+            message: `the SFU did not answer version ${e.version} in time`,
+          });
+        }
+        break;
+      case "invalid":
+        if (e.hash !== null) {
+          this.recordSettlement({
+            revision: null,
+            hash: e.hash,
+            version: null,
+            outcome: "invalid",
+            error: { code: e.error.code, message: e.error.message },
+            at: e.error.at,
+          });
+        }
+        break;
+    }
+  }
+
+  /**
+   * The SFU runs `hash` (ack or report): when it is the desired hash and its
+   * latest settlement is `rejected` or `timeout`, it settles `applied` now.
+   */
+  #settleLateApplied(hash: string, version: number): void {
+    if (this.#store.desired()?.hash !== hash) return;
+    const latest = this.#settlements.findLast((s) => s.hash === hash);
+    if (latest === undefined || (latest.outcome !== "rejected" && latest.outcome !== "timeout")) return;
+    if (this.#open?.hash === hash) this.#open.outcome = "applied";
+    this.recordSettlement({
+      revision: latest.revision ?? this.revisionOf(hash),
+      hash,
+      version,
+      outcome: "applied",
+      error: null,
+      at: this.#now(),
+    });
+  }
+
+  /** lastError -> previousError once the desired config is applied and the file is valid. */
+  #maybeClearError(): void {
+    if (this.#lastError === null || !this.converged()) return;
+    if (this.#store.fileHash() !== this.#store.desired()?.hash) return;
+    const previous: PreviousError = { ...this.#lastError, clearedAt: this.#now() };
+    this.#previousError = previous;
+    this.#lastError = null;
+    this.#emit({ type: "error-cleared", previous: { ...previous } });
+  }
+
+  #setError(error: ErrorInfo): void {
+    this.#lastError = { code: error.code, message: error.message, at: error.at };
+    this.#emit({ type: "error", error: { ...this.#lastError } });
+  }
+
+  #now(): string {
+    return this.#clock().toISOString();
+  }
+
+  #emit(e: TrackerEvent): void {
+    for (const l of [...this.#listeners]) l(e);
+  }
+}
