@@ -1,5 +1,5 @@
 /**
- * Reads agents' `/status` documents (DESIGN.md section 6) and renders the
+ * Reads agents' `/status` documents (the /status contract in agent/README.md) and renders the
  * fleet table shown by `sfu-agent status` and by the local stack.
  */
 

@@ -1,5 +1,5 @@
 /**
- * Options of `sfu-agent run` (DESIGN.md section 6): every flag may also come
+ * Options of `sfu-agent run` (the documented CLI contract): every flag may also come
  * from an environment variable `SFU_AGENT_<FLAG>` (upper snake case, e.g.
  * `--config-dir` -> `SFU_AGENT_CONFIG_DIR`); a flag wins over its variable,
  * the variable over the documented default. Parsing is pure: argv, env and

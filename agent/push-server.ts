@@ -1,6 +1,6 @@
 /**
  * The push server: a WebSocket server (ws) the SFU dials, speaking
- * sfu-config/1 exactly as DESIGN.md section 5 / protocol/PROTOCOL.md say.
+ * sfu-config/1 exactly as protocol/PROTOCOL.md says.
  *
  * Access control happens at the HTTP upgrade, before any frame:
  * - an upgrade carrying an `Origin` header is refused with 403 (browsers

@@ -1,5 +1,5 @@
 /**
- * The SNS/SQS trigger of `sfu-agent run` (issue 5).
+ * The SNS/SQS trigger of `sfu-agent run`.
  *
  * - Per-pod mode (`topicArn`): the agent owns a queue `<prefix><pod-name>`
  *   subscribed to the topic (see per-pod-queue.ts), heartbeats it, and sweeps

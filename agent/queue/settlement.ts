@@ -1,5 +1,5 @@
 /**
- * Propagation-aware settlement of reload events (issue 5, DESIGN.md section 1).
+ * Propagation-aware settlement of reload events.
  *
  * A reload event says "Git now wants config hash H". The mounted file is the
  * source of truth and usually changes 60-120 s *after* the event arrives (the

@@ -1,5 +1,5 @@
 /**
- * Publishes one `sfu-config.status` event (DESIGN.md section 5) per
+ * Publishes one `sfu-config.status` event (PROTOCOL.md, SNS events) per
  * settlement to `--status-topic-arn`, for `sfu-agent notify --wait` and
  * dashboards. Best effort: a failed publish is logged and counted
  * (`sfu_agent_status_events_total{result="failed"}`), never retried forever
