@@ -4,7 +4,7 @@
  * Builds and spawns the compiled agent the image runs (`node <flags>
  * dist/agent/cli.js run`) with the node flags of Dockerfile.agent's
  * ENTRYPOINT and the ENV of its runtime stage, under the memory limit of its container in k8s/base/deployment.yaml when
- * this machine lets us create a memory cgroup (see memory-limit.ts: Node
+ * this machine lets us create a memory cgroup (see scripts/lib/container-limits.ts: Node
  * sizes the V8 heap from that limit). The agent watches a temp ConfigMap
  * directory (updated like the kubelet does, by scripts/local/atomic-writer.ts)
  * and pushes to a scripted fake SFU that acks every config. Prints:
@@ -26,11 +26,11 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
+import { createMemoryCgroup, deploymentMemoryLimit, type MemoryCgroup } from "../scripts/lib/container-limits.ts";
 import { AtomicWriter } from "../scripts/local/atomic-writer.ts";
 import { FakeSfu } from "../test/helpers/fake-sfu.ts";
 import { nodeEntrypoint, readDockerfile, type Stage, stageEnv } from "../test/unit/docker/dockerfile.ts";
 import { emitFigures } from "./figures.ts";
-import { createMemoryCgroup, deploymentMemoryLimit, type MemoryCgroup } from "./memory-limit.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 

@@ -17,6 +17,7 @@
  * @example
  * for (const c of hostileConfigs()) await writer.write({ "config.yaml": c.text });
  */
+import { MAX_CONFIG_BYTES } from "../../protocol/config-loader.ts";
 
 /** One hostile config file and what a user should see for it. */
 export interface HostileConfig {
@@ -41,8 +42,8 @@ export interface HostileConfig {
   smallerOf: string | null;
 }
 
-/** Largest file the loader accepts, in bytes (kept equal to the loader's limit by the family's own test). */
-export const HOSTILE_FILE_LIMIT = 1024 * 1024;
+/** Largest file the loader accepts, in bytes: every hostile case is at most this. */
+export const HOSTILE_FILE_LIMIT = MAX_CONFIG_BYTES;
 
 /** A valid config every hostile case starts from; `maxRooms` tells two of them apart. */
 export function goodConfig(maxRooms = 1): string {
