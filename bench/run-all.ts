@@ -20,6 +20,7 @@ const BENCHES: ReadonlyArray<{ script: string; title: string }> = [
   { script: "bench/sfu-forwarding.ts", title: "SFU: forwarding capacity and config-apply stall" },
   { script: "bench/queue-fanout.ts", title: "SNS/SQS: publish -> all pods applied, idle request rate" },
   { script: "bench/restart-vs-reload.ts", title: "Media interruption: rolling restart vs hot reload" },
+  { script: "bench/hostile-configs.ts", title: "Hostile configs: validate time and peak RSS, worst case" },
 ];
 
 interface RunResult {
