@@ -10,7 +10,7 @@
  * and a string that cannot be hashed portably.
  *
  * Each case says what a user should see (a problem matching `problem`, the
- * file refused, at `line` when the place is unambiguous), and, when it
+ * file refused, one problem at `line` when the place is unambiguous), and, when it
  * embeds one, the secret string that must appear in no error, log, status
  * or metric.
  *
@@ -31,7 +31,11 @@ export interface HostileConfig {
   bytes: number;
   /** The problem text a user should see for this file (the file is always invalid). */
   problem: RegExp;
-  /** 1-based line the first problem points at, when only one place is right. */
+  /**
+   * 1-based line one of the reported problems must point at, when only one
+   * place is right (other problems it causes may come first, e.g. the TURN
+   * server entry holding a broken credential).
+   */
   line: number | null;
   /** A distinctive secret embedded in the file that must appear nowhere in output; null when none. */
   secret: string | null;

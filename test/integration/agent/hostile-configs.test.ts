@@ -8,8 +8,8 @@
  *
  * For every hostile file: the process stays alive and is not OOM-killed,
  * `/healthz` answers within 2 s on every poll (every 250 ms, throughout),
- * `/status.lastError.message` is `config.yaml:LINE:COL: ...` and says what
- * is wrong, the applied and desired configs stay the good one, the SFU
+ * `/status.lastError.message` is `config.yaml:LINE:COL: ...`, says what is
+ * wrong and points at the offending line, the applied and desired configs stay the good one, the SFU
  * receives nothing, /status and the log stay small, no control character
  * reaches the message, and no secret of the file appears in /status,
  * /metrics or the log. The last good config is then pushed and acked: the
@@ -337,10 +337,13 @@ describe("agent process under the container's limits vs hostile configs", { time
     const after = await status();
     assert.ok(after, `${c.name}: /status answers`);
     const message = after.json.lastError?.message ?? "";
-    const where = c.line === null ? String.raw`\d+` : String(c.line);
     check(
-      new RegExp(`^${KEY.replace(".", "\\.")}:${where}:\\d+: `).test(message),
-      `lastError.message does not start with ${KEY}:${c.line ?? "LINE"}:COL: ${JSON.stringify(message.slice(0, 300))}`,
+      new RegExp(`^${KEY.replace(".", "\\.")}:\\d+:\\d+: `).test(message),
+      `lastError.message does not start with ${KEY}:LINE:COL: ${JSON.stringify(message.slice(0, 300))}`,
+    );
+    check(
+      c.line === null || message.includes(`${KEY}:${c.line}:`),
+      `lastError.message points nowhere at line ${c.line}: ${JSON.stringify(message.slice(0, 300))}`,
     );
     check(
       c.problem.test(message),
