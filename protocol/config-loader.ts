@@ -10,7 +10,6 @@
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from "node:fs";
 import { access, open } from "node:fs/promises";
 import type { ErrorObject } from "ajv";
-import { type Document, isMap, isNode, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from "yaml";
 import { createAjv } from "./ajv.ts";
 import {
   AUDIO_CODECS,
@@ -22,13 +21,46 @@ import {
   type TurnServer,
   VIDEO_CODECS,
 } from "./config-schema.ts";
-import { fastYamlValue } from "./fast-yaml.ts";
-import { type ConfigHash, configHash } from "./hash.ts";
+import { type ConfigHash, canonicalJson, canonicalJsonHash } from "./hash.ts";
+import { MAX_FRAME_BYTES } from "./messages-schema.ts";
+import { escapeControlChars, safeMessage } from "./safe-text.ts";
+import { MAX_YAML_DEPTH, MAX_YAML_KEYS, MAX_YAML_NODES, readYaml } from "./yaml-document.ts";
+
+export {
+  MAX_YAML_ALIASES,
+  MAX_YAML_DEPTH,
+  MAX_YAML_KEYS,
+  MAX_YAML_NODES,
+  MAX_YAML_TOKENS,
+} from "./yaml-document.ts";
 
 /** Largest config file accepted, in bytes. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
-/** Most YAML alias dereferences accepted (billion-laughs guard). */
-export const MAX_YAML_ALIASES = 100;
+/** Most problems (and, separately, warnings) listed for one config; one more line says how many were left out. */
+export const MAX_REPORTED_PROBLEMS = 20;
+
+/**
+ * Largest `config` message envelope around the config, in bytes: every field
+ * but `config` at its largest (nonce and version up to 2^53-1, a 256-character
+ * revision written with 6-byte escapes).
+ */
+const MAX_ENVELOPE_BYTES = Buffer.byteLength(
+  JSON.stringify({
+    type: "config",
+    nonce: Number.MAX_SAFE_INTEGER,
+    version: Number.MAX_SAFE_INTEGER,
+    hash: `sha256:${"0".repeat(64)}`,
+    revision: "\u0000".repeat(256),
+    schemaVersion: 1,
+    config: {},
+  }),
+);
+/**
+ * Largest canonical JSON of a config, in bytes: what fits in one push frame
+ * (MAX_FRAME_BYTES) with the largest envelope. A larger config could never
+ * be delivered, so the loader refuses it.
+ */
+export const MAX_CONFIG_JSON_BYTES = MAX_FRAME_BYTES - MAX_ENVELOPE_BYTES;
 
 /** One problem found in a config. `line`/`col` are 1-based, null when unknown. */
 export interface ConfigProblem {
@@ -78,11 +110,15 @@ export interface LoadOptions {
 const ajv = createAjv();
 const validateSchema = ajv.compile(configSchemaV1);
 
-/** Formats a problem as `FILE:LINE:COL: <pointer>: <message>` (the `validate` output line). */
+/**
+ * Formats a problem as `FILE:LINE:COL: <pointer>: <message>` (the `validate`
+ * output line). Control characters of every part are escaped (the file name
+ * and keys come from outside), so the line is safe to print to a terminal.
+ */
 export function formatProblem(source: string, p: ConfigProblem): string {
-  const where = `${source}:${p.line ?? 1}:${p.col ?? 1}`;
+  const where = `${escapeControlChars(source)}:${p.line ?? 1}:${p.col ?? 1}`;
   const prefix = p.severity === "warning" ? "warning: " : "";
-  return `${where}: ${p.pointer || "/"}: ${prefix}${p.message}`;
+  return `${where}: ${escapeControlChars(p.pointer) || "/"}: ${prefix}${escapeControlChars(p.message)}`;
 }
 
 /** Reads and loads a config file. Never throws for bad input. */
@@ -115,7 +151,6 @@ export async function loadConfigFile(path: string, options: LoadOptions = {}): P
     if (bytes.length > MAX_CONFIG_BYTES) {
       return fail("INVALID_CONFIG", `file exceeds ${MAX_CONFIG_BYTES} bytes`);
     }
-    // Decoded before anything else runs: the bytes may be the shared read buffer.
     text = decodeConfigBytes(bytes, source);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
@@ -130,39 +165,22 @@ export async function loadConfigFile(path: string, options: LoadOptions = {}): P
   return typeof text === "string" ? loadConfigText(text, { ...options, source }) : text;
 }
 
-/**
- * Files up to this size are read into one buffer kept for the life of the
- * process; larger ones (rare, up to MAX_CONFIG_BYTES) get a buffer of their
- * own. A fresh buffer per reload is memory outside the V8 heap that is only
- * freed when the GC gets to its wrapper: in a run of reloads those buffers
- * pile up in malloc's heap (see the agent benchmark).
- */
-const SHARED_READ_BYTES = 64 * 1024;
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
-let sharedReadBuffer: Buffer | null = null;
 
 /**
  * Reads a regular file from offset 0 until EOF or past MAX_CONFIG_BYTES, into
- * a buffer with room for one byte more than fstat said (to notice a file
- * that grew since). The result may be a view of the shared read buffer:
- * decode it before the next read.
+ * a buffer of its own with room for one byte more than fstat said (to notice
+ * a file that grew since).
  */
 function readWhole(fd: number, statSize: number): Buffer {
-  const want = Math.min(statSize, MAX_CONFIG_BYTES) + 1;
-  let buf: Buffer;
-  if (want <= SHARED_READ_BYTES) {
-    sharedReadBuffer ??= Buffer.allocUnsafeSlow(SHARED_READ_BYTES);
-    buf = sharedReadBuffer;
-  } else {
-    buf = Buffer.allocUnsafeSlow(want);
-  }
+  let buf = Buffer.allocUnsafe(Math.min(statSize, MAX_CONFIG_BYTES) + 1);
   let length = 0;
   for (;;) {
     const n = readSync(fd, buf, length, buf.length - length, length);
     length += n;
     if (n === 0 || length > MAX_CONFIG_BYTES) return buf.subarray(0, length);
     if (length === buf.length) {
-      const bigger = Buffer.allocUnsafeSlow(Math.min(buf.length * 2, MAX_CONFIG_BYTES + 1));
+      const bigger = Buffer.allocUnsafe(Math.min(buf.length * 2, MAX_CONFIG_BYTES + 1));
       buf.copy(bigger);
       buf = bigger;
     }
@@ -188,73 +206,68 @@ export async function loadConfigBytes(bytes: Uint8Array, options: LoadOptions = 
   return typeof text === "string" ? loadConfigText(text, { ...options, source }) : text;
 }
 
-/** Parses and validates YAML/JSON config text. */
+/**
+ * Parses and validates YAML/JSON config text. Bounded in time and memory for
+ * any text (see yaml-document.ts for the limits); every problem is located at
+ * its line:column, sorted by position, and at most MAX_REPORTED_PROBLEMS are
+ * listed.
+ */
 export async function loadConfigText(text: string, options: LoadOptions = {}): Promise<LoadResult> {
   const source = options.source ?? "<input>";
   if (Buffer.byteLength(text, "utf8") > MAX_CONFIG_BYTES) {
     return invalid(source, [problem("", `config exceeds ${MAX_CONFIG_BYTES} bytes`)]);
   }
-  // Fast path (protocol/fast-yaml.ts): a valid file with nothing to locate needs no document model.
-  const fast = fastYamlValue(text);
-  if (fast !== undefined) {
-    const result = await validateConfigValue(fast, { ...options, source });
-    if (result.ok && result.warnings.length === 0) return result;
+  const read = readYaml(text);
+  if (!read.ok) {
+    return invalid(
+      source,
+      finishList(
+        read.issues.map(({ pinned: _, ...i }) => ({ severity: "error", ...i })),
+        "problem",
+      ),
+    );
   }
-  const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, {
-    lineCounter,
-    uniqueKeys: true,
-    prettyErrors: false,
-    strict: true,
-    // Silences yaml's process warnings (e.g. collection keys); problems are reported below.
-    logLevel: "error",
+  const result = await validateValue(read.value, { ...options, source });
+  const locate = (p: ConfigProblem): ConfigProblem => ({ ...p, ...read.locate(p.pointer, ON_KEY.has(p)) });
+  // Past a cut (the token limit) the value is truncated: what is wrong there is the cut.
+  const readTo = read.readTo;
+  const beforeCut = (p: ConfigProblem) => readTo === null || (p.line !== null && p.line < readTo);
+  const warnings = finishList(result.warnings.map(locate).filter(beforeCut), "warning");
+  const yamlProblems = read.issues.map((i): ConfigProblem => {
+    const { pinned, ...rest } = i;
+    const p: ConfigProblem = { severity: "error", ...rest };
+    if (pinned) PINNED.add(p);
+    return p;
   });
-  const at = (offset: number | undefined) => {
-    if (offset === undefined) return { line: null, col: null };
-    const pos = lineCounter.linePos(offset);
-    return { line: pos.line, col: pos.col };
-  };
-  const list = Array.isArray(docs) ? docs : [];
-  if (!Array.isArray(docs)) {
-    // An empty stream yields an EmptyStream object.
-    return invalid(source, [problem("", "file is empty; expected a YAML mapping with schemaVersion: 1")]);
-  }
-  if (list.length === 0) return invalid(source, [problem("", "file is empty; expected a YAML mapping")]);
-  if (list.length > 1) {
-    const second = list[1] as Document.Parsed;
-    return invalid(source, [
-      { ...problem("", "multiple YAML documents; a config file holds exactly one"), ...at(second.range[0]) },
-    ]);
-  }
-  const doc = list[0] as Document.Parsed;
-  if (doc.errors.length > 0) return invalid(source, syntaxProblems(doc.errors, at));
-  let value: unknown;
-  try {
-    value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
-  } catch (err) {
-    return invalid(source, [problem("", `YAML: ${yamlMessage((err as Error).message)}`)]);
-  }
-  const locate = (pointer: string, key = false) => at(offsetOf(doc, pointer, key));
-  const result = await validateConfigValue(value, { ...options, source });
-  if (result.ok) return { ...result, warnings: result.warnings.map((w) => ({ ...w, ...locate(w.pointer) })) };
-  return {
-    ...result,
-    problems: result.problems.map((p) => ({ ...p, ...locate(p.pointer, ON_KEY.has(p)) })),
-    warnings: result.warnings.map((w) => ({ ...w, ...locate(w.pointer) })),
-  };
+  if (result.ok && yamlProblems.length === 0) return { ...result, warnings };
+  const later = result.ok ? [] : result.problems.map(locate).filter(beforeCut);
+  const code = result.ok ? "INVALID_CONFIG" : result.code;
+  return { ok: false, source, code, problems: finishList([...yamlProblems, ...later], "problem"), warnings };
 }
 
 /**
  * Validates an already-parsed config value (e.g. the `config` of a pushed
  * message) and normalises it. Problems carry pointers but no line:column.
+ * The same limits as for YAML text apply (nesting depth, node and key
+ * counts), and every string and key must be well-formed Unicode.
  * Synchronous except for the optional `credentialFile` checks.
  */
 export async function validateConfigValue(value: unknown, options: LoadOptions = {}): Promise<LoadResult> {
+  const result = await validateValue(value, options);
+  const warnings = finishList(result.warnings, "warning");
+  if (result.ok) return { ...result, warnings };
+  return { ...result, problems: finishList(result.problems, "problem"), warnings };
+}
+
+/** {@link validateConfigValue} without the final capping and sorting of the lists. */
+async function validateValue(value: unknown, options: LoadOptions): Promise<LoadResult> {
   const source = options.source ?? "<input>";
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     const kind = value === null ? "empty" : Array.isArray(value) ? "a list" : `a ${typeof value}`;
     return invalid(source, [problem("", `config must be a mapping with schemaVersion: 1, got ${kind}`)]);
   }
+  const shape = shapeProblems(value);
+  if (shape.stop) return invalid(source, shape.problems);
   const sv = (value as { schemaVersion?: unknown }).schemaVersion;
   if (
     typeof sv === "number" &&
@@ -276,6 +289,7 @@ export async function validateConfigValue(value: unknown, options: LoadOptions =
   }
   const schemaOk = validateSchema(value);
   const problems = schemaOk ? [] : schemaProblems(validateSchema.errors ?? []);
+  problems.push(...shape.problems);
   // Semantic checks run even when the schema failed, on whatever parts are
   // well-typed, so one run reports every problem it can.
   const semantic = await semanticProblems(value as Record<string, unknown>, options);
@@ -283,7 +297,83 @@ export async function validateConfigValue(value: unknown, options: LoadOptions =
   const warnings = semantic.warnings;
   if (problems.length > 0) return { ok: false, source, code: "INVALID_CONFIG", problems, warnings };
   const normalised = normalise(value as SfuConfigV1);
-  return { ok: true, source, config: normalised, hash: configHash(normalised), warnings };
+  // One serialisation gives both the hash and the size of the push frame.
+  const json = canonicalJson(normalised);
+  const jsonBytes = Buffer.byteLength(json, "utf8");
+  if (jsonBytes > MAX_CONFIG_JSON_BYTES) {
+    return invalid(source, [
+      problem(
+        "",
+        `config is too large to deliver: its canonical JSON is ${jsonBytes} bytes, but a push frame is limited to ` +
+          `${MAX_FRAME_BYTES} bytes (the protocol's MAX_FRAME_BYTES), which leaves ${MAX_CONFIG_JSON_BYTES} bytes for the config`,
+      ),
+    ]);
+  }
+  return { ok: true, source, config: normalised, hash: canonicalJsonHash(json), warnings };
+}
+
+/**
+ * Limits and well-formedness of a plain value, in one iterative walk
+ * (bounded by the node limit even on a shared or cyclic in-process value):
+ * nesting depth, node and key counts (`stop` when one is exceeded), and
+ * unpaired UTF-16 surrogates in strings and keys, which no portable JSON
+ * encoder can hash.
+ */
+function shapeProblems(root: object): { problems: ConfigProblem[]; stop: boolean } {
+  interface Frame {
+    value: unknown;
+    depth: number;
+    parent: Frame | null;
+    segment: string;
+  }
+  const problems: ConfigProblem[] = [];
+  const pointerOf = (f: Frame | null, last?: string): string => {
+    const parts: string[] = last === undefined ? [] : [last];
+    for (let at = f; at !== null && at.parent !== null; at = at.parent) parts.push(at.segment);
+    return parts.reduceRight((acc, s) => `${acc}/${escapePointer(s)}`, "");
+  };
+  const surrogate = "contains an unpaired UTF-16 surrogate (like \\uD800); strings must be well-formed Unicode";
+  const stack: Frame[] = [{ value: root, depth: 1, parent: null, segment: "" }];
+  let nodes = 0;
+  let keys = 0;
+  while (stack.length > 0) {
+    const f = stack.pop() as Frame;
+    if (++nodes > MAX_YAML_NODES) {
+      problems.push(problem(pointerOf(f), `more than ${MAX_YAML_NODES} nodes`));
+      return { problems, stop: true };
+    }
+    const v = f.value;
+    if (typeof v === "string") {
+      if (!v.isWellFormed()) problems.push(problem(pointerOf(f), `string ${surrogate}`));
+      continue;
+    }
+    if (typeof v !== "object" || v === null) continue;
+    if (f.depth > MAX_YAML_DEPTH) {
+      problems.push(problem(pointerOf(f), `nested more than ${MAX_YAML_DEPTH} levels deep`));
+      return { problems, stop: true };
+    }
+    if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--)
+        stack.push({ value: v[i], depth: f.depth + 1, parent: f, segment: String(i) });
+      continue;
+    }
+    const entries = Object.keys(v);
+    keys += entries.length;
+    if (keys > MAX_YAML_KEYS) {
+      problems.push(problem(pointerOf(f), `more than ${MAX_YAML_KEYS} mapping keys`));
+      return { problems, stop: true };
+    }
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const key = entries[i] as string;
+      if (!key.isWellFormed()) {
+        const p = problem(pointerOf(f, key), `key ${surrogate}`);
+        ON_KEY.add(p);
+        problems.push(p);
+      }
+      stack.push({ value: (v as Record<string, unknown>)[key], depth: f.depth + 1, parent: f, segment: key });
+    }
+  }
+  return { problems, stop: false };
 }
 
 /** The checks JSON Schema cannot express. Defensive: `value` may have failed the schema. */
@@ -428,34 +518,38 @@ function invalid(source: string, problems: ConfigProblem[]): LoadResult {
   return { ok: false, source, code: "INVALID_CONFIG", problems, warnings: [] };
 }
 
-/** Most YAML syntax errors reported for one file; the rest are summarised. */
-const MAX_SYNTAX_PROBLEMS = 10;
-
-/** YAML parse errors as problems: one line each, stack exhaustion renamed, duplicates and floods cut. */
-function syntaxProblems(
-  errors: readonly { message: string; pos: [number, number] }[],
-  at: (offset: number | undefined) => { line: number | null; col: number | null },
-): ConfigProblem[] {
-  const out: ConfigProblem[] = [];
-  const seen = new Set<string>();
-  for (const e of errors) {
-    const message = `YAML: ${yamlMessage(e.message)}`;
-    if (message.includes("nested too deeply") && seen.has(message)) continue;
-    seen.add(message);
-    out.push({ ...problem("", message), ...at(e.pos[0]) });
-  }
-  if (out.length > MAX_SYNTAX_PROBLEMS) {
-    const more = out.length - MAX_SYNTAX_PROBLEMS;
-    out.length = MAX_SYNTAX_PROBLEMS;
-    out.push(problem("", `YAML: ${more} more syntax error(s) not shown`));
-  }
-  return out;
+/**
+ * The list as reported: messages made safe to show (URI userinfo redacted,
+ * control characters escaped, length capped), long pointers cut, sorted by
+ * position, at most MAX_REPORTED_PROBLEMS entries plus one saying how many
+ * more there were.
+ */
+function finishList(list: ConfigProblem[], kind: "problem" | "warning"): ConfigProblem[] {
+  const byPosition = (a: ConfigProblem, b: ConfigProblem) =>
+    (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0);
+  const safe = (p: ConfigProblem): ConfigProblem => ({
+    ...p,
+    pointer: capPointer(p.pointer),
+    message: safeMessage(p.message),
+  });
+  if (list.length <= MAX_REPORTED_PROBLEMS) return list.map(safe).sort(byPosition);
+  // A reached limit is always listed; the rest are the first by position.
+  const pinned = list.filter((p) => PINNED.has(p)).slice(0, MAX_REPORTED_PROBLEMS);
+  const rest = list.filter((p) => !PINNED.has(p)).sort(byPosition);
+  const shown = [...pinned, ...rest.slice(0, MAX_REPORTED_PROBLEMS - pinned.length)].map(safe).sort(byPosition);
+  shown.push({
+    severity: kind === "problem" ? "error" : "warning",
+    pointer: "",
+    message: `and ${list.length - shown.length} more ${kind}(s) not shown`,
+    line: null,
+    col: null,
+  });
+  return shown;
 }
 
-/** First line of a yaml error message; stack exhaustion on absurd nesting gets a plain name. */
-function yamlMessage(message: string): string {
-  if (/call stack|stack overflow/i.test(message)) return "document is nested too deeply";
-  return message.split("\n")[0] ?? message;
+/** A pointer (it may hold a huge key) cut to the message length, an ellipsis marking the cut. */
+function capPointer(pointer: string): string {
+  return pointer.length <= 300 ? pointer : `${pointer.slice(0, 299)}…`;
 }
 
 function escapePointer(segment: string): string {
@@ -464,6 +558,8 @@ function escapePointer(segment: string): string {
 
 /** Problems about a key itself (unknown key): loadConfigText locates the key, not its value. */
 const ON_KEY = new WeakSet<ConfigProblem>();
+/** Problems saying a limit was reached: listed however many other problems there are. */
+const PINNED = new WeakSet<ConfigProblem>();
 
 /** Turns ajv errors into problems; drops the noise ajv emits alongside the useful error. */
 function schemaProblems(errors: ErrorObject[]): ConfigProblem[] {
@@ -513,33 +609,4 @@ function schemaProblems(errors: ErrorObject[]): ConfigProblem[] {
     out.push(p);
   }
   return out;
-}
-
-/** Offset in the source of the node at `pointer` (or of its key), else of its nearest ancestor. */
-function offsetOf(doc: Document.Parsed, pointer: string, key: boolean): number | undefined {
-  const segments =
-    pointer === ""
-      ? []
-      : pointer
-          .slice(1)
-          .split("/")
-          .map((s) => s.replaceAll("~1", "/").replaceAll("~0", "~"));
-  let node: unknown = doc.contents;
-  let offset = isNode(node) ? (node as Node).range?.[0] : undefined;
-  for (const [i, seg] of segments.entries()) {
-    if (isMap(node)) {
-      const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === seg);
-      if (!pair) break;
-      const last = i === segments.length - 1;
-      if (last && key && isNode(pair.key)) return (pair.key as Node).range?.[0];
-      node = pair.value;
-      if (!isNode(node)) return isNode(pair.key) ? (pair.key as Node).range?.[0] : offset;
-    } else if (isSeq(node)) {
-      const item = node.items[Number(seg)];
-      if (!isNode(item)) break;
-      node = item;
-    } else break;
-    offset = (node as Node).range?.[0] ?? offset;
-  }
-  return offset;
 }
