@@ -77,12 +77,16 @@ interface Running {
   log: string[];
   logBytes: () => number;
   longestLogLine: () => number;
+  /** The CPU limit applied, in millicores; null when none. */
+  cpuMillicores: number | null;
   /** How the memory limit is enforced, for the test output. */
   limitNote: string;
   cgroup: LimitCgroup | null;
   /** Set when the RSS watchdog (no cgroup) killed the agent. */
   watchdogKill: () => string | null;
   peakRssKiB: () => Promise<number>;
+  /** CPU time the agent has used so far (user + system), ms. */
+  cpuMs: () => Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -180,8 +184,14 @@ async function startAgent(dir: string): Promise<Running> {
     logBytes: () => total,
     longestLogLine: () => longest,
     limitNote,
+    cpuMillicores: "unavailable" in cgroup ? null : cgroup.cpuMillicores,
     cgroup: "unavailable" in cgroup ? null : cgroup,
     watchdogKill: () => killedBy,
+    cpuMs: async () => {
+      const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime, 100 Hz ticks
+    },
     peakRssKiB: async () =>
       Number(/VmHWM:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, "utf8").catch(() => ""))?.[1] ?? NaN),
     stop: async () => {
@@ -266,7 +276,10 @@ describe("agent process under the container's limits vs hostile configs", { time
     await sfu?.close();
     await agent?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
-    if (peaks.length > 0) console.log(`# agent peak RSS (VmHWM) after each case: ${peaks.join(", ")}`);
+    if (peaks.length > 0)
+      console.log(
+        `# per case: agent CPU time, longest /healthz stall, peak RSS (VmHWM) so far:\n#   ${peaks.join("\n#   ")}`,
+      );
   });
 
   const status = async (): Promise<{ text: string; json: Status } | null> => {
@@ -285,6 +298,20 @@ describe("agent process under the container's limits vs hostile configs", { time
     if (stats?.oomKills !== null && stats?.oomKills !== undefined) {
       assert.equal(stats.oomKills, 0, `${what}: the OOM killer killed a process of the agent's cgroup`);
     }
+  };
+
+  /** Longest time between two answered /healthz polls (or the phase's start and its first answer) during `phase`. */
+  const longestStall = (phase: string): number => {
+    const polls = health.polls.filter((p) => p.phase === phase);
+    let longest = 0;
+    let last = polls[0]?.at ?? 0;
+    for (const p of polls) {
+      if (!p.ok) continue;
+      const answered = p.at + p.ms;
+      longest = Math.max(longest, answered - last);
+      last = answered;
+    }
+    return longest;
   };
 
   const failedPolls = (phase: string) =>
@@ -317,6 +344,7 @@ describe("agent process under the container's limits vs hostile configs", { time
     const previousAt = before.json.lastError?.at ?? null;
     const logBytes = agent.logBytes();
     const logLines = agent.log.length;
+    const cpuBefore = await agent.cpuMs();
     health.setPhase(c.name);
     await writer.write({ [KEY]: c.text });
     // Wait for the agent to report this file: a new lastError from the config file.
@@ -333,7 +361,11 @@ describe("agent process under the container's limits vs hostile configs", { time
     }
     await new Promise((r) => setTimeout(r, QUIET_MS));
     await alive(c.name);
-    peaks.push(`${c.name} ${((await agent.peakRssKiB()) / 1024).toFixed(0)} MiB`);
+    const cpu = (await agent.cpuMs()) - cpuBefore;
+    const stall = longestStall(c.name);
+    peaks.push(
+      `${c.name}: CPU ${cpu} ms, /healthz stall ${stall.toFixed(0)} ms, peak RSS ${((await agent.peakRssKiB()) / 1024).toFixed(0)} MiB`,
+    );
     const after = await status();
     assert.ok(after, `${c.name}: /status answers`);
     const message = after.json.lastError?.message ?? "";
@@ -373,7 +405,7 @@ describe("agent process under the container's limits vs hostile configs", { time
     const failedHealth = failedPolls(c.name);
     check(
       failedHealth.length === 0,
-      `/healthz failed ${failedHealth.length} time(s): ${failedHealth.slice(0, 5).join("; ")}`,
+      `/healthz failed ${failedHealth.length} time(s) (${failedHealth.slice(0, 3).join("; ")}): the longest stretch without an answer was ${stall.toFixed(0)} ms while the agent used ${cpu} ms of CPU on this file at ${agent.cpuMillicores === null ? "no CPU limit" : `${agent.cpuMillicores}m`}`,
     );
     assert.deepEqual(failures, [], `${c.name}`);
   }
