@@ -8,24 +8,32 @@
  * module only throws on programming errors.
  */
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from "node:fs";
-import { access, open } from "node:fs/promises";
-import type { ErrorObject } from "ajv";
 import { createAjv } from "./ajv.ts";
+import { semanticProblems } from "./config-checks.ts";
 import {
-  AUDIO_CODECS,
+  type ConfigProblem,
+  finishList,
+  ON_KEY,
+  PINNED,
+  problem,
+  schemaProblems,
+  shapeProblems,
+} from "./config-problems.ts";
+import {
   CONFIG_DEFAULTS,
   configSchemaV1,
   type NormalisedConfigV1,
   type SfuConfigV1,
   SUPPORTED_SCHEMA_VERSIONS,
   type TurnServer,
-  VIDEO_CODECS,
 } from "./config-schema.ts";
 import { type ConfigHash, canonicalJson, canonicalJsonHash } from "./hash.ts";
 import { MAX_FRAME_BYTES } from "./messages-schema.ts";
-import { escapeControlChars, safeMessage } from "./safe-text.ts";
-import { MAX_YAML_DEPTH, MAX_YAML_KEYS, MAX_YAML_NODES, readYaml } from "./yaml-document.ts";
+import { escapeControlChars } from "./safe-text.ts";
+import { readYaml } from "./yaml-document.ts";
 
+export { checkIceUri } from "./config-checks.ts";
+export { type ConfigProblem, MAX_REPORTED_PROBLEMS } from "./config-problems.ts";
 export {
   MAX_YAML_ALIASES,
   MAX_YAML_DEPTH,
@@ -36,8 +44,6 @@ export {
 
 /** Largest config file accepted, in bytes. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
-/** Most problems (and, separately, warnings) listed for one config; one more line says how many were left out. */
-export const MAX_REPORTED_PROBLEMS = 20;
 
 /**
  * Largest `config` message envelope around the config, in bytes: every field
@@ -61,16 +67,6 @@ const MAX_ENVELOPE_BYTES = Buffer.byteLength(
  * be delivered, so the loader refuses it.
  */
 export const MAX_CONFIG_JSON_BYTES = MAX_FRAME_BYTES - MAX_ENVELOPE_BYTES;
-
-/** One problem found in a config. `line`/`col` are 1-based, null when unknown. */
-export interface ConfigProblem {
-  severity: "error" | "warning";
-  /** JSON pointer (RFC 6901) of the offending value; "" for the whole document. */
-  pointer: string;
-  message: string;
-  line: number | null;
-  col: number | null;
-}
 
 /** Why a config was refused. */
 export type LoadFailureCode =
@@ -313,135 +309,6 @@ async function validateValue(value: unknown, options: LoadOptions): Promise<Load
 }
 
 /**
- * Limits and well-formedness of a plain value, in one iterative walk
- * (bounded by the node limit even on a shared or cyclic in-process value):
- * nesting depth, node and key counts (`stop` when one is exceeded), and
- * unpaired UTF-16 surrogates in strings and keys, which no portable JSON
- * encoder can hash.
- */
-function shapeProblems(root: object): { problems: ConfigProblem[]; stop: boolean } {
-  interface Frame {
-    value: unknown;
-    depth: number;
-    parent: Frame | null;
-    segment: string;
-  }
-  const problems: ConfigProblem[] = [];
-  const pointerOf = (f: Frame | null, last?: string): string => {
-    const parts: string[] = last === undefined ? [] : [last];
-    for (let at = f; at !== null && at.parent !== null; at = at.parent) parts.push(at.segment);
-    return parts.reduceRight((acc, s) => `${acc}/${escapePointer(s)}`, "");
-  };
-  const surrogate = "contains an unpaired UTF-16 surrogate (like \\uD800); strings must be well-formed Unicode";
-  const stack: Frame[] = [{ value: root, depth: 1, parent: null, segment: "" }];
-  let nodes = 0;
-  let keys = 0;
-  while (stack.length > 0) {
-    const f = stack.pop() as Frame;
-    if (++nodes > MAX_YAML_NODES) {
-      problems.push(problem(pointerOf(f), `more than ${MAX_YAML_NODES} nodes`));
-      return { problems, stop: true };
-    }
-    const v = f.value;
-    if (typeof v === "string") {
-      if (!v.isWellFormed()) problems.push(problem(pointerOf(f), `string ${surrogate}`));
-      continue;
-    }
-    if (typeof v !== "object" || v === null) continue;
-    if (f.depth > MAX_YAML_DEPTH) {
-      problems.push(problem(pointerOf(f), `nested more than ${MAX_YAML_DEPTH} levels deep`));
-      return { problems, stop: true };
-    }
-    if (Array.isArray(v)) {
-      for (let i = v.length - 1; i >= 0; i--)
-        stack.push({ value: v[i], depth: f.depth + 1, parent: f, segment: String(i) });
-      continue;
-    }
-    const entries = Object.keys(v);
-    keys += entries.length;
-    if (keys > MAX_YAML_KEYS) {
-      problems.push(problem(pointerOf(f), `more than ${MAX_YAML_KEYS} mapping keys`));
-      return { problems, stop: true };
-    }
-    for (let i = entries.length - 1; i >= 0; i--) {
-      const key = entries[i] as string;
-      if (!key.isWellFormed()) {
-        const p = problem(pointerOf(f, key), `key ${surrogate}`);
-        ON_KEY.add(p);
-        problems.push(p);
-      }
-      stack.push({ value: (v as Record<string, unknown>)[key], depth: f.depth + 1, parent: f, segment: key });
-    }
-  }
-  return { problems, stop: false };
-}
-
-/** The checks JSON Schema cannot express. Defensive: `value` may have failed the schema. */
-async function semanticProblems(
-  value: Record<string, unknown>,
-  options: LoadOptions,
-): Promise<{ problems: ConfigProblem[]; warnings: ConfigProblem[] }> {
-  const problems: ConfigProblem[] = [];
-  const warnings: ConfigProblem[] = [];
-  const webrtc = isRecord(value.webrtc) ? value.webrtc : {};
-  const range = webrtc.icePortRange;
-  if (Array.isArray(range) && range.length === 2 && range.every((n) => Number.isInteger(n))) {
-    const [min, max] = range as [number, number];
-    if (min >= max) problems.push(problem("/webrtc/icePortRange", `min ${min} must be less than max ${max}`));
-  }
-  const codecs = webrtc.codecs;
-  const known = [...AUDIO_CODECS, ...VIDEO_CODECS] as readonly unknown[];
-  // An empty list or unknown names are the schema's to report.
-  if (Array.isArray(codecs) && codecs.length > 0 && codecs.every((c) => known.includes(c))) {
-    if (!codecs.some((c) => (AUDIO_CODECS as readonly unknown[]).includes(c))) {
-      problems.push(problem("/webrtc/codecs", `needs at least one audio codec (${AUDIO_CODECS.join(", ")})`));
-    }
-    if (!codecs.some((c) => (VIDEO_CODECS as readonly unknown[]).includes(c))) {
-      problems.push(problem("/webrtc/codecs", `needs at least one video codec (${VIDEO_CODECS.join(", ")})`));
-    }
-  }
-  const turn = Array.isArray(webrtc.turnServers) ? (webrtc.turnServers as unknown[]) : [];
-  // Index loops (no iterator or [index, value] pair per item): this runs on
-  // every reload, over every server of a config that may list hundreds.
-  for (let i = 0; i < turn.length; i++) {
-    const server = turn[i];
-    if (!isRecord(server)) continue;
-    const base = `/webrtc/turnServers/${i}`;
-    let needsCredential = false;
-    const urls = Array.isArray(server.urls) ? (server.urls as unknown[]) : [];
-    for (let j = 0; j < urls.length; j++) {
-      const url = urls[j];
-      if (typeof url !== "string" || url === "") continue;
-      const err = checkIceUri(url);
-      if (err) problems.push(problem(`${base}/urls/${j}`, err));
-      if (/^turns?:/i.test(url)) needsCredential = true;
-    }
-    const { username, credential, credentialFile } = server;
-    if (credential !== undefined && credentialFile !== undefined) {
-      problems.push(problem(`${base}/credential`, "give either credential or credentialFile, not both"));
-    }
-    if (needsCredential && (username === undefined || (credential ?? credentialFile) === undefined)) {
-      problems.push(problem(base, "a turn:/turns: server needs username and credentialFile (or credential)"));
-    }
-    if (credential !== undefined) {
-      warnings.push({
-        ...problem(`${base}/credential`, "inline credential: prefer credentialFile pointing at a mounted Secret"),
-        severity: "warning",
-      });
-    }
-    if (typeof credentialFile === "string" && credentialFile !== "" && options.checkFiles !== false) {
-      const err = await checkReadable(credentialFile);
-      if (err) problems.push(problem(`${base}/credentialFile`, `${credentialFile}: ${err}`));
-    }
-  }
-  return { problems, warnings };
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/**
  * Fills defaults; the result is what is hashed and pushed. Idempotent. Keys
  * are written in canonical (sorted) order so that hashing it is a plain
  * JSON.stringify (see canonicalJson).
@@ -475,138 +342,6 @@ function sortedTurnServer(t: TurnServer): TurnServer {
   return out as TurnServer;
 }
 
-/** Returns an error message when `uri` is not a valid turn:/turns:/stun:/stuns: URI (RFC 7064/7065). */
-export function checkIceUri(uri: string): string | null {
-  const m = /^(turns?|stuns?):(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?(\?transport=(udp|tcp))?$/.exec(uri);
-  if (!m) {
-    if (!/^(turns?|stuns?):/i.test(uri)) return `${JSON.stringify(uri)}: scheme must be turn:, turns: or stun:`;
-    return `${JSON.stringify(uri)}: not a valid ICE server URI (expected scheme:host[:port][?transport=udp|tcp])`;
-  }
-  if (m[3] !== undefined) {
-    const port = Number(m[3]);
-    if (port < 1 || port > 65535) return `${JSON.stringify(uri)}: port ${port} is out of range 1..65535`;
-  }
-  if (m[4] !== undefined && m[1]?.startsWith("stun")) return `${JSON.stringify(uri)}: stun: URIs take no transport`;
-  return null;
-}
-
-async function checkReadable(path: string): Promise<string | null> {
-  try {
-    const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-    try {
-      const stat = await handle.stat();
-      if (stat.isDirectory()) return "is a directory";
-      if (!stat.isFile()) return "credential file is not a regular file";
-    } finally {
-      await handle.close();
-    }
-    await access(path, fsConstants.R_OK);
-    return null;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return "credential file does not exist";
-    if (code === "EACCES" || code === "EPERM") return "credential file is not readable";
-    return `credential file cannot be read (${code})`;
-  }
-}
-
-function problem(pointer: string, message: string): ConfigProblem {
-  return { severity: "error", pointer, message, line: null, col: null };
-}
-
 function invalid(source: string, problems: ConfigProblem[]): LoadResult {
   return { ok: false, source, code: "INVALID_CONFIG", problems, warnings: [] };
-}
-
-/**
- * The list as reported: messages made safe to show (URI userinfo redacted,
- * control characters escaped, length capped), long pointers cut, sorted by
- * position, at most MAX_REPORTED_PROBLEMS entries plus one saying how many
- * more there were.
- */
-function finishList(list: ConfigProblem[], kind: "problem" | "warning"): ConfigProblem[] {
-  const byPosition = (a: ConfigProblem, b: ConfigProblem) =>
-    (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0);
-  const safe = (p: ConfigProblem): ConfigProblem => ({
-    ...p,
-    pointer: capPointer(p.pointer),
-    message: safeMessage(p.message),
-  });
-  if (list.length <= MAX_REPORTED_PROBLEMS) return list.map(safe).sort(byPosition);
-  // A reached limit is always listed; the rest are the first by position.
-  const pinned = list.filter((p) => PINNED.has(p)).slice(0, MAX_REPORTED_PROBLEMS);
-  const rest = list.filter((p) => !PINNED.has(p)).sort(byPosition);
-  const shown = [...pinned, ...rest.slice(0, MAX_REPORTED_PROBLEMS - pinned.length)].map(safe).sort(byPosition);
-  shown.push({
-    severity: kind === "problem" ? "error" : "warning",
-    pointer: "",
-    message: `and ${list.length - shown.length} more ${kind}(s) not shown`,
-    line: null,
-    col: null,
-  });
-  return shown;
-}
-
-/** A pointer (it may hold a huge key) cut to the message length, an ellipsis marking the cut. */
-function capPointer(pointer: string): string {
-  return pointer.length <= 300 ? pointer : `${pointer.slice(0, 299)}…`;
-}
-
-function escapePointer(segment: string): string {
-  return segment.replaceAll("~", "~0").replaceAll("/", "~1");
-}
-
-/** Problems about a key itself (unknown key): loadConfigText locates the key, not its value. */
-const ON_KEY = new WeakSet<ConfigProblem>();
-/** Problems saying a limit was reached: listed however many other problems there are. */
-const PINNED = new WeakSet<ConfigProblem>();
-
-/** Turns ajv errors into problems; drops the noise ajv emits alongside the useful error. */
-function schemaProblems(errors: ErrorObject[]): ConfigProblem[] {
-  const out: ConfigProblem[] = [];
-  const seen = new Set<string>();
-  for (const e of errors) {
-    let pointer = e.instancePath;
-    let message: string;
-    let onKey = false;
-    switch (e.keyword) {
-      case "additionalProperties":
-        pointer = `${e.instancePath}/${escapePointer(String(e.params.additionalProperty))}`;
-        message = `unknown key ${JSON.stringify(e.params.additionalProperty)}`;
-        onKey = true;
-        break;
-      case "required":
-        message = `missing required key ${JSON.stringify(e.params.missingProperty)}`;
-        break;
-      case "enum":
-        message = `must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}`;
-        break;
-      case "const":
-        message = `must be ${JSON.stringify(e.params.allowedValue)}`;
-        break;
-      case "anyOf":
-        continue; // the branch errors (format) say more
-      case "format":
-        message = `must be a valid ${e.params.format === "ipv4" || e.params.format === "ipv6" ? "IP address" : e.params.format}`;
-        break;
-      case "uniqueItems": {
-        const [first, dup] = [Number(e.params.j), Number(e.params.i)].sort((a, b) => a - b);
-        pointer = `${e.instancePath}/${dup}`;
-        message = `duplicate of item ${first}; list each value once`;
-        break;
-      }
-      case "false schema":
-        message = "unexpected extra item";
-        break;
-      default:
-        message = e.message ?? "is invalid";
-    }
-    const key = `${pointer}\u0000${message}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    const p: ConfigProblem = { severity: "error", pointer, message, line: null, col: null };
-    if (onKey) ON_KEY.add(p);
-    out.push(p);
-  }
-  return out;
 }
