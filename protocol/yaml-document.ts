@@ -207,11 +207,11 @@ function scan(text: string, lines: LineCounter): { tokens: CST.Token[]; notes: S
       if (type === "scalar") scalarNext = true;
       else if (type === "tag") notes.push({ offset: start, message: tagMessage(text, start) });
       else if (type === "directive-line") {
-        const m = /^%(\S*)\s*(\S*)\s*$/.exec(lexeme);
-        if (!(m && m[1] === "YAML" && m[2] === "1.2")) {
+        const [name = "", ...args] = lexeme.slice(1).trim().split(/\s+/);
+        if (!(name === "YAML" && args.length === 1 && args[0] === "1.2")) {
           notes.push({
             offset: start,
-            message: `YAML directive %${m?.[1] ?? ""} is not accepted: a config file is plain YAML 1.2 data (only %YAML 1.2 may be given)`,
+            message: `YAML directive %${name.slice(0, 64)} is not accepted: a config file is plain YAML 1.2 data (only %YAML 1.2 may be given)`,
           });
         }
       } else weight += (type && TOKEN_WEIGHT[type]) ?? 0;
@@ -351,10 +351,13 @@ class Converter {
   #convert(node: Node, depth: number): { value: unknown; size: number } {
     if (isAlias(node)) {
       if (++this.#aliases > MAX_YAML_ALIASES) this.#fail(node, `YAML: more than ${MAX_YAML_ALIASES} aliases`, true);
-      const name = this.#secretPath() ? "***" : node.source;
+      // Under a secret key an unquoted `*...` may be the secret itself.
+      const secret = this.#secretPath();
+      const alias = secret ? "*(name not shown: under a secret key)" : `*${node.source}`;
       const anchor = this.#anchors.get(node.source);
-      if (!anchor) this.#fail(node, `YAML: alias *${name} has no anchor &${name} before it`, false);
-      else if (anchor.size === null) this.#fail(node, `YAML: alias *${name} is inside its own anchor`, false);
+      if (!anchor) {
+        this.#fail(node, `YAML: alias ${alias} has no anchor ${secret ? "" : `&${node.source} `}before it`, false);
+      } else if (anchor.size === null) this.#fail(node, `YAML: alias ${alias} is inside its own anchor`, false);
       if (!anchor || anchor.size === null) return { value: null, size: 1 };
       this.#count(node, anchor.size);
       return { value: anchor.value, size: anchor.size };
