@@ -156,7 +156,7 @@ describe("loadConfigBytes and loadConfigFile", () => {
     }
   });
 
-  it("reads each file whole whatever was read before: small after large, larger than the shared read buffer, invalid UTF-8 after valid", async () => {
+  it("reads each file whole whatever was read before: small after large, over 64 KiB, invalid UTF-8 after valid", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sfu-loader-"));
     try {
       const padded = (rooms: number, bytes: number) => {
