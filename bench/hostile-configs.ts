@@ -9,7 +9,11 @@
  *   process after a warm-up on a good config (median of 3 when a run takes
  *   under a second);
  * - peak RSS of that child process (`VmHWM` of /proc/self/status), next to
- *   the same figure for a good config;
+ *   the same figure for a good config. The child runs with the agent
+ *   container's memory limit (a memory cgroup, scripts/lib/container-limits.ts)
+ *   when this machine allows, because V8 sizes its heap from that limit:
+ *   without it the figure shows how lazily V8 collects on a big machine, not
+ *   what the agent needs; the output says which;
  * - `sfu-agent validate` as users run it: wall time of the CLI process
  *   (`node agent/cli.ts validate --no-check-files FILE`, start-up included)
  *   and the size of what it prints.
@@ -23,6 +27,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatProblem, loadConfigText } from "../protocol/config-loader.ts";
+import { createMemoryCgroup, deploymentMemoryLimit, type MemoryCgroup } from "../scripts/lib/container-limits.ts";
 import { goodConfig, type HostileConfig, hostileConfigs } from "../test/helpers/hostile-configs.ts";
 import { emitFigures } from "./figures.ts";
 
@@ -76,10 +81,11 @@ interface Spawned {
   timedOut: boolean;
 }
 
-/** Runs a node child to its end (or the timeout); keeps the first MiB of its stdout. */
-function run(args: string[]): Promise<Spawned> {
+/** Runs a node child to its end (or the timeout), in `cgroup` when given; keeps the first MiB of its stdout. */
+function run(args: string[], cgroup: MemoryCgroup | null = null): Promise<Spawned> {
   const t0 = performance.now();
-  const c = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "ignore"] });
+  const [command, argv] = cgroup ? cgroup.wrap(process.execPath, args) : [process.execPath, args];
+  const c = spawn(command, argv, { cwd: ROOT, stdio: ["ignore", "pipe", "ignore"] });
   let stdout = "";
   let stdoutBytes = 0;
   c.stdout.on("data", (d: Buffer) => {
@@ -111,10 +117,14 @@ interface Row {
   note: string;
 }
 
-async function measure(dir: string, c: Pick<HostileConfig, "name" | "text" | "bytes">): Promise<Row> {
+async function measure(
+  dir: string,
+  c: Pick<HostileConfig, "name" | "text" | "bytes">,
+  cgroup: MemoryCgroup | null,
+): Promise<Row> {
   const file = join(dir, `${c.name}.yaml`);
   await writeFile(file, c.text);
-  const inProc = await run([import.meta.filename, "--child", file]);
+  const inProc = await run([import.meta.filename, "--child", file], cgroup);
   let report: ChildReport | null = null;
   const last = inProc.stdout.trim().split("\n").at(-1) ?? "";
   if (inProc.code === 0 && last.startsWith("{")) report = JSON.parse(last) as ChildReport;
@@ -137,18 +147,22 @@ async function measure(dir: string, c: Pick<HostileConfig, "name" | "text" | "by
 async function main(): Promise<void> {
   const family = hostileConfigs();
   const dir = await mkdtemp(join(tmpdir(), "sfu-hostile-bench-"));
+  const limit = deploymentMemoryLimit("sfu-agent");
+  const made = await createMemoryCgroup(limit.bytes);
+  const cgroup = "unavailable" in made ? null : made;
+  const where =
+    "unavailable" in made
+      ? `NOT under the agent container's ${limit.quantity} memory limit (${made.unavailable}): V8 sizes its heap for the whole machine`
+      : `under the agent container's memory limit, ${limit.quantity}`;
   console.log(
-    `hostile config benchmark: ${family.length} files, node ${process.version}; in-process loadConfigText in a fresh child (median of up to ${REPEATS}), its peak RSS, and the sfu-agent validate CLI process`,
+    `hostile config benchmark: ${family.length} files, node ${process.version}; in-process loadConfigText in a fresh child (median of up to ${REPEATS}) and its peak RSS, ${where}; the sfu-agent validate CLI process as users run it`,
   );
   try {
-    const base = await measure(dir, {
-      name: "good-config",
-      text: goodConfig(),
-      bytes: Buffer.byteLength(goodConfig()),
-    });
+    const good = { name: "good-config", text: goodConfig(), bytes: Buffer.byteLength(goodConfig()) };
+    const base = await measure(dir, good, cgroup);
     const rows: Row[] = [];
     for (const c of family) {
-      const r = await measure(dir, c);
+      const r = await measure(dir, c, cgroup);
       rows.push(r);
       console.log(
         `  ${r.name.padEnd(22)} ${String(r.bytes).padStart(9)} B  validate ${r.ms.toFixed(1).padStart(8)} ms  peak RSS ${r.hwmMiB.toFixed(1).padStart(6)} MiB  CLI ${r.cliMs.toFixed(0).padStart(6)} ms, ${String(r.cliBytes).padStart(7)} B out  ${r.verdict}`,
@@ -187,6 +201,7 @@ async function main(): Promise<void> {
       hostile_files_accepted: { value: valid.length, unit: `of ${rows.length} files`, better: "lower" },
     });
   } finally {
+    await cgroup?.remove();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -17,7 +17,8 @@
  *
  * When cgroups cannot be created here, the agent runs with
  * `--max-old-space-size` and a watchdog that kills it above the memory
- * limit, and the test says so. Bounded: a few minutes on 2 cores.
+ * limit, and the test says so (`HOSTILE_TEST_LIMITS=watchdog` forces that
+ * mode). Bounded: a few minutes on 2 cores.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -95,7 +96,10 @@ async function startAgent(dir: string): Promise<Running> {
   const entry = nodeEntrypoint(runtime);
   const memory = deploymentMemoryLimit("sfu-agent");
   const cpu = deploymentCpuLimit("sfu-agent");
-  const cgroup = await createLimitCgroup({ memoryBytes: memory.bytes, cpuMillicores: cpu.millicores });
+  const cgroup =
+    process.env["HOSTILE_TEST_LIMITS"] === "watchdog"
+      ? { unavailable: "HOSTILE_TEST_LIMITS=watchdog" }
+      : await createLimitCgroup({ memoryBytes: memory.bytes, cpuMillicores: cpu.millicores });
   const flags = [...entry.nodeFlags];
   let limitNote: string;
   if ("unavailable" in cgroup) {
