@@ -151,7 +151,7 @@ export function readYaml(text: string): YamlRead {
 
   const converter = new Converter(issue);
   const value = converter.run(doc.contents as Node);
-  if (converter.stopped) return { ok: false, issues: [...issues, ...converter.issues] };
+  if (converter.stopped || converter.broken) return { ok: false, issues: [...issues, ...converter.issues] };
   const rootOffset = (doc.contents as Node).range?.[0];
   const locate: Locate = (pointer, onKey) => at(converter.offsetOf(value, rootOffset, pointer, onKey));
   return { ok: true, value, locate, issues: [...issues, ...converter.issues], readTo: fatal?.line ?? null };
@@ -308,6 +308,11 @@ class Converter {
   #keysFull = false;
   /** True when a limit stopped the conversion (the value is unusable). */
   stopped = false;
+  /**
+   * True when an alias could not be resolved: the value holds null in its
+   * place, so checking it further would only report artefacts of that.
+   */
+  broken = false;
 
   constructor(
     issue: (offset: number | null | undefined, message: string, pointer?: string, pinned?: boolean) => YamlIssue,
@@ -358,7 +363,10 @@ class Converter {
       if (!anchor) {
         this.#fail(node, `YAML: alias ${alias} has no anchor ${secret ? "" : `&${node.source} `}before it`, false);
       } else if (anchor.size === null) this.#fail(node, `YAML: alias ${alias} is inside its own anchor`, false);
-      if (!anchor || anchor.size === null) return { value: null, size: 1 };
+      if (!anchor || anchor.size === null) {
+        this.broken = true;
+        return { value: null, size: 1 };
+      }
       this.#count(node, anchor.size);
       return { value: anchor.value, size: anchor.size };
     }
