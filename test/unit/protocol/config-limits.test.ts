@@ -6,6 +6,8 @@
  * is what a user sees.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import {
   formatProblem,
@@ -15,6 +17,7 @@ import {
   MAX_CONFIG_JSON_BYTES,
   MAX_REPORTED_PROBLEMS,
   MAX_YAML_ALIASES,
+  MAX_YAML_DEPTH,
   MAX_YAML_KEYS,
   MAX_YAML_NODES,
   MAX_YAML_TOKENS,
@@ -258,5 +261,27 @@ describe("frame limit", () => {
         `c.yaml:1:1: /: config is too large to deliver: its canonical JSON is N bytes, but a push frame is limited to ${MAX_FRAME_BYTES} bytes (the protocol's MAX_FRAME_BYTES), which leaves ${MAX_CONFIG_JSON_BYTES} bytes for the config`,
       ],
     );
+  });
+});
+
+describe("README", () => {
+  it("the 'Validating configs' limits table states the loader's limits", () => {
+    const readme = readFileSync(join(import.meta.dirname, "..", "..", "..", "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## Validating configs"), readme.indexOf("## The agent"));
+    const n = (v: number) => v.toLocaleString("en");
+    for (const [what, value] of [
+      ["file size", `1 MiB (${n(MAX_CONFIG_BYTES)} bytes)`],
+      ["nesting of lists and mappings", `${MAX_YAML_DEPTH} levels`],
+      ["YAML tokens read", n(MAX_YAML_TOKENS)],
+      ["nodes, counting each alias", n(MAX_YAML_NODES)],
+      ["aliases", n(MAX_YAML_ALIASES)],
+      ["mapping keys", n(MAX_YAML_KEYS)],
+      ["canonical JSON of the normalised config", `${n(MAX_CONFIG_JSON_BYTES)} bytes`],
+    ] as const) {
+      const row = section.split("\n").find((l) => l.startsWith(`| ${what}`));
+      assert.ok(row, `no row for ${what}`);
+      assert.ok(row.includes(`| ${value}`), `${row} should say ${value}`);
+    }
+    assert.ok(section.includes(`at most ${MAX_REPORTED_PROBLEMS} problems`));
   });
 });
