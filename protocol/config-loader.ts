@@ -4,6 +4,12 @@
  * -> normalise -> hash. Every problem carries the JSON pointer it concerns and,
  * when the input was YAML text, the line:column it comes from.
  *
+ * Reading costs bounded time and memory for any input (the limits are in
+ * yaml-limits.ts, enforced by yaml-document.ts and, for already-parsed
+ * values, config-problems.ts). Problem lists are capped and their text made
+ * safe to show (no secrets, no control characters; safe-text.ts). A config
+ * whose push frame would exceed the protocol's frame limit is refused.
+ *
  * Expected failures (a bad file) are returned as `{ ok: false }` values; this
  * module only throws on programming errors.
  */
