@@ -14,10 +14,11 @@
  *   (k8s/base/config.yaml, `limits.maxRooms` changed each time), 100 ms
  *   apart, after 20 unmeasured ones; the target is a p99 within 1.5x of
  *   configmap-reload's;
- * - the same, in the same run, for configmap-reload (the usual ConfigMap
- *   reloader sidecar: it watches the directory and, on the ..data event,
- *   POSTs to a webhook and waits for the answer): swap -> webhook request
- *   received. The real binary when `CONFIGMAP_RELOAD_BIN` names one
+ * - side by side, for configmap-reload (the usual ConfigMap reloader
+ *   sidecar: it watches the directory and, on the ..data event, POSTs to a
+ *   webhook and waits for the answer): swap -> webhook request received.
+ *   It watches a directory of its own; the bench swaps the agent's and its
+ *   directory in turn, so both are measured over the same minute. The real binary when `CONFIGMAP_RELOAD_BIN` names one
  *   (`CONFIGMAP_RELOAD_VERSION` labels it), else a stand-in child process
  *   doing the same (fs.watch of the directory, POST on the ..data rename,
  *   wait for the 200); the output and the figure names say which;
@@ -115,6 +116,7 @@ async function measureAgent(
   writer: AtomicWriter,
   cgroup: MemoryCgroup | null,
   image: { env: Record<string, string>; nodeFlags: string[] },
+  reloader: RunningReloader,
 ) {
   const nodeFlags = [...image.nodeFlags, ...(process.env["AGENT_NODE_FLAGS"] ?? "").split(" ").filter(Boolean)];
   const args = [...nodeFlags, join(ROOT, "dist", "agent", "cli.js"), "run", "--config-dir", dir];
@@ -154,7 +156,21 @@ async function measureAgent(
     }
     return out;
   };
-  const shipped = await measured(shippedConfig);
+  // The shipped config, side by side with configmap-reload: one swap each in
+  // turn (each in its own directory, so only one watcher reacts to a swap),
+  // so both see the same machine over the same minute.
+  const shipped: number[] = [];
+  const baseline: number[] = [];
+  for (let i = 0; i < WARMUP_SWAPS + SWAPS_MEASURED; i++) {
+    const a = await swap(shippedConfig);
+    await new Promise((r) => setTimeout(r, SWAP_GAP_MS));
+    const b = await reloader.swap(shippedConfig(1 + (i % 1000)));
+    await new Promise((r) => setTimeout(r, SWAP_GAP_MS));
+    if (i >= WARMUP_SWAPS) {
+      shipped.push(a);
+      baseline.push(b);
+    }
+  }
   const big = await measured(bigConfig);
   const settledRss = async () => {
     await new Promise((r) => setTimeout(r, 2_000));
@@ -168,7 +184,7 @@ async function measureAgent(
   child.kill("SIGTERM");
   await sfu.closed;
   await exited;
-  return { shipped, big, rssStart, rssAfter, rssSteady, idleStart, idleAfter };
+  return { shipped, baseline, big, rssStart, rssAfter, rssSteady, idleStart, idleAfter };
 }
 
 async function findPushUrl(pid: number): Promise<string> {
@@ -254,12 +270,22 @@ function reloader(): Reloader {
   };
 }
 
+/** A running configmap-reload (or stand-in) watching its own directory, with the bench as its webhook. */
+interface RunningReloader {
+  /** Swaps `text` into the reloader's directory; resolves with rename of ..data -> webhook request received, ms. */
+  swap(text: string): Promise<number>;
+  stop(): Promise<void>;
+}
+
 /**
- * configmap-reload's swap -> webhook latency: the reloader watches `dir`,
- * the bench is its webhook (answers 200 at once) and times each rename of
- * ..data to the webhook request, for the same swaps as the agent's.
+ * Starts configmap-reload (or the stand-in) on a directory of its own and
+ * serves its webhook (200 at once); ready once a first swap reaches the
+ * webhook.
  */
-async function measureReloader(dir: string, writer: AtomicWriter, r: Reloader): Promise<number[]> {
+async function startReloader(r: Reloader): Promise<RunningReloader> {
+  const dir = await mkdtemp(join(tmpdir(), "sfu-cmr-bench-"));
+  const writer = new AtomicWriter(dir);
+  await writer.write({ "config.yaml": shippedConfig(1) });
   let hit: (at: number) => void = () => {};
   const server = createServer((req, res) => {
     const at = performance.now();
@@ -291,31 +317,29 @@ async function measureReloader(dir: string, writer: AtomicWriter, r: Reloader): 
         res(at);
       };
     });
-  try {
-    // Ready once it says it watches the directory; the warm-up swaps must reach the webhook.
-    for (let i = 0; i < 100 && !stderr.includes("Watching directory"); i++)
-      await new Promise((res) => setTimeout(res, 50));
-    await new Promise((res) => setTimeout(res, 200));
-    for (let i = 0; i < WARMUP_SWAPS; i++) {
-      const warm = next(5_000);
-      await writer.write({ "config.yaml": shippedConfig(99_000 + i) });
-      await warm;
-      await new Promise((res) => setTimeout(res, SWAP_GAP_MS));
-    }
-    const out: number[] = [];
-    for (let i = 0; i < SWAPS_MEASURED; i++) {
-      const got = next(5_000);
-      const { renamedAt } = await writer.write({ "config.yaml": shippedConfig(90_000 + i) });
-      out.push((await got) - renamedAt);
-      await new Promise((res) => setTimeout(res, SWAP_GAP_MS));
-    }
-    return out;
-  } finally {
+  const stop = async () => {
     child.kill("SIGTERM");
     await exited;
     server.closeAllConnections();
     await new Promise((res) => server.close(res));
+    await rm(dir, { recursive: true, force: true });
+  };
+  const swap = async (text: string) => {
+    const got = next(5_000);
+    const { renamedAt } = await writer.write({ "config.yaml": text });
+    return (await got) - renamedAt;
+  };
+  try {
+    for (let i = 0; i < 100 && !stderr.includes("Watching directory"); i++) {
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    await new Promise((res) => setTimeout(res, 200));
+    await swap(shippedConfig(2));
+  } catch (err) {
+    await stop();
+    throw err;
   }
+  return { swap, stop };
 }
 
 /** The agent container's memory limit as a cgroup, or null (and a line saying why). */
@@ -365,8 +389,9 @@ async function main(): Promise<void> {
   console.log(`baseline: ${baseline.label}, no limits`);
   try {
     const t0 = performance.now();
-    const agent = await measureAgent(dir, writer, limit.cgroup, image);
-    const base = summary(await measureReloader(dir, writer, baseline));
+    const running = await startReloader(baseline);
+    const agent = await measureAgent(dir, writer, limit.cgroup, image, running).finally(() => running.stop());
+    const base = summary(agent.baseline);
     const shipped = summary(agent.shipped);
     const big = summary(agent.big);
     const row = (x: ReturnType<typeof summary>) =>
