@@ -36,7 +36,7 @@ import {
 import { type ConfigHash, canonicalJson, canonicalJsonHash } from "./hash.ts";
 import { MAX_FRAME_BYTES } from "./messages-schema.ts";
 import { escapeControlChars } from "./safe-text.ts";
-import { readYaml } from "./yaml-document.ts";
+import { readYaml, yieldToEventLoop } from "./yaml-document.ts";
 
 export { checkIceUri } from "./config-checks.ts";
 export { type ConfigProblem, MAX_REPORTED_PROBLEMS } from "./config-problems.ts";
@@ -108,6 +108,9 @@ export interface LoadOptions {
    */
   checkFiles?: boolean;
 }
+
+/** Values with more nodes than this are checked in several event-loop slices. */
+const BIG_VALUE_NODES = 10_000;
 
 const ajv = createAjv();
 const validateSchema = ajv.compile(configSchemaV1);
@@ -219,7 +222,7 @@ export async function loadConfigText(text: string, options: LoadOptions = {}): P
   if (Buffer.byteLength(text, "utf8") > MAX_CONFIG_BYTES) {
     return invalid(source, [problem("", `config exceeds ${MAX_CONFIG_BYTES} bytes`)]);
   }
-  const read = readYaml(text);
+  const read = await readYaml(text);
   if (!read.ok) {
     return invalid(
       source,
@@ -270,6 +273,9 @@ async function validateValue(value: unknown, options: LoadOptions): Promise<Load
   }
   const shape = shapeProblems(value);
   if (shape.stop) return invalid(source, shape.problems);
+  // Each check of a big value is a slice of its own (see yieldToEventLoop).
+  const big = shape.nodes > BIG_VALUE_NODES;
+  if (big) await yieldToEventLoop();
   const sv = (value as { schemaVersion?: unknown }).schemaVersion;
   if (
     typeof sv === "number" &&
@@ -291,10 +297,12 @@ async function validateValue(value: unknown, options: LoadOptions): Promise<Load
   }
   const schemaOk = validateSchema(value);
   const problems = schemaOk ? [] : schemaProblems(validateSchema.errors ?? []);
+  if (big) await yieldToEventLoop();
   problems.push(...shape.problems);
   // Semantic checks run even when the schema failed, on whatever parts are
   // well-typed, so one run reports every problem it can.
   const semantic = await semanticProblems(value as Record<string, unknown>, options);
+  if (big) await yieldToEventLoop();
   problems.push(...semantic.problems);
   const warnings = semantic.warnings;
   if (problems.length > 0) return { ok: false, source, code: "INVALID_CONFIG", problems, warnings };

@@ -30,11 +30,12 @@ export function problem(pointer: string, message: string): ConfigProblem {
 /**
  * Limits and well-formedness of a plain value, in one iterative walk
  * (bounded by the node limit even on a shared or cyclic in-process value):
- * nesting depth, node and key counts (`stop` when one is exceeded), and
+ * nesting depth, node and key counts (`stop` when one is exceeded; `nodes`
+ * is the count walked), and
  * unpaired UTF-16 surrogates in strings and keys, which no portable JSON
  * encoder can hash.
  */
-export function shapeProblems(root: object): { problems: ConfigProblem[]; stop: boolean } {
+export function shapeProblems(root: object): { problems: ConfigProblem[]; stop: boolean; nodes: number } {
   interface Frame {
     value: unknown;
     depth: number;
@@ -55,7 +56,7 @@ export function shapeProblems(root: object): { problems: ConfigProblem[]; stop: 
     const f = stack.pop() as Frame;
     if (++nodes > MAX_YAML_NODES) {
       problems.push(problem(pointerOf(f), `more than ${MAX_YAML_NODES} nodes`));
-      return { problems, stop: true };
+      return { problems, stop: true, nodes };
     }
     const v = f.value;
     if (typeof v === "string") {
@@ -65,7 +66,7 @@ export function shapeProblems(root: object): { problems: ConfigProblem[]; stop: 
     if (typeof v !== "object" || v === null) continue;
     if (f.depth > MAX_YAML_DEPTH) {
       problems.push(problem(pointerOf(f), `nested more than ${MAX_YAML_DEPTH} levels deep`));
-      return { problems, stop: true };
+      return { problems, stop: true, nodes };
     }
     if (Array.isArray(v)) {
       for (let i = v.length - 1; i >= 0; i--)
@@ -76,7 +77,7 @@ export function shapeProblems(root: object): { problems: ConfigProblem[]; stop: 
     keys += entries.length;
     if (keys > MAX_YAML_KEYS) {
       problems.push(problem(pointerOf(f), `more than ${MAX_YAML_KEYS} mapping keys`));
-      return { problems, stop: true };
+      return { problems, stop: true, nodes };
     }
     for (let i = entries.length - 1; i >= 0; i--) {
       const key = entries[i] as string;
@@ -88,7 +89,7 @@ export function shapeProblems(root: object): { problems: ConfigProblem[]; stop: 
       stack.push({ value: (v as Record<string, unknown>)[key], depth: f.depth + 1, parent: f, segment: key });
     }
   }
-  return { problems, stop: false };
+  return { problems, stop: false, nodes };
 }
 
 /**

@@ -9,7 +9,7 @@
 import { isAlias, isMap, isPair, isScalar, isSeq, type Node } from "yaml";
 import { isSecretKey } from "./safe-text.ts";
 import type { YamlIssue } from "./yaml-document.ts";
-import { DEPTH_MESSAGE, MAX_YAML_ALIASES, MAX_YAML_DEPTH, MAX_YAML_KEYS, MAX_YAML_NODES } from "./yaml-limits.ts";
+import { DEPTH_MESSAGE, MAX_YAML_DEPTH, MAX_YAML_KEYS, MAX_YAML_NODES } from "./yaml-limits.ts";
 
 /**
  * Source offsets of the children of one converted list or mapping: for a
@@ -50,7 +50,6 @@ export class Converter {
   readonly #path: (string | number)[] = [];
   #nodes = 0;
   #keys = 0;
-  #aliases = 0;
   /** True once the key limit was reached: no further key is read. */
   #keysFull = false;
   /** True when a limit stopped the conversion (the value is unusable). */
@@ -102,7 +101,6 @@ export class Converter {
   /** Converts `node`; returns its value and its expanded size in nodes. */
   #convert(node: Node, depth: number): { value: unknown; size: number } {
     if (isAlias(node)) {
-      if (++this.#aliases > MAX_YAML_ALIASES) this.#fail(node, `YAML: more than ${MAX_YAML_ALIASES} aliases`, true);
       // Under a secret key an unquoted `*...` may be the secret itself.
       const secret = this.#secretPath();
       const alias = secret ? "*(name not shown: under a secret key)" : `*${node.source}`;

@@ -23,7 +23,7 @@
  */
 import { Composer, CST, type Document, Lexer, LineCounter, type Node, Parser } from "yaml";
 import { Converter } from "./yaml-convert.ts";
-import { DEPTH_MESSAGE, MAX_YAML_DEPTH, MAX_YAML_TOKENS } from "./yaml-limits.ts";
+import { DEPTH_MESSAGE, MAX_YAML_ALIASES, MAX_YAML_DEPTH, MAX_YAML_TOKENS } from "./yaml-limits.ts";
 
 export {
   MAX_YAML_ALIASES,
@@ -58,8 +58,20 @@ export type YamlRead =
   | { ok: true; value: unknown; locate: Locate; issues: YamlIssue[]; readTo: number | null }
   | { ok: false; issues: YamlIssue[] };
 
+/**
+ * Lexemes parsed between two yields to the event loop: a big file is parsed
+ * in slices, so that a process reading one (at a fraction of a CPU) keeps
+ * answering its health checks. A typical config is parsed in one slice.
+ */
+const LEXEMES_PER_SLICE = 8192;
+
+/** Resolves after the event loop has run pending I/O callbacks. */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** Reads one YAML document of at most 1 MiB of text; never throws for bad input. */
-export function readYaml(text: string): YamlRead {
+export async function readYaml(text: string): Promise<YamlRead> {
   const lines = new LineCounter();
   const at = (offset: number | null | undefined) => {
     if (offset === null || offset === undefined) return { line: null, col: null };
@@ -73,7 +85,10 @@ export function readYaml(text: string): YamlRead {
     ...(pinned ? { pinned } : {}),
   });
 
-  const scanned = scan(text, lines);
+  const scanned = await scan(text, lines);
+  // Composing and converting a big file are slices of their own.
+  const big = scanned.lexemes > LEXEMES_PER_SLICE;
+  if (big) await yieldToEventLoop();
   const issues = scanned.notes.map((n) => issue(n.offset, n.message));
   const composer = new Composer({ strict: true, uniqueKeys: false, prettyErrors: false, logLevel: "error" });
   let docs: Document.Parsed[];
@@ -113,6 +128,7 @@ export function readYaml(text: string): YamlRead {
     if (fatal !== null) issues.push(fatal);
     return { ok: false, issues };
   }
+  if (big) await yieldToEventLoop();
   const doc = docs[0] as Document.Parsed;
   yamlIssues(doc, issues.length > 0);
   if (fatal !== null) issues.push(fatal);
@@ -123,6 +139,7 @@ export function readYaml(text: string): YamlRead {
 
   const converter = new Converter(issue);
   const value = converter.run(doc.contents as Node);
+  if (big) await yieldToEventLoop();
   if (converter.stopped || converter.broken) return { ok: false, issues: [...issues, ...converter.issues] };
   const rootOffset = (doc.contents as Node).range?.[0];
   const locate: Locate = (pointer, onKey) => at(converter.offsetOf(value, rootOffset, pointer, onKey));
@@ -135,48 +152,70 @@ interface ScanNote {
 }
 
 interface ScanFatal extends ScanNote {
-  kind: "depth" | "tokens";
+  /** "depth": nothing more is checked; "cut": the text before it is checked, the rest not read. */
+  kind: "depth" | "cut";
 }
 
-/** Tokens counted by the scan; flow brackets weigh more (see MAX_YAML_TOKENS). */
-const TOKEN_WEIGHT: Partial<Record<string, number>> = {
-  "single-quoted-scalar": 1,
-  "double-quoted-scalar": 1,
-  "block-scalar-header": 1,
-  alias: 1,
-  "seq-item-ind": 1,
-  "explicit-key-ind": 1,
-  "map-value-ind": 1,
-  comma: 1,
-  "flow-seq-start": 3,
-  "flow-map-start": 3,
+/**
+ * What each lexeme costs against MAX_YAML_TOKENS, in quarters of a token:
+ * the lexemes that make nodes or items count 1 (flow brackets 3: a flow
+ * collection is the costliest parse-tree node), anchors and tags count 1,
+ * and any other lexeme (spaces, line breaks, comments, document markers)
+ * a quarter, since the parse tree keeps each of them too.
+ */
+const QUARTERS: Partial<Record<string, number>> = {
+  "single-quoted-scalar": 4,
+  "double-quoted-scalar": 4,
+  "block-scalar-header": 4,
+  alias: 4,
+  anchor: 4,
+  tag: 4,
+  "seq-item-ind": 4,
+  "explicit-key-ind": 4,
+  "map-value-ind": 4,
+  comma: 4,
+  "flow-seq-start": 12,
+  "flow-map-start": 12,
+  // Marks the lexer inserts (not source text) cost nothing; the scalar after one counts 4.
+  scalar: 0,
+  "doc-mode": 0,
+  "flow-error-end": 0,
 };
 
 /**
  * Pass 1: lexes and parses to CST tokens, stopping at the first lexeme that
- * nests too deeply or exceeds the token budget. The parser's stack holds the
- * document, each open collection and the node being read (a document of
- * depth 64 peaks at 66 in every shape tried: flow and block, maps and
- * sequences, compact and explicit-key forms); conversion checks the exact
- * depth later, this bound only keeps the parse tree shallow.
+ * nests too deeply, exceeds the token budget or is one alias too many.
+ * The parser's stack holds the document, each open collection and the node
+ * being read (a document of depth 64 peaks at 66 in every shape tried: flow
+ * and block, maps and sequences, compact and explicit-key forms); conversion
+ * checks the exact depth later, this bound only keeps the parse tree shallow.
+ * A big text is parsed in slices of LEXEMES_PER_SLICE lexemes.
  */
-function scan(text: string, lines: LineCounter): { tokens: CST.Token[]; notes: ScanNote[]; fatal: ScanFatal | null } {
+async function scan(
+  text: string,
+  lines: LineCounter,
+): Promise<{ tokens: CST.Token[]; notes: ScanNote[]; fatal: ScanFatal | null; lexemes: number }> {
   const parser = new Parser((offset) => lines.addNewLine(offset));
   lines.addNewLine(0);
   const tokens: CST.Token[] = [];
   const notes: ScanNote[] = [];
   const maxStack = MAX_YAML_DEPTH + 3;
-  let weight = 0;
+  let quarters = 0;
+  let aliases = 0;
   let scalarNext = false;
+  let count = 0;
   for (const lexeme of new Lexer().lex(text, false)) {
+    if (++count % LEXEMES_PER_SLICE === 0) await yieldToEventLoop();
     // The parser's offset skips the lexer's control lexemes (e.g. the mark before a plain scalar).
     const start = parser.offset;
+    let type: string | null = null;
     if (scalarNext) {
       scalarNext = false;
-      weight++;
+      quarters += 4;
     } else {
-      const type = CST.tokenType(lexeme);
+      type = CST.tokenType(lexeme);
       if (type === "scalar") scalarNext = true;
+      else if (type === "alias") aliases++;
       else if (type === "tag") notes.push({ offset: start, message: tagMessage(text, start) });
       else if (type === "directive-line") {
         const [name = "", ...args] = lexeme.slice(1).trim().split(/\s+/);
@@ -186,27 +225,34 @@ function scan(text: string, lines: LineCounter): { tokens: CST.Token[]; notes: S
             message: `YAML directive %${name.slice(0, 64)} is not accepted: a config file is plain YAML 1.2 data (only %YAML 1.2 may be given)`,
           });
         }
-      } else weight += (type && TOKEN_WEIGHT[type]) ?? 0;
+      }
+      quarters += (type === null ? undefined : QUARTERS[type]) ?? 1;
     }
     for (const token of parser.next(lexeme)) tokens.push(token);
     let fatal: ScanFatal | null = null;
     if (parser.stack.length > maxStack) {
       fatal = { kind: "depth", offset: start, message: DEPTH_MESSAGE };
-    } else if (weight > MAX_YAML_TOKENS) {
+    } else if (quarters > 4 * MAX_YAML_TOKENS) {
       fatal = {
-        kind: "tokens",
+        kind: "cut",
         offset: start,
-        message: `YAML: file too large to read: more than ${MAX_YAML_TOKENS} YAML tokens (keys, values, list items, indicators); the rest of the file was not read`,
+        message: `YAML: file too large to read: more than ${MAX_YAML_TOKENS} YAML tokens; the rest of the file was not read`,
+      };
+    } else if (aliases > MAX_YAML_ALIASES) {
+      fatal = {
+        kind: "cut",
+        offset: start,
+        message: `YAML: more than ${MAX_YAML_ALIASES} aliases; the rest of the file was not read`,
       };
     }
     if (fatal !== null) {
       // Close what is open (a bounded stack) so that the text so far can be composed.
       for (const token of parser.end()) tokens.push(token);
-      return { tokens, notes, fatal };
+      return { tokens, notes, fatal, lexemes: count };
     }
   }
   for (const token of parser.end()) tokens.push(token);
-  return { tokens, notes, fatal: null };
+  return { tokens, notes, fatal: null, lexemes: count };
 }
 
 function tagMessage(text: string, offset: number): string {

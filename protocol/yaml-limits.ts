@@ -12,11 +12,12 @@ export const MAX_YAML_KEYS = 10_000;
 /** Most alias uses (`*name`) in one file. */
 export const MAX_YAML_ALIASES = 100;
 /**
- * Most YAML tokens parsed (scalars, aliases, indicators `-` `?` `:` `,` and
- * flow brackets, which count 3): bounds the parse tree held in memory before
- * the node count can be known.
+ * Most YAML tokens parsed: scalars, aliases, anchors, tags and the indicators
+ * `-` `?` `:` `,` count 1, flow brackets `[` `{` 3, and spaces, line breaks
+ * and comments a quarter. Bounds the parse tree held in memory (and the parse
+ * time) before the node count can be known.
  */
-export const MAX_YAML_TOKENS = 60_000;
+export const MAX_YAML_TOKENS = 30_000;
 
 /** The problem text of nesting past MAX_YAML_DEPTH. */
 export const DEPTH_MESSAGE = `YAML: nested more than ${MAX_YAML_DEPTH} levels deep`;

@@ -65,18 +65,26 @@ describe("nesting", () => {
 });
 
 describe("alias expansion", () => {
-  it("refuses an 800 KB anchored list aliased 99 times (within the alias limit) by its expanded size", async () => {
+  it("refuses an anchored list aliased 99 times (within the alias limit) by its expanded size", async () => {
+    const urls = Array.from({ length: 2_000 }, (_, i) => `        - stun:stun-${i}.example.net:3478\n`).join("");
+    const text = `${MINIMAL}  turnServers:\n    - urls: &stun\n${urls}${"    - urls: *stun\n".repeat(99)}`;
+    const out = lines(await loadConfigText(text));
+    assert.equal(out.length, 1, out.join("\n"));
+    // About 2,020 nodes before the first alias and 2,001 per alias: the 49th alias (turnServers/49) crosses 100,000.
+    const firstAliasLine = MINIMAL_LINES + 3 + 2_000;
+    assert.equal(
+      out[0],
+      `c.yaml:${firstAliasLine + 48}:13: /webrtc/turnServers/49/urls: YAML: more than ${MAX_YAML_NODES} nodes (counting aliases at their expanded size)`,
+    );
+  });
+
+  it("refuses an 800 KB anchored list aliased 99 times before expanding anything", async () => {
     const urls = Array.from({ length: 19_000 }, (_, i) => `        - stun:stun-${i}.example.net:3478\n`).join("");
     const text = `${MINIMAL}  turnServers:\n    - urls: &stun\n${urls}${"    - urls: *stun\n".repeat(99)}`;
     assert.ok(Buffer.byteLength(text) <= MAX_CONFIG_BYTES);
-    const out = lines(await loadConfigText(text));
-    assert.equal(out.length, 1, out.join("\n"));
-    // 19,001 nodes per alias: the sixth alias (line of the sixth `*stun`) crosses 100,000.
-    const firstAliasLine = MINIMAL_LINES + 3 + 19_000;
-    assert.equal(
-      out[0],
-      `c.yaml:${firstAliasLine + 4}:13: /webrtc/turnServers/5/urls: YAML: more than ${MAX_YAML_NODES} nodes (counting aliases at their expanded size)`,
-    );
+    const r = await loadConfigText(text);
+    assert.ok(!r.ok);
+    assert.match(lines(r).join("\n"), /file too large to read: more than 30000 YAML tokens/);
   });
 
   it("refuses a billion-laughs ladder, and more than the alias limit", async () => {
@@ -86,7 +94,11 @@ describe("alias expansion", () => {
     assert.match(lines(await loadConfigText(`${ladder.join("\n")}\n`)).join("\n"), /more than 100000 nodes/);
     const many = `a: &a 1\nb: [${"*a, ".repeat(MAX_YAML_ALIASES)}*a]\n`;
     assert.deepEqual(lines(await loadConfigText(many)), [
-      `c.yaml:2:${5 + 4 * MAX_YAML_ALIASES}: /b/${MAX_YAML_ALIASES}: YAML: more than ${MAX_YAML_ALIASES} aliases`,
+      'c.yaml:1:1: /: missing required key "schemaVersion"',
+      'c.yaml:1:1: /: missing required key "server"',
+      'c.yaml:1:1: /: missing required key "webrtc"',
+      'c.yaml:1:1: /a: unknown key "a"',
+      `c.yaml:2:${5 + 4 * MAX_YAML_ALIASES}: /: YAML: more than ${MAX_YAML_ALIASES} aliases; the rest of the file was not read`,
     ]);
   });
 
@@ -120,23 +132,31 @@ describe("key and token limits, capped lists", () => {
     return parts.join("");
   };
 
-  it("80,000 unknown keys: 20 problems, the first at the first unknown key, the limits always listed", async () => {
+  it("80,000 unknown keys: 20 problems, the first at the first unknown key, the token limit always listed", async () => {
     const r = await loadConfigText(unknownKeys(80_000));
     const out = lines(r);
     assert.equal(out.length, MAX_REPORTED_PROBLEMS + 1);
     assert.equal(out[0], `c.yaml:${MINIMAL_LINES + 1}:1: /x00000: unknown key "x00000"`);
-    assert.match(out.at(-1)!, /^c\.yaml:1:1: \/: and \d+ more problem\(s\) not shown$/);
-    // The key limit and the token limit, where they were reached.
+    assert.equal(out[18], `c.yaml:${MINIMAL_LINES + 19}:1: /x00018: unknown key "x00018"`);
+    // Each `x00000: 0` line is 3.5 tokens: the limit is reached on line 8,569 (of 80,006).
+    assert.equal(
+      out[19],
+      `c.yaml:8569:9: /: YAML: file too large to read: more than ${MAX_YAML_TOKENS} YAML tokens; the rest of the file was not read`,
+    );
+    assert.match(out[20]!, /^c\.yaml:1:1: \/: and \d+ more problem\(s\) not shown$/);
+  });
+
+  it("more than 10,000 mapping keys: the keys past the limit are not read, the limit is listed", async () => {
+    const keys = Array.from({ length: 12_000 }, (_, i) => `k${i}:\n`).join("");
+    const out = lines(await loadConfigText(`${MINIMAL}${keys}`));
+    // MINIMAL has 6 keys, so key k9994 is the 10,001st.
     assert.ok(
       out.includes(
-        `c.yaml:${MINIMAL_LINES + MAX_YAML_KEYS - 5}:1: /x09994: YAML: more than ${MAX_YAML_KEYS} mapping keys; the keys from here on were not read`,
+        `c.yaml:${MINIMAL_LINES + 9995}:1: /k9994: YAML: more than ${MAX_YAML_KEYS} mapping keys; the keys from here on were not read`,
       ),
       out.join("\n"),
     );
-    assert.ok(
-      out.some((l) => l.includes(`more than ${MAX_YAML_TOKENS} YAML tokens`)),
-      out.join("\n"),
-    );
+    assert.equal(out[0], `c.yaml:${MINIMAL_LINES + 1}:1: /k0: unknown key "k0"`);
   });
 
   it("5,000 unknown keys (under every limit): each is reported, the list capped with the right count", async () => {
@@ -160,8 +180,17 @@ describe("key and token limits, capped lists", () => {
     const out = lines(r);
     assert.equal(out.length, MAX_REPORTED_PROBLEMS + 1);
     assert.equal(out[0], `c.yaml:${MINIMAL_LINES + 2}:7: /webrtc/announcedIps/0: must be a valid IP address`);
+    assert.equal(out[18], `c.yaml:${MINIMAL_LINES + 20}:7: /webrtc/announcedIps/18: must be a valid IP address`);
+    assert.match(out[19]!, /: \/: YAML: file too large to read/);
+    assert.match(out[20]!, /^c\.yaml:1:1: \/: and \d+ more problem\(s\) not shown$/);
+  });
+
+  it("2,000 bad IPs (under the token limit): the summary counts the rest", async () => {
+    const ips = Array.from({ length: 2_000 }, (_, i) => `    - 300.${(i >> 8) & 255}.${i & 255}.1\n`).join("");
+    const out = lines(await loadConfigText(`${MINIMAL}  announcedIps:\n${ips}`));
+    assert.equal(out.length, MAX_REPORTED_PROBLEMS + 1);
     assert.equal(out[19], `c.yaml:${MINIMAL_LINES + 21}:7: /webrtc/announcedIps/19: must be a valid IP address`);
-    assert.equal(out[20], "c.yaml:1:1: /: and 19980 more problem(s) not shown");
+    assert.equal(out[20], "c.yaml:1:1: /: and 1980 more problem(s) not shown");
   });
 
   it("caps warnings too", async () => {
