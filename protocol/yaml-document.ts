@@ -92,11 +92,18 @@ export async function readYaml(text: string): Promise<YamlRead> {
   const issues = scanned.notes.map((n) => issue(n.offset, n.message));
   const composer = new Composer({ strict: true, uniqueKeys: false, prettyErrors: false, logLevel: "error" });
   let docs: Document.Parsed[];
+  // yaml reports each syntax error as an Error object; a hostile file can
+  // hold tens of thousands, and their stack traces (of no use here) would
+  // cost most of the memory.
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   try {
     docs = [...composer.compose(scanned.tokens, true, text.length)];
   } catch (err) {
     // Not expected (the nesting is bounded), but a bad file must never throw.
     return { ok: false, issues: [...issues, issue(null, `YAML: ${firstLine((err as Error).message)}`)] };
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
   }
   const fatal = scanned.fatal === null ? null : issue(scanned.fatal.offset, scanned.fatal.message, "", true);
   // Past a limit the text was cut: what the parser says at or after the cut is about the cut.

@@ -213,6 +213,23 @@ describe("key and token limits, capped lists", () => {
     assert.equal(out.length, 2, out.join("\n"));
   });
 
+  it("counts what the parse tree keeps besides nodes: blank lines, comments, anchors, stray commas", async () => {
+    const near = MAX_CONFIG_BYTES - 1024;
+    for (const [name, text] of [
+      ["blank lines", `${MINIMAL}${"\n".repeat(near)}`],
+      ["comments", `${MINIMAL}${"#\n".repeat(near / 2)}`],
+      ["anchors", `${MINIMAL}x: ${"&a ".repeat(near / 3)}1\n`],
+      ["stray commas", `${MINIMAL}x: [${" ,".repeat(near / 2)}]\n`],
+    ] as const) {
+      const out = lines(await loadConfigText(text));
+      assert.ok(
+        out.some((l) => l.includes(`file too large to read: more than ${MAX_YAML_TOKENS} YAML tokens`)),
+        `${name}: ${out.join("\n")}`,
+      );
+      assert.ok(out.length <= MAX_REPORTED_PROBLEMS + 1, name);
+    }
+  });
+
   it("reports duplicate keys at the second one, and refuses list or mapping keys", async () => {
     assert.ok(
       lines(await loadConfigText(`${MINIMAL}x: 1\nx: 2\n`)).includes(
