@@ -59,11 +59,13 @@ export type YamlRead =
   | { ok: false; issues: YamlIssue[] };
 
 /**
- * Lexemes parsed between two yields to the event loop: a big file is parsed
- * in slices, so that a process reading one (at a fraction of a CPU) keeps
- * answering its health checks. A typical config is parsed in one slice.
+ * Most lexemes, and most characters of text, parsed between two yields to
+ * the event loop: a big file is parsed in slices, so that a process reading
+ * one (at a fraction of a CPU) keeps answering its health checks. A typical
+ * config is parsed in one slice.
  */
-const LEXEMES_PER_SLICE = 8192;
+const LEXEMES_PER_SLICE = 4096;
+const CHARS_PER_SLICE = 64 * 1024;
 
 /** Resolves after the event loop has run pending I/O callbacks. */
 export function yieldToEventLoop(): Promise<void> {
@@ -87,7 +89,7 @@ export async function readYaml(text: string): Promise<YamlRead> {
 
   const scanned = await scan(text, lines);
   // Composing and converting a big file are slices of their own.
-  const big = scanned.lexemes > LEXEMES_PER_SLICE;
+  const big = scanned.sliced;
   if (big) await yieldToEventLoop();
   const issues = scanned.notes.map((n) => issue(n.offset, n.message));
   const composer = new Composer({ strict: true, uniqueKeys: false, prettyErrors: false, logLevel: "error" });
@@ -201,7 +203,7 @@ const QUARTERS: Partial<Record<string, number>> = {
 async function scan(
   text: string,
   lines: LineCounter,
-): Promise<{ tokens: CST.Token[]; notes: ScanNote[]; fatal: ScanFatal | null; lexemes: number }> {
+): Promise<{ tokens: CST.Token[]; notes: ScanNote[]; fatal: ScanFatal | null; sliced: boolean }> {
   const parser = new Parser((offset) => lines.addNewLine(offset));
   lines.addNewLine(0);
   const tokens: CST.Token[] = [];
@@ -211,8 +213,14 @@ async function scan(
   let aliases = 0;
   let scalarNext = false;
   let count = 0;
+  let slices = 0;
+  let sliceStart = 0;
   for (const lexeme of new Lexer().lex(text, false)) {
-    if (++count % LEXEMES_PER_SLICE === 0) await yieldToEventLoop();
+    if (++count % LEXEMES_PER_SLICE === 0 || parser.offset - sliceStart > CHARS_PER_SLICE) {
+      sliceStart = parser.offset;
+      slices++;
+      await yieldToEventLoop();
+    }
     // The parser's offset skips the lexer's control lexemes (e.g. the mark before a plain scalar).
     const start = parser.offset;
     let type: string | null = null;
@@ -255,11 +263,11 @@ async function scan(
     if (fatal !== null) {
       // Close what is open (a bounded stack) so that the text so far can be composed.
       for (const token of parser.end()) tokens.push(token);
-      return { tokens, notes, fatal, lexemes: count };
+      return { tokens, notes, fatal, sliced: slices > 0 };
     }
   }
   for (const token of parser.end()) tokens.push(token);
-  return { tokens, notes, fatal: null, lexemes: count };
+  return { tokens, notes, fatal: null, sliced: slices > 0 };
 }
 
 function tagMessage(text: string, offset: number): string {
