@@ -64,7 +64,7 @@ export type YamlRead =
  * one (at a fraction of a CPU) keeps answering its health checks. A typical
  * config is parsed in one slice.
  */
-const LEXEMES_PER_SLICE = 4096;
+const LEXEMES_PER_SLICE = 8192;
 const CHARS_PER_SLICE = 64 * 1024;
 
 /** Resolves after the event loop has run pending I/O callbacks. */
