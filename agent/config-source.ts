@@ -19,12 +19,18 @@
  * the store's job.
  */
 import { createHash } from "node:crypto";
-import { lstatSync, statSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { constants as fsConstants, lstatSync, statSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { type FSWatcher, watch } from "chokidar";
 import type { Logger } from "pino";
-import { type ConfigProblem, formatProblem, type LoadFailureCode, loadConfigFile } from "../protocol/config-loader.ts";
+import {
+  type ConfigProblem,
+  formatProblem,
+  type LoadFailureCode,
+  loadConfigFile,
+  MAX_CONFIG_BYTES,
+} from "../protocol/config-loader.ts";
 import type { NormalisedConfigV1 } from "../protocol/config-schema.ts";
 import { LifecycleError } from "./errors.ts";
 import type { AgentMetrics, WatchEventKind } from "./metrics.ts";
@@ -265,16 +271,8 @@ export class ConfigSource {
       });
       return;
     }
-    let rawHash: string | null = null;
-    if (result.code === "INVALID_CONFIG" || result.code === "UNSUPPORTED_SCHEMA") {
-      try {
-        rawHash = `sha256:${createHash("sha256")
-          .update(await readFile(this.#path))
-          .digest("hex")}`;
-      } catch {
-        rawHash = null;
-      }
-    }
+    const rawHash =
+      result.code === "INVALID_CONFIG" || result.code === "UNSUPPORTED_SCHEMA" ? await rawHashOf(this.#path) : null;
     this.#deps.onReading({
       ok: false,
       code: result.code,
@@ -283,5 +281,35 @@ export class ConfigSource {
       problems: result.problems,
       trigger: kind,
     });
+  }
+}
+
+/**
+ * `sha256:<hex>` of the raw bytes of the file at `path`, or null when it
+ * cannot be read or is larger than the loader reads (a refused file can be
+ * any size: hashing it must not read gigabytes).
+ */
+async function rawHashOf(path: string): Promise<string | null> {
+  try {
+    const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    try {
+      const stat = await handle.stat();
+      if (!stat.isFile() || stat.size > MAX_CONFIG_BYTES) return null;
+      const hash = createHash("sha256");
+      const buf = Buffer.allocUnsafe(64 * 1024);
+      let total = 0;
+      for (;;) {
+        const { bytesRead } = await handle.read(buf, 0, buf.length, total);
+        if (bytesRead === 0) break;
+        total += bytesRead;
+        if (total > MAX_CONFIG_BYTES) return null;
+        hash.update(buf.subarray(0, bytesRead));
+      }
+      return `sha256:${hash.digest("hex")}`;
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return null;
   }
 }

@@ -16,10 +16,14 @@ const ROOT = resolve(import.meta.dirname, "..");
 
 /** The benchmark scripts, in the order they run, with what each measures. */
 const BENCHES: ReadonlyArray<{ script: string; title: string }> = [
-  { script: "bench/agent-reload.ts", title: "Agent: file swap -> SFU ack latency, memory and idle CPU" },
+  {
+    script: "bench/agent-reload.ts",
+    title: "Agent: file swap -> config pushed, side by side with configmap-reload; memory and idle CPU",
+  },
   { script: "bench/sfu-forwarding.ts", title: "SFU: forwarding capacity and config-apply stall" },
   { script: "bench/queue-fanout.ts", title: "SNS/SQS: publish -> all pods applied, idle request rate" },
   { script: "bench/restart-vs-reload.ts", title: "Media interruption: rolling restart vs hot reload" },
+  { script: "bench/hostile-configs.ts", title: "Hostile configs: validate time and peak RSS, worst case" },
 ];
 
 interface RunResult {

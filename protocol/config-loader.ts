@@ -4,41 +4,75 @@
  * -> normalise -> hash. Every problem carries the JSON pointer it concerns and,
  * when the input was YAML text, the line:column it comes from.
  *
+ * Reading costs bounded time and memory for any input (the limits are in
+ * yaml-limits.ts, enforced by yaml-document.ts and, for already-parsed
+ * values, config-problems.ts). Problem lists are capped and their text made
+ * safe to show (no secrets, no control characters; safe-text.ts). A config
+ * whose push frame would exceed the protocol's frame limit is refused.
+ *
  * Expected failures (a bad file) are returned as `{ ok: false }` values; this
  * module only throws on programming errors.
  */
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from "node:fs";
-import { access, open } from "node:fs/promises";
-import type { ErrorObject } from "ajv";
-import { type Document, isMap, isNode, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from "yaml";
 import { createAjv } from "./ajv.ts";
+import { semanticProblems } from "./config-checks.ts";
 import {
-  AUDIO_CODECS,
+  type ConfigProblem,
+  finishList,
+  ON_KEY,
+  PINNED,
+  problem,
+  schemaProblems,
+  shapeProblems,
+} from "./config-problems.ts";
+import {
   CONFIG_DEFAULTS,
   configSchemaV1,
   type NormalisedConfigV1,
   type SfuConfigV1,
   SUPPORTED_SCHEMA_VERSIONS,
   type TurnServer,
-  VIDEO_CODECS,
 } from "./config-schema.ts";
-import { fastYamlValue } from "./fast-yaml.ts";
-import { type ConfigHash, configHash } from "./hash.ts";
+import { type ConfigHash, canonicalJson, canonicalJsonHash } from "./hash.ts";
+import { MAX_FRAME_BYTES } from "./messages-schema.ts";
+import { escapeControlChars } from "./safe-text.ts";
+import { readYaml, yieldToEventLoop } from "./yaml-document.ts";
+
+export { checkIceUri } from "./config-checks.ts";
+export { type ConfigProblem, MAX_REPORTED_PROBLEMS } from "./config-problems.ts";
+export {
+  MAX_YAML_ALIASES,
+  MAX_YAML_DEPTH,
+  MAX_YAML_KEYS,
+  MAX_YAML_NODES,
+  MAX_YAML_TOKENS,
+} from "./yaml-document.ts";
 
 /** Largest config file accepted, in bytes. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
-/** Most YAML alias dereferences accepted (billion-laughs guard). */
-export const MAX_YAML_ALIASES = 100;
 
-/** One problem found in a config. `line`/`col` are 1-based, null when unknown. */
-export interface ConfigProblem {
-  severity: "error" | "warning";
-  /** JSON pointer (RFC 6901) of the offending value; "" for the whole document. */
-  pointer: string;
-  message: string;
-  line: number | null;
-  col: number | null;
-}
+/**
+ * Largest `config` message envelope around the config, in bytes: every field
+ * but `config` at its largest (nonce and version up to 2^53-1, a 256-character
+ * revision written with 6-byte escapes).
+ */
+const MAX_ENVELOPE_BYTES = Buffer.byteLength(
+  JSON.stringify({
+    type: "config",
+    nonce: Number.MAX_SAFE_INTEGER,
+    version: Number.MAX_SAFE_INTEGER,
+    hash: `sha256:${"0".repeat(64)}`,
+    revision: "\u0000".repeat(256),
+    schemaVersion: 1,
+    config: {},
+  }),
+);
+/**
+ * Largest canonical JSON of a config, in bytes: what fits in one push frame
+ * (MAX_FRAME_BYTES) with the largest envelope. A larger config could never
+ * be delivered, so the loader refuses it.
+ */
+export const MAX_CONFIG_JSON_BYTES = MAX_FRAME_BYTES - MAX_ENVELOPE_BYTES;
 
 /** Why a config was refused. */
 export type LoadFailureCode =
@@ -75,14 +109,21 @@ export interface LoadOptions {
   checkFiles?: boolean;
 }
 
+/** Values with more nodes than this are checked in several event-loop slices. */
+const BIG_VALUE_NODES = 10_000;
+
 const ajv = createAjv();
 const validateSchema = ajv.compile(configSchemaV1);
 
-/** Formats a problem as `FILE:LINE:COL: <pointer>: <message>` (the `validate` output line). */
+/**
+ * Formats a problem as `FILE:LINE:COL: <pointer>: <message>` (the `validate`
+ * output line). Control characters of every part are escaped (the file name
+ * and keys come from outside), so the line is safe to print to a terminal.
+ */
 export function formatProblem(source: string, p: ConfigProblem): string {
-  const where = `${source}:${p.line ?? 1}:${p.col ?? 1}`;
+  const where = `${escapeControlChars(source)}:${p.line ?? 1}:${p.col ?? 1}`;
   const prefix = p.severity === "warning" ? "warning: " : "";
-  return `${where}: ${p.pointer || "/"}: ${prefix}${p.message}`;
+  return `${where}: ${escapeControlChars(p.pointer) || "/"}: ${prefix}${escapeControlChars(p.message)}`;
 }
 
 /** Reads and loads a config file. Never throws for bad input. */
@@ -115,7 +156,6 @@ export async function loadConfigFile(path: string, options: LoadOptions = {}): P
     if (bytes.length > MAX_CONFIG_BYTES) {
       return fail("INVALID_CONFIG", `file exceeds ${MAX_CONFIG_BYTES} bytes`);
     }
-    // Decoded before anything else runs: the bytes may be the shared read buffer.
     text = decodeConfigBytes(bytes, source);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
@@ -130,39 +170,22 @@ export async function loadConfigFile(path: string, options: LoadOptions = {}): P
   return typeof text === "string" ? loadConfigText(text, { ...options, source }) : text;
 }
 
-/**
- * Files up to this size are read into one buffer kept for the life of the
- * process; larger ones (rare, up to MAX_CONFIG_BYTES) get a buffer of their
- * own. A fresh buffer per reload is memory outside the V8 heap that is only
- * freed when the GC gets to its wrapper: in a run of reloads those buffers
- * pile up in malloc's heap (see the agent benchmark).
- */
-const SHARED_READ_BYTES = 64 * 1024;
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
-let sharedReadBuffer: Buffer | null = null;
 
 /**
  * Reads a regular file from offset 0 until EOF or past MAX_CONFIG_BYTES, into
- * a buffer with room for one byte more than fstat said (to notice a file
- * that grew since). The result may be a view of the shared read buffer:
- * decode it before the next read.
+ * a buffer of its own with room for one byte more than fstat said (to notice
+ * a file that grew since).
  */
 function readWhole(fd: number, statSize: number): Buffer {
-  const want = Math.min(statSize, MAX_CONFIG_BYTES) + 1;
-  let buf: Buffer;
-  if (want <= SHARED_READ_BYTES) {
-    sharedReadBuffer ??= Buffer.allocUnsafeSlow(SHARED_READ_BYTES);
-    buf = sharedReadBuffer;
-  } else {
-    buf = Buffer.allocUnsafeSlow(want);
-  }
+  let buf = Buffer.allocUnsafe(Math.min(statSize, MAX_CONFIG_BYTES) + 1);
   let length = 0;
   for (;;) {
     const n = readSync(fd, buf, length, buf.length - length, length);
     length += n;
     if (n === 0 || length > MAX_CONFIG_BYTES) return buf.subarray(0, length);
     if (length === buf.length) {
-      const bigger = Buffer.allocUnsafeSlow(Math.min(buf.length * 2, MAX_CONFIG_BYTES + 1));
+      const bigger = Buffer.allocUnsafe(Math.min(buf.length * 2, MAX_CONFIG_BYTES + 1));
       buf.copy(bigger);
       buf = bigger;
     }
@@ -188,73 +211,71 @@ export async function loadConfigBytes(bytes: Uint8Array, options: LoadOptions = 
   return typeof text === "string" ? loadConfigText(text, { ...options, source }) : text;
 }
 
-/** Parses and validates YAML/JSON config text. */
+/**
+ * Parses and validates YAML/JSON config text. Bounded in time and memory for
+ * any text (see yaml-document.ts for the limits); every problem is located at
+ * its line:column, sorted by position, and at most MAX_REPORTED_PROBLEMS are
+ * listed.
+ */
 export async function loadConfigText(text: string, options: LoadOptions = {}): Promise<LoadResult> {
   const source = options.source ?? "<input>";
   if (Buffer.byteLength(text, "utf8") > MAX_CONFIG_BYTES) {
     return invalid(source, [problem("", `config exceeds ${MAX_CONFIG_BYTES} bytes`)]);
   }
-  // Fast path (protocol/fast-yaml.ts): a valid file with nothing to locate needs no document model.
-  const fast = fastYamlValue(text);
-  if (fast !== undefined) {
-    const result = await validateConfigValue(fast, { ...options, source });
-    if (result.ok && result.warnings.length === 0) return result;
+  const read = await readYaml(text);
+  if (!read.ok) {
+    return invalid(
+      source,
+      finishList(
+        read.issues.map(({ pinned: _, ...i }) => ({ severity: "error", ...i })),
+        "problem",
+      ),
+    );
   }
-  const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, {
-    lineCounter,
-    uniqueKeys: true,
-    prettyErrors: false,
-    strict: true,
-    // Silences yaml's process warnings (e.g. collection keys); problems are reported below.
-    logLevel: "error",
+  const result = await validateValue(read.value, { ...options, source });
+  const locate = (p: ConfigProblem): ConfigProblem => ({ ...p, ...read.locate(p.pointer, ON_KEY.has(p)) });
+  // Past a cut (the token limit) the value is truncated: what is wrong there is the cut.
+  const readTo = read.readTo;
+  const beforeCut = (p: ConfigProblem) => readTo === null || (p.line !== null && p.line < readTo);
+  const warnings = finishList(result.warnings.map(locate).filter(beforeCut), "warning");
+  const yamlProblems = read.issues.map((i): ConfigProblem => {
+    const { pinned, ...rest } = i;
+    const p: ConfigProblem = { severity: "error", ...rest };
+    if (pinned) PINNED.add(p);
+    return p;
   });
-  const at = (offset: number | undefined) => {
-    if (offset === undefined) return { line: null, col: null };
-    const pos = lineCounter.linePos(offset);
-    return { line: pos.line, col: pos.col };
-  };
-  const list = Array.isArray(docs) ? docs : [];
-  if (!Array.isArray(docs)) {
-    // An empty stream yields an EmptyStream object.
-    return invalid(source, [problem("", "file is empty; expected a YAML mapping with schemaVersion: 1")]);
-  }
-  if (list.length === 0) return invalid(source, [problem("", "file is empty; expected a YAML mapping")]);
-  if (list.length > 1) {
-    const second = list[1] as Document.Parsed;
-    return invalid(source, [
-      { ...problem("", "multiple YAML documents; a config file holds exactly one"), ...at(second.range[0]) },
-    ]);
-  }
-  const doc = list[0] as Document.Parsed;
-  if (doc.errors.length > 0) return invalid(source, syntaxProblems(doc.errors, at));
-  let value: unknown;
-  try {
-    value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
-  } catch (err) {
-    return invalid(source, [problem("", `YAML: ${yamlMessage((err as Error).message)}`)]);
-  }
-  const locate = (pointer: string, key = false) => at(offsetOf(doc, pointer, key));
-  const result = await validateConfigValue(value, { ...options, source });
-  if (result.ok) return { ...result, warnings: result.warnings.map((w) => ({ ...w, ...locate(w.pointer) })) };
-  return {
-    ...result,
-    problems: result.problems.map((p) => ({ ...p, ...locate(p.pointer, ON_KEY.has(p)) })),
-    warnings: result.warnings.map((w) => ({ ...w, ...locate(w.pointer) })),
-  };
+  if (result.ok && yamlProblems.length === 0) return { ...result, warnings };
+  const later = result.ok ? [] : result.problems.map(locate).filter(beforeCut);
+  const code = result.ok ? "INVALID_CONFIG" : result.code;
+  return { ok: false, source, code, problems: finishList([...yamlProblems, ...later], "problem"), warnings };
 }
 
 /**
  * Validates an already-parsed config value (e.g. the `config` of a pushed
  * message) and normalises it. Problems carry pointers but no line:column.
+ * The same limits as for YAML text apply (nesting depth, node and key
+ * counts), and every string and key must be well-formed Unicode.
  * Synchronous except for the optional `credentialFile` checks.
  */
 export async function validateConfigValue(value: unknown, options: LoadOptions = {}): Promise<LoadResult> {
+  const result = await validateValue(value, options);
+  const warnings = finishList(result.warnings, "warning");
+  if (result.ok) return { ...result, warnings };
+  return { ...result, problems: finishList(result.problems, "problem"), warnings };
+}
+
+/** {@link validateConfigValue} without the final capping and sorting of the lists. */
+async function validateValue(value: unknown, options: LoadOptions): Promise<LoadResult> {
   const source = options.source ?? "<input>";
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     const kind = value === null ? "empty" : Array.isArray(value) ? "a list" : `a ${typeof value}`;
     return invalid(source, [problem("", `config must be a mapping with schemaVersion: 1, got ${kind}`)]);
   }
+  const shape = shapeProblems(value);
+  if (shape.stop) return invalid(source, shape.problems);
+  // Each check of a big value is a slice of its own (see yieldToEventLoop).
+  const big = shape.nodes > BIG_VALUE_NODES;
+  if (big) await yieldToEventLoop();
   const sv = (value as { schemaVersion?: unknown }).schemaVersion;
   if (
     typeof sv === "number" &&
@@ -276,79 +297,29 @@ export async function validateConfigValue(value: unknown, options: LoadOptions =
   }
   const schemaOk = validateSchema(value);
   const problems = schemaOk ? [] : schemaProblems(validateSchema.errors ?? []);
+  if (big) await yieldToEventLoop();
+  problems.push(...shape.problems);
   // Semantic checks run even when the schema failed, on whatever parts are
   // well-typed, so one run reports every problem it can.
   const semantic = await semanticProblems(value as Record<string, unknown>, options);
+  if (big) await yieldToEventLoop();
   problems.push(...semantic.problems);
   const warnings = semantic.warnings;
   if (problems.length > 0) return { ok: false, source, code: "INVALID_CONFIG", problems, warnings };
   const normalised = normalise(value as SfuConfigV1);
-  return { ok: true, source, config: normalised, hash: configHash(normalised), warnings };
-}
-
-/** The checks JSON Schema cannot express. Defensive: `value` may have failed the schema. */
-async function semanticProblems(
-  value: Record<string, unknown>,
-  options: LoadOptions,
-): Promise<{ problems: ConfigProblem[]; warnings: ConfigProblem[] }> {
-  const problems: ConfigProblem[] = [];
-  const warnings: ConfigProblem[] = [];
-  const webrtc = isRecord(value.webrtc) ? value.webrtc : {};
-  const range = webrtc.icePortRange;
-  if (Array.isArray(range) && range.length === 2 && range.every((n) => Number.isInteger(n))) {
-    const [min, max] = range as [number, number];
-    if (min >= max) problems.push(problem("/webrtc/icePortRange", `min ${min} must be less than max ${max}`));
+  // One serialisation gives both the hash and the size of the push frame.
+  const json = canonicalJson(normalised);
+  const jsonBytes = Buffer.byteLength(json, "utf8");
+  if (jsonBytes > MAX_CONFIG_JSON_BYTES) {
+    return invalid(source, [
+      problem(
+        "",
+        `config is too large to deliver: its canonical JSON is ${jsonBytes} bytes, but a push frame is limited to ` +
+          `${MAX_FRAME_BYTES} bytes (the protocol's MAX_FRAME_BYTES), which leaves ${MAX_CONFIG_JSON_BYTES} bytes for the config`,
+      ),
+    ]);
   }
-  const codecs = webrtc.codecs;
-  const known = [...AUDIO_CODECS, ...VIDEO_CODECS] as readonly unknown[];
-  // An empty list or unknown names are the schema's to report.
-  if (Array.isArray(codecs) && codecs.length > 0 && codecs.every((c) => known.includes(c))) {
-    if (!codecs.some((c) => (AUDIO_CODECS as readonly unknown[]).includes(c))) {
-      problems.push(problem("/webrtc/codecs", `needs at least one audio codec (${AUDIO_CODECS.join(", ")})`));
-    }
-    if (!codecs.some((c) => (VIDEO_CODECS as readonly unknown[]).includes(c))) {
-      problems.push(problem("/webrtc/codecs", `needs at least one video codec (${VIDEO_CODECS.join(", ")})`));
-    }
-  }
-  const turn = Array.isArray(webrtc.turnServers) ? (webrtc.turnServers as unknown[]) : [];
-  // Index loops (no iterator or [index, value] pair per item): this runs on
-  // every reload, over every server of a config that may list hundreds.
-  for (let i = 0; i < turn.length; i++) {
-    const server = turn[i];
-    if (!isRecord(server)) continue;
-    const base = `/webrtc/turnServers/${i}`;
-    let needsCredential = false;
-    const urls = Array.isArray(server.urls) ? (server.urls as unknown[]) : [];
-    for (let j = 0; j < urls.length; j++) {
-      const url = urls[j];
-      if (typeof url !== "string" || url === "") continue;
-      const err = checkIceUri(url);
-      if (err) problems.push(problem(`${base}/urls/${j}`, err));
-      if (/^turns?:/i.test(url)) needsCredential = true;
-    }
-    const { username, credential, credentialFile } = server;
-    if (credential !== undefined && credentialFile !== undefined) {
-      problems.push(problem(`${base}/credential`, "give either credential or credentialFile, not both"));
-    }
-    if (needsCredential && (username === undefined || (credential ?? credentialFile) === undefined)) {
-      problems.push(problem(base, "a turn:/turns: server needs username and credentialFile (or credential)"));
-    }
-    if (credential !== undefined) {
-      warnings.push({
-        ...problem(`${base}/credential`, "inline credential: prefer credentialFile pointing at a mounted Secret"),
-        severity: "warning",
-      });
-    }
-    if (typeof credentialFile === "string" && credentialFile !== "" && options.checkFiles !== false) {
-      const err = await checkReadable(credentialFile);
-      if (err) problems.push(problem(`${base}/credentialFile`, `${credentialFile}: ${err}`));
-    }
-  }
-  return { problems, warnings };
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+  return { ok: true, source, config: normalised, hash: canonicalJsonHash(json), warnings };
 }
 
 /**
@@ -385,161 +356,6 @@ function sortedTurnServer(t: TurnServer): TurnServer {
   return out as TurnServer;
 }
 
-/** Returns an error message when `uri` is not a valid turn:/turns:/stun:/stuns: URI (RFC 7064/7065). */
-export function checkIceUri(uri: string): string | null {
-  const m = /^(turns?|stuns?):(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?(\?transport=(udp|tcp))?$/.exec(uri);
-  if (!m) {
-    if (!/^(turns?|stuns?):/i.test(uri)) return `${JSON.stringify(uri)}: scheme must be turn:, turns: or stun:`;
-    return `${JSON.stringify(uri)}: not a valid ICE server URI (expected scheme:host[:port][?transport=udp|tcp])`;
-  }
-  if (m[3] !== undefined) {
-    const port = Number(m[3]);
-    if (port < 1 || port > 65535) return `${JSON.stringify(uri)}: port ${port} is out of range 1..65535`;
-  }
-  if (m[4] !== undefined && m[1]?.startsWith("stun")) return `${JSON.stringify(uri)}: stun: URIs take no transport`;
-  return null;
-}
-
-async function checkReadable(path: string): Promise<string | null> {
-  try {
-    const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-    try {
-      const stat = await handle.stat();
-      if (stat.isDirectory()) return "is a directory";
-      if (!stat.isFile()) return "credential file is not a regular file";
-    } finally {
-      await handle.close();
-    }
-    await access(path, fsConstants.R_OK);
-    return null;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return "credential file does not exist";
-    if (code === "EACCES" || code === "EPERM") return "credential file is not readable";
-    return `credential file cannot be read (${code})`;
-  }
-}
-
-function problem(pointer: string, message: string): ConfigProblem {
-  return { severity: "error", pointer, message, line: null, col: null };
-}
-
 function invalid(source: string, problems: ConfigProblem[]): LoadResult {
   return { ok: false, source, code: "INVALID_CONFIG", problems, warnings: [] };
-}
-
-/** Most YAML syntax errors reported for one file; the rest are summarised. */
-const MAX_SYNTAX_PROBLEMS = 10;
-
-/** YAML parse errors as problems: one line each, stack exhaustion renamed, duplicates and floods cut. */
-function syntaxProblems(
-  errors: readonly { message: string; pos: [number, number] }[],
-  at: (offset: number | undefined) => { line: number | null; col: number | null },
-): ConfigProblem[] {
-  const out: ConfigProblem[] = [];
-  const seen = new Set<string>();
-  for (const e of errors) {
-    const message = `YAML: ${yamlMessage(e.message)}`;
-    if (message.includes("nested too deeply") && seen.has(message)) continue;
-    seen.add(message);
-    out.push({ ...problem("", message), ...at(e.pos[0]) });
-  }
-  if (out.length > MAX_SYNTAX_PROBLEMS) {
-    const more = out.length - MAX_SYNTAX_PROBLEMS;
-    out.length = MAX_SYNTAX_PROBLEMS;
-    out.push(problem("", `YAML: ${more} more syntax error(s) not shown`));
-  }
-  return out;
-}
-
-/** First line of a yaml error message; stack exhaustion on absurd nesting gets a plain name. */
-function yamlMessage(message: string): string {
-  if (/call stack|stack overflow/i.test(message)) return "document is nested too deeply";
-  return message.split("\n")[0] ?? message;
-}
-
-function escapePointer(segment: string): string {
-  return segment.replaceAll("~", "~0").replaceAll("/", "~1");
-}
-
-/** Problems about a key itself (unknown key): loadConfigText locates the key, not its value. */
-const ON_KEY = new WeakSet<ConfigProblem>();
-
-/** Turns ajv errors into problems; drops the noise ajv emits alongside the useful error. */
-function schemaProblems(errors: ErrorObject[]): ConfigProblem[] {
-  const out: ConfigProblem[] = [];
-  const seen = new Set<string>();
-  for (const e of errors) {
-    let pointer = e.instancePath;
-    let message: string;
-    let onKey = false;
-    switch (e.keyword) {
-      case "additionalProperties":
-        pointer = `${e.instancePath}/${escapePointer(String(e.params.additionalProperty))}`;
-        message = `unknown key ${JSON.stringify(e.params.additionalProperty)}`;
-        onKey = true;
-        break;
-      case "required":
-        message = `missing required key ${JSON.stringify(e.params.missingProperty)}`;
-        break;
-      case "enum":
-        message = `must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}`;
-        break;
-      case "const":
-        message = `must be ${JSON.stringify(e.params.allowedValue)}`;
-        break;
-      case "anyOf":
-        continue; // the branch errors (format) say more
-      case "format":
-        message = `must be a valid ${e.params.format === "ipv4" || e.params.format === "ipv6" ? "IP address" : e.params.format}`;
-        break;
-      case "uniqueItems": {
-        const [first, dup] = [Number(e.params.j), Number(e.params.i)].sort((a, b) => a - b);
-        pointer = `${e.instancePath}/${dup}`;
-        message = `duplicate of item ${first}; list each value once`;
-        break;
-      }
-      case "false schema":
-        message = "unexpected extra item";
-        break;
-      default:
-        message = e.message ?? "is invalid";
-    }
-    const key = `${pointer}\u0000${message}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    const p: ConfigProblem = { severity: "error", pointer, message, line: null, col: null };
-    if (onKey) ON_KEY.add(p);
-    out.push(p);
-  }
-  return out;
-}
-
-/** Offset in the source of the node at `pointer` (or of its key), else of its nearest ancestor. */
-function offsetOf(doc: Document.Parsed, pointer: string, key: boolean): number | undefined {
-  const segments =
-    pointer === ""
-      ? []
-      : pointer
-          .slice(1)
-          .split("/")
-          .map((s) => s.replaceAll("~1", "/").replaceAll("~0", "~"));
-  let node: unknown = doc.contents;
-  let offset = isNode(node) ? (node as Node).range?.[0] : undefined;
-  for (const [i, seg] of segments.entries()) {
-    if (isMap(node)) {
-      const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === seg);
-      if (!pair) break;
-      const last = i === segments.length - 1;
-      if (last && key && isNode(pair.key)) return (pair.key as Node).range?.[0];
-      node = pair.value;
-      if (!isNode(node)) return isNode(pair.key) ? (pair.key as Node).range?.[0] : offset;
-    } else if (isSeq(node)) {
-      const item = node.items[Number(seg)];
-      if (!isNode(item)) break;
-      node = item;
-    } else break;
-    offset = (node as Node).range?.[0] ?? offset;
-  }
-  return offset;
 }

@@ -68,5 +68,14 @@ export const HASH_PATTERN = "^sha256:[0-9a-f]{64}$";
 
 /** `sha256:<hex>` of the UTF-8 bytes of the canonical JSON of `value`. */
 export function configHash(value: unknown): ConfigHash {
-  return `sha256:${createHash("sha256").update(canonicalJson(value), "utf8").digest("hex")}`;
+  return canonicalJsonHash(canonicalJson(value));
+}
+
+/**
+ * `sha256:<hex>` of the UTF-8 bytes of `json`, a text {@link canonicalJson}
+ * already wrote: lets a caller that needs the canonical text anyway (e.g. for
+ * its size) hash it without serialising twice.
+ */
+export function canonicalJsonHash(json: string): ConfigHash {
+  return `sha256:${createHash("sha256").update(json, "utf8").digest("hex")}`;
 }

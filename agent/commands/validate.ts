@@ -10,7 +10,14 @@
  * trace: the loader returns every failure as a value.
  */
 import { parseArgs } from "node:util";
-import { type ConfigProblem, formatProblem, type LoadResult, loadConfigFile } from "../../protocol/config-loader.ts";
+import {
+  type ConfigProblem,
+  formatProblem,
+  type LoadResult,
+  loadConfigFile,
+  MAX_REPORTED_PROBLEMS,
+} from "../../protocol/config-loader.ts";
+import { escapeControlChars } from "../../protocol/safe-text.ts";
 import type { CommandIo } from "./command-io.ts";
 
 /** Help text of `sfu-agent validate`. */
@@ -24,6 +31,9 @@ credentialFile readable). Prints one line per problem:
 
 and 'FILE: ok sha256:<hex>' for each valid file (the hash the agent pushes).
 Warnings (e.g. an inline TURN credential) are printed but do not fail.
+At most 20 problems (and 20 warnings) are listed per file, then one line
+'and N more problem(s) not shown'. Control characters are shown escaped
+(\\x1b), and secrets (credentials, URL passwords) are never quoted.
 
 Options:
   --format text|json   output format (default: text). json prints an array of
@@ -117,21 +127,30 @@ function byPosition(a: ConfigProblem, b: ConfigProblem): number {
   return (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0);
 }
 
-function toReport(file: string, result: LoadResult): ValidateReport {
-  const warnings = [...result.warnings].sort(byPosition);
-  if (result.ok) return { file, valid: true, code: null, hash: result.hash, problems: [], warnings };
-  return {
-    file,
-    valid: false,
-    code: result.code,
-    hash: null,
-    problems: [...result.problems].sort(byPosition),
-    warnings,
-  };
+/**
+ * Splits a list as the loader reports it (sorted, at most
+ * MAX_REPORTED_PROBLEMS entries, then one "and N more ... not shown") into
+ * its entries and that last line, if any.
+ */
+function withoutSummary(list: ConfigProblem[]): { items: ConfigProblem[]; summary: ConfigProblem[] } {
+  if (list.length <= MAX_REPORTED_PROBLEMS) return { items: list, summary: [] };
+  return { items: list.slice(0, MAX_REPORTED_PROBLEMS), summary: list.slice(MAX_REPORTED_PROBLEMS) };
 }
 
+function toReport(file: string, result: LoadResult): ValidateReport {
+  const warnings = result.warnings;
+  if (result.ok) return { file, valid: true, code: null, hash: result.hash, problems: [], warnings };
+  return { file, valid: false, code: result.code, hash: null, problems: result.problems, warnings };
+}
+
+/** Problems and warnings by position (each summary line after its list), then the verdict. */
 function textLines(report: ValidateReport, quiet: boolean): string {
-  const lines = [...report.problems, ...report.warnings].sort(byPosition).map((p) => formatProblem(report.file, p));
-  if (report.valid && !quiet) lines.push(`${report.file}: ok ${report.hash}`);
+  const problems = withoutSummary(report.problems);
+  const warnings = withoutSummary(report.warnings);
+  const lines = [...problems.items, ...warnings.items]
+    .sort(byPosition)
+    .concat(problems.summary, warnings.summary)
+    .map((p) => formatProblem(report.file, p));
+  if (report.valid && !quiet) lines.push(`${escapeControlChars(report.file)}: ok ${report.hash}`);
   return lines.length > 0 ? `${lines.join("\n")}\n` : "";
 }

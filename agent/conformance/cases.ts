@@ -1,5 +1,5 @@
 /**
- * The scripted conformance cases, in the order they run (issue 8, PROTOCOL.md).
+ * The scripted conformance cases, in the order they run (PROTOCOL.md).
  * Each case is a pure script over the {@link SuiteContext}; the configs come
  * from test-configs.ts. Cases that drop the link come last so the earlier
  * ones share one connection.
@@ -141,7 +141,8 @@ export const CASES: readonly ConformanceCase[] = [
   },
   {
     name: "canonical-hash",
-    summary: "the SFU's canonical JSON hash of a reordered, pretty-printed, non-ASCII config equals the kit's",
+    summary:
+      "the SFU's canonical JSON hash of a reordered, pretty-printed config with non-ASCII, <>&, U+2028/U+2029, \\b and \\f equals the kit's",
     run: async (ctx) => {
       const live = await ctx.live();
       if (!live.ok) return fail(live.reason);
@@ -151,7 +152,7 @@ export const CASES: readonly ConformanceCase[] = [
       const result = ctx.checkAck(reply);
       if (result.ok) return result;
       return fail(
-        `${result.reason} (the canonical JSON sorts keys, has no whitespace, writes non-ASCII, "<>&/" and U+2028 raw; see agent/conformance/README.md)`,
+        `${result.reason} (the canonical JSON sorts keys, has no whitespace, writes non-ASCII, "<>&/", U+2028 and U+2029 raw, and \\b \\f as such, not \\u0008 \\u000c; see agent/conformance/README.md)`,
       );
     },
   },

@@ -24,11 +24,13 @@ export const DEFAULT_BASE_CONFIG_PATH =
 
 /**
  * String in the canonical-hash test vector: non-ASCII (Latin-1, BMP, astral),
- * characters some JSON encoders escape (`<>&`, U+2028, `/`), a tab, a quote
- * and a backslash. Canonical JSON writes all of them raw except `"`, `\` and
- * the tab (`\t`), exactly as `JSON.stringify` / RFC 8785 do.
+ * characters some JSON encoders escape (`<>&`, U+2028, U+2029, `/`), the
+ * controls with short escapes that older encoders write as `\u00xx` (`\b`,
+ * `\f`; Go before 1.22), a tab, a quote and a backslash. Canonical JSON
+ * writes all of them raw except `"`, `\` and the controls (`\b`, `\f`,
+ * `\t`), exactly as `JSON.stringify` / RFC 8785 do.
  */
-export const HASH_VECTOR_USERNAME = 'conformance-ü€😀<&>\u2028/\t"\\';
+export const HASH_VECTOR_USERNAME = 'conformance-ü€😀<&>\u2028\u2029/\b\f\t"\\';
 
 /**
  * Loads the base config; throws {@link BaseConfigError} (with the loader's

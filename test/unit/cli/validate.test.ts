@@ -304,6 +304,101 @@ describe("validate: usage and output formats", () => {
   });
 });
 
+describe("validate: hostile inputs (bounded output, no secrets, no raw control characters)", () => {
+  let dir: string;
+  const MINIMAL =
+    "schemaVersion: 1\nserver:\n  port: 8080\nwebrtc:\n  icePortRange: [20000, 20100]\n  codecs: [vp8, opus]\n";
+  const write = (name: string, text: string) => {
+    writeFileSync(join(dir, name), text);
+    return join(dir, name);
+  };
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "sfu-validate-hostile-"));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("80,000 unknown keys: 20 problem lines by position, the limit reached, then 'and N more'", async () => {
+    const keys = Array.from({ length: 80_000 }, (_, i) => `x${String(i).padStart(5, "0")}: 0\n`).join("");
+    const file = write("keys.yaml", MINIMAL + keys);
+    const run = await cli("validate", file);
+    assert.equal(run.code, 1);
+    const out = run.stdout.trimEnd().split("\n");
+    assert.equal(out.length, 21, run.stdout);
+    assert.equal(out[0], `${file}:7:1: /x00000: unknown key "x00000"`);
+    assert.equal(out[18], `${file}:25:1: /x00018: unknown key "x00018"`);
+    assert.match(out[19]!, /:8569:9: \/: YAML: file too large to read: more than 30000 YAML tokens/);
+    assert.match(out[20]!, new RegExp(`^${escapeRe(file)}:1:1: /: and \\d+ more problem\\(s\\) not shown$`));
+  });
+
+  it("20,000 bad IPs print 21 lines, not 20,000", async () => {
+    const ips = Array.from({ length: 20_000 }, (_, i) => `    - 300.${(i >> 8) & 255}.${i & 255}.1\n`).join("");
+    const run = await cli("validate", "--format", "json", write("ips.yaml", `${MINIMAL}  announcedIps:\n${ips}`));
+    assert.equal(run.code, 1);
+    const [r] = JSON.parse(run.stdout) as { problems: { message: string; line: number }[] }[];
+    assert.equal(r?.problems.length, 21);
+    assert.equal(r?.problems[0]?.line, 8);
+    assert.match(r?.problems[19]?.message ?? "", /file too large to read/);
+    assert.match(r?.problems[20]?.message ?? "", /^and \d+ more problem\(s\) not shown$/);
+    assert.ok(run.stdout.length < 10_000, `${run.stdout.length} bytes of output`);
+  });
+
+  it("a file that is valid but could not be pushed in one frame is refused", async () => {
+    const entry = `    - urls: ["stun:stun.example.net:3478"]\n      username: '${'\\"'.repeat(256)}'\n`;
+    const run = await cli("validate", write("frame.yaml", `${MINIMAL}  turnServers:\n${entry.repeat(1700)}`));
+    assert.equal(run.code, 1);
+    assert.match(run.stdout, /:1:1: \/: config is too large to deliver: .* push frame is limited to 1048576 bytes/);
+  });
+
+  it("secrets in credentials and URLs never reach the output, in text or json", async () => {
+    const files = [
+      write(
+        "star.yaml",
+        `${MINIMAL}  turnServers:\n    - urls: [turn:t.example.com]\n      username: a\n      credential: *Zx9Star\n`,
+      ),
+      write(
+        "pipe.yaml",
+        `${MINIMAL}  turnServers:\n    - urls: [turn:t.example.com]\n      username: a\n      credential: |Zx9Pipe\n`,
+      ),
+      write(
+        "fold.yaml",
+        `${MINIMAL}  turnServers:\n    - urls: [turn:t.example.com]\n      username: a\n      credential: >Zx9Fold\n`,
+      ),
+      write("url.yaml", `${MINIMAL}  turnServers:\n    - urls: ["turn:a:Zx9Url@t.example.com"]\n`),
+    ];
+    for (const format of ["text", "json"]) {
+      const run = await cli("validate", "--format", format, ...files);
+      assert.equal(run.code, 1);
+      assert.doesNotMatch(run.stdout + run.stderr, /Zx9/);
+      assert.match(run.stdout, /turn:\*\*\*@t\.example\.com/);
+    }
+  });
+
+  it("control characters in keys and in the file name are printed escaped", async () => {
+    const file = write("evil\u001b]0;t\u0007.yaml", `${MINIMAL}"k\\e[2J\\u202E": 1\n`);
+    const run = await cli("validate", file);
+    assert.equal(run.code, 1);
+    assert.doesNotMatch(run.stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/);
+    assert.match(run.stdout, /evil\\x1b\]0;t\\x07\.yaml:7:1: \/k\\x1b\[2J\\u202e: unknown key/);
+  });
+
+  it("directives and tags are refused with their line:col", async () => {
+    const run = await cli(
+      "validate",
+      write("directive.yaml", `%FOO bar\n---\n${MINIMAL}`),
+      write("tag.yaml", `${MINIMAL}logging:\n  level: !evil info\n`),
+    );
+    assert.equal(run.code, 1);
+    assert.match(run.stdout, /directive\.yaml:1:1: \/: YAML directive %FOO is not accepted/);
+    assert.match(run.stdout, /tag\.yaml:8:10: \/: YAML tag !evil is not accepted/);
+  });
+
+  it("a lone surrogate is refused at its place", async () => {
+    const run = await cli("validate", write("surrogate.yaml", `${MINIMAL}logging:\n  level: "\\uD800"\n`));
+    assert.equal(run.code, 1);
+    assert.match(run.stdout, /surrogate\.yaml:8:10: \/logging\/level: string contains an unpaired UTF-16 surrogate/);
+  });
+});
+
 describe("validate: the real process", { timeout: 60_000 }, () => {
   it("exit 0 and the ok line on the example config", async () => {
     const run = await spawnCli(["validate", "k8s/base/config.yaml"]);

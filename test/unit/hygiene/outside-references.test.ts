@@ -2,8 +2,7 @@
  * Comments and docs state their reasons instead of pointing at documents
  * that are not in the repository (a design document kept elsewhere, an
  * issue tracker's "issue N"): a reader of the code has only the code.
- * Checked in every source and doc file except the few modules whose owners
- * are rewording theirs (listed below, to be dropped from the list as they are).
+ * Checked in every source and doc file.
  */
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
@@ -13,10 +12,7 @@ import { describe, it } from "node:test";
 const ROOT = join(import.meta.dirname, "..", "..", "..");
 const SKIP_DIRS = new Set(["node_modules", ".git", "dist", ".tmp", "test-results"]);
 const EXTENSIONS = /\.(ts|js|py|md|ya?ml|sh|json)$|^Dockerfile|^run$/;
-/** Still being reworded elsewhere: agent modules outside the CLI, the loader, PROTOCOL.md, the agent benchmark. */
-const PENDING =
-  /^agent\/conformance\/cases\.ts$|^protocol\/config-loader\.ts$|^protocol\/PROTOCOL\.md$|^bench\/agent-reload\.ts$/;
-const OUTSIDE = /DESIGN\.md|\bissue ?#?\d+|\(issue\b/i;
+const OUTSIDE = /DESIGN\.md|\bissue ?#?\d+/i;
 
 function files(dir = ROOT): string[] {
   const out: string[] = [];
@@ -33,7 +29,7 @@ describe("references to documents outside the repository", () => {
     const hits: string[] = [];
     for (const file of files()) {
       const rel = relative(ROOT, file);
-      if (PENDING.test(rel) || rel === "test/unit/hygiene/outside-references.test.ts") continue;
+      if (rel === "test/unit/hygiene/outside-references.test.ts") continue;
       readFileSync(file, "utf8")
         .split("\n")
         .forEach((line, i) => {

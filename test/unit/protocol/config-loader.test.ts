@@ -15,6 +15,7 @@ import {
   loadConfigFile,
   loadConfigText,
   MAX_CONFIG_BYTES,
+  MAX_REPORTED_PROBLEMS,
   normalise,
   validateConfigValue,
 } from "../../../protocol/config-loader.ts";
@@ -73,18 +74,24 @@ describe("loadConfigText", () => {
     assert.equal(formatProblem("crlf.yaml", r.problems[0]!), "crlf.yaml:3:9: /server/port: must be <= 65535");
   });
 
-  it("names absurd nesting instead of leaking a stack overflow", async () => {
-    const r = await loadConfigText(`a: ${"[".repeat(20000)}`);
+  it("refuses nesting past 64 levels at the first node past the limit, without a stack overflow", async () => {
+    const r = await loadConfigText(`a: ${"[".repeat(800_000)}`);
     assert.ok(!r.ok);
-    assert.ok(r.problems.some((p) => p.message === "YAML: document is nested too deeply"));
-    assert.ok(r.problems.every((p) => !/stack/i.test(p.message)));
+    // `a` is level 1, the 64th bracket (column 67) is level 65.
+    assert.deepEqual(
+      r.problems.map((p) => formatProblem("c.yaml", p)),
+      [`c.yaml:1:67: /a${"/0".repeat(63)}: YAML: nested more than 64 levels deep`],
+    );
+    const ok = await loadConfigText(`${MINIMAL}x: ${"[".repeat(63)}${"]".repeat(63)}\n`);
+    assert.ok(!ok.ok && ok.problems.every((p) => !/nested/.test(p.message)), "64 levels are accepted");
   });
 
-  it("caps a flood of syntax errors", async () => {
+  it("caps a flood of syntax errors at MAX_REPORTED_PROBLEMS plus one line saying how many more", async () => {
     const r = await loadConfigText(`${"a: b: c\n".repeat(200)}`);
     assert.ok(!r.ok);
-    assert.ok(r.problems.length <= 11, `${r.problems.length} problems`);
-    assert.match(r.problems.at(-1)!.message, /more syntax error/);
+    assert.equal(r.problems.length, MAX_REPORTED_PROBLEMS + 1);
+    assert.match(r.problems.at(-1)!.message, /^and \d+ more problem\(s\) not shown$/);
+    assert.equal(r.problems[0]!.line, 1, "the first problem is the first by position");
   });
 
   it("emits no process warnings for odd YAML (collection keys)", async () => {
@@ -149,7 +156,7 @@ describe("loadConfigBytes and loadConfigFile", () => {
     }
   });
 
-  it("reads each file whole whatever was read before: small after large, larger than the shared read buffer, invalid UTF-8 after valid", async () => {
+  it("reads each file whole whatever was read before: small after large, over 64 KiB, invalid UTF-8 after valid", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sfu-loader-"));
     try {
       const padded = (rooms: number, bytes: number) => {

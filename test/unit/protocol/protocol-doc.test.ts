@@ -65,9 +65,25 @@ describe("PROTOCOL.md canonical JSON test vector", () => {
     assert.equal(`sha256:${createHash("sha256").update(Buffer.from(canonical, "utf8")).digest("hex")}`, hash);
   });
 
-  it("the vector exercises key sorting, escapes, non-ASCII and HTML characters", () => {
+  it("the vector exercises key sorting, escapes (\\b and \\f too), U+2028/U+2029, non-ASCII and HTML characters", () => {
     assert.match(canonical, /^\{"B":.*"Z":.*"a":/); // upper case sorts before lower case
-    for (const s of ["\\t", "\\n", '\\"', "\\\\", "\\u0001", "<&>", "é", "😀"]) assert.ok(canonical.includes(s), s);
+    for (const s of [
+      "\\t",
+      "\\n",
+      '\\"',
+      "\\\\",
+      "\\u0001",
+      "\\b",
+      "\\f",
+      "\u2028",
+      "\u2029",
+      "<&>",
+      "é",
+      "ü€",
+      "😀",
+    ]) {
+      assert.ok(canonical.includes(s), s);
+    }
   });
 
   it("the documented Python recipe produces the same canonical form and hash", () => {
