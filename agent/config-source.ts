@@ -25,7 +25,7 @@ import { basename, join } from "node:path";
 import { type FSWatcher, watch } from "chokidar";
 import type { Logger } from "pino";
 import { type ConfigProblem, formatProblem, type LoadFailureCode, loadConfigFile } from "../protocol/config-loader.ts";
-import type { NormalisedConfigV1 } from "../protocol/config-schema.ts";
+import type { NormalisedConfig } from "../protocol/config-schema-v2.ts";
 import { LifecycleError } from "./errors.ts";
 import type { AgentMetrics, WatchEventKind } from "./metrics.ts";
 
@@ -34,7 +34,7 @@ const RACY_MS = 1_000;
 
 /** One read of the config file. */
 export type ConfigReading =
-  | { ok: true; config: NormalisedConfigV1; hash: string; warnings: ConfigProblem[]; trigger: WatchEventKind | "start" }
+  | { ok: true; config: NormalisedConfig; hash: string; warnings: ConfigProblem[]; trigger: WatchEventKind | "start" }
   | {
       ok: false;
       code: LoadFailureCode;

@@ -8,7 +8,6 @@
  * module only throws on programming errors.
  */
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from "node:fs";
-import { access, open } from "node:fs/promises";
 import type { ErrorObject } from "ajv";
 import { type Document, isMap, isNode, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from "yaml";
 import { createAjv } from "./ajv.ts";
@@ -22,8 +21,16 @@ import {
   type TurnServer,
   VIDEO_CODECS,
 } from "./config-schema.ts";
+import {
+  configSchemaV2,
+  type NormalisedConfig,
+  normaliseV2,
+  type SfuConfigV2,
+  v2SemanticProblems,
+} from "./config-schema-v2.ts";
 import { fastYamlValue } from "./fast-yaml.ts";
 import { type ConfigHash, configHash } from "./hash.ts";
+import { checkSecretFile, checkSecretPathShape, DEFAULT_SECRETS_DIR } from "./secret-paths.ts";
 
 /** Largest config file accepted, in bytes. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -53,7 +60,7 @@ export type LoadResult =
   | {
       ok: true;
       source: string;
-      config: NormalisedConfigV1;
+      config: NormalisedConfig;
       hash: ConfigHash;
       warnings: ConfigProblem[];
     }
@@ -69,14 +76,19 @@ export interface LoadOptions {
   /** Name used in messages (defaults to the path, or "<input>"). */
   source?: string;
   /**
-   * Check that every `credentialFile` exists and is readable (default true).
-   * `sfu-agent notify` turns this off: the hook Job does not mount the Secret.
+   * Check that every `credentialFile` and `authSecretFile` exists, is
+   * readable and (symlinks resolved) lies under `secretsDir` (default true).
+   * `sfu-agent notify` turns this off: the hook Job does not mount the
+   * Secret. The path shape (under `secretsDir`, no `..`) is checked either way.
    */
   checkFiles?: boolean;
+  /** The one directory secret files may live under (default {@link DEFAULT_SECRETS_DIR}). */
+  secretsDir?: string;
 }
 
 const ajv = createAjv();
 const validateSchema = ajv.compile(configSchemaV1);
+const validateSchemaV2 = ajv.compile(configSchemaV2);
 
 /** Formats a problem as `FILE:LINE:COL: <pointer>: <message>` (the `validate` output line). */
 export function formatProblem(source: string, p: ConfigProblem): string {
@@ -274,15 +286,16 @@ export async function validateConfigValue(value: unknown, options: LoadOptions =
       ],
     };
   }
-  const schemaOk = validateSchema(value);
-  const problems = schemaOk ? [] : schemaProblems(validateSchema.errors ?? []);
+  const validate = sv === 2 ? validateSchemaV2 : validateSchema;
+  const schemaOk = validate(value);
+  const problems = schemaOk ? [] : schemaProblems(validate.errors ?? []);
   // Semantic checks run even when the schema failed, on whatever parts are
   // well-typed, so one run reports every problem it can.
   const semantic = await semanticProblems(value as Record<string, unknown>, options);
   problems.push(...semantic.problems);
   const warnings = semantic.warnings;
   if (problems.length > 0) return { ok: false, source, code: "INVALID_CONFIG", problems, warnings };
-  const normalised = normalise(value as SfuConfigV1);
+  const normalised = sv === 2 ? normaliseV2(value as SfuConfigV2) : normalise(value as SfuConfigV1);
   return { ok: true, source, config: normalised, hash: configHash(normalised), warnings };
 }
 
@@ -293,6 +306,8 @@ async function semanticProblems(
 ): Promise<{ problems: ConfigProblem[]; warnings: ConfigProblem[] }> {
   const problems: ConfigProblem[] = [];
   const warnings: ConfigProblem[] = [];
+  const v2 = value.schemaVersion === 2 ? v2SemanticProblems(value) : null;
+  if (v2 !== null) for (const p of v2.problems) problems.push(problem(p.pointer, p.message));
   const webrtc = isRecord(value.webrtc) ? value.webrtc : {};
   const range = webrtc.icePortRange;
   if (Array.isArray(range) && range.length === 2 && range.every((n) => Number.isInteger(n))) {
@@ -330,8 +345,14 @@ async function semanticProblems(
     if (credential !== undefined && credentialFile !== undefined) {
       problems.push(problem(`${base}/credential`, "give either credential or credentialFile, not both"));
     }
-    if (needsCredential && (username === undefined || (credential ?? credentialFile) === undefined)) {
-      problems.push(problem(base, "a turn:/turns: server needs username and credentialFile (or credential)"));
+    if (v2?.restCredentialServers.has(i)) {
+      needsCredential = false; // minted per participant from authSecretFile
+    } else if (needsCredential && (username === undefined || (credential ?? credentialFile) === undefined)) {
+      const what =
+        v2 === null
+          ? "username and credentialFile (or credential)"
+          : "authSecretFile, or username and credentialFile (or credential)";
+      problems.push(problem(base, `a turn:/turns: server needs ${what}`));
     }
     if (credential !== undefined) {
       warnings.push({
@@ -339,9 +360,15 @@ async function semanticProblems(
         severity: "warning",
       });
     }
-    if (typeof credentialFile === "string" && credentialFile !== "" && options.checkFiles !== false) {
-      const err = await checkReadable(credentialFile);
-      if (err) problems.push(problem(`${base}/credentialFile`, `${credentialFile}: ${err}`));
+    for (const key of ["credentialFile", "authSecretFile"] as const) {
+      const path = server[key];
+      if (typeof path !== "string" || path === "") continue;
+      const dir = options.secretsDir ?? DEFAULT_SECRETS_DIR;
+      const err =
+        options.checkFiles === false
+          ? checkSecretPathShape(path, dir)
+          : ((await checkSecretFile(path, dir))?.message ?? null);
+      if (err !== null) problems.push(problem(`${base}/${key}`, err));
     }
   }
   return { problems, warnings };
@@ -398,26 +425,6 @@ export function checkIceUri(uri: string): string | null {
   }
   if (m[4] !== undefined && m[1]?.startsWith("stun")) return `${JSON.stringify(uri)}: stun: URIs take no transport`;
   return null;
-}
-
-async function checkReadable(path: string): Promise<string | null> {
-  try {
-    const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-    try {
-      const stat = await handle.stat();
-      if (stat.isDirectory()) return "is a directory";
-      if (!stat.isFile()) return "credential file is not a regular file";
-    } finally {
-      await handle.close();
-    }
-    await access(path, fsConstants.R_OK);
-    return null;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return "credential file does not exist";
-    if (code === "EACCES" || code === "EPERM") return "credential file is not readable";
-    return `credential file cannot be read (${code})`;
-  }
 }
 
 function problem(pointer: string, message: string): ConfigProblem {

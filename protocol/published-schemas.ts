@@ -1,5 +1,6 @@
 /** The JSON Schema files published under protocol/schemas/, by file name. */
 import { configSchemaV1 } from "./config-schema.ts";
+import { configSchemaV2 } from "./config-schema-v2.ts";
 import {
   ackSchema,
   configMessageSchema,
@@ -11,6 +12,7 @@ import {
 
 export const publishedSchemas: Record<string, object> = {
   "config.v1.schema.json": configSchemaV1,
+  "config.v2.schema.json": configSchemaV2,
   "hello.schema.json": helloSchema,
   "config-message.schema.json": configMessageSchema,
   "ack.schema.json": ackSchema,

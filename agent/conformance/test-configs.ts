@@ -42,6 +42,11 @@ export async function loadBaseConfig(path: string = DEFAULT_BASE_CONFIG_PATH): P
     const hint = result.code === "NOT_FOUND" ? " (pass --config FILE)" : "";
     throw new BaseConfigError(`base config ${path} is unusable${hint}:\n${lines}`);
   }
+  if (result.config.schemaVersion !== 1) {
+    throw new BaseConfigError(
+      `base config ${path} is schemaVersion ${result.config.schemaVersion}; the kit needs a schemaVersion 1 base (it derives its v2 cases from it)`,
+    );
+  }
   return { ...result.config, webrtc: { ...result.config.webrtc, listenIp: "127.0.0.1" } };
 }
 
