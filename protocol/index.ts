@@ -11,3 +11,4 @@ export * from "./hash.ts";
 export * from "./messages.ts";
 export * from "./messages-schema.ts";
 export * from "./secret-paths.ts";
+export * from "./secrets-reload.ts";

@@ -9,6 +9,7 @@ import {
   reloadEventSchema,
   statusEventSchema,
 } from "./messages-schema.ts";
+import { secretsReloadSchema } from "./secrets-reload.ts";
 
 export const publishedSchemas: Record<string, object> = {
   "config.v1.schema.json": configSchemaV1,
@@ -19,4 +20,5 @@ export const publishedSchemas: Record<string, object> = {
   "nack.schema.json": nackSchema,
   "reload-event.schema.json": reloadEventSchema,
   "status-event.schema.json": statusEventSchema,
+  "secrets-reload.schema.json": secretsReloadSchema,
 };
