@@ -15,7 +15,7 @@
  *   and unparsable values: refused.
  */
 
-/** Result of {@link checkOrigin}: allowed, or refused with a reason for logs and the 403 body. */
+/** Result of {@link checkRequestOrigin}: allowed, or refused with a reason for logs and the 403 body. */
 export type OriginDecision =
   | { allowed: true; why: "no-origin" | "same-origin" | "listed" }
   | { allowed: false; reason: string };
@@ -44,7 +44,7 @@ export function normaliseOrigin(value: string): string | null {
  * Decides whether a handshake with headers `origin` and `host` may proceed
  * under the `allowed` list (undefined or empty: same-origin only).
  */
-export function checkOrigin(
+export function checkRequestOrigin(
   origin: string | undefined,
   host: string | undefined,
   allowed: readonly string[] | undefined,

@@ -4,6 +4,11 @@
  * socket closing is how a departure is detected (not the ~30 s ICE consent
  * timeout). Every socket also receives `config` events when a new config
  * version is applied, so the demo page shows it live.
+ *
+ * Handshakes are checked against the page's `Origin` first
+ * (sfu/origin-policy.ts): same origin, or one listed in the applied config's
+ * `server.allowedOrigins`; others get 403 before any session exists, so a
+ * foreign page can neither join nor receive TURN credentials.
  */
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
@@ -11,6 +16,7 @@ import type { Logger } from "pino";
 import { type RawData, type ServerOptions, WebSocket, WebSocketServer } from "ws";
 import type { ConfigState } from "./config-state.ts";
 import { SignalErrorCode } from "./errors.ts";
+import { checkRequestOrigin } from "./origin-policy.ts";
 import type { Participant } from "./participant.ts";
 import type { RoomRegistry } from "./room.ts";
 import { MAX_SIGNAL_FRAME_BYTES, parseClientMessage, type ServerMessage } from "./signal-messages.ts";
@@ -25,6 +31,8 @@ export interface SignallingOptions {
   state: ConfigState;
   /** Interval of WebSocket pings that detect dead clients (default 10 s). */
   pingIntervalMs?: number;
+  /** Called when a handshake is refused (for metrics). */
+  onRefused?: (reason: "origin") => void;
 }
 
 /** Accepts `/ws` upgrades and runs one session per socket. */
@@ -76,6 +84,19 @@ export class SignallingServer {
     // A client that re-dials at once must not join an SFU that is shutting down.
     if (this.#stopping) {
       socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      return;
+    }
+    const origin = req.headers.origin;
+    const allowed = (this.#options.state.current?.config.server as { allowedOrigins?: readonly string[] } | undefined)
+      ?.allowedOrigins;
+    const decision = checkRequestOrigin(origin, req.headers.host, allowed);
+    if (!decision.allowed) {
+      this.#log.warn({ reason: decision.reason }, "signalling handshake refused");
+      this.#options.onRefused?.("origin");
+      const body = `${decision.reason}\n`;
+      socket.end(
+        `HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
       return;
     }
     this.#wss.handleUpgrade(req, socket, head, (ws) => (this.#stopping ? ws.terminate() : this.#session(ws)));

@@ -9,7 +9,6 @@ import { createHash, createHmac, randomBytes } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
 
 const MAGIC_COOKIE = 0x2112a442;
-const BINDING_REQUEST = 0x0001;
 const ALLOCATE_REQUEST = 0x0003;
 const ALLOCATE_SUCCESS = 0x0103;
 const ALLOCATE_ERROR = 0x0113;
@@ -108,25 +107,7 @@ async function transactOn(socket: Socket, port: number, request: Buffer, timeout
   }
 }
 
-/** {@link transactOn} on a fresh socket, closed afterwards. */
-async function transact(port: number, request: Buffer, timeoutMs: number): Promise<StunMessage> {
-  const socket = createSocket("udp4");
-  try {
-    return await transactOn(socket, port, request, timeoutMs);
-  } finally {
-    socket.close();
-  }
-}
-
-/** True when a STUN Binding request to 127.0.0.1:`port` is answered within `timeoutMs`. */
-export async function stunBindingAnswered(port: number, timeoutMs = 500): Promise<boolean> {
-  try {
-    await transact(port, encode(BINDING_REQUEST, randomBytes(12), []), timeoutMs);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { stunBindingAnswered } from "../../scripts/local/coturn.ts";
 
 /** What a TURN server answered to an authenticated Allocate. */
 export type AllocateResult =
