@@ -33,6 +33,8 @@ import {
   PROTOCOL_VERSION,
   parseAgentFrame,
   reconnectDelay,
+  SECRETS_RELOAD_FEATURE,
+  type SecretsReloadMessage,
   SUBPROTOCOL,
   SUPPORTED_SCHEMA_VERSIONS,
 } from "../protocol/index.ts";
@@ -41,16 +43,7 @@ import type { ConfigState } from "./config-state.ts";
 import { InvalidOptionsError } from "./errors.ts";
 
 /** Optional protocol features this SFU advertises in `hello.features`. */
-export const SFU_FEATURES = ["secrets-reload"] as const;
-
-/** `secrets-reload` (agent -> SFU): re-read the secret files of the applied version. */
-interface SecretsReload {
-  type: "secrets-reload";
-  nonce: number;
-  version: number;
-  hash: string;
-  generation: number;
-}
+export const SFU_FEATURES = [SECRETS_RELOAD_FEATURE] as const;
 
 /** Options of {@link ConfigClient}; defaults in {@link CONFIG_CLIENT_DEFAULTS}. */
 export interface ConfigClientOptions {
@@ -209,7 +202,7 @@ export class ConfigClient {
       const text = Buffer.isBuffer(data) ? data : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]);
       const parsed = parseAgentFrame(text);
       if (!parsed.ok) return this.#violation(ws, parsed.closeCode, parsed.reason);
-      const message = parsed.message as ConfigMessage | SecretsReload;
+      const message = parsed.message;
       if (message.nonce <= lastNonce) {
         return this.#violation(
           ws,
@@ -296,7 +289,7 @@ export class ConfigClient {
     if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(reply));
   }
 
-  async #handleSecretsReload(ws: WebSocket, message: SecretsReload): Promise<void> {
+  async #handleSecretsReload(ws: WebSocket, message: SecretsReloadMessage): Promise<void> {
     const base = { nonce: message.nonce, version: message.version, hash: message.hash };
     const outcome = await this.#o.applier.reloadSecrets({ version: message.version, hash: message.hash });
     let reply: AckMessage | NackMessage;

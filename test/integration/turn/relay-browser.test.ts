@@ -1,0 +1,161 @@
+/**
+ * Media through a real TURN server with the SFU's ephemeral credentials, and
+ * a secret rotation without restart: two Chromium pages force
+ * `iceTransportPolicy: "relay"` (demo page `&relay=1`), so their media can
+ * only flow through coturn (`use-auth-secret`, holding the old and the new
+ * shared secret as during a rotation's overlap). The auth secret lives in a
+ * kubelet-style projected directory under the SFU's secrets directory; the
+ * test swaps it (AtomicWriter, `..data` rename), the agent side asks for a
+ * secrets reload, and a third page joining afterwards relays with a
+ * credential of the new secret while the first call keeps flowing.
+ */
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { AtomicWriter } from "../../../scripts/local/atomic-writer.ts";
+import { inboundVideo, launchChromium, pollUntil } from "../../helpers/browser.ts";
+import { type Coturn, startCoturn } from "../../helpers/coturn.ts";
+import { type SfuUnderTest, startWithAgent, testConfig } from "../sfu/harness.ts";
+
+const OLD = "rotation-old-5d1c9e";
+const NEW = "rotation-new-a83f02";
+
+/** The ICE servers and participant id a page received in `joined`, from the frames Chromium saw. */
+interface Joined {
+  id: string;
+  iceServers: { urls: string[]; username?: string; credential?: string }[];
+}
+
+/** Local and remote candidate types of the page's selected candidate pair. */
+async function selectedPair(page: Page): Promise<{ local: string; remote: string } | null> {
+  return page.evaluate(async () => {
+    type Stats = Map<string, Record<string, unknown>>;
+    const pc = (globalThis as unknown as { sfuDemo: { pc: { getStats(): Promise<Stats> } | null } }).sfuDemo.pc;
+    if (!pc) return null;
+    const stats = await pc.getStats();
+    let pairId: string | undefined;
+    stats.forEach((s) => {
+      if (s.type === "transport" && typeof s.selectedCandidatePairId === "string") pairId = s.selectedCandidatePairId;
+    });
+    const pair = pairId ? stats.get(pairId) : undefined;
+    if (!pair) return null;
+    const local = stats.get(String(pair.localCandidateId));
+    const remote = stats.get(String(pair.remoteCandidateId));
+    return { local: String(local?.candidateType), remote: String(remote?.candidateType) };
+  });
+}
+
+/** Opens the demo page with relay only and resolves with its `joined` message. */
+async function joinRelay(
+  context: BrowserContext,
+  httpUrl: string,
+  name: string,
+): Promise<{ page: Page; joined: Joined }> {
+  const page = await context.newPage();
+  const joined = new Promise<Joined>((resolve) => {
+    page.on("websocket", (ws) =>
+      ws.on("framereceived", (frame) => {
+        const m = JSON.parse(String(frame.payload)) as { type: string } & Joined;
+        if (m.type === "joined") resolve({ id: m.id, iceServers: m.iceServers });
+      }),
+    );
+  });
+  await page.goto(`${httpUrl}/?room=relay&name=${name}&autojoin=1&relay=1`);
+  return { page, joined: await joined };
+}
+
+const sign = (secret: string, username: string) => createHmac("sha1", secret).update(username).digest("base64");
+
+describe("media relayed by coturn with ephemeral credentials; rotation without restart", { timeout: 180_000 }, () => {
+  let turn: Coturn;
+  let sfu: SfuUnderTest;
+  let browser: Browser;
+  let secretsDir: string;
+  let writer: AtomicWriter;
+
+  before(async () => {
+    turn = await startCoturn({ secrets: [OLD, NEW] });
+    secretsDir = await mkdtemp(join(tmpdir(), "sfu-turn-secrets-"));
+    writer = new AtomicWriter(secretsDir);
+    await writer.write({ "turn-auth-secret": `${OLD}\n` }, { defaultMode: 0o440 });
+    const base = testConfig();
+    const config = {
+      ...base,
+      schemaVersion: 2,
+      webrtc: {
+        ...(base.webrtc as Record<string, unknown>),
+        turnServers: [{ urls: [turn.url], authSecretFile: join(secretsDir, "turn-auth-secret"), credentialTtl: 600 }],
+      },
+    };
+    sfu = await startWithAgent(config, { secretsDir });
+    browser = await launchChromium();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await sfu?.stop();
+    await turn?.stop();
+    if (secretsDir) await rm(secretsDir, { recursive: true, force: true });
+  });
+
+  it("two relay-only pages exchange video through coturn; after a rotation a new page relays with the new secret", async () => {
+    const context = await browser.newContext();
+    const alice = await joinRelay(context, sfu.httpUrl, "alice");
+    const bob = await joinRelay(context, sfu.httpUrl, "bob");
+    for (const { page, joined } of [alice, bob]) {
+      const [server] = joined.iceServers;
+      assert.ok(server?.username && server.credential, "a TURN server with credentials");
+      assert.deepEqual(server.urls, [turn.url]);
+      const [expiry, participant] = server.username.split(":");
+      assert.equal(participant, joined.id);
+      assert.ok(Math.abs(Number(expiry) - (Date.now() / 1000 + 600)) < 30, `expiry ${expiry} is about now + 600 s`);
+      assert.equal(server.credential, sign(OLD, server.username), "minted from the mounted (old) secret");
+      await pollUntil(
+        () => inboundVideo(page),
+        (s) => s.frames > 5,
+        "decoded remote frames over the relay",
+        30_000,
+      );
+      const pair = await selectedPair(page);
+      assert.equal(pair?.local, "relay", `selected pair ${JSON.stringify(pair)}`);
+    }
+    const log = await turn.log();
+    for (const { joined } of [alice, bob]) {
+      assert.ok(log.includes(`user <${joined.iceServers[0]!.username}>`), "coturn saw the page's username");
+    }
+    assert.match(log, /ALLOCATE processed, success/);
+
+    // Rotation: the kubelet swaps the Secret's ..data; the agent asks the SFU to re-read its secret files.
+    await writer.write({ "turn-auth-secret": `${NEW}\n` }, { defaultMode: 0o440 });
+    const applied = sfu.server.state.applied!;
+    const reply = await sfu.agent!.secretsReloadAndWait(applied, 1);
+    assert.deepEqual(reply, { type: "ack", nonce: reply.nonce, ...applied });
+
+    const before = await Promise.all([alice.page, bob.page].map((p) => inboundVideo(p)));
+    const carol = await joinRelay(context, sfu.httpUrl, "carol");
+    const carolServer = carol.joined.iceServers[0]!;
+    assert.equal(carolServer.credential, sign(NEW, carolServer.username!), "minted from the new secret");
+    assert.notEqual(carolServer.credential, sign(OLD, carolServer.username!));
+    await pollUntil(
+      () => inboundVideo(carol.page),
+      (s) => s.frames > 5,
+      "the new page decodes frames over the relay",
+      30_000,
+    );
+    assert.equal((await selectedPair(carol.page))?.local, "relay");
+    assert.ok((await turn.log()).includes(`user <${carolServer.username}>`));
+    // The call that started before the rotation kept flowing (its allocations used the old secret).
+    for (const [i, page] of [alice.page, bob.page].entries()) {
+      await pollUntil(
+        () => inboundVideo(page),
+        (s) => s.frames > before[i]!.frames + 20,
+        "frames after the rotation on an existing page",
+      );
+    }
+    await context.close();
+  });
+});
