@@ -64,6 +64,22 @@ export function portChanged(config: NormalisedConfigV1): NormalisedConfigV1 {
   return { ...config, server: { port } };
 }
 
+/** Origin the kit's schemaVersion 2 configs allow (a name that resolves nowhere). */
+export const CONFORMANCE_ORIGIN = "https://conformance.invalid";
+
+/**
+ * `config` as a schemaVersion 2 config (normalised: `server.allowedOrigins`
+ * filled in; its TURN entries are valid v2 entries as they are), allowing
+ * {@link CONFORMANCE_ORIGIN}. Only for an SFU whose hello lists 2.
+ */
+export function asV2(config: NormalisedConfigV1): Record<string, unknown> {
+  return {
+    ...config,
+    schemaVersion: 2,
+    server: { allowedOrigins: [CONFORMANCE_ORIGIN], port: config.server.port },
+  };
+}
+
 /** `config` claiming schemaVersion 99, which no v1 SFU supports. */
 export function unsupportedSchema(config: NormalisedConfigV1): Record<string, unknown> {
   return { ...config, schemaVersion: 99 };
