@@ -86,6 +86,17 @@ export async function resolveSecretFile(
 ): Promise<{ ok: true; realPath: string } | SecretFileError> {
   const shape = checkSecretPathShape(path, secretsDir);
   if (shape !== null) return { ok: false, code: "OUTSIDE_SECRETS_DIR", message: shape };
+  // When the directory is itself a symlink into a kubelet `..data` (a Secret
+  // projected into another volume), a swap between the two realpath calls
+  // puts them in different timestamped directories: resolve once more.
+  const first = await resolveOnce(path, secretsDir);
+  return !first.ok && first.code === "SYMLINK_ESCAPES" ? resolveOnce(path, secretsDir) : first;
+}
+
+async function resolveOnce(
+  path: string,
+  secretsDir: string,
+): Promise<{ ok: true; realPath: string } | SecretFileError> {
   let realDir: string;
   try {
     realDir = await realpath(resolve(secretsDir));

@@ -88,6 +88,21 @@ describe("resolveSecretFile and readSecretFile", () => {
     assert.match(noDir.message, /the secrets directory .* does not exist/);
   });
 
+  it("works when the secrets directory itself is a symlink into a projected volume", async () => {
+    // /x/volume/secrets -> ..data/secrets, ..data -> ..ts: a Secret projected into a ConfigMap's volume.
+    const volume = join(root, "volume");
+    mkdirSync(join(volume, "..ts", "secrets"), { recursive: true });
+    writeFileSync(join(volume, "..ts", "secrets", "turn"), "projected\n");
+    symlinkSync("..ts", join(volume, "..data"));
+    symlinkSync("..data/secrets", join(volume, "secrets"));
+    const dir = join(volume, "secrets");
+    const r = await readSecretFile(join(dir, "turn"), dir);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.value.toString(), "projected\n");
+    const out = await readSecretFile(join(dir, "..", "..ts", "secrets", "turn"), dir);
+    assert.ok(!out.ok && out.code === "OUTSIDE_SECRETS_DIR");
+  });
+
   it("refuses a path outside before touching the disk", async () => {
     const r = await readSecretFile("/etc/passwd", secrets);
     assert.ok(!r.ok && r.code === "OUTSIDE_SECRETS_DIR");
