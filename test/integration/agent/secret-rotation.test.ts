@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { AtomicWriter } from "../../../scripts/local/atomic-writer.ts";
+import { HttpSfu } from "../../helpers/http-sfu.ts";
 import { configText, hashOf, sleep, type TestAgent, trackedStarters, until } from "./harness.ts";
 
 const SECRET_1 = "rotation-Secret-One-7f3a9c";
@@ -178,6 +179,26 @@ describe("secret rotation", { timeout: 60_000 }, () => {
     assert.equal(s.secrets.applied, null, "not confirmed on this connection");
     assert.equal(again.received.length, 0, "the SFU runs the desired config: no push");
     assert.match((await a.get("/metrics")).text, /sfu_agent_secret_rotations_total\{outcome="timeout"\} 1/);
+  });
+
+  it("HTTP push mode has no secrets-reload: a change is recorded as unsupported", async () => {
+    const { dir, writer } = await secretsFixture("e", SECRET_1);
+    const text = configText(5, { authSecretFile: join(dir, "turn-auth-secret") });
+    const httpSfu = await HttpSfu.start();
+    try {
+      const a = await start.agent({ initial: text, secretsDir: dir, push: httpSfu.url() });
+      await until(async () => (await a.status()).converged);
+      await writer.write({ "turn-auth-secret": `${SECRET_2}\n` });
+      const s = await until(async () => {
+        const x = await a.status();
+        return x.secrets.lastError ? x : null;
+      });
+      assert.equal(s.secrets.lastError.code, "SECRETS_RELOAD_UNSUPPORTED");
+      assert.match(s.secrets.lastError.message, /HTTP push mode has no secrets-reload/);
+      assert.equal(s.desired.hash, await hashOf(text, dir));
+    } finally {
+      await httpSfu.close();
+    }
   });
 
   it("a referenced file that disappears is a change too (the SFU's nack tells why)", async () => {
