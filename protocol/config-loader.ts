@@ -345,9 +345,9 @@ async function semanticProblems(
     if (credential !== undefined && credentialFile !== undefined) {
       problems.push(problem(`${base}/credential`, "give either credential or credentialFile, not both"));
     }
-    if (v2?.restCredentialServers.has(i)) {
-      needsCredential = false; // minted per participant from authSecretFile
-    } else if (needsCredential && (username === undefined || (credential ?? credentialFile) === undefined)) {
+    // A server with authSecretFile (v2) gets a credential minted per participant.
+    const minted = v2?.restCredentialServers.has(i) === true;
+    if (!minted && needsCredential && (username === undefined || (credential ?? credentialFile) === undefined)) {
       const what =
         v2 === null
           ? "username and credentialFile (or credential)"
@@ -360,7 +360,7 @@ async function semanticProblems(
         severity: "warning",
       });
     }
-    for (const key of ["credentialFile", "authSecretFile"] as const) {
+    for (const key of v2 === null ? (["credentialFile"] as const) : (["credentialFile", "authSecretFile"] as const)) {
       const path = server[key];
       if (typeof path !== "string" || path === "") continue;
       const dir = options.secretsDir ?? DEFAULT_SECRETS_DIR;
