@@ -161,9 +161,17 @@ describe("base: the Deployment", () => {
     };
     const text = await exampleConfigText();
     const documented = /credentialFile:\s*(\S+)/.exec(text)?.[1];
-    assert.equal(mounted("credential"), documented, "config.yaml's credentialFile example points at the mounted Secret");
+    assert.equal(
+      mounted("credential"),
+      documented,
+      "config.yaml's credentialFile example points at the mounted Secret",
+    );
     const authSecret = /authSecretFile:\s*(\S+)/.exec(text)?.[1];
-    assert.equal(mounted("auth-secret"), authSecret, "config.yaml's authSecretFile example points at the mounted Secret");
+    assert.equal(
+      mounted("auth-secret"),
+      authSecret,
+      "config.yaml's authSecretFile example points at the mounted Secret",
+    );
     // Both under the directory both containers are told secret files live in.
     for (const c of allContainers(spec)) {
       const flag = (c.args as string[]).find((a) => a.startsWith("--secrets-dir="));
