@@ -10,6 +10,8 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import fc from "fast-check";
+import { stringify as yamlStringify } from "yaml";
 import { loadConfigFile, loadConfigText, validateConfigValue } from "../../../protocol/config-loader.ts";
 import { SUPPORTED_SCHEMA_VERSIONS } from "../../../protocol/config-schema.ts";
 import { CREDENTIAL_TTL, checkOrigin, normaliseV2, type SfuConfigV2 } from "../../../protocol/config-schema-v2.ts";
@@ -212,5 +214,87 @@ describe("schemaVersion 2", () => {
     const again = await validateConfigValue(JSON.parse(JSON.stringify(loaded.config)));
     assert.ok(again.ok);
     assert.equal(again.hash, loaded.hash);
+  });
+});
+
+describe("schemaVersion 2 properties", () => {
+  const validConfig = fc.record({
+    server: fc.record({ port: fc.integer({ min: 1, max: 65535 }) }),
+    webrtc: fc.record(
+      {
+        icePortRange: fc
+          .uniqueArray(fc.integer({ min: 1024, max: 65535 }), { minLength: 2, maxLength: 2 })
+          .map((r) => r.sort((a, b) => a - b)),
+        codecs: fc.constantFrom(["vp8", "opus"], ["opus", "h264", "vp9"], ["av1", "pcmu"]),
+        listenIp: fc.oneof(fc.ipV4(), fc.ipV6()),
+        announcedIps: fc.uniqueArray(fc.ipV4(), { maxLength: 2 }),
+        turnServers: fc.array(
+          fc.oneof(
+            fc.record({ urls: fc.constant(["stun:stun.example.com"]) }),
+            fc.record({
+              urls: fc.constant(["turns:t.example.com:5349"]),
+              username: fc.string({ minLength: 1, maxLength: 8 }),
+              credentialFile: fc.constant("/etc/sfu/secrets/c"),
+            }),
+          ),
+          { maxLength: 2 },
+        ),
+      },
+      { requiredKeys: ["icePortRange", "codecs"] },
+    ),
+    logging: fc.record({ level: fc.constantFrom("debug", "info", "warn") }, { requiredKeys: [] }),
+  });
+  const origin = fc.constantFrom("https://app.example.com", "http://localhost:8080", "https://[2001:db8::1]:8443");
+  const restServer = fc.record(
+    {
+      urls: fc.constant(["turn:turn.example.com:3478"]),
+      authSecretFile: fc.constantFrom("/etc/sfu/secrets/a", "/etc/sfu/secrets/sub/b"),
+      credentialTtl: fc.integer({ min: CREDENTIAL_TTL.min, max: CREDENTIAL_TTL.max }),
+    },
+    { requiredKeys: ["urls", "authSecretFile"] },
+  );
+  const validV2 = fc
+    .tuple(
+      validConfig,
+      fc.option(fc.uniqueArray(origin, { maxLength: 3 }), { nil: undefined }),
+      fc.array(restServer, { maxLength: 2 }),
+    )
+    .map(([v1, origins, rest]) => {
+      const server = origins === undefined ? { ...v1.server } : { ...v1.server, allowedOrigins: origins };
+      const turn = [...(v1.webrtc.turnServers ?? []), ...rest];
+      return {
+        ...v1,
+        schemaVersion: 2,
+        server,
+        webrtc: { ...v1.webrtc, ...(turn.length > 0 ? { turnServers: turn } : {}) },
+      } as unknown as SfuConfigV2;
+    });
+
+  it("valid v2 configs load; normalising is idempotent and the normalised config revalidates with the same hash", async () => {
+    await fc.assert(
+      fc.asyncProperty(validV2, async (c) => {
+        const r = await validateConfigValue(c, { checkFiles: false });
+        assert.ok(r.ok, `${JSON.stringify(c)}\n${JSON.stringify(!r.ok && r.problems)}`);
+        assert.deepEqual(normaliseV2(r.config as unknown as SfuConfigV2), r.config);
+        const again = await validateConfigValue(JSON.parse(JSON.stringify(r.config)), { checkFiles: false });
+        assert.ok(again.ok);
+        assert.equal(again.hash, r.hash);
+        const fromYaml = await loadConfigText(yamlStringify(c), { checkFiles: false });
+        assert.ok(fromYaml.ok);
+        assert.equal(fromYaml.hash, r.hash);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it("random values claiming schemaVersion 2 never make the loader throw", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.jsonValue(), fc.jsonValue(), fc.jsonValue(), async (server, webrtc, extra) => {
+        const r = await validateConfigValue({ schemaVersion: 2, server, webrtc, extra }, { checkFiles: false });
+        assert.equal(r.ok, false);
+        assert.ok(!r.ok && r.problems.length > 0);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
