@@ -49,18 +49,6 @@ export interface TurnResolveError {
 export type SecretReader = typeof readSecretFile;
 
 /**
- * Reads one secret file, once more when the first answer was SYMLINK_ESCAPES:
- * when the secrets directory is itself a symlink into the kubelet's `..data`
- * (a Secret projected into the ConfigMap's volume), a swap between resolving
- * the directory and resolving the file makes the two real paths land in
- * different timestamped directories for that one read.
- */
-async function readOnce(read: SecretReader, path: string, secretsDir: string): ReturnType<SecretReader> {
-  const first = await read(path, secretsDir);
-  return !first.ok && first.code === "SYMLINK_ESCAPES" ? read(path, secretsDir) : first;
-}
-
-/**
  * Reads every secret file `config` names (under `secretsDir`) and returns
  * the entries, or the first failure. Static credentials read from a file
  * are trimmed, as before; an auth secret must not be empty.
@@ -76,7 +64,7 @@ export async function resolveTurnEntries(
     const t = servers[i] as AnyTurnServer & { authSecretFile?: string; credentialTtl?: number };
     const base = `/webrtc/turnServers/${i}`;
     if (t.authSecretFile !== undefined) {
-      const r = await readOnce(read, t.authSecretFile, secretsDir);
+      const r = await read(t.authSecretFile, secretsDir);
       if (!r.ok) return { ok: false, pointer: `${base}/authSecretFile`, message: `authSecretFile: ${r.message}` };
       let secret: TurnAuthSecret;
       try {
@@ -97,7 +85,7 @@ export async function resolveTurnEntries(
     if (t.username !== undefined) server.username = t.username;
     if (t.credential !== undefined) server.credential = t.credential;
     if (t.credentialFile !== undefined) {
-      const r = await readOnce(read, t.credentialFile, secretsDir);
+      const r = await read(t.credentialFile, secretsDir);
       if (!r.ok) return { ok: false, pointer: `${base}/credentialFile`, message: `credentialFile: ${r.message}` };
       server.credential = r.value.toString("utf8").trim();
       r.value.fill(0);
