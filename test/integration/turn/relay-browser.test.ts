@@ -49,6 +49,9 @@ async function selectedPair(page: Page): Promise<{ local: string; remote: string
   });
 }
 
+/** Every signalling frame the pages received (scanned for the secrets at the end). */
+const framesToBrowsers: string[] = [];
+
 /** Opens the demo page with relay only and resolves with its `joined` message. */
 async function joinRelay(
   context: BrowserContext,
@@ -59,6 +62,7 @@ async function joinRelay(
   const joined = new Promise<Joined>((resolve) => {
     page.on("websocket", (ws) =>
       ws.on("framereceived", (frame) => {
+        framesToBrowsers.push(String(frame.payload));
         const m = JSON.parse(String(frame.payload)) as { type: string } & Joined;
         if (m.type === "joined") resolve({ id: m.id, iceServers: m.iceServers });
       }),
@@ -156,6 +160,18 @@ describe("media relayed by coturn with ephemeral credentials; rotation without r
         "frames after the rotation on an existing page",
       );
     }
+    // Neither shared secret reached a browser, a log line, /status or /metrics.
+    const texts = [
+      ...framesToBrowsers,
+      ...sfu.logs.raw,
+      await (await fetch(`${sfu.httpUrl}/status`)).text(),
+      await (await fetch(`${sfu.httpUrl}/metrics`)).text(),
+    ];
+    assert.ok(
+      framesToBrowsers.some((f) => f.includes('"joined"')),
+      "the scan saw the joined messages",
+    );
+    for (const text of texts) assert.ok(!text.includes(OLD) && !text.includes(NEW), "a TURN auth secret leaked");
     await context.close();
   });
 });
