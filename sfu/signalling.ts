@@ -24,6 +24,9 @@ import { MAX_SIGNAL_FRAME_BYTES, parseClientMessage, type ServerMessage } from "
 /** How long a signalling client may take to answer our close frame before ws destroys its socket. */
 export const SIGNAL_CLOSE_TIMEOUT_MS = 1000;
 
+/** Refused handshakes are logged at most once per this interval (ms). */
+export const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
 /** Dependencies of {@link SignallingServer}. */
 export interface SignallingOptions {
   logger: Logger;
@@ -91,7 +94,7 @@ export class SignallingServer {
       ?.allowedOrigins;
     const decision = checkRequestOrigin(origin, req.headers.host, allowed);
     if (!decision.allowed) {
-      this.#log.warn({ reason: decision.reason }, "signalling handshake refused");
+      this.#logRefusal(decision.reason);
       this.#options.onRefused?.("origin");
       const body = `${decision.reason}\n`;
       socket.end(
@@ -100,6 +103,25 @@ export class SignallingServer {
       return;
     }
     this.#wss.handleUpgrade(req, socket, head, (ws) => (this.#stopping ? ws.terminate() : this.#session(ws)));
+  }
+
+  #refusalLoggedAt = Number.NEGATIVE_INFINITY;
+  #refusalsUnlogged = 0;
+
+  /**
+   * Logs a refused handshake, at most one line per REFUSAL_LOG_INTERVAL_MS
+   * (any page can trigger refusals; the counter metric counts them all),
+   * with how many were not logged since the last line.
+   */
+  #logRefusal(reason: string): void {
+    const now = performance.now();
+    if (now - this.#refusalLoggedAt < REFUSAL_LOG_INTERVAL_MS) {
+      this.#refusalsUnlogged++;
+      return;
+    }
+    this.#log.warn({ reason, notLogged: this.#refusalsUnlogged }, "signalling handshake refused");
+    this.#refusalLoggedAt = now;
+    this.#refusalsUnlogged = 0;
   }
 
   /** Number of open signalling sockets. */

@@ -63,6 +63,8 @@ describe("signalling Origin check", { timeout: 30_000 }, () => {
     assert.equal(otherPort.status, 403);
     const metrics = await (await fetch(`${sfu.httpUrl}/metrics`)).text();
     assert.match(metrics, /sfu_signalling_refused_total\{reason="origin"\} 2/);
+    const logged = sfu.logs.lines.filter((l) => l.msg === "signalling handshake refused");
+    assert.equal(logged.length, 1, "one log line per interval, however many refusals");
     assert.equal(sfu.server.signalling.connections, 0);
   });
 
