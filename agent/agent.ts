@@ -154,6 +154,12 @@ export class Agent {
       this.#unsubscribe.push(this.#secrets.subscribe((g) => this.tracker.secretsGeneration(g)));
       await this.#secrets.start();
       if (this.#opts.push) {
+        // Applying a config reads the secret files: an ack confirms the generation current then.
+        this.#unsubscribe.push(
+          this.tracker.subscribe((e) => {
+            if (e.type === "applied") this.tracker.secretsApplied(this.#secrets.generation);
+          }),
+        );
         this.#unsubscribe.push(
           this.#secrets.subscribe((g) =>
             this.tracker.secretRotation(g, "unsupported", {

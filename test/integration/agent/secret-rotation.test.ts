@@ -196,6 +196,14 @@ describe("secret rotation", { timeout: 60_000 }, () => {
       assert.equal(s.secrets.lastError.code, "SECRETS_RELOAD_UNSUPPORTED");
       assert.match(s.secrets.lastError.message, /HTTP push mode has no secrets-reload/);
       assert.equal(s.desired.hash, await hashOf(text, dir));
+      assert.equal(s.secrets.applied, 1);
+      // A new config is applied: the SFU read the files again, as of generation 2.
+      await a.writer.write({ "config.yaml": configText(6, { authSecretFile: join(dir, "turn-auth-secret") }) });
+      const after = await until(async () => {
+        const x = await a.status();
+        return x.secrets.applied === 2 ? x : null;
+      });
+      assert.equal(after.secrets.lastError, null);
     } finally {
       await httpSfu.close();
     }
