@@ -1,25 +1,27 @@
 /**
  * Media through a real TURN server with the SFU's ephemeral credentials, and
- * a secret rotation without restart: two Chromium pages force
+ * a secret rotation without restart, all real processes: the local stack
+ * (`npm start`'s: a real agent and SFU in a pod directory, the kubelet
+ * stand-in swapping the mounted Secret with the AtomicWriter's `..data`
+ * rename), coturn (`use-auth-secret`, holding the old and the new shared
+ * secret as during a rotation's overlap) and Chromium. Two pages force
  * `iceTransportPolicy: "relay"` (demo page `&relay=1`), so their media can
- * only flow through coturn (`use-auth-secret`, holding the old and the new
- * shared secret as during a rotation's overlap). The auth secret lives in a
- * kubelet-style projected directory under the SFU's secrets directory; the
- * test swaps it (AtomicWriter, `..data` rename), the agent side asks for a
- * secrets reload, and a third page joining afterwards relays with a
- * credential of the new secret while the first call keeps flowing.
+ * only flow through coturn. Then the auth secret file changes: the kubelet
+ * stand-in swaps it into the pod, the agent notices and sends
+ * secrets-reload, the SFU acks, and a third page joining afterwards relays
+ * with a credential of the new secret while the first call keeps flowing.
  */
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { AtomicWriter } from "../../../scripts/local/atomic-writer.ts";
+import { type LocalStack, startLocalStack } from "../../../scripts/local/local-stack.ts";
 import { inboundVideo, launchChromium, pollUntil } from "../../helpers/browser.ts";
 import { type Coturn, startCoturn } from "../../helpers/coturn.ts";
-import { type SfuUnderTest, startWithAgent, testConfig } from "../sfu/harness.ts";
+import { until } from "../../helpers/until.ts";
 
 const OLD = "rotation-old-5d1c9e";
 const NEW = "rotation-new-a83f02";
@@ -76,40 +78,52 @@ const sign = (secret: string, username: string) => createHmac("sha1", secret).up
 
 describe("media relayed by coturn with ephemeral credentials; rotation without restart", { timeout: 180_000 }, () => {
   let turn: Coturn;
-  let sfu: SfuUnderTest;
+  let stack: LocalStack;
   let browser: Browser;
-  let secretsDir: string;
-  let writer: AtomicWriter;
+  let dir: string;
+  let secretFile: string;
+  let sfuUrl: string;
+  let agentUrl: string;
 
   before(async () => {
     turn = await startCoturn({ secrets: [OLD, NEW] });
-    secretsDir = await mkdtemp(join(tmpdir(), "sfu-turn-secrets-"));
-    writer = new AtomicWriter(secretsDir);
-    await writer.write({ "turn-auth-secret": `${OLD}\n` }, { defaultMode: 0o440 });
-    const base = testConfig();
-    const config = {
-      ...base,
-      schemaVersion: 2,
-      webrtc: {
-        ...(base.webrtc as Record<string, unknown>),
-        turnServers: [{ urls: [turn.url], authSecretFile: join(secretsDir, "turn-auth-secret"), credentialTtl: 600 }],
-      },
-    };
-    sfu = await startWithAgent(config, { secretsDir });
+    dir = await mkdtemp(join(tmpdir(), "sfu-turn-relay-"));
+    secretFile = join(dir, "auth-secret");
+    await writeFile(secretFile, `${OLD}\n`);
+    const template = await readFile(
+      join(import.meta.dirname, "..", "..", "..", "scripts", "local", "config-turn.yaml"),
+      "utf8",
+    );
+    const config = join(dir, "config.yaml");
+    await writeFile(
+      config,
+      template
+        .replace("turn:127.0.0.1:3478?transport=udp", turn.url)
+        .replace(/credentialTtl: \d+/, "credentialTtl: 600"),
+    );
+    stack = await startLocalStack({
+      pods: 1,
+      kubeletDelayMs: 300,
+      configFile: config,
+      turnAuthSecretFile: secretFile,
+      propagationTimeout: "30s",
+    });
+    sfuUrl = stack.pods[0]!.sfuUrl;
+    agentUrl = stack.pods[0]!.agentUrl;
     browser = await launchChromium();
   });
 
   after(async () => {
     await browser?.close();
-    await sfu?.stop();
+    await stack?.stop();
     await turn?.stop();
-    if (secretsDir) await rm(secretsDir, { recursive: true, force: true });
+    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it("two relay-only pages exchange video through coturn; after a rotation a new page relays with the new secret", async () => {
     const context = await browser.newContext();
-    const alice = await joinRelay(context, sfu.httpUrl, "alice");
-    const bob = await joinRelay(context, sfu.httpUrl, "bob");
+    const alice = await joinRelay(context, sfuUrl, "alice");
+    const bob = await joinRelay(context, sfuUrl, "bob");
     for (const { page, joined } of [alice, bob]) {
       const [server] = joined.iceServers;
       assert.ok(server?.username && server.credential, "a TURN server with credentials");
@@ -133,14 +147,26 @@ describe("media relayed by coturn with ephemeral credentials; rotation without r
     }
     assert.match(log, /ALLOCATE processed, success/);
 
-    // Rotation: the kubelet swaps the Secret's ..data; the agent asks the SFU to re-read its secret files.
-    await writer.write({ "turn-auth-secret": `${NEW}\n` }, { defaultMode: 0o440 });
-    const applied = sfu.server.state.applied!;
-    const reply = await sfu.agent!.secretsReloadAndWait(applied, 1);
-    assert.deepEqual(reply, { type: "ack", nonce: reply.nonce, ...applied });
-
+    // Rotation: the Secret changes; the kubelet stand-in swaps ..data in the pod; the agent sends secrets-reload.
+    const secretsStatus = async () =>
+      (
+        (await (await fetch(`${agentUrl}/status`)).json()) as {
+          secrets: { generation: number; applied: number | null };
+        }
+      ).secrets;
+    const initial = await secretsStatus();
+    await writeFile(secretFile, `${NEW}\n`);
+    await until(
+      async () => {
+        const s = await secretsStatus();
+        return s.generation > initial.generation && s.applied === s.generation;
+      },
+      30_000,
+      "the agent to report the rotation acked by the SFU",
+      200,
+    );
     const before = await Promise.all([alice.page, bob.page].map((p) => inboundVideo(p)));
-    const carol = await joinRelay(context, sfu.httpUrl, "carol");
+    const carol = await joinRelay(context, sfuUrl, "carol");
     const carolServer = carol.joined.iceServers[0]!;
     assert.equal(carolServer.credential, sign(NEW, carolServer.username!), "minted from the new secret");
     assert.notEqual(carolServer.credential, sign(OLD, carolServer.username!));
@@ -160,13 +186,20 @@ describe("media relayed by coturn with ephemeral credentials; rotation without r
         "frames after the rotation on an existing page",
       );
     }
-    // Neither shared secret reached a browser, a log line, /status or /metrics.
-    const texts = [
-      ...framesToBrowsers,
-      ...sfu.logs.raw,
-      await (await fetch(`${sfu.httpUrl}/status`)).text(),
-      await (await fetch(`${sfu.httpUrl}/metrics`)).text(),
-    ];
+    // Neither shared secret reached a browser, the agent's or the SFU's log, /status or /metrics.
+    const logs = await Promise.all(
+      (await readdir(stack.workDir))
+        .filter((f) => f.endsWith(".log"))
+        .map((f) => readFile(join(stack.workDir, f), "utf8")),
+    );
+    assert.ok(
+      logs.some((l) => l.includes("secrets reloaded")),
+      "the SFU's log is among those scanned",
+    );
+    const texts = [...framesToBrowsers, ...logs];
+    for (const url of [sfuUrl, agentUrl]) {
+      for (const path of ["/status", "/metrics"]) texts.push(await (await fetch(`${url}${path}`)).text());
+    }
     assert.ok(
       framesToBrowsers.some((f) => f.includes('"joined"')),
       "the scan saw the joined messages",
