@@ -9,8 +9,9 @@
  * owns what the pod reports (SFU link, settlements, lastError, revisions) and
  * is the one source of `/status` and the metrics.
  *
- * Start order: read the token file, store, config source (first read), push
- * server or HTTP pusher, HTTP server, queue trigger. Stop order (SIGTERM): stop watching,
+ * Start order: read the token file, store, config source (first read), secret
+ * watch (fingerprints the secret files the config names), push server or HTTP
+ * pusher, HTTP server, queue trigger. Stop order (SIGTERM): stop watching,
  * stop the queue trigger, stop accepting SFU connections and let an
  * unanswered push finish within `drainMs`, close the SFU connection, stop HTTP.
  */
@@ -18,6 +19,7 @@ import { readFile } from "node:fs/promises";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
 import { formatProblem } from "../protocol/config-loader.ts";
+import { DEFAULT_SECRETS_DIR } from "../protocol/secret-paths.ts";
 import { type ConfigReading, ConfigSource, type ConfigSourceOptions } from "./config-source.ts";
 import { LifecycleError, TokenFileError } from "./errors.ts";
 import { HttpPusher } from "./http-pusher.ts";
@@ -27,6 +29,7 @@ import type { ListenAddress } from "./options.ts";
 import type { NackRetryOptions } from "./push-ledger.ts";
 import { PushServer } from "./push-server.ts";
 import type { QueueTrigger, QueueTriggerOptions, startQueueTrigger } from "./queue/index.ts";
+import { SecretWatch } from "./secret-watch.ts";
 import { SnapshotStore } from "./snapshot-store.ts";
 import { type AgentStatus, buildStatus } from "./status.ts";
 import { StatusTracker } from "./status-tracker.ts";
@@ -56,6 +59,8 @@ export interface AgentOptions {
   podIp?: string | null;
   /** Token: the SFU must present it (WebSocket), or the agent sends it (HTTP push). */
   tokenFile: string | null;
+  /** The one directory secret files may live under (default /etc/sfu/secrets); watched for rotations. */
+  secretsDir?: string;
   ackTimeoutMs: number;
   resyncIntervalMs: number;
   /** Queue trigger options; null = watch-only. */
@@ -87,6 +92,7 @@ export class Agent {
   readonly #deps: AgentDeps;
   readonly #opts: AgentOptions;
   readonly #source: ConfigSource;
+  readonly #secrets: SecretWatch;
   #push: PushServer | null = null;
   #httpPush: HttpPusher | null = null;
   #http: HttpServer | null = null;
@@ -116,8 +122,23 @@ export class Agent {
         metrics: this.metrics,
         onReading: (r) => this.#onReading(r),
       },
-      { dir: options.configDir, key: options.configKey, resyncIntervalMs: options.resyncIntervalMs, ...options.source },
+      {
+        dir: options.configDir,
+        key: options.configKey,
+        resyncIntervalMs: options.resyncIntervalMs,
+        secretsDir: options.secretsDir ?? DEFAULT_SECRETS_DIR,
+        ...options.source,
+      },
     );
+    this.#secrets = new SecretWatch(
+      { logger: deps.logger.child({ component: "secrets" }), store: this.store },
+      { secretsDir: options.secretsDir ?? DEFAULT_SECRETS_DIR, resyncIntervalMs: options.resyncIntervalMs },
+    );
+  }
+
+  /** The secret-file watch (for tests that trigger a check). */
+  get secrets(): SecretWatch {
+    return this.#secrets;
   }
 
   /** Starts every part; on failure stops what started and rethrows (ListenError, TokenFileError, ...). */
@@ -129,7 +150,24 @@ export class Agent {
       const token = this.#opts.tokenFile === null ? null : await readToken(this.#opts.tokenFile);
       this.#unsubscribe.push(this.metrics.follow(this.tracker));
       await this.#source.start();
+      // Subscribed before the push transports: /status shows the new generation before any reload is sent.
+      this.#unsubscribe.push(this.#secrets.subscribe((g) => this.tracker.secretsGeneration(g)));
+      await this.#secrets.start();
       if (this.#opts.push) {
+        // Applying a config reads the secret files: an ack confirms the generation current then.
+        this.#unsubscribe.push(
+          this.tracker.subscribe((e) => {
+            if (e.type === "applied") this.tracker.secretsApplied(this.#secrets.generation);
+          }),
+        );
+        this.#unsubscribe.push(
+          this.#secrets.subscribe((g) =>
+            this.tracker.secretRotation(g, "unsupported", {
+              code: "SECRETS_RELOAD_UNSUPPORTED",
+              message: `the secret files changed (generation ${g}) but HTTP push mode has no secrets-reload; the SFU keeps what it read until a new config is applied or it restarts`,
+            }),
+          ),
+        );
         this.#httpPush = new HttpPusher(
           { logger, store: this.store, tracker: this.tracker, metrics: this.metrics, clock: this.#deps.clock },
           {
@@ -146,7 +184,7 @@ export class Agent {
         await this.#httpPush.start();
       } else {
         this.#push = new PushServer(
-          { logger, store: this.store, tracker: this.tracker, metrics: this.metrics },
+          { logger, store: this.store, tracker: this.tracker, metrics: this.metrics, secrets: this.#secrets },
           {
             host: this.#opts.listen.host,
             port: this.#opts.listen.port,
@@ -207,6 +245,7 @@ export class Agent {
     if (this.#state === "stopped") return;
     this.#state = "stopped";
     await this.#source.stop();
+    await this.#secrets.stop();
     try {
       await this.#queue?.stop();
     } catch (err) {

@@ -31,7 +31,8 @@ import {
   loadConfigFile,
   MAX_CONFIG_BYTES,
 } from "../protocol/config-loader.ts";
-import type { NormalisedConfigV1 } from "../protocol/config-schema.ts";
+import type { NormalisedConfig } from "../protocol/config-schema-v2.ts";
+import { DEFAULT_SECRETS_DIR } from "../protocol/secret-paths.ts";
 import { LifecycleError } from "./errors.ts";
 import type { AgentMetrics, WatchEventKind } from "./metrics.ts";
 
@@ -40,7 +41,7 @@ const RACY_MS = 1_000;
 
 /** One read of the config file. */
 export type ConfigReading =
-  | { ok: true; config: NormalisedConfigV1; hash: string; warnings: ConfigProblem[]; trigger: WatchEventKind | "start" }
+  | { ok: true; config: NormalisedConfig; hash: string; warnings: ConfigProblem[]; trigger: WatchEventKind | "start" }
   | {
       ok: false;
       code: LoadFailureCode;
@@ -61,6 +62,8 @@ export interface ConfigSourceOptions {
   resyncIntervalMs?: number;
   notFoundRetries?: number;
   notFoundRetryMs?: number;
+  /** The directory secret files named by the config must live under (default: the loader's, /etc/sfu/secrets). */
+  secretsDir?: string;
 }
 
 /** Documented defaults of the optional {@link ConfigSourceOptions}. */
@@ -70,6 +73,7 @@ export const CONFIG_SOURCE_DEFAULTS = {
   resyncIntervalMs: 60_000,
   notFoundRetries: 5,
   notFoundRetryMs: 50,
+  secretsDir: DEFAULT_SECRETS_DIR,
 } as const;
 
 /** Dependencies of {@link ConfigSource}. */
@@ -254,12 +258,12 @@ export class ConfigSource {
       return;
     }
     this.#lastIdentity = identity;
-    let result = await loadConfigFile(this.#path, { source: this.#opts.key });
+    let result = await loadConfigFile(this.#path, { source: this.#opts.key, secretsDir: this.#opts.secretsDir });
     for (let i = 0; !result.ok && result.code === "NOT_FOUND" && i < this.#opts.notFoundRetries; i++) {
       await new Promise((r) => setTimeout(r, this.#opts.notFoundRetryMs));
       if (this.#state === "stopped") return;
       this.#lastIdentity = await this.#identity();
-      result = await loadConfigFile(this.#path, { source: this.#opts.key });
+      result = await loadConfigFile(this.#path, { source: this.#opts.key, secretsDir: this.#opts.secretsDir });
     }
     if (result.ok) {
       this.#deps.onReading({

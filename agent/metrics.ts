@@ -13,7 +13,13 @@
  * desired config), `sfu_agent_sfu_connected`.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from "prom-client";
-import type { PushOutcome, PushTransport, StatusTracker, TrackerEvent } from "./status-tracker.ts";
+import type {
+  PushOutcome,
+  PushTransport,
+  SecretRotationOutcome,
+  StatusTracker,
+  TrackerEvent,
+} from "./status-tracker.ts";
 
 export type { PushOutcome, PushTransport } from "./status-tracker.ts";
 
@@ -21,7 +27,17 @@ export type { PushOutcome, PushTransport } from "./status-tracker.ts";
 export type WatchEventKind = "swap" | "file" | "resync";
 
 /** Every {@link PushOutcome}, for zero-initialising the counter. */
-export const PUSH_OUTCOMES: readonly PushOutcome[] = ["ack", "nack", "timeout", "http_error", "unreachable"];
+export const PUSH_OUTCOMES: readonly PushOutcome[] = [
+  "ack",
+  "nack",
+  "timeout",
+  "http_error",
+  "unreachable",
+  "unsupported_schema",
+];
+
+/** Every {@link SecretRotationOutcome}, for zero-initialising the counter. */
+export const SECRET_ROTATION_OUTCOMES: readonly SecretRotationOutcome[] = ["ack", "nack", "timeout", "unsupported"];
 
 /** The agent's metric instruments, registered on one Registry. */
 export class AgentMetrics {
@@ -42,6 +58,7 @@ export class AgentMetrics {
   readonly lastLoadSuccessTime: Gauge;
   readonly converged: Gauge;
   readonly versionsRefused: Counter;
+  readonly secretRotations: Counter<"outcome">;
 
   /** Registers every instrument on `registry`; `defaultMetrics` adds prom-client's process metrics (prefixed too). */
   constructor(registry: Registry, options: { defaultMetrics?: boolean } = {}) {
@@ -137,6 +154,13 @@ export class AgentMetrics {
       help: "SFU-reported applied versions refused as out of range (hello.applied or HTTP GET); the hello is closed with 4000.",
       registers,
     });
+    this.secretRotations = new Counter({
+      name: "sfu_agent_secret_rotations_total",
+      help: "Secret file changes (or a new connection) told to the SFU by secrets-reload, by outcome: ack, nack, timeout; unsupported = the files changed but the SFU does not support secrets-reload.",
+      labelNames: ["outcome"],
+      registers,
+    });
+    for (const o of SECRET_ROTATION_OUTCOMES) this.secretRotations.inc({ outcome: o }, 0);
     for (const o of ["applied", "rejected", "invalid", "timeout"]) this.reloads.inc({ outcome: o }, 0);
     for (const k of ["swap", "file", "resync"]) this.watchEvents.inc({ kind: k }, 0);
     if (options.defaultMetrics) {
@@ -148,7 +172,8 @@ export class AgentMetrics {
   /** Zero-initialises the push outcome series of `transport` so dashboards see them before the first push. */
   initPushOutcomes(transport: PushTransport): void {
     for (const outcome of PUSH_OUTCOMES) {
-      if (transport === "http" || (outcome !== "http_error" && outcome !== "unreachable")) {
+      const httpOnly = outcome === "http_error" || outcome === "unreachable";
+      if (transport === "http" ? outcome !== "unsupported_schema" : !httpOnly) {
         this.pushOutcomes.inc({ transport, outcome }, 0);
       }
     }
@@ -183,6 +208,9 @@ export class AgentMetrics {
         break;
       case "push-sent":
         this.pushes.inc();
+        break;
+      case "secret-rotation":
+        this.secretRotations.inc({ outcome: e.outcome });
         break;
       case "push-outcome":
         this.pushOutcomes.inc({ transport: e.transport, outcome: e.outcome });

@@ -8,6 +8,7 @@
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { LOG_LEVELS, type LogLevel } from "../protocol/config-schema.ts";
+import { DEFAULT_SECRETS_DIR } from "../protocol/secret-paths.ts";
 import { OptionsError } from "./errors.ts";
 import { checkPushUrl } from "./http-push-wire.ts";
 
@@ -45,6 +46,8 @@ export interface RunOptions {
   endpointUrl: string | null;
   /** File holding the shared token sent as `Authorization: Bearer <token>`: by the SFU (WebSocket mode) or by the agent (HTTP push mode). */
   tokenFile: string | null;
+  /** The one directory secret files (credentialFile, authSecretFile) may live under; watched for rotations. */
+  secretsDir: string;
   ackTimeoutMs: number;
   propagationTimeoutMs: number;
   /** Safety-net re-read interval of the config file. */
@@ -75,6 +78,11 @@ export const RUN_FLAGS = [
     "token-file",
     "",
     "file with a shared token (Authorization: Bearer): the SFU presents it, or with --push the agent sends it",
+  ],
+  [
+    "secrets-dir",
+    DEFAULT_SECRETS_DIR,
+    "directory secret files (credentialFile, authSecretFile) must live under; watched for Secret rotations",
   ],
   ["ack-timeout", "10s", "how long to wait for the SFU's ack/nack of a push (with --push: per HTTP request)"],
   ["propagation-timeout", "300s", "how long a reload event waits for the kubelet to update the file"],
@@ -210,6 +218,7 @@ export function parseRunOptions(
     region: str("region", null),
     endpointUrl: str("endpoint-url", null),
     tokenFile: str("token-file", null),
+    secretsDir: str("secrets-dir", DEFAULT_SECRETS_DIR) as string,
     ackTimeoutMs: duration("ack-timeout", 10_000, 1),
     propagationTimeoutMs: duration("propagation-timeout", 300_000, 1),
     resyncIntervalMs: duration("resync-interval", 60_000, 100),

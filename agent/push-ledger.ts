@@ -226,6 +226,20 @@ export class PushLedger {
     return delay;
   }
 
+  /**
+   * `version`/`hash` was not sent: the SFU cannot take its schemaVersion
+   * (WebSocket: not in `hello.schemaVersions`). Recorded like a NACK with
+   * code `UNSUPPORTED_SCHEMA` (rejected, lastError, settlement) and push
+   * outcome `unsupported_schema`; held back on this session like a rejected
+   * hash (sent again only if it becomes desired again or on a new session).
+   */
+  recordUnsupported(version: number, hash: string, message: string): void {
+    this.#forget(hash);
+    this.#rejected.set(hash, { code: "UNSUPPORTED_SCHEMA", attempts: 0, timer: null });
+    this.#deps.tracker?.pushOutcome(this.#deps.transport, "unsupported_schema", null);
+    this.#deps.store.markRejected(version, hash, { code: "UNSUPPORTED_SCHEMA", message });
+  }
+
   /** The SFU did not answer `version`/`hash` within the ack timeout: recorded as `timeout`. */
   recordTimeout(version: number, hash: string, report = true): void {
     this.#deps.tracker?.pushOutcome(this.#deps.transport, "timeout", null);

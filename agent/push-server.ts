@@ -29,6 +29,25 @@
  * {@link PushLedger} shared with the HTTP pusher; one ledger per connection.
  * What the session learns (link up/down, outcomes) goes through the ledger
  * to the {@link StatusTracker}.
+ *
+ * Schema negotiation: a `hello` whose `schemaVersions` shares no version
+ * with this agent closes with 4007. Otherwise a desired config whose
+ * schemaVersion the SFU did not list is not sent: it is recorded as
+ * rejected with code `UNSUPPORTED_SCHEMA` (lastError, settlement, metrics)
+ * and the connection stays open, so a later config the SFU can take is
+ * pushed as usual.
+ *
+ * Secret rotation: when the SFU lists `secrets-reload` in `hello.features`,
+ * runs the desired config, and has not confirmed reading the secret files
+ * as of the {@link SecretWatch}'s current generation on this connection
+ * (by acking a config sent at that generation, or a `secrets-reload`), the
+ * session sends `secrets-reload` (one message outstanding at a time, like a
+ * config; a config that is due goes first, since applying it reads the files
+ * too). So a new connection to an SFU already running the desired config
+ * gets one reload: the agent cannot know whether the files changed while it
+ * was not connected. A generation nacked or timed out is not re-sent on the
+ * connection; the next change is. An SFU without the feature gets nothing;
+ * a change is then recorded as outcome `unsupported`.
  */
 import { timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
@@ -37,6 +56,7 @@ import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { type WebSocket, WebSocketServer } from "ws";
 import { CloseCode } from "../protocol/close-codes.ts";
+import { SUPPORTED_SCHEMA_VERSIONS } from "../protocol/config-schema.ts";
 import { closeReason, parseSfuFrame } from "../protocol/messages.ts";
 import {
   type AckMessage,
@@ -45,10 +65,12 @@ import {
   type NackMessage,
   SUBPROTOCOL,
 } from "../protocol/messages-schema.ts";
+import { helloFeatures, SECRETS_RELOAD_FEATURE, secretsReloadMessage } from "../protocol/secrets-reload.ts";
 import { LifecycleError, type ListenError } from "./errors.ts";
 import { listenOn } from "./listen.ts";
 import type { AgentMetrics } from "./metrics.ts";
 import { configMessage, type NackRetryOptions, PushLedger } from "./push-ledger.ts";
+import type { SecretWatch } from "./secret-watch.ts";
 import type { SnapshotStore } from "./snapshot-store.ts";
 import type { StatusTracker } from "./status-tracker.ts";
 
@@ -87,6 +109,8 @@ export interface PushServerDeps {
   tracker?: StatusTracker;
   /** Counts refused upgrades (the rest of the metrics follow the tracker). */
   metrics?: AgentMetrics;
+  /** Secret rotations to tell the SFU about (`secrets-reload`); none when omitted. */
+  secrets?: SecretWatch;
 }
 
 /** The WebSocket push server; see the module comment for its rules. */
@@ -98,6 +122,7 @@ export class PushServer {
   #session: SfuSession | null = null;
   #state: "new" | "listening" | "stopping" | "stopped" = "new";
   #unsubscribe: (() => void) | null = null;
+  #unsubscribeSecrets: (() => void) | null = null;
 
   constructor(deps: PushServerDeps, options: PushServerOptions) {
     const opts = { ...PUSH_SERVER_DEFAULTS, ...options } as Required<PushServerOptions>;
@@ -133,6 +158,7 @@ export class PushServer {
     this.#unsubscribe = this.#deps.store.subscribe((e) => {
       if (e.type === "desired") this.#session?.onDesired(e.hash);
     });
+    this.#unsubscribeSecrets = this.#deps.secrets?.subscribe((g) => this.#session?.onSecretsChanged(g)) ?? null;
     this.#deps.logger.info({ address: this.url }, "push server listening");
   }
 
@@ -168,6 +194,7 @@ export class PushServer {
     const wasListening = this.#state === "listening";
     this.#state = "stopping";
     this.#unsubscribe?.();
+    this.#unsubscribeSecrets?.();
     const closed = wasListening ? new Promise<void>((r) => this.#http.close(() => r())) : Promise.resolve();
     const session = this.#session;
     if (session) {
@@ -250,6 +277,10 @@ interface SessionOptions {
 }
 
 interface InFlight {
+  /** A config push, or a `secrets-reload` (version and hash then name the applied config). */
+  kind: "config" | "secrets-reload";
+  /** The secrets generation when it was sent (applying a config reads the secret files too). */
+  generation: number;
   nonce: number;
   version: number;
   hash: string;
@@ -267,7 +298,16 @@ export class SfuSession {
   readonly #ledger: PushLedger;
   readonly #abandoned = new Set<string>();
   readonly #log: Logger;
+  readonly #deps: PushServerDeps;
   #hello: HelloMessage | null = null;
+  /** The SFU's `hello.schemaVersions`. */
+  #schemaVersions: readonly number[] = [];
+  /** Whether the SFU listed `secrets-reload` in `hello.features`. */
+  #reloadFeature = false;
+  /** The secrets generation the SFU confirmed reading on this connection; null = not confirmed. */
+  #secretsConfirmed: number | null = null;
+  /** The last generation a `secrets-reload` was sent for (a failed one is not re-sent on this connection). */
+  #secretsTried: number | null = null;
   #helloTimer: NodeJS.Timeout | null;
   #lastNonce = 0;
   #inFlight: InFlight | null = null;
@@ -279,6 +319,7 @@ export class SfuSession {
   constructor(deps: PushServerDeps, ws: WebSocket, opts: SessionOptions) {
     this.#ws = ws;
     this.#opts = opts;
+    this.#deps = deps;
     this.#ledger = new PushLedger({
       store: deps.store,
       tracker: deps.tracker,
@@ -342,17 +383,52 @@ export class SfuSession {
     this.maybePush();
   }
 
-  /** Pushes the store's desired config if this SFU needs it and may get it now (see the module comment). */
+  /**
+   * The secret files changed (new `generation`): a reload is due for an SFU
+   * with the feature; for one without, the change is recorded as
+   * `unsupported` (it keeps what it read until its config is re-applied).
+   */
+  onSecretsChanged(generation: number): void {
+    if (!this.#open || this.#hello === null) return;
+    if (!this.#reloadFeature) {
+      const applied = this.#ledger.applied;
+      this.#deps.tracker?.secretRotation(generation, "unsupported", {
+        code: "SECRETS_RELOAD_UNSUPPORTED",
+        message: `the secret files changed (generation ${generation}) but the SFU does not support secrets-reload; it keeps what it read${applied === null ? "" : ` for version ${applied.version}`} until a new config is applied or it restarts`,
+      });
+      return;
+    }
+    this.maybePush();
+  }
+
+  /** Pushes the store's desired config if this SFU needs it and may get it now, else a due `secrets-reload` (see the module comment). */
   maybePush(): void {
     if (!this.#open || this.#hello === null) return;
     if (this.#inFlight !== null && !this.#inFlight.timedOut) return; // latest wins at reply time
     // Not an abandoned hash, nor the timed-out one (it may still be answered late).
-    const d = this.#ledger.next((hash) => this.#abandoned.has(hash) || this.#inFlight?.hash === hash);
-    if (d === null) return;
+    const d = this.#ledger.next(
+      (hash) => this.#abandoned.has(hash) || (this.#inFlight?.kind === "config" && this.#inFlight.hash === hash),
+    );
+    if (d === null) {
+      this.#maybeReloadSecrets();
+      return;
+    }
+    const schemaVersion = d.config.schemaVersion;
+    if (!this.#schemaVersions.includes(schemaVersion)) {
+      const message = `the SFU supports schemaVersions [${this.#schemaVersions.join(", ")}]; this config is schemaVersion ${schemaVersion}`;
+      this.#ledger.recordUnsupported(d.version, d.hash, message);
+      this.#log.warn(
+        { version: d.version, hash: d.hash, schemaVersion, sfuSchemaVersions: this.#schemaVersions },
+        `not pushing config: ${message}`,
+      );
+      return;
+    }
     const nonce = ++this.#lastNonce;
     const msg = configMessage(d, nonce);
-    if (this.#inFlight?.timedOut) this.#abandoned.add(this.#inFlight.hash);
+    if (this.#inFlight?.timedOut && this.#inFlight.kind === "config") this.#abandoned.add(this.#inFlight.hash);
     const inFlight: InFlight = {
+      kind: "config",
+      generation: this.#deps.secrets?.generation ?? 0,
       nonce,
       version: d.version,
       hash: d.hash,
@@ -367,10 +443,49 @@ export class SfuSession {
     this.#log.info({ nonce, version: d.version, hash: d.hash, revision: d.revision }, "pushed config");
   }
 
+  /** Sends `secrets-reload` when one is due (see the module comment). */
+  #maybeReloadSecrets(): void {
+    const secrets = this.#deps.secrets;
+    if (secrets === undefined || !this.#reloadFeature || !secrets.hasSecrets) return;
+    const applied = this.#ledger.applied;
+    if (applied === null || applied.hash !== this.#deps.store.desired()?.hash) return;
+    const generation = secrets.generation;
+    if (this.#secretsConfirmed === generation || this.#secretsTried === generation) return;
+    const nonce = ++this.#lastNonce;
+    const inFlight: InFlight = {
+      kind: "secrets-reload",
+      generation,
+      nonce,
+      version: applied.version,
+      hash: applied.hash,
+      sentAt: performance.now(),
+      timer: null,
+      timedOut: false,
+    };
+    inFlight.timer = setTimeout(() => this.#onAckTimeout(inFlight), this.#opts.ackTimeoutMs);
+    this.#inFlight = inFlight;
+    this.#secretsTried = generation;
+    this.#ws.send(JSON.stringify(secretsReloadMessage(nonce, applied, generation)));
+    this.#log.info({ nonce, version: applied.version, hash: applied.hash, generation }, "sent secrets-reload");
+  }
+
   #onAckTimeout(inFlight: InFlight): void {
     inFlight.timer = null;
     if (this.#inFlight !== inFlight || !this.#open) return;
     inFlight.timedOut = true;
+    if (inFlight.kind === "secrets-reload") {
+      this.#log.warn(
+        { nonce: inFlight.nonce, generation: inFlight.generation, timeoutMs: this.#opts.ackTimeoutMs },
+        "SFU did not answer secrets-reload in time; not re-sending it",
+      );
+      this.#deps.tracker?.secretRotation(inFlight.generation, "timeout", {
+        code: "SECRETS_RELOAD_TIMEOUT",
+        message: `the SFU did not answer secrets-reload of generation ${inFlight.generation} in time`,
+      });
+      this.#settleDrain();
+      this.maybePush();
+      return;
+    }
     this.#log.warn(
       { nonce: inFlight.nonce, version: inFlight.version, hash: inFlight.hash, timeoutMs: this.#opts.ackTimeoutMs },
       "SFU did not answer the push in time; not re-sending it",
@@ -416,8 +531,13 @@ export class SfuSession {
     }
     if (this.#helloTimer) clearTimeout(this.#helloTimer);
     this.#helloTimer = null;
-    if (!(hello.schemaVersions as number[]).includes(1)) {
-      this.close(CloseCode.UNSUPPORTED_PROTOCOL, "no common schema version: this agent pushes schemaVersion 1");
+    const schemaVersions = hello.schemaVersions as number[];
+    const supported = SUPPORTED_SCHEMA_VERSIONS as readonly number[];
+    if (!schemaVersions.some((v) => supported.includes(v))) {
+      this.close(
+        CloseCode.UNSUPPORTED_PROTOCOL,
+        `no common schema version: this agent pushes schemaVersions ${supported.join(", ")}`,
+      );
       return;
     }
     const applied = hello.applied as { version: number; hash: string } | null;
@@ -428,8 +548,20 @@ export class SfuSession {
       return;
     }
     this.#hello = hello;
+    this.#schemaVersions = [...schemaVersions];
+    this.#reloadFeature = helloFeatures(hello).includes(SECRETS_RELOAD_FEATURE);
     this.#ledger.recordLink({ name: hello.sfu.name, version: hello.sfu.version });
-    this.#log.info({ sfu: hello.sfu.name, sfuVersion: hello.sfu.version, applied }, "SFU hello");
+    this.#deps.tracker?.secretsUnknown();
+    this.#log.info(
+      {
+        sfu: hello.sfu.name,
+        sfuVersion: hello.sfu.version,
+        applied,
+        schemaVersions,
+        secretsReload: this.#reloadFeature,
+      },
+      "SFU hello",
+    );
     this.maybePush();
   }
 
@@ -450,7 +582,16 @@ export class SfuSession {
     if (f.timer) clearTimeout(f.timer);
     this.#inFlight = null;
     const seconds = (performance.now() - f.sentAt) / 1000;
+    if (f.kind === "secrets-reload") {
+      this.#onReloadReply(f, msg);
+      this.#settleDrain();
+      this.maybePush();
+      return;
+    }
     if (msg.type === "ack") {
+      // Applying a config reads the secret files: the SFU reads them as of the generation it was sent at.
+      this.#secretsConfirmed = f.generation;
+      if (this.#deps.secrets !== undefined) this.#deps.tracker?.secretsApplied(f.generation);
       this.#abandoned.delete(f.hash);
       this.#ledger.recordAck(f.version, f.hash, seconds);
       this.#log.info(
@@ -469,5 +610,20 @@ export class SfuSession {
     }
     this.#settleDrain();
     this.maybePush();
+  }
+
+  #onReloadReply(f: InFlight, msg: AckMessage | NackMessage): void {
+    if (msg.type === "ack") {
+      this.#secretsConfirmed = f.generation;
+      this.#deps.tracker?.secretRotation(f.generation, "ack", null);
+      this.#log.info({ nonce: f.nonce, generation: f.generation }, "SFU reloaded its secret files");
+      return;
+    }
+    const error = { code: msg.error.code, message: msg.error.message };
+    this.#deps.tracker?.secretRotation(f.generation, "nack", error);
+    this.#log.warn(
+      { nonce: f.nonce, generation: f.generation, error, path: msg.error.path },
+      "SFU could not reload its secret files; it keeps what it read before",
+    );
   }
 }

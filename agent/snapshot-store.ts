@@ -19,7 +19,7 @@
  *   it has talked to an SFU, is refused ({@link SnapshotStore.checkSfuApplied});
  * - the same content (hash) offered twice is a no-op.
  */
-import type { NormalisedConfigV1 } from "../protocol/config-schema.ts";
+import type { NormalisedConfig } from "../protocol/config-schema-v2.ts";
 import type { SettlementOutcome } from "../protocol/messages-schema.ts";
 
 /** An error as shown in /status and carried by store events. */
@@ -54,7 +54,7 @@ export interface DesiredSnapshot {
   version: number;
   hash: string;
   revision: string | null;
-  config: NormalisedConfigV1;
+  config: NormalisedConfig;
 }
 
 /** What the SFU applied, as far as the agent knows. */
@@ -141,7 +141,7 @@ export class SnapshotStore {
    * the desired snapshot changed.
    */
   offerValid(
-    config: NormalisedConfigV1,
+    config: NormalisedConfig,
     hash: string,
     revision: string | null = null,
   ): { changed: boolean; version: number } {

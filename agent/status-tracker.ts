@@ -41,9 +41,11 @@ export type PushTransport = "websocket" | "http";
 /**
  * Outcome of one push: `ack`, `nack`, `timeout` (both transports);
  * `http_error` (an HTTP status other than 2xx/409/422) and `unreachable`
- * (connection refused, reset, DNS) over HTTP only.
+ * (connection refused, reset, DNS) over HTTP only; `unsupported_schema`
+ * (WebSocket only): not sent, the SFU's `hello.schemaVersions` lacks the
+ * config's schemaVersion.
  */
-export type PushOutcome = "ack" | "nack" | "timeout" | "http_error" | "unreachable";
+export type PushOutcome = "ack" | "nack" | "timeout" | "http_error" | "unreachable" | "unsupported_schema";
 
 /** `/status` `sfu` in WebSocket mode: the connected SFU (from its hello). */
 export interface SfuLinkStatus {
@@ -80,6 +82,27 @@ export interface HttpPushStatus {
   retry: { attempt: number; at: string } | null;
 }
 
+/**
+ * Outcome of one secrets reload: `ack`, `nack`, `timeout` (the SFU answered
+ * `secrets-reload`, or did not); `unsupported` (the secret files changed but
+ * the SFU does not advertise the `secrets-reload` feature: it keeps what it
+ * read until its config is re-applied or it restarts).
+ */
+export type SecretRotationOutcome = "ack" | "nack" | "timeout" | "unsupported";
+
+/**
+ * `/status` `secrets`: the rotation counter of the secret files the desired
+ * config names, the generation the SFU confirmed it reads (null: not
+ * confirmed on this connection), when, and the last reload error (cleared by
+ * the next confirmation). Never a secret or a digest of one.
+ */
+export interface SecretsStatus {
+  generation: number;
+  applied: number | null;
+  at: string | null;
+  lastError: ErrorInfo | null;
+}
+
 /** An error that was cleared by a later success. */
 export interface PreviousError extends ErrorInfo {
   /** ISO 8601 time it was cleared (the desired config applied with the file valid). */
@@ -95,7 +118,8 @@ export type TrackerEvent =
   | { type: "error-cleared"; previous: PreviousError }
   | { type: "version-refused"; reported: number; reason: string }
   | { type: "push-sent"; transport: PushTransport }
-  | { type: "push-outcome"; transport: PushTransport; outcome: PushOutcome; seconds: number | null };
+  | { type: "push-outcome"; transport: PushTransport; outcome: PushOutcome; seconds: number | null }
+  | { type: "secret-rotation"; generation: number; outcome: SecretRotationOutcome };
 
 /** Options of {@link StatusTracker}. */
 export interface StatusTrackerOptions {
@@ -125,6 +149,7 @@ export class StatusTracker {
   #linkDetail: (() => HttpPushStatus) | null = null;
   #lastLoad: LastLoad = { success: null, successAt: null };
   #lastAppliedAt: string | null = null;
+  #secrets: SecretsStatus = { generation: 1, applied: null, at: null, lastError: null };
   /** Watch-only mode: the desired version waiting to settle (or settled: its last outcome). */
   #open: { version: number; hash: string; outcome: Settlement["outcome"] | null } | null = null;
   #unsubscribe: (() => void) | null = null;
@@ -214,6 +239,12 @@ export class StatusTracker {
     return this.#lastAppliedAt;
   }
 
+  /** `/status` `secrets` (see {@link SecretsStatus}). */
+  secrets(): SecretsStatus {
+    const s = this.#secrets;
+    return { ...s, lastError: s.lastError && { ...s.lastError } };
+  }
+
   /** The revision attached to `hash` by {@link setRevision}, or null. */
   revisionOf(hash: string): string | null {
     return this.#revisions.get(hash) ?? null;
@@ -238,6 +269,40 @@ export class StatusTracker {
     }
     this.#emit({ type: "settled", settlement: { ...copy } });
     if (s.outcome !== "applied" && s.error !== null) this.#setError({ ...s.error, at: s.at });
+  }
+
+  /** The secret files changed: `generation` is the new rotation counter. */
+  secretsGeneration(generation: number): void {
+    this.#secrets = { ...this.#secrets, generation };
+  }
+
+  /**
+   * The SFU confirmed it reads the secret files as of `generation`: it acked
+   * a `secrets-reload`, or a config push sent at that generation (applying
+   * reads the files). Clears `secrets.lastError`.
+   */
+  secretsApplied(generation: number): void {
+    this.#secrets = { ...this.#secrets, applied: generation, at: this.#now(), lastError: null };
+  }
+
+  /** A new SFU connection: what it reads is not known until it confirms. */
+  secretsUnknown(): void {
+    this.#secrets = { ...this.#secrets, applied: null, at: null };
+  }
+
+  /**
+   * The outcome of one secrets reload of `generation` (counted in
+   * `sfu_agent_secret_rotations_total`); `ack` also records it applied, any
+   * other outcome records `error` as `secrets.lastError`.
+   */
+  secretRotation(
+    generation: number,
+    outcome: SecretRotationOutcome,
+    error: { code: string; message: string } | null,
+  ): void {
+    if (outcome === "ack") this.secretsApplied(generation);
+    else if (error !== null) this.#secrets = { ...this.#secrets, lastError: { ...error, at: this.#now() } };
+    this.#emit({ type: "secret-rotation", generation, outcome });
   }
 
   /** WebSocket mode: the SFU said hello (`name`, `version` of its software). */

@@ -5,7 +5,7 @@
  * outcomes and error texts.
  */
 import type { ErrorInfo, Settlement } from "./snapshot-store.ts";
-import type { HttpPushStatus, PreviousError, SfuLinkStatus, StatusTracker } from "./status-tracker.ts";
+import type { HttpPushStatus, PreviousError, SecretsStatus, SfuLinkStatus, StatusTracker } from "./status-tracker.ts";
 
 /** `/status` JSON. Fields may be added, never renamed. */
 export interface AgentStatus {
@@ -27,6 +27,13 @@ export interface AgentStatus {
    * valid, and when the current valid content was loaded (null before).
    */
   source: { path: string; valid: boolean; lastLoadSuccessAt: string | null };
+  /**
+   * Extension: Secret rotations of the files the desired config names: the
+   * rotation counter, the generation the SFU confirmed reading (null: not
+   * confirmed on this connection), when, and the last reload error. No
+   * secret, and no digest of one.
+   */
+  secrets: SecretsStatus;
 }
 
 /** Builds the `/status` document. */
@@ -51,5 +58,6 @@ export function buildStatus(input: {
     queue: input.queue ?? { mode: "none", url: null },
     settlements: tracker.settlements(),
     source: { path: input.path, valid: tracker.fileHash() !== null, lastLoadSuccessAt: load.successAt },
+    secrets: tracker.secrets(),
   };
 }

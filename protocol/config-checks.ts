@@ -1,18 +1,25 @@
 /**
  * The semantic checks of a config: what JSON Schema cannot express (ICE
  * port range order, an audio and a video codec, TURN/STUN URIs, credentials
- * given once, credentialFile readable). Defensive: they run on values that
+ * given once, secret files under the secrets directory and readable, the
+ * schemaVersion 2 rules of TURN REST servers). Defensive: they run on values that
  * may have failed the schema, looking only at the well-typed parts.
  */
-import { constants as fsConstants } from "node:fs";
-import { access, open } from "node:fs/promises";
 import { type ConfigProblem, problem } from "./config-problems.ts";
 import { AUDIO_CODECS, VIDEO_CODECS } from "./config-schema.ts";
+import { v2SemanticProblems } from "./config-schema-v2.ts";
+import { checkSecretFile, checkSecretPathShape, DEFAULT_SECRETS_DIR } from "./secret-paths.ts";
 
 /** Options of {@link semanticProblems}. */
 export interface SemanticOptions {
-  /** Check that every `credentialFile` exists and is readable (default true). */
+  /**
+   * Check that every secret file (`credentialFile`, `authSecretFile`) exists
+   * and is readable (default true); its path shape (under `secretsDir`, no
+   * `..`) is checked either way.
+   */
   checkFiles?: boolean;
+  /** The one directory secret files may live under (default {@link DEFAULT_SECRETS_DIR}). */
+  secretsDir?: string;
 }
 
 /** The checks JSON Schema cannot express. Defensive: `value` may have failed the schema. */
@@ -22,6 +29,8 @@ export async function semanticProblems(
 ): Promise<{ problems: ConfigProblem[]; warnings: ConfigProblem[] }> {
   const problems: ConfigProblem[] = [];
   const warnings: ConfigProblem[] = [];
+  const v2 = value.schemaVersion === 2 ? v2SemanticProblems(value) : null;
+  if (v2 !== null) for (const p of v2.problems) problems.push(problem(p.pointer, p.message));
   const webrtc = isRecord(value.webrtc) ? value.webrtc : {};
   const range = webrtc.icePortRange;
   if (Array.isArray(range) && range.length === 2 && range.every((n) => Number.isInteger(n))) {
@@ -59,8 +68,14 @@ export async function semanticProblems(
     if (credential !== undefined && credentialFile !== undefined) {
       problems.push(problem(`${base}/credential`, "give either credential or credentialFile, not both"));
     }
-    if (needsCredential && (username === undefined || (credential ?? credentialFile) === undefined)) {
-      problems.push(problem(base, "a turn:/turns: server needs username and credentialFile (or credential)"));
+    // A server with authSecretFile (v2) gets a credential minted per participant.
+    const minted = v2?.restCredentialServers.has(i) === true;
+    if (!minted && needsCredential && (username === undefined || (credential ?? credentialFile) === undefined)) {
+      const what =
+        v2 === null
+          ? "username and credentialFile (or credential)"
+          : "authSecretFile, or username and credentialFile (or credential)";
+      problems.push(problem(base, `a turn:/turns: server needs ${what}`));
     }
     if (credential !== undefined) {
       warnings.push({
@@ -68,9 +83,15 @@ export async function semanticProblems(
         severity: "warning",
       });
     }
-    if (typeof credentialFile === "string" && credentialFile !== "" && options.checkFiles !== false) {
-      const err = await checkReadable(credentialFile);
-      if (err) problems.push(problem(`${base}/credentialFile`, `${credentialFile}: ${err}`));
+    for (const key of v2 === null ? (["credentialFile"] as const) : (["credentialFile", "authSecretFile"] as const)) {
+      const path = server[key];
+      if (typeof path !== "string" || path === "") continue;
+      const dir = options.secretsDir ?? DEFAULT_SECRETS_DIR;
+      const err =
+        options.checkFiles === false
+          ? checkSecretPathShape(path, dir)
+          : ((await checkSecretFile(path, dir))?.message ?? null);
+      if (err !== null) problems.push(problem(`${base}/${key}`, err));
     }
   }
   return { problems, warnings };
@@ -93,24 +114,4 @@ export function checkIceUri(uri: string): string | null {
   }
   if (m[4] !== undefined && m[1]?.startsWith("stun")) return `${JSON.stringify(uri)}: stun: URIs take no transport`;
   return null;
-}
-
-async function checkReadable(path: string): Promise<string | null> {
-  try {
-    const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-    try {
-      const stat = await handle.stat();
-      if (stat.isDirectory()) return "is a directory";
-      if (!stat.isFile()) return "credential file is not a regular file";
-    } finally {
-      await handle.close();
-    }
-    await access(path, fsConstants.R_OK);
-    return null;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return "credential file does not exist";
-    if (code === "EACCES" || code === "EPERM") return "credential file is not readable";
-    return `credential file cannot be read (${code})`;
-  }
 }

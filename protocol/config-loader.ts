@@ -48,6 +48,9 @@ export {
   MAX_YAML_TOKENS,
 } from "./yaml-document.ts";
 
+import { configSchemaV2, type NormalisedConfig, normaliseV2, type SfuConfigV2 } from "./config-schema-v2.ts";
+import { DEFAULT_SECRETS_DIR } from "./secret-paths.ts";
+
 /** Largest config file accepted, in bytes. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 
@@ -87,7 +90,7 @@ export type LoadResult =
   | {
       ok: true;
       source: string;
-      config: NormalisedConfigV1;
+      config: NormalisedConfig;
       hash: ConfigHash;
       warnings: ConfigProblem[];
     }
@@ -103,10 +106,14 @@ export interface LoadOptions {
   /** Name used in messages (defaults to the path, or "<input>"). */
   source?: string;
   /**
-   * Check that every `credentialFile` exists and is readable (default true).
-   * `sfu-agent notify` turns this off: the hook Job does not mount the Secret.
+   * Check that every `credentialFile` and `authSecretFile` exists, is
+   * readable and (symlinks resolved) lies under `secretsDir` (default true).
+   * `sfu-agent notify` turns this off: the hook Job does not mount the
+   * Secret. The path shape (under `secretsDir`, no `..`) is checked either way.
    */
   checkFiles?: boolean;
+  /** The one directory secret files may live under (default {@link DEFAULT_SECRETS_DIR}). */
+  secretsDir?: string;
 }
 
 /** Values with more nodes than this are checked in several event-loop slices. */
@@ -114,6 +121,7 @@ const BIG_VALUE_NODES = 10_000;
 
 const ajv = createAjv();
 const validateSchema = ajv.compile(configSchemaV1);
+const validateSchemaV2 = ajv.compile(configSchemaV2);
 
 /**
  * Formats a problem as `FILE:LINE:COL: <pointer>: <message>` (the `validate`
@@ -295,8 +303,9 @@ async function validateValue(value: unknown, options: LoadOptions): Promise<Load
       ],
     };
   }
-  const schemaOk = validateSchema(value);
-  const problems = schemaOk ? [] : schemaProblems(validateSchema.errors ?? []);
+  const validate = sv === 2 ? validateSchemaV2 : validateSchema;
+  const schemaOk = validate(value);
+  const problems = schemaOk ? [] : schemaProblems(validate.errors ?? []);
   if (big) await yieldToEventLoop();
   problems.push(...shape.problems);
   // Semantic checks run even when the schema failed, on whatever parts are
@@ -306,7 +315,7 @@ async function validateValue(value: unknown, options: LoadOptions): Promise<Load
   problems.push(...semantic.problems);
   const warnings = semantic.warnings;
   if (problems.length > 0) return { ok: false, source, code: "INVALID_CONFIG", problems, warnings };
-  const normalised = normalise(value as SfuConfigV1);
+  const normalised = sv === 2 ? normaliseV2(value as SfuConfigV2) : normalise(value as SfuConfigV1);
   // One serialisation gives both the hash and the size of the push frame.
   const json = canonicalJson(normalised);
   const jsonBytes = Buffer.byteLength(json, "utf8");

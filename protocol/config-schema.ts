@@ -5,7 +5,8 @@
  * this object (`npm run schemas`) and a test keeps the two identical; the
  * TypeScript type {@link SfuConfigV1} is derived from it, never written twice.
  *
- * Extensions are new optional fields; a breaking change is schemaVersion 2.
+ * Extensions are new optional fields; a change an SFU validating v1 strictly
+ * would refuse is a new schemaVersion (2: protocol/config-schema-v2.ts).
  */
 import type { FromSchema } from "json-schema-to-ts";
 
@@ -15,8 +16,8 @@ export const VIDEO_CODECS = ["vp8", "vp9", "h264", "av1"] as const;
 export const AUDIO_CODECS = ["opus", "pcmu", "pcma"] as const;
 /** Log levels, in increasing severity (pino's names). */
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
-/** Schema versions this implementation understands. */
-export const SUPPORTED_SCHEMA_VERSIONS = [1] as const;
+/** Schema versions this implementation understands (v2: protocol/config-schema-v2.ts). */
+export const SUPPORTED_SCHEMA_VERSIONS = [1, 2] as const;
 
 /** Canonical `$id` of the published config schema. */
 export const CONFIG_SCHEMA_ID = "https://sfu-config.dev/schemas/config.v1.schema.json";

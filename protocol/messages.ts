@@ -20,6 +20,7 @@ import {
   type StatusEvent,
   statusEventSchema,
 } from "./messages-schema.ts";
+import { type SecretsReloadMessage, secretsReloadSchema } from "./secrets-reload.ts";
 
 const ajv = createAjv();
 const validators = {
@@ -27,6 +28,7 @@ const validators = {
   config: ajv.compile(configMessageSchema),
   ack: ajv.compile(ackSchema),
   nack: ajv.compile(nackSchema),
+  "secrets-reload": ajv.compile(secretsReloadSchema),
 } as const;
 const validateReload = ajv.compile(reloadEventSchema);
 const validateStatus = ajv.compile(statusEventSchema);
@@ -92,9 +94,12 @@ export function parseSfuFrame(data: string | Buffer): FrameResult<HelloMessage |
   return parseFrame(data, ["hello", "ack", "nack"]) as FrameResult<HelloMessage | AckMessage | NackMessage>;
 }
 
-/** Parses a frame received by the SFU (config). */
-export function parseAgentFrame(data: string | Buffer): FrameResult<ConfigMessage> {
-  return parseFrame(data, ["config"]) as FrameResult<ConfigMessage>;
+/**
+ * Parses a frame received by the SFU: `config`, and `secrets-reload` (which
+ * the agent sends only to an SFU advertising the feature in its hello).
+ */
+export function parseAgentFrame(data: string | Buffer): FrameResult<ConfigMessage | SecretsReloadMessage> {
+  return parseFrame(data, ["config", "secrets-reload"]) as FrameResult<ConfigMessage | SecretsReloadMessage>;
 }
 
 /** Result of parsing an SQS message body. */

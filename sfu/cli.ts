@@ -6,13 +6,16 @@
  * testable in-process.
  *
  *   sfu-server [--agent ws://127.0.0.1:7070 | --config FILE] [--token-file FILE]
- *              [--port N] [--host ADDR] [--log-level LEVEL]
+ *              [--port N] [--host ADDR] [--log-level LEVEL] [--secrets-dir DIR]
+ *
+ * `--secrets-dir` may also come from the environment (SFU_SECRETS_DIR); the
+ * flag wins.
  */
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
-import { LOG_LEVELS } from "../protocol/index.ts";
+import { DEFAULT_SECRETS_DIR, LOG_LEVELS } from "../protocol/index.ts";
 import { SfuError } from "./errors.ts";
 import { SfuServer } from "./server.ts";
 
@@ -32,6 +35,8 @@ Options:
   --port N           HTTP/signalling port; overrides server.port (0 = any free port)
   --host ADDR        interface the HTTP server listens on (default 0.0.0.0)
   --log-level LEVEL  initial log level until a config sets logging.level (default info)
+  --secrets-dir DIR  the only directory TURN secret files (credentialFile, authSecretFile)
+                     are read from; env SFU_SECRETS_DIR (default ${DEFAULT_SECRETS_DIR})
   -h, --help         show this help
 `;
 }
@@ -48,11 +53,12 @@ export type ParsedArgs =
       port: number | null;
       host: string;
       logLevel: string;
+      secretsDir: string;
     }
   | { ok: false; error: string };
 
-/** Parses `argv` (without node and script). Never throws. */
-export function parseCliArgs(argv: string[]): ParsedArgs {
+/** Parses `argv` (without node and script) over `env` (SFU_SECRETS_DIR). Never throws. */
+export function parseCliArgs(argv: string[], env: NodeJS.ProcessEnv = {}): ParsedArgs {
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
@@ -66,6 +72,7 @@ export function parseCliArgs(argv: string[]): ParsedArgs {
         port: { type: "string" },
         host: { type: "string" },
         "log-level": { type: "string" },
+        "secrets-dir": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -87,9 +94,12 @@ export function parseCliArgs(argv: string[]): ParsedArgs {
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     return { ok: false, error: `--log-level must be one of ${LOG_LEVELS.join(", ")}` };
   }
+  const secretsDir = (values["secrets-dir"] as string | undefined) ?? env.SFU_SECRETS_DIR ?? DEFAULT_SECRETS_DIR;
+  if (secretsDir === "") return { ok: false, error: "--secrets-dir (or SFU_SECRETS_DIR) must not be empty" };
   return {
     ok: true,
     help: false,
+    secretsDir,
     agentUrl: config !== undefined ? null : (agent ?? DEFAULT_AGENT_URL),
     configFile: config ?? null,
     tokenFile: (values["token-file"] as string | undefined) ?? null,
@@ -101,7 +111,7 @@ export function parseCliArgs(argv: string[]): ParsedArgs {
 
 /** Runs the server until SIGTERM/SIGINT; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  const args = parseCliArgs(argv);
+  const args = parseCliArgs(argv, process.env);
   if (!args.ok) {
     process.stderr.write(`sfu-server: ${args.error}\n\n${usage()}`);
     return 2;
@@ -125,6 +135,7 @@ export async function main(argv: string[]): Promise<number> {
     tokenFile: args.tokenFile,
     port: args.port,
     host: args.host,
+    secretsDir: args.secretsDir,
   });
   try {
     await server.start();

@@ -1,22 +1,29 @@
 /**
  * Applies one config version to the running SFU without disturbing live
- * calls: checks it, resolves TURN credentials, swaps the immutable snapshot and sets
- * the log level. Never touches an existing session: peer connections keep the
- * snapshot they were created under. Shared by the agent client and the
- * standalone `--config FILE` mode.
+ * calls: checks it, reads its TURN secret files (only under the secrets
+ * directory), swaps the immutable snapshot and sets the log level. Never
+ * touches an existing session: peer connections keep the snapshot they were
+ * created under. Shared by the agent client and the standalone `--config
+ * FILE` mode.
+ *
+ * A secrets reload (the agent saw a mounted Secret change while config.yaml
+ * stayed the same) re-reads every secret file of the applied version and
+ * replaces the snapshot's secrets only; if any read fails the previous
+ * secrets stay in use and the failure is returned (`APPLY_FAILED` with the
+ * field's pointer).
  *
  * Outcomes are returned values (ack or a NACK error), never throws.
  */
-import { readFile } from "node:fs/promises";
 import type { Logger } from "pino";
 import {
   configHash,
+  DEFAULT_SECRETS_DIR,
   type NackCode,
-  type NormalisedConfigV1,
   SUPPORTED_SCHEMA_VERSIONS,
   validateConfigValue,
 } from "../protocol/index.ts";
-import type { ClientIceServer, ConfigSnapshot, ConfigState } from "./config-state.ts";
+import type { ConfigSnapshot, ConfigState } from "./config-state.ts";
+import { resolveTurnEntries, type SecretReader, sameTurnEntries } from "./ice-servers.ts";
 
 /** A config version to apply (the fields of a `config` message that matter). */
 export interface ConfigInput {
@@ -39,6 +46,9 @@ export type ApplyOutcome =
   | { ok: true; snapshot: ConfigSnapshot; portIgnored: boolean }
   | { ok: false; error: ApplyError };
 
+/** Result of {@link ConfigApplier.reloadSecrets}: `changed` says whether any secret differs from before. */
+export type ReloadOutcome = { ok: true; changed: boolean } | { ok: false; error: ApplyError };
+
 /** Dependencies of {@link ConfigApplier}. */
 export interface ConfigApplierOptions {
   state: ConfigState;
@@ -48,8 +58,10 @@ export interface ConfigApplierOptions {
   portOverride?: number | null;
   /** Clock for `appliedAt` (ms since epoch). */
   now?: () => number;
-  /** Reads a credential file (injectable for tests). */
-  readCredential?: (path: string) => Promise<string>;
+  /** The one directory secret files are read from (`--secrets-dir`; default `/etc/sfu/secrets`). */
+  secretsDir?: string;
+  /** Reads a secret file under a directory (injectable for tests; default protocol's readSecretFile). */
+  readSecret?: SecretReader;
 }
 
 /** Validates and applies config versions onto a {@link ConfigState}. */
@@ -97,8 +109,13 @@ export class ConfigApplier {
     if (actualHash !== input.hash) {
       return fail("INVALID_CONFIG", `hash mismatch: message says ${input.hash}, config hashes to ${actualHash}`);
     }
-    // The credential files are read at apply time below: unreadable is APPLY_FAILED (it can pass), not invalid.
-    const result = await validateConfigValue(input.config, { source: `config v${input.version}`, checkFiles: false });
+    // The secret files are read at apply time below: unreadable is APPLY_FAILED (it can pass), not invalid.
+    // Their path shape (under the secrets directory, no "..") is checked here already.
+    const result = await validateConfigValue(input.config, {
+      source: `config v${input.version}`,
+      checkFiles: false,
+      secretsDir: this.#secretsDir,
+    });
     if (!result.ok) {
       const first = result.problems[0];
       const code: NackCode = result.code === "UNSUPPORTED_SCHEMA" ? "UNSUPPORTED_SCHEMA" : "INVALID_CONFIG";
@@ -115,19 +132,15 @@ export class ConfigApplier {
         "/server/port",
       );
     }
-    let iceServers: ClientIceServer[];
-    try {
-      iceServers = await this.#resolveIceServers(config);
-    } catch (err) {
-      const e = err as Error & { path?: string; pointer?: string };
-      return fail("APPLY_FAILED", e.message, e.pointer);
-    }
+    const turn = await resolveTurnEntries(config, this.#secretsDir, this.#o.readSecret);
+    if (!turn.ok) return fail("APPLY_FAILED", turn.message, turn.pointer);
     const snapshot: ConfigSnapshot = {
       version: input.version,
       hash: input.hash as ConfigSnapshot["hash"],
       revision: input.revision,
       config,
-      iceServers,
+      turn: turn.entries,
+      secretsReloads: 0,
       appliedAt: (this.#o.now ?? Date.now)(),
     };
     if (current && input.version <= current.version) {
@@ -144,27 +157,48 @@ export class ConfigApplier {
     return { ok: true, snapshot, portIgnored };
   }
 
-  async #resolveIceServers(config: NormalisedConfigV1): Promise<ClientIceServer[]> {
-    const read = this.#o.readCredential ?? ((p: string) => readFile(p, "utf8"));
-    const out: ClientIceServer[] = [];
-    for (const [i, t] of config.webrtc.turnServers.entries()) {
-      const server: ClientIceServer = { urls: [...t.urls] };
-      if (t.username !== undefined) server.username = t.username;
-      if (t.credential !== undefined) server.credential = t.credential;
-      if (t.credentialFile !== undefined) {
-        try {
-          server.credential = (await read(t.credentialFile)).trim();
-        } catch (err) {
-          const e = new Error(
-            `cannot read credentialFile of TURN server ${i}: ${(err as NodeJS.ErrnoException).code ?? "error"}`,
-          );
-          (e as Error & { pointer: string }).pointer = `/webrtc/turnServers/${i}/credentialFile`;
-          throw e;
-        }
-      }
-      out.push(server);
+  /**
+   * Re-reads every secret file of the applied version `applied` (after any
+   * apply in progress). Fails with `APPLY_FAILED` when that is not the
+   * version and hash in force, or a file cannot be read; the previous
+   * secrets then stay in use.
+   */
+  reloadSecrets(applied: { version: number; hash: string }): Promise<ReloadOutcome> {
+    const run = this.#queue.then(() => this.#reloadSecrets(applied));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #reloadSecrets(applied: { version: number; hash: string }): Promise<ReloadOutcome> {
+    const current = this.#o.state.current;
+    if (current === null) {
+      return { ok: false, error: { code: "APPLY_FAILED", message: "no config is applied yet; nothing to reload" } };
     }
-    return out;
+    if (current.version !== applied.version || current.hash !== applied.hash) {
+      return {
+        ok: false,
+        error: {
+          code: "APPLY_FAILED",
+          message: `secrets-reload names version ${applied.version} ${applied.hash}, but version ${current.version} ${current.hash} is applied`,
+        },
+      };
+    }
+    const turn = await resolveTurnEntries(current.config, this.#secretsDir, this.#o.readSecret);
+    if (!turn.ok) {
+      this.#log.warn(
+        { pointer: turn.pointer, reason: turn.message },
+        "secrets reload failed; previous secrets stay in use",
+      );
+      return { ok: false, error: { code: "APPLY_FAILED", message: turn.message, path: turn.pointer } };
+    }
+    const changed = !sameTurnEntries(current.turn, turn.entries);
+    this.#o.state.replaceSecrets({ ...current, turn: turn.entries, secretsReloads: current.secretsReloads + 1 });
+    this.#log.info({ version: current.version, hash: current.hash, changed }, "secrets reloaded");
+    return { ok: true, changed };
+  }
+
+  get #secretsDir(): string {
+    return this.#o.secretsDir ?? DEFAULT_SECRETS_DIR;
   }
 }
 

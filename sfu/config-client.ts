@@ -33,12 +33,17 @@ import {
   PROTOCOL_VERSION,
   parseAgentFrame,
   reconnectDelay,
+  SECRETS_RELOAD_FEATURE,
+  type SecretsReloadMessage,
   SUBPROTOCOL,
   SUPPORTED_SCHEMA_VERSIONS,
 } from "../protocol/index.ts";
 import type { ConfigApplier } from "./config-applier.ts";
 import type { ConfigState } from "./config-state.ts";
 import { InvalidOptionsError } from "./errors.ts";
+
+/** Optional protocol features this SFU advertises in `hello.features`. */
+export const SFU_FEATURES = [SECRETS_RELOAD_FEATURE] as const;
 
 /** Options of {@link ConfigClient}; defaults in {@link CONFIG_CLIENT_DEFAULTS}. */
 export interface ConfigClientOptions {
@@ -59,6 +64,8 @@ export interface ConfigClientOptions {
   random?: () => number;
   /** Called with every applied or refused version (for metrics). */
   onOutcome?: (outcome: "ack" | "nack", code: string | null) => void;
+  /** Called with the outcome of every secrets reload (for metrics). */
+  onSecretsReload?: (outcome: "ack" | "nack") => void;
 }
 
 /** Defaults of {@link ConfigClientOptions}. */
@@ -87,8 +94,8 @@ export interface ConfigClientStats {
 
 /** Dials the agent and applies what it pushes. start()/stop(). */
 export class ConfigClient {
-  readonly #o: Required<Omit<ConfigClientOptions, "tokenFile" | "onOutcome">> &
-    Pick<ConfigClientOptions, "tokenFile" | "onOutcome">;
+  readonly #o: Required<Omit<ConfigClientOptions, "tokenFile" | "onOutcome" | "onSecretsReload">> &
+    Pick<ConfigClientOptions, "tokenFile" | "onOutcome" | "onSecretsReload">;
   readonly #log: Logger;
   #ws: WebSocket | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -185,6 +192,7 @@ export class ConfigClient {
         sfu: { name: this.#o.sfuName, version: this.#o.sfuVersion },
         schemaVersions: [...SUPPORTED_SCHEMA_VERSIONS],
         applied: this.#o.state.applied,
+        features: [...SFU_FEATURES],
       };
       ws.send(JSON.stringify(hello));
       this.#log.info({ url: this.#o.url, applied: hello.applied }, "connected to agent");
@@ -204,7 +212,9 @@ export class ConfigClient {
       }
       lastNonce = message.nonce;
       this.#answering = this.#answering
-        .then(() => this.#handleConfig(ws, message))
+        .then(() =>
+          message.type === "secrets-reload" ? this.#handleSecretsReload(ws, message) : this.#handleConfig(ws, message),
+        )
         .catch((err: unknown) => this.#log.error({ err }, "answering a config failed"));
     });
     ws.on("close", (code, reason) => {
@@ -275,6 +285,22 @@ export class ConfigClient {
       reply = { type: "nack", ...base, applied: this.#o.state.applied, error: { ...outcome.error } };
       this.#log.warn({ version: message.version, error: outcome.error }, "config refused");
       this.#o.onOutcome?.("nack", outcome.error.code);
+    }
+    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(reply));
+  }
+
+  async #handleSecretsReload(ws: WebSocket, message: SecretsReloadMessage): Promise<void> {
+    const base = { nonce: message.nonce, version: message.version, hash: message.hash };
+    const outcome = await this.#o.applier.reloadSecrets({ version: message.version, hash: message.hash });
+    let reply: AckMessage | NackMessage;
+    if (outcome.ok) {
+      reply = { type: "ack", ...base };
+      this.#o.onSecretsReload?.("ack");
+      this.#log.info({ generation: message.generation, changed: outcome.changed }, "secrets reload acked");
+    } else {
+      reply = { type: "nack", ...base, applied: this.#o.state.applied, error: { ...outcome.error } };
+      this.#o.onSecretsReload?.("nack");
+      this.#log.warn({ generation: message.generation, error: outcome.error }, "secrets reload refused");
     }
     if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(reply));
   }

@@ -5,14 +5,8 @@
  * consistent view, and nothing that already exists is touched. Listeners run
  * synchronously after the swap (log level, `config` events to browsers).
  */
-import type { ConfigHash, NormalisedConfigV1 } from "../protocol/index.ts";
-
-/** An ICE server handed to clients (credentials resolved from `credentialFile`). Never log it. */
-export interface ClientIceServer {
-  urls: string[];
-  username?: string;
-  credential?: string;
-}
+import type { ConfigHash, NormalisedConfig } from "../protocol/index.ts";
+import type { TurnEntry } from "./ice-servers.ts";
 
 /** One applied config version. Deep-frozen. */
 export interface ConfigSnapshot {
@@ -22,9 +16,15 @@ export interface ConfigSnapshot {
   readonly hash: ConfigHash;
   /** Git revision when the agent knew it. */
   readonly revision: string | null;
-  readonly config: Readonly<NormalisedConfigV1>;
-  /** `turnServers` with credentials read; for clients only, never logged or exposed. */
-  readonly iceServers: readonly ClientIceServer[];
+  readonly config: Readonly<NormalisedConfig>;
+  /**
+   * `turnServers` with their secret files read (static credentials, or the
+   * shared secret to mint per-participant credentials from); see
+   * sfu/ice-servers.ts. Never logged or exposed.
+   */
+  readonly turn: readonly TurnEntry[];
+  /** Secret reloads applied to this version (0 after a config apply). */
+  readonly secretsReloads: number;
   /** When the snapshot was swapped in (ms since epoch). */
   readonly appliedAt: number;
 }
@@ -77,6 +77,22 @@ export class ConfigState {
         onListenerError(err);
       }
     }
+  }
+
+  /**
+   * Replaces the current snapshot with `next`, which must carry the same
+   * version and hash (only the secrets read from files differ: a secrets
+   * reload), without notifying listeners: nothing a listener reports (the
+   * applied version, the port) changed. Sessions that exist keep the
+   * snapshot they captured; joins after this get credentials from `next`.
+   * Throws a TypeError when version or hash differ.
+   */
+  replaceSecrets(next: ConfigSnapshot): void {
+    const c = this.#current;
+    if (c === null || c.version !== next.version || c.hash !== next.hash) {
+      throw new TypeError("replaceSecrets: the snapshot must keep the applied version and hash");
+    }
+    this.#current = deepFreeze(next);
   }
 
   /** Registers a listener; returns its remover. */

@@ -21,6 +21,10 @@ export interface SfuMetrics {
   registry: Registry;
   /** Config versions handled, by outcome (`ack`/`nack`) and NACK code. */
   configApplies: Counter<"outcome" | "code">;
+  /** Signalling handshakes refused, by reason (`origin`: not an allowed Origin). */
+  signallingRefused: Counter<"reason">;
+  /** Secrets reloads asked by the agent, by outcome (`ack`: re-read, `nack`: a file failed, previous secrets kept). */
+  secretsReloads: Counter<"outcome">;
 }
 
 /** Creates the registry with every `sfu_` metric. */
@@ -107,5 +111,17 @@ export function createSfuMetrics(sources: SfuMetricsSources): SfuMetrics {
     labelNames: ["outcome", "code"] as const,
     registers: [registry],
   });
-  return { registry, configApplies };
+  const signallingRefused = new Counter({
+    name: "sfu_signalling_refused_total",
+    help: "Signalling WebSocket handshakes refused, by reason (origin: the page's Origin is not allowed).",
+    labelNames: ["reason"] as const,
+    registers: [registry],
+  });
+  const secretsReloads = new Counter({
+    name: "sfu_secrets_reloads_total",
+    help: "Secret reloads asked by the agent, by outcome (ack: files re-read; nack: a file failed, previous secrets kept).",
+    labelNames: ["outcome"] as const,
+    registers: [registry],
+  });
+  return { registry, configApplies, signallingRefused, secretsReloads };
 }

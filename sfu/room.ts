@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import type { CodecName } from "../protocol/index.ts";
 import type { ConfigState } from "./config-state.ts";
 import { SignalErrorCode, type SignalErrorCodeValue } from "./errors.ts";
+import { iceServersFor } from "./ice-servers.ts";
 import { Participant, type PublishedTrack } from "./participant.ts";
 import { codecNameOfMime } from "./peer-options.ts";
 import type { PublishRequest, ServerMessage } from "./signal-messages.ts";
@@ -157,7 +158,7 @@ export class RoomRegistry {
       type: "joined",
       id: participant.id,
       room: theRoom.name,
-      iceServers: snapshot.iceServers,
+      iceServers: iceServersFor(snapshot.turn, participant.id),
       participants: others.map((p) => p.info()),
       config: { version: snapshot.version, hash: snapshot.hash },
     });

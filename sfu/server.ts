@@ -16,7 +16,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
-import { formatProblem, loadConfigFile } from "../protocol/index.ts";
+import { DEFAULT_SECRETS_DIR, formatProblem, loadConfigFile } from "../protocol/index.ts";
 import { ConfigApplier } from "./config-applier.ts";
 import { ConfigClient } from "./config-client.ts";
 import { ConfigState } from "./config-state.ts";
@@ -34,6 +34,8 @@ export interface SfuServerOptions {
   configFile?: string | null;
   /** `--token-file` for the agent connection. */
   tokenFile?: string | null;
+  /** `--secrets-dir`: the one directory TURN secret files are read from (default `/etc/sfu/secrets`). */
+  secretsDir?: string;
   /** `--port` override (0 = any free port). */
   port?: number | null;
   /** Interface the HTTP server listens on (default `0.0.0.0`). */
@@ -85,13 +87,23 @@ export class SfuServer {
     this.#o = options;
     this.#log = options.logger;
     this.#webRoot = options.webRoot ?? defaultWebRoot();
-    this.applier = new ConfigApplier({ state: this.state, logger: options.logger, portOverride: options.port ?? null });
+    this.applier = new ConfigApplier({
+      state: this.state,
+      logger: options.logger,
+      portOverride: options.port ?? null,
+      secretsDir: options.secretsDir ?? DEFAULT_SECRETS_DIR,
+    });
     this.rooms = new RoomRegistry({
       logger: options.logger,
       state: this.state,
       ...(options.answerTimeoutMs !== undefined ? { answerTimeoutMs: options.answerTimeoutMs } : {}),
     });
-    this.signalling = new SignallingServer({ logger: options.logger, rooms: this.rooms, state: this.state });
+    this.signalling = new SignallingServer({
+      logger: options.logger,
+      rooms: this.rooms,
+      state: this.state,
+      onRefused: (reason) => this.metrics.signallingRefused.inc({ reason }),
+    });
     this.configClient = hasAgent
       ? new ConfigClient({
           url: options.agentUrl as string,
@@ -102,6 +114,7 @@ export class SfuServer {
           ...(options.initialBackoffMs !== undefined ? { initialBackoffMs: options.initialBackoffMs } : {}),
           ...(options.maxBackoffMs !== undefined ? { maxBackoffMs: options.maxBackoffMs } : {}),
           onOutcome: (outcome, code) => this.metrics.configApplies.inc({ outcome, code: code ?? "" }),
+          onSecretsReload: (outcome) => this.metrics.secretsReloads.inc({ outcome }),
         })
       : null;
     this.metrics = createSfuMetrics({
@@ -142,7 +155,11 @@ export class SfuServer {
   async start(): Promise<void> {
     this.signalling.start();
     if (this.#o.configFile) {
-      const loaded = await loadConfigFile(this.#o.configFile);
+      // Secret files are read (and their failures reported) by the applier below, as for a pushed config.
+      const loaded = await loadConfigFile(this.#o.configFile, {
+        checkFiles: false,
+        secretsDir: this.#o.secretsDir ?? DEFAULT_SECRETS_DIR,
+      });
       if (!loaded.ok) {
         const lines = loaded.problems.map((p) => formatProblem(loaded.source, p)).join("\n");
         throw new SfuError("CONFIG_REQUIRED", `config file refused (${loaded.code}):\n${lines}`);

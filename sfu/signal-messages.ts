@@ -3,8 +3,9 @@
  * `/ws`, documented in sfu/README.md). The SFU is the only side that sends
  * SDP offers; the client only answers, so renegotiation never glares.
  */
-import type { AppliedRef, ClientIceServer } from "./config-state.ts";
+import type { AppliedRef } from "./config-state.ts";
 import type { SignalErrorCodeValue } from "./errors.ts";
+import type { ClientIceServer } from "./ice-servers.ts";
 
 /** Largest signalling frame accepted from a client, in bytes. */
 export const MAX_SIGNAL_FRAME_BYTES = 256 * 1024;

@@ -4,6 +4,11 @@
  * socket closing is how a departure is detected (not the ~30 s ICE consent
  * timeout). Every socket also receives `config` events when a new config
  * version is applied, so the demo page shows it live.
+ *
+ * Handshakes are checked against the page's `Origin` first
+ * (sfu/origin-policy.ts): same origin, or one listed in the applied config's
+ * `server.allowedOrigins`; others get 403 before any session exists, so a
+ * foreign page can neither join nor receive TURN credentials.
  */
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
@@ -11,12 +16,16 @@ import type { Logger } from "pino";
 import { type RawData, type ServerOptions, WebSocket, WebSocketServer } from "ws";
 import type { ConfigState } from "./config-state.ts";
 import { SignalErrorCode } from "./errors.ts";
+import { checkRequestOrigin } from "./origin-policy.ts";
 import type { Participant } from "./participant.ts";
 import type { RoomRegistry } from "./room.ts";
 import { MAX_SIGNAL_FRAME_BYTES, parseClientMessage, type ServerMessage } from "./signal-messages.ts";
 
 /** How long a signalling client may take to answer our close frame before ws destroys its socket. */
 export const SIGNAL_CLOSE_TIMEOUT_MS = 1000;
+
+/** Refused handshakes are logged at most once per this interval (ms). */
+export const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 /** Dependencies of {@link SignallingServer}. */
 export interface SignallingOptions {
@@ -25,6 +34,8 @@ export interface SignallingOptions {
   state: ConfigState;
   /** Interval of WebSocket pings that detect dead clients (default 10 s). */
   pingIntervalMs?: number;
+  /** Called when a handshake is refused (for metrics). */
+  onRefused?: (reason: "origin") => void;
 }
 
 /** Accepts `/ws` upgrades and runs one session per socket. */
@@ -78,7 +89,39 @@ export class SignallingServer {
       socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
       return;
     }
+    const origin = req.headers.origin;
+    const allowed = (this.#options.state.current?.config.server as { allowedOrigins?: readonly string[] } | undefined)
+      ?.allowedOrigins;
+    const decision = checkRequestOrigin(origin, req.headers.host, allowed);
+    if (!decision.allowed) {
+      this.#logRefusal(decision.reason);
+      this.#options.onRefused?.("origin");
+      const body = `${decision.reason}\n`;
+      socket.end(
+        `HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+      return;
+    }
     this.#wss.handleUpgrade(req, socket, head, (ws) => (this.#stopping ? ws.terminate() : this.#session(ws)));
+  }
+
+  #refusalLoggedAt = Number.NEGATIVE_INFINITY;
+  #refusalsUnlogged = 0;
+
+  /**
+   * Logs a refused handshake, at most one line per REFUSAL_LOG_INTERVAL_MS
+   * (any page can trigger refusals; the counter metric counts them all),
+   * with how many were not logged since the last line.
+   */
+  #logRefusal(reason: string): void {
+    const now = performance.now();
+    if (now - this.#refusalLoggedAt < REFUSAL_LOG_INTERVAL_MS) {
+      this.#refusalsUnlogged++;
+      return;
+    }
+    this.#log.warn({ reason, notLogged: this.#refusalsUnlogged }, "signalling handshake refused");
+    this.#refusalLoggedAt = now;
+    this.#refusalsUnlogged = 0;
   }
 
   /** Number of open signalling sockets. */

@@ -4,9 +4,11 @@
  * running our agent. It listens, prints
  * `listening on ws://HOST:PORT` as its first stdout line, waits for one SFU
  * to dial in, runs the scripted cases (agent/conformance/cases.ts) and prints
- * one line per case and the summary line `N passed, N failed`.
+ * one line per case and the summary line `N passed, N failed` (plus
+ * `, N skipped (not applicable)` when a case about an optional capability
+ * the SFU does not advertise was skipped).
  *
- * Exit status: 0 when every case passed, 1 when any failed (or the kit could
+ * Exit status: 0 when no case failed (skips allowed), 1 when any failed (or the kit could
  * not listen), 2 on a usage error (bad flag, unreadable token file, unusable
  * base config). Progress and refused dial-ins go to stderr; the token is
  * never printed.
@@ -25,8 +27,11 @@ export const CONFORMANCE_USAGE = `Usage: sfu-agent conformance [options]
 
 Plays the agent side of the sfu-config/1 protocol and checks an SFU against
 it. Start this, then start your SFU pointed at the printed address (it must
-dial in with subprotocol sfu-config.v1). Prints 'PASS name' or
-'FAIL name: reason' per case and a summary line 'N passed, N failed'.
+dial in with subprotocol sfu-config.v1). Prints 'PASS name',
+'FAIL name: reason' or 'SKIP name: not applicable: reason' (an optional
+capability the SFU's hello does not advertise: schemaVersion 2, the
+secrets-reload feature) per case and a summary line 'N passed, N failed'
+(plus ', N skipped (not applicable)').
 
 Options:
   --listen HOST:PORT   address to listen on (default 127.0.0.1:7070; port 0
@@ -45,7 +50,7 @@ Options:
 Start the SFU fresh (nothing applied) and without a port override: one case
 pushes a server.port change and expects a nack (RESTART_REQUIRED).
 
-Exit status: 0 all cases passed, 1 any failed, 2 usage error.
+Exit status: 0 no case failed (skips allowed), 1 any failed, 2 usage error.
 `;
 
 /** Parsed options of the command. */

@@ -18,6 +18,7 @@ import { parseArgs } from "node:util";
 import { PublishCommand } from "@aws-sdk/client-sns";
 import { formatProblem, loadConfigFile } from "../../protocol/config-loader.ts";
 import type { ReloadEvent } from "../../protocol/messages-schema.ts";
+import { DEFAULT_SECRETS_DIR } from "../../protocol/secret-paths.ts";
 import { envName, parseDuration } from "../options.ts";
 import { type AwsClients, createAwsClients, regionFromResource } from "../queue/aws-clients.ts";
 import { describeError } from "../queue/errors.ts";
@@ -51,6 +52,10 @@ Options:
   --timeout DURATION       how long --wait waits: seconds or 90s, 5m (default 300s)
   --region REGION          AWS region (default: from the topic ARN)
   --endpoint-url URL       AWS endpoint override (default: AWS_ENDPOINT_URL)
+  --secrets-dir DIR        the agents' secrets directory: secret file paths in
+                           the config must lie under it (default /etc/sfu/secrets;
+                           the files themselves are not read: the Job does not
+                           mount the Secret)
   -h, --help               show this help
 
 Each option may also come from env SFU_AGENT_<OPTION> (e.g. SFU_AGENT_TOPIC_ARN).
@@ -73,6 +78,7 @@ const FLAGS = {
   timeout: { type: "string" },
   region: { type: "string" },
   "endpoint-url": { type: "string" },
+  "secrets-dir": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -156,7 +162,10 @@ export async function runNotify(argv: string[], io: CommandIo, deps: NotifyDeps)
     return usage("--expect, --expect-deployment, --status-queue-url and --timeout only apply with --wait");
   }
 
-  const loaded = await loadConfigFile(file, { checkFiles: false });
+  const loaded = await loadConfigFile(file, {
+    checkFiles: false,
+    secretsDir: str("secrets-dir") ?? DEFAULT_SECRETS_DIR,
+  });
   if (!loaded.ok) {
     for (const p of loaded.problems) io.stderr(`${formatProblem(loaded.source, p)}\n`);
     io.stderr(`sfu-agent notify: ${file} is not a valid config (${loaded.code}); nothing published\n`);

@@ -43,6 +43,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
       podIp: options.podIp,
       podName: options.podName,
       tokenFile: options.tokenFile,
+      secretsDir: options.secretsDir,
       ackTimeoutMs: options.ackTimeoutMs,
       resyncIntervalMs: options.resyncIntervalMs,
       queue: queueOptions(options),

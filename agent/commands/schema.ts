@@ -1,10 +1,12 @@
 /**
  * `sfu-agent schema [NAME]` (flags and output are a contract: editors and CI
- * pipelines consume it): prints the config JSON Schema (draft 2020-12) for editors and CI. With NAME, prints another
- * published schema of protocol/schemas/ (e.g. `hello`); `--list` names them.
+ * pipelines consume it): prints the config JSON Schema (draft 2020-12) for editors and CI: schemaVersion 1 by
+ * default (what existing tooling expects), `--version 2` for schemaVersion 2. With NAME, prints another
+ * published schema of protocol/schemas/ (e.g. `hello`, `config.v2`); `--list` names them.
  * The output is byte-identical to the file under protocol/schemas/.
  */
 import { parseArgs } from "node:util";
+import { SUPPORTED_SCHEMA_VERSIONS } from "../../protocol/config-schema.ts";
 import { publishedSchemas } from "../../protocol/published-schemas.ts";
 import type { CommandIo } from "./command-io.ts";
 
@@ -15,9 +17,11 @@ export const SCHEMA_USAGE = `Usage: sfu-agent schema [options] [NAME]
 
 Prints the sfu-config JSON Schema (draft 2020-12) to stdout, by default the
 config schema v1 (${DEFAULT_SCHEMA}). NAME selects another published schema of
-protocol/schemas/ (a wire message or an SNS event); --list names them.
+protocol/schemas/ (config.v2, a wire message or an SNS event); --list names them.
 
 Options:
+  --version N  print the config schema of schemaVersion N (${SUPPORTED_SCHEMA_VERSIONS.join(" or ")});
+               not together with NAME
   --list       print the names of the published schemas, one a line
   -h, --help   show this help
 
@@ -51,7 +55,20 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
     io.stderr("sfu-agent schema: at most one NAME\n");
     return 2;
   }
-  const name = positionals[0] ?? DEFAULT_SCHEMA;
+  const version = values.version;
+  if (version !== undefined) {
+    if (positionals.length > 0) {
+      io.stderr("sfu-agent schema: give either NAME or --version, not both\n");
+      return 2;
+    }
+    if (!SUPPORTED_SCHEMA_VERSIONS.map(String).includes(version)) {
+      io.stderr(
+        `sfu-agent schema: --version must be one of ${SUPPORTED_SCHEMA_VERSIONS.join(", ")}, got ${JSON.stringify(version)}\n`,
+      );
+      return 2;
+    }
+  }
+  const name = version !== undefined ? `config.v${version}` : (positionals[0] ?? DEFAULT_SCHEMA);
   const schema = publishedSchemas[`${name}.schema.json`];
   if (!schema) {
     io.stderr(`sfu-agent schema: unknown schema ${JSON.stringify(name)}; one of: ${schemaNames().join(", ")}\n`);
@@ -68,6 +85,7 @@ function parse(argv: string[]) {
     allowPositionals: true,
     options: {
       list: { type: "boolean", default: false },
+      version: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });

@@ -18,14 +18,16 @@ import {
   MAX_REPORTED_PROBLEMS,
 } from "../../protocol/config-loader.ts";
 import { escapeControlChars } from "../../protocol/safe-text.ts";
+import { DEFAULT_SECRETS_DIR } from "../../protocol/secret-paths.ts";
 import type { CommandIo } from "./command-io.ts";
 
 /** Help text of `sfu-agent validate`. */
 export const VALIDATE_USAGE = `Usage: sfu-agent validate [options] FILE...
 
-Validates sfu-config files (YAML or JSON, config schema v1): syntax, schema,
-and the semantic checks (ICE port range order, audio + video codecs, TURN URIs,
-credentialFile readable). Prints one line per problem:
+Validates sfu-config files (YAML or JSON, config schemaVersion 1 or 2):
+syntax, schema, and the semantic checks (ICE port range order, audio + video
+codecs, TURN URIs, secret files: credentialFile and authSecretFile under the
+secrets directory and readable). Prints one line per problem:
 
   FILE:LINE:COL: <json-pointer>: <message>
 
@@ -38,8 +40,13 @@ At most 20 problems (and 20 warnings) are listed per file, then one line
 Options:
   --format text|json   output format (default: text). json prints an array of
                        {file, valid, code, hash, problems, warnings}
-  --no-check-files     do not check that credentialFile paths exist and are
-                       readable (e.g. in CI, where the Secret is not mounted)
+  --secrets-dir DIR    the directory secret files must live under (default
+                       $SFU_AGENT_SECRETS_DIR, else ${DEFAULT_SECRETS_DIR}); a path
+                       outside it, with a '..' segment, or a symlink out of it is
+                       an error
+  --no-check-files     do not check that secret files exist and are readable
+                       (e.g. in CI, where the Secret is not mounted); their
+                       paths are still checked to be under --secrets-dir
   -q, --quiet          text format: print problems and warnings only
   -h, --help           show this help
 
@@ -58,8 +65,8 @@ export interface ValidateReport {
   warnings: ConfigProblem[];
 }
 
-/** Entry point of `sfu-agent validate`; returns the exit code. */
-export async function main(argv: string[], io: CommandIo): Promise<number> {
+/** Entry point of `sfu-agent validate`; returns the exit code. `env` supplies SFU_AGENT_SECRETS_DIR. */
+export async function main(argv: string[], io: CommandIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);
@@ -81,9 +88,14 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
     io.stderr(`sfu-agent validate: no FILE given\n\n${VALIDATE_USAGE}`);
     return 2;
   }
+  const secretsDir = values["secrets-dir"] ?? (env["SFU_AGENT_SECRETS_DIR"] || DEFAULT_SECRETS_DIR);
+  if (secretsDir === "") {
+    io.stderr("sfu-agent validate: --secrets-dir must not be empty\n");
+    return 2;
+  }
   const reports: ValidateReport[] = [];
   for (const file of positionals) {
-    const result = await load(file, values["check-files"]);
+    const result = await load(file, values["check-files"], secretsDir);
     const report = toReport(file, result);
     reports.push(report);
     if (format === "text") io.stdout(textLines(report, values.quiet));
@@ -101,6 +113,7 @@ function parse(argv: string[]) {
     options: {
       format: { type: "string", default: "text" },
       "check-files": { type: "boolean", default: true },
+      "secrets-dir": { type: "string" },
       quiet: { type: "boolean", short: "q", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -108,9 +121,9 @@ function parse(argv: string[]) {
 }
 
 /** Loads one file; a loader bug becomes a reported failure, never a stack trace. */
-async function load(file: string, checkFiles: boolean): Promise<LoadResult> {
+async function load(file: string, checkFiles: boolean, secretsDir: string): Promise<LoadResult> {
   try {
-    return await loadConfigFile(file, { source: file, checkFiles });
+    return await loadConfigFile(file, { source: file, checkFiles, secretsDir });
   } catch (err) {
     const message = `internal error while validating: ${err instanceof Error ? err.message : String(err)}`;
     return {

@@ -7,9 +7,10 @@
 import { CloseCode } from "../../protocol/close-codes.ts";
 import { SUPPORTED_SCHEMA_VERSIONS } from "../../protocol/config-schema.ts";
 import { configHash } from "../../protocol/hash.ts";
+import { helloFeatures, SECRETS_RELOAD_FEATURE } from "../../protocol/secrets-reload.ts";
 import type { SfuSession } from "./sfu-session.ts";
 import { type CaseResult, type ConformanceCase, describeClose, type SuiteContext, sameApplied } from "./suite.ts";
-import { hashVector, portChanged, reverseKeys, unsupportedSchema, variant } from "./test-configs.ts";
+import { asV2, hashVector, portChanged, reverseKeys, unsupportedSchema, variant } from "./test-configs.ts";
 
 /**
  * Shortest delay the kit accepts before re-dial attempt `n` (0-based) after
@@ -27,6 +28,7 @@ const REFUSED_BACKOFF_ALLOWANCE_MS = 500 * (2 ** (REFUSED_REDIALS + 1) - 1);
 
 const fail = (reason: string): CaseResult => ({ ok: false, reason });
 const pass = (...notes: string[]): CaseResult => ({ ok: true, notes });
+const skip = (why: string): CaseResult => ({ ok: true, notes: [], skipped: why });
 
 /**
  * Waits for the SFU to close `session` itself with `code` (after the kit sent
@@ -83,11 +85,15 @@ export const CASES: readonly ConformanceCase[] = [
       const hello = dial.session.hello!;
       ctx.applied = hello.applied ?? null;
       const supported = SUPPORTED_SCHEMA_VERSIONS.filter((v) => hello.schemaVersions.includes(v));
-      if (supported.length === 0) {
+      if (!hello.schemaVersions.includes(1)) {
         dial.session.close(CloseCode.UNSUPPORTED_PROTOCOL, "no common schema version");
         return fail(`hello.schemaVersions ${JSON.stringify(hello.schemaVersions)} lacks 1; kit closed 4007`);
       }
-      const notes = [`sfu ${hello.sfu.name} ${hello.sfu.version}, hello after ${Math.round(dial.delayMs)} ms`];
+      const features = helloFeatures(hello);
+      const notes = [
+        `sfu ${hello.sfu.name} ${hello.sfu.version}, hello after ${Math.round(dial.delayMs)} ms`,
+        `schemaVersions ${JSON.stringify(supported)}, features ${JSON.stringify(features)}`,
+      ];
       if (hello.applied)
         notes.push(`the SFU already runs version ${hello.applied.version}; versions continue above it`);
       return pass(...notes);
@@ -166,6 +172,53 @@ export const CASES: readonly ConformanceCase[] = [
       const sent = ctx.push(live.session, config, { hash: configHash({ not: "this config" }) });
       const reply = await ctx.reply(live.session, sent);
       return ctx.checkNack(reply, "INVALID_CONFIG", "a config whose hash does not match it: verify the hash");
+    },
+  },
+  {
+    name: "v2-config-acked",
+    summary: "an SFU listing schemaVersion 2 acks a valid v2 config (server.allowedOrigins)",
+    run: async (ctx) => {
+      const live = await ctx.live();
+      if (!live.ok) return fail(live.reason);
+      const versions = live.session.hello?.schemaVersions ?? [];
+      if (!versions.includes(2)) {
+        return skip(`hello.schemaVersions ${JSON.stringify(versions)} does not list 2 (the agent never pushes it v2)`);
+      }
+      const sent = ctx.push(live.session, asV2(variant(ctx.base, ctx.nextSerial())));
+      return ctx.checkAck(await ctx.reply(live.session, sent));
+    },
+  },
+  {
+    name: "secrets-reload-acked",
+    summary:
+      "an SFU listing secrets-reload in hello.features re-reads its secret files and acks with the applied version and hash",
+    run: async (ctx) => {
+      const live = await ctx.live();
+      if (!live.ok) return fail(live.reason);
+      if (!helloFeatures(live.session.hello).includes(SECRETS_RELOAD_FEATURE)) {
+        return skip(`hello.features does not list ${SECRETS_RELOAD_FEATURE} (the agent never sends it)`);
+      }
+      if (ctx.applied === null || !ctx.appliedKnown) {
+        const setup = ctx.push(live.session, variant(ctx.base, ctx.nextSerial()));
+        const acked = ctx.checkAck(await ctx.reply(live.session, setup));
+        if (!acked.ok) return fail(`setup config not acked: ${acked.reason}`);
+      }
+      const applied = ctx.applied;
+      if (applied === null) return fail("no applied config to reload");
+      const sent = ctx.reloadSecrets(live.session, applied, 1);
+      const result = ctx.checkAck(await ctx.reply(live.session, sent));
+      if (!result.ok) return result;
+      // A reload naming a config that is not applied is refused, and the applied one stays.
+      const stale = ctx.reloadSecrets(
+        live.session,
+        { version: applied.version + 1000, hash: configHash({ stale: 1 }) },
+        2,
+      );
+      return ctx.checkNack(
+        await ctx.reply(live.session, stale),
+        null,
+        "a secrets-reload naming a config it does not run",
+      );
     },
   },
   {

@@ -1,8 +1,10 @@
 /**
  * Runs the conformance cases (cases.ts) in order against the SFU that dials
  * into a {@link ConformanceServer}, and reports one line per case:
- * `PASS name` (optionally followed by indented `  note: ...` lines) or
- * `FAIL name: reason`. The cases share a {@link SuiteContext}: the live
+ * `PASS name` (optionally followed by indented `  note: ...` lines),
+ * `FAIL name: reason`, or `SKIP name: not applicable: reason` for a case
+ * about an optional capability the SFU does not advertise (schemaVersion 2,
+ * `hello.features`): a skip is printed and counted apart, never as a pass. The cases share a {@link SuiteContext}: the live
  * session, the version counter and what the SFU has acked so far.
  *
  * Failing cases are returned values; the runner only throws on programming
@@ -12,11 +14,12 @@ import { CloseCode } from "../../protocol/close-codes.ts";
 import type { NormalisedConfigV1 } from "../../protocol/config-schema.ts";
 import { configHash } from "../../protocol/hash.ts";
 import type { AckMessage, AppliedRef, NackMessage } from "../../protocol/messages-schema.ts";
+import { secretsReloadMessage } from "../../protocol/secrets-reload.ts";
 import type { ConformanceServer } from "./kit-server.ts";
 import type { SfuSession } from "./sfu-session.ts";
 
-/** What a case concluded. */
-export type CaseResult = { ok: true; notes: string[] } | { ok: false; reason: string };
+/** What a case concluded; `skipped` (with `ok: true`) = not applicable to this SFU, counted apart from passes. */
+export type CaseResult = { ok: true; notes: string[]; skipped?: string } | { ok: false; reason: string };
 
 /** One scripted check. */
 export interface ConformanceCase {
@@ -70,6 +73,8 @@ export interface SuiteOptions {
 export interface SuiteSummary {
   passed: number;
   failed: number;
+  /** Cases not applicable to this SFU (an optional capability it does not advertise). */
+  skipped: number;
   results: { name: string; result: CaseResult }[];
 }
 
@@ -154,6 +159,17 @@ export class SuiteContext {
     };
     session.sendRaw(overrides.pretty ? JSON.stringify(message, null, 2) : JSON.stringify(message));
     return { nonce, version: this.version, hash };
+  }
+
+  /**
+   * Sends `secrets-reload` naming `applied` (the config the SFU should run)
+   * with `generation`, as the next message; returns what its reply must echo.
+   */
+  reloadSecrets(session: SfuSession, applied: { version: number; hash: string }, generation: number): SentConfig {
+    const nonce = session.lastNonce + 1;
+    session.lastNonce = nonce;
+    session.sendRaw(JSON.stringify(secretsReloadMessage(nonce, applied, generation)));
+    return { nonce, version: applied.version, hash: applied.hash };
   }
 
   /** Waits for the reply to `sent`, skipping nothing: the next frame must be it. */
@@ -245,7 +261,7 @@ export function describeClose(close: { code: number; reason: string }): string {
 /** Runs `cases` in order and reports each; resolves with the totals. */
 export async function runSuite(cases: readonly ConformanceCase[], options: SuiteOptions): Promise<SuiteSummary> {
   const ctx = new SuiteContext(options);
-  const summary: SuiteSummary = { passed: 0, failed: 0, results: [] };
+  const summary: SuiteSummary = { passed: 0, failed: 0, skipped: 0, results: [] };
   for (const c of cases) {
     let result: CaseResult;
     try {
@@ -254,7 +270,10 @@ export async function runSuite(cases: readonly ConformanceCase[], options: Suite
       result = { ok: false, reason: `kit error: ${err instanceof Error ? err.message : String(err)}` };
     }
     summary.results.push({ name: c.name, result });
-    if (result.ok) {
+    if (result.ok && result.skipped !== undefined) {
+      summary.skipped += 1;
+      options.report(`SKIP ${c.name}: not applicable: ${result.skipped}`);
+    } else if (result.ok) {
       summary.passed += 1;
       options.report(`PASS ${c.name}`);
       for (const note of result.notes) options.report(`  note: ${note}`);
@@ -263,6 +282,7 @@ export async function runSuite(cases: readonly ConformanceCase[], options: Suite
       options.report(`FAIL ${c.name}: ${result.reason}`);
     }
   }
-  options.report(`${summary.passed} passed, ${summary.failed} failed`);
+  const skipped = summary.skipped > 0 ? `, ${summary.skipped} skipped (not applicable)` : "";
+  options.report(`${summary.passed} passed, ${summary.failed} failed${skipped}`);
   return summary;
 }

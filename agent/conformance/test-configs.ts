@@ -44,6 +44,11 @@ export async function loadBaseConfig(path: string = DEFAULT_BASE_CONFIG_PATH): P
     const hint = result.code === "NOT_FOUND" ? " (pass --config FILE)" : "";
     throw new BaseConfigError(`base config ${path} is unusable${hint}:\n${lines}`);
   }
+  if (result.config.schemaVersion !== 1) {
+    throw new BaseConfigError(
+      `base config ${path} is schemaVersion ${result.config.schemaVersion}; the kit needs a schemaVersion 1 base (it derives its v2 cases from it)`,
+    );
+  }
   return { ...result.config, webrtc: { ...result.config.webrtc, listenIp: "127.0.0.1" } };
 }
 
@@ -59,6 +64,22 @@ export function variant(base: NormalisedConfigV1, serial: number): NormalisedCon
 export function portChanged(config: NormalisedConfigV1): NormalisedConfigV1 {
   const port = config.server.port === 65535 ? 65534 : config.server.port + 1;
   return { ...config, server: { port } };
+}
+
+/** Origin the kit's schemaVersion 2 configs allow (a name that resolves nowhere). */
+export const CONFORMANCE_ORIGIN = "https://conformance.invalid";
+
+/**
+ * `config` as a schemaVersion 2 config (normalised: `server.allowedOrigins`
+ * filled in; its TURN entries are valid v2 entries as they are), allowing
+ * {@link CONFORMANCE_ORIGIN}. Only for an SFU whose hello lists 2.
+ */
+export function asV2(config: NormalisedConfigV1): Record<string, unknown> {
+  return {
+    ...config,
+    schemaVersion: 2,
+    server: { allowedOrigins: [CONFORMANCE_ORIGIN], port: config.server.port },
+  };
 }
 
 /** `config` claiming schemaVersion 99, which no v1 SFU supports. */

@@ -47,7 +47,30 @@ export interface LocalStackOptions {
    * `credentialFile: etc-sfu/secrets/turn-credential`.
    */
   turnCredentialFile?: string;
+  /**
+   * A file standing in for a TURN REST shared secret: mounted in every pod as
+   * `secrets/turn-auth-secret` (a config names it `authSecretFile:
+   * etc-sfu/secrets/turn-auth-secret`, schemaVersion 2). Edits to it are
+   * swapped into the pods like config edits (after `kubeletDelayMs`), so the
+   * agents see a rotation and ask their SFUs to reload their secrets.
+   */
+  turnAuthSecretFile?: string;
+  /**
+   * Called with the previous and the new content of `turnAuthSecretFile`
+   * when it changed, before the kubelet swap is scheduled (the TURN server
+   * must accept the new secret before any SFU hands out credentials from
+   * it). Never log the arguments.
+   */
+  onTurnAuthSecretChange?: (previous: string, next: string) => Promise<void>;
 }
+
+/**
+ * Every pod's secrets directory, relative to the pod's directory (agents and
+ * SFUs run there): where the kubelet stand-in mounts the TURN Secret items.
+ * Both binaries get it through their environment (SFU_AGENT_SECRETS_DIR,
+ * SFU_SECRETS_DIR), and so does `notify`, whose paths resolve the same way.
+ */
+export const LOCAL_SECRETS_DIR = "etc-sfu/secrets";
 
 /** Mode of the mounted files: the Deployment's projected volume `defaultMode: 0440`. */
 export const LOCAL_VOLUME_MODE = 0o440;
@@ -107,12 +130,21 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       Attributes: { RawMessageDelivery: "true" },
     }),
   );
-  const procs = new ProcessGroup(workDir, { env: { ...process.env, ...LOCAL_AWS_ENV, AWS_ENDPOINT_URL: endpoint } });
+  const procs = new ProcessGroup(workDir, {
+    env: {
+      ...process.env,
+      ...LOCAL_AWS_ENV,
+      AWS_ENDPOINT_URL: endpoint,
+      SFU_AGENT_SECRETS_DIR: LOCAL_SECRETS_DIR,
+      SFU_SECRETS_DIR: LOCAL_SECRETS_DIR,
+    },
+  });
   let revision = 0;
   /** What the kubelet mounts: the ConfigMap key and, when given, the TURN Secret item. */
   const payload = async (): Promise<Record<string, Uint8Array>> => ({
     "config.yaml": await readFile(opts.configFile),
     ...(opts.turnCredentialFile ? { "secrets/turn-credential": await readFile(opts.turnCredentialFile) } : {}),
+    ...(opts.turnAuthSecretFile ? { "secrets/turn-auth-secret": await readFile(opts.turnAuthSecretFile) } : {}),
   });
   const mirror = async () => {
     const files = await payload();
@@ -234,9 +266,46 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     debounce = setTimeout(() => void onSourceChange(), 100);
   });
 
+  // The auth secret's watch: an edit is a rotation (TURN server first, then the kubelet swap).
+  let lastSecret = opts.turnAuthSecretFile ? await readFile(opts.turnAuthSecretFile, "utf8") : "";
+  let secretDebounce: NodeJS.Timeout | undefined;
+  const onSecretChange = async (file: string) => {
+    let content: string;
+    try {
+      content = await readFile(file, "utf8");
+    } catch {
+      return;
+    }
+    if (content.trim() === lastSecret.trim() || content.trim() === "") return;
+    const previous = lastSecret;
+    lastSecret = content;
+    log("TURN auth secret changed: rotating");
+    try {
+      await opts.onTurnAuthSecretChange?.(previous, content);
+    } catch (err) {
+      log(`TURN auth secret: rotation hook failed: ${(err as Error).message}`);
+    }
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      mirror().then(
+        () => log(`kubelet: swapped ..data (new TURN auth secret) in ${pods.length} pod(s)`),
+        (err: Error) => log(`kubelet: mirror failed: ${err.message}`),
+      );
+    }, opts.kubeletDelayMs);
+  };
+  const secretFile = opts.turnAuthSecretFile;
+  const secretWatcher: FSWatcher | null = secretFile
+    ? fsWatch(resolve(secretFile, ".."), (_event, file) => {
+        if (file && resolve(secretFile, "..", file) !== resolve(secretFile)) return;
+        clearTimeout(secretDebounce);
+        secretDebounce = setTimeout(() => void onSecretChange(secretFile), 100);
+      })
+    : null;
+
   async function stopAll(): Promise<void> {
     clearTimeout(timer);
     clearTimeout(debounce);
+    clearTimeout(secretDebounce);
     await procs.stopAll(8_000);
     destroyAwsClients();
     await fauxqs.stop();
@@ -256,6 +325,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     },
     async stop() {
       watcher.close();
+      secretWatcher?.close();
       await stopAll();
       await rm(workDir, { recursive: true, force: true });
     },

@@ -5,10 +5,19 @@
  * validate, push, ack, report. Ctrl-C (SIGINT), SIGTERM and SIGHUP (the
  * terminal closed) stop everything and remove the temporary files.
  */
+import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { fetchFleet, renderFleetTable } from "../../agent/fleet-status.ts";
 import { parseDuration } from "../../agent/options.ts";
+import { COTURN_INSTALL, type Coturn, coturnInstalled, randomTurnSecret, startCoturn } from "./coturn.ts";
 import { LOCAL_STACK_DEFAULTS, startLocalStack } from "./local-stack.ts";
+
+/** The config `--turn` runs with unless `--config` names another: v2, the local coturn, REST credentials. */
+const TURN_CONFIG = resolve(import.meta.dirname, "config-turn.yaml");
+/** coturn's standard port, which TURN_CONFIG names. */
+const DEFAULT_TURN_PORT = 3478;
 
 const HELP = `Usage: npm start -- [options]
 
@@ -22,6 +31,14 @@ Options:
   --turn-credential FILE  mount FILE in every pod as secrets/turn-credential, as the
                         Deployment mounts Secret sfu-turn (name it in the config as
                         credentialFile: etc-sfu/secrets/turn-credential)
+  --turn-auth-secret FILE  mount FILE (a TURN REST shared secret) in every pod as
+                        secrets/turn-auth-secret (config: authSecretFile:
+                        etc-sfu/secrets/turn-auth-secret); editing FILE rotates it
+  --turn                start coturn on 127.0.0.1 (Debian: ${COTURN_INSTALL}) with the
+                        auth secret (--turn-auth-secret FILE, else a random one);
+                        config default: scripts/local/config-turn.yaml. A rotation
+                        restarts coturn with the old and the new secret first
+  --turn-port N         coturn's port (default ${DEFAULT_TURN_PORT}, as config-turn.yaml names)
   --once                start, wait until every pod applied the config, print, stop (smoke test)
   -h, --help            show this help
 `;
@@ -32,6 +49,9 @@ async function main(): Promise<number> {
     "kubelet-delay"?: string;
     config?: string;
     "turn-credential"?: string;
+    "turn-auth-secret"?: string;
+    turn?: boolean;
+    "turn-port"?: string;
     once?: boolean;
     help?: boolean;
   };
@@ -44,6 +64,9 @@ async function main(): Promise<number> {
         "kubelet-delay": { type: "string" },
         config: { type: "string" },
         "turn-credential": { type: "string" },
+        "turn-auth-secret": { type: "string" },
+        turn: { type: "boolean" },
+        "turn-port": { type: "string" },
         once: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -54,6 +77,11 @@ async function main(): Promise<number> {
     const parsedDelay = parseDuration(values["kubelet-delay"] ?? "2s");
     if (parsedDelay === null) throw new Error("--kubelet-delay must be a duration such as 2s or 500ms");
     delay = parsedDelay;
+    const tp = values["turn-port"];
+    if (tp !== undefined && !(/^\d+$/.test(tp) && Number(tp) >= 1 && Number(tp) <= 65535)) {
+      throw new Error("--turn-port must be 1..65535");
+    }
+    if (tp !== undefined && !values.turn) throw new Error("--turn-port needs --turn");
   } catch (err) {
     process.stderr.write(`local stack: ${(err as Error).message}\n\n${HELP}`);
     return 2;
@@ -62,18 +90,73 @@ async function main(): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const configFile = values.config ?? LOCAL_STACK_DEFAULTS.configFile;
+  const configFile = values.config ?? (values.turn ? TURN_CONFIG : LOCAL_STACK_DEFAULTS.configFile);
   const stamp = () => new Date().toISOString().slice(11, 23);
+  const event = (line: string) => process.stdout.write(`${stamp()} ${line}\n`);
+  let turn: Coturn | null = null;
+  let secretDir: string | null = null;
+  let authSecretFile = values["turn-auth-secret"];
+  if (values.turn) {
+    if (!coturnInstalled()) {
+      process.stderr.write(
+        `local stack: --turn needs coturn (turnserver), which is not installed.\nInstall it with: ${COTURN_INSTALL} (or npm run setup, as root)\n`,
+      );
+      return 1;
+    }
+    if (authSecretFile === undefined) {
+      secretDir = await mkdtemp(join(tmpdir(), "sfu-local-turn-"));
+      authSecretFile = join(secretDir, "turn-auth-secret");
+      await writeFile(authSecretFile, `${randomTurnSecret()}\n`, { mode: 0o600 });
+      await chmod(authSecretFile, 0o600);
+    }
+    const secret = (await readFile(authSecretFile, "utf8")).trim();
+    const port = values["turn-port"] ? Number(values["turn-port"]) : DEFAULT_TURN_PORT;
+    try {
+      turn = await startCoturn({ secrets: [secret], port });
+    } catch (err) {
+      process.stderr.write(`local stack: coturn did not start on 127.0.0.1:${port}: ${(err as Error).message}\n`);
+      if (secretDir) await rm(secretDir, { recursive: true, force: true });
+      return 1;
+    }
+    process.stdout.write(`coturn on ${turn.url} (log ${turn.logPath}); auth secret file ${authSecretFile}\n`);
+  }
   process.stdout.write(`starting ${pods} pod(s) with embedded SNS/SQS; config source: ${configFile}\n`);
-  const stack = await startLocalStack({
-    pods,
-    kubeletDelayMs: delay,
-    configFile,
-    ...(values["turn-credential"] ? { turnCredentialFile: values["turn-credential"] } : {}),
-    onEvent: (line) => process.stdout.write(`${stamp()} ${line}\n`),
-  });
+  const restartTurn = async (previous: string, next: string) => {
+    if (turn === null) return;
+    // Overlap: coturn accepts credentials of both secrets until the next rotation.
+    const port = turn.port;
+    await turn.stop();
+    turn = await startCoturn({ secrets: [next.trim(), previous.trim()], port });
+    event("coturn restarted with the new and the previous auth secret (overlap)");
+  };
+  const cleanupTurn = async () => {
+    await turn?.stop();
+    if (secretDir) await rm(secretDir, { recursive: true, force: true });
+  };
+  let stack: Awaited<ReturnType<typeof startLocalStack>>;
+  try {
+    stack = await startLocalStack({
+      pods,
+      kubeletDelayMs: delay,
+      configFile,
+      ...(values["turn-credential"] ? { turnCredentialFile: values["turn-credential"] } : {}),
+      ...(authSecretFile ? { turnAuthSecretFile: authSecretFile, onTurnAuthSecretChange: restartTurn } : {}),
+      onEvent: event,
+    });
+  } catch (err) {
+    await cleanupTurn();
+    throw err;
+  }
   process.stdout.write("\nDemo pages (open two tabs on the same pod to make a call):\n");
-  for (const p of stack.pods) process.stdout.write(`  ${p.name}: ${p.sfuUrl}/?room=demo&autojoin=1\n`);
+  const relay = turn ? "&relay=1" : "";
+  for (const p of stack.pods) process.stdout.write(`  ${p.name}: ${p.sfuUrl}/?room=demo&autojoin=1${relay}\n`);
+  if (turn) {
+    process.stdout.write(
+      `\nTURN: media goes through coturn (&relay=1). Rotate the auth secret by editing ${authSecretFile}:\n` +
+        "coturn restarts accepting the old and the new secret, then every pod's Secret is swapped and its agent\n" +
+        "asks its SFU to reload its secrets (agent /status: secrets).\n",
+    );
+  }
   process.stdout.write(
     `\nEdit ${configFile} and save: the change is notified at once and swapped into every pod after ${delay} ms.\n` +
       `Fleet status any time: npm run agent -- status ${stack.pods.map((p) => p.agentUrl).join(" ")}\n` +
@@ -85,6 +168,7 @@ async function main(): Promise<number> {
     stopping = true;
     process.stdout.write("\nstopping...\n");
     await stack.stop();
+    await cleanupTurn();
     process.stdout.write("stopped; temporary files removed\n");
     process.exit(0);
   };
@@ -106,6 +190,7 @@ async function main(): Promise<number> {
     );
     if (values.once && allApplied) {
       await stack.stop();
+      await cleanupTurn();
       process.stdout.write("every pod applied the config; stopped\n");
       return 0;
     }

@@ -1,6 +1,7 @@
 // sfu-config demo page: plain JavaScript, no build step (Chromium and Firefox).
 // Signalling protocol: sfu/README.md. The SFU sends every offer; this page only answers.
 // Deep link: /?room=NAME&name=NAME&autojoin=1 joins at once with camera and microphone.
+// &relay=1 forces iceTransportPolicy "relay": media only through the TURN servers the SFU hands out.
 
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -120,7 +121,11 @@
         setStatus(`joined ${msg.room} as ${$("name").value}`);
         $("leave").disabled = false;
         for (const p of msg.participants) participantView(p.id, p.name);
-        const pc = new RTCPeerConnection({ iceServers: msg.iceServers, bundlePolicy: "max-bundle" });
+        const pc = new RTCPeerConnection({
+          iceServers: msg.iceServers,
+          bundlePolicy: "max-bundle",
+          iceTransportPolicy: params.get("relay") === "1" ? "relay" : "all",
+        });
         state.pc = pc;
         pc.onicecandidate = (e) => send({ type: "candidate", candidate: e.candidate ? e.candidate.toJSON() : null });
         pc.ontrack = (e) => {

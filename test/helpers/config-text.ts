@@ -1,6 +1,7 @@
 /**
- * Config texts for the agent and SNS/SQS tests: valid sfu-config v1 YAML
- * that differs by one number (`limits.maxRooms`), and its config hash.
+ * Config texts for the agent and SNS/SQS tests: valid sfu-config YAML (v1,
+ * or v2 with a TURN REST server) that differs by one number
+ * (`limits.maxRooms`), and its config hash.
  */
 import { loadConfigText } from "../../protocol/config-loader.ts";
 
@@ -10,14 +11,23 @@ export interface ConfigTextExtra {
   credential?: string;
   /** `logging.level` (default `info`). */
   level?: string;
+  /** Makes it a schemaVersion 2 config with one TURN server minting credentials from this auth secret file. */
+  authSecretFile?: string;
+  /** Adds one TURN server with username and this credential file (v1). */
+  credentialFile?: string;
 }
 
 /** A valid config text; `n` (1..100000) changes `limits.maxRooms` and so the hash. */
 export function configText(n: number, extra: ConfigTextExtra = {}): string {
+  const server = `\n  turnServers:\n    - urls: ["turn:turn.example.com:3478"]`;
   const turn = extra.credential
-    ? `\n  turnServers:\n    - urls: ["turn:turn.example.com:3478"]\n      username: user1\n      credential: ${extra.credential}`
-    : "";
-  return `schemaVersion: 1
+    ? `${server}\n      username: user1\n      credential: ${extra.credential}`
+    : extra.authSecretFile
+      ? `${server}\n      authSecretFile: ${extra.authSecretFile}`
+      : extra.credentialFile
+        ? `${server}\n      username: user1\n      credentialFile: ${extra.credentialFile}`
+        : "";
+  return `schemaVersion: ${extra.authSecretFile ? 2 : 1}
 server:
   port: 8080
 webrtc:
@@ -31,9 +41,9 @@ limits:
 `;
 }
 
-/** The config hash of a config text; throws when the text is invalid. */
-export async function configHash(text: string): Promise<string> {
-  const r = await loadConfigText(text, { checkFiles: false });
+/** The config hash of a config text (secret paths checked against `secretsDir` by shape only); throws when invalid. */
+export async function configHash(text: string, secretsDir?: string): Promise<string> {
+  const r = await loadConfigText(text, { checkFiles: false, ...(secretsDir === undefined ? {} : { secretsDir }) });
   if (!r.ok) throw new Error(`configHash: invalid config: ${JSON.stringify(r.problems)}`);
   return r.hash;
 }

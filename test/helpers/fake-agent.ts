@@ -147,7 +147,7 @@ export class FakeAgent {
         version,
         hash,
         revision: options.revision ?? null,
-        schemaVersion: options.schemaVersion ?? 1,
+        schemaVersion: options.schemaVersion ?? configSchemaVersion(config),
         config,
       }),
     );
@@ -171,6 +171,21 @@ export class FakeAgent {
     return find()!.message as AckMessage | NackMessage;
   }
 
+  /**
+   * Sends `secrets-reload` for the applied `version`/`hash` with `generation`
+   * and waits for its ack or nack.
+   */
+  async secretsReloadAndWait(
+    applied: { version: number; hash: string },
+    generation: number,
+  ): Promise<AckMessage | NackMessage> {
+    if (!this.#socket) throw new Error("FakeAgent: no SFU connected");
+    const conn = this.#conn;
+    const nonce = ++this.#nonce;
+    this.#socket.send(JSON.stringify({ type: "secrets-reload", nonce, ...applied, generation }));
+    return this.waitForReply(nonce, conn);
+  }
+
   /** Sends a raw text frame (for protocol-violation tests). */
   sendRaw(text: string): void {
     if (!this.#socket) throw new Error("FakeAgent: no SFU connected");
@@ -187,4 +202,10 @@ export class FakeAgent {
     for (const ws of this.#wss.clients) ws.terminate();
     await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
   }
+}
+
+/** `config.schemaVersion` when it is an integer, else 1. */
+function configSchemaVersion(config: unknown): number {
+  const v = (config as { schemaVersion?: unknown } | null)?.schemaVersion;
+  return typeof v === "number" && Number.isInteger(v) ? v : 1;
 }

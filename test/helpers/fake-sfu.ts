@@ -4,7 +4,8 @@
  * receives, and answers each one as told: ack, nack (with a code), stall
  * (never answer; answer later by hand with {@link FakeSfu.ack}/{@link FakeSfu.nack}),
  * or disconnect. It never validates or applies the config: that is the real
- * SFU's job.
+ * SFU's job. With `features: ["secrets-reload"]` it also records every
+ * `secrets-reload` and answers it as told (`reloadReply`, default ack).
  *
  * @example
  * const sfu = await FakeSfu.connect({ url: agent.pushUrl });
@@ -14,6 +15,7 @@
  */
 import WebSocket from "ws";
 import { type ConfigMessage, SUBPROTOCOL } from "../../protocol/messages-schema.ts";
+import type { SecretsReloadMessage } from "../../protocol/secrets-reload.ts";
 
 /** How the fake SFU answers a config. */
 export type FakeSfuReply =
@@ -38,6 +40,10 @@ export interface FakeSfuOptions {
   /** `hello.applied`: what this SFU claims to run (default null). */
   applied?: { version: number; hash: string } | null;
   schemaVersions?: number[];
+  /** `hello.features` (omitted from the hello when not given). */
+  features?: string[];
+  /** Answer to each secrets-reload (default ack; `disconnect` and `stall` as for configs). */
+  reloadReply?: FakeSfuReply;
   /** Send hello on open (default true). */
   hello?: boolean;
   /** Answer to each config (default ack), or a function choosing per config. */
@@ -70,6 +76,8 @@ export class FakeSfuRefused extends Error {
 export class FakeSfu {
   /** Every config received, in order. */
   readonly received: ReceivedConfig[] = [];
+  /** Every secrets-reload received, in order. */
+  readonly reloads: { message: SecretsReloadMessage; at: number }[] = [];
   /** Resolves when the connection closes, with the agent's close code and reason. */
   readonly closed: Promise<{ code: number; reason: string }>;
   /** What this fake SFU runs: hello.applied, then the last acked config. */
@@ -77,6 +85,7 @@ export class FakeSfu {
   readonly #ws: WebSocket;
   #reply: FakeSfuReply | ((msg: ConfigMessage) => FakeSfuReply);
   readonly #delay: number;
+  #reloadReply: FakeSfuReply;
   #waiters: (() => void)[] = [];
 
   private constructor(ws: WebSocket, options: FakeSfuOptions) {
@@ -84,6 +93,7 @@ export class FakeSfu {
     this.applied = options.applied ?? null;
     this.#reply = options.reply ?? { kind: "ack" };
     this.#delay = options.replyDelayMs ?? 0;
+    this.#reloadReply = options.reloadReply ?? { kind: "ack" };
     this.closed = new Promise((resolve) => {
       ws.on("close", (code, reason) => {
         this.#wake();
@@ -132,6 +142,7 @@ export class FakeSfu {
             sfu: { name: options.name ?? "fake-sfu", version: options.version ?? "0.0.0" },
             schemaVersions: options.schemaVersions ?? [1],
             applied: sfu.applied,
+            ...(options.features === undefined ? {} : { features: options.features }),
           });
         }
         resolve(sfu);
@@ -147,6 +158,11 @@ export class FakeSfu {
   /** Changes how later configs are answered. */
   setReply(reply: FakeSfuReply | ((msg: ConfigMessage) => FakeSfuReply)): void {
     this.#reply = reply;
+  }
+
+  /** Changes how later secrets-reload messages are answered. */
+  setReloadReply(reply: FakeSfuReply): void {
+    this.#reloadReply = reply;
   }
 
   /** Sends a raw frame (a string as is, anything else as JSON). */
@@ -196,6 +212,32 @@ export class FakeSfu {
     }
   }
 
+  /** Resolves with the first secrets-reload (past or future) matching `predicate`; like {@link waitForConfig}. */
+  async waitForReload(
+    predicate: (m: SecretsReloadMessage) => boolean = () => true,
+    timeoutMs = 5_000,
+  ): Promise<SecretsReloadMessage> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const hit = this.reloads.find((r) => predicate(r.message));
+      if (hit) return hit.message;
+      if (this.#ws.readyState === WebSocket.CLOSED) {
+        throw new Error("fake SFU: connection closed while waiting for a secrets-reload");
+      }
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        throw new Error(`fake SFU: no matching secrets-reload within ${timeoutMs} ms (got ${this.reloads.length})`);
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
   /** Resolves with the config carrying `hash` (see {@link waitForConfig}). */
   waitForHash(hash: string, timeoutMs = 5_000): Promise<ConfigMessage> {
     return this.waitForConfig((m) => m.hash === hash, timeoutMs);
@@ -214,7 +256,12 @@ export class FakeSfu {
   }
 
   #onMessage(text: string): void {
-    const msg = JSON.parse(text) as ConfigMessage;
+    const parsed = JSON.parse(text) as ConfigMessage | SecretsReloadMessage;
+    if (parsed.type === "secrets-reload") {
+      this.#onReload(parsed);
+      return;
+    }
+    const msg = parsed;
     if (msg.type !== "config") return;
     this.received.push({ message: msg, at: performance.now() });
     this.#wake();
@@ -226,6 +273,34 @@ export class FakeSfu {
           return this.ack(msg);
         case "nack":
           return this.nack(msg, reply.code, reply.message);
+        case "disconnect":
+          return this.#ws.close(1000, "fake SFU disconnects");
+        case "stall":
+          return;
+      }
+    };
+    if (this.#delay > 0) setTimeout(act, this.#delay);
+    else act();
+  }
+
+  #onReload(msg: SecretsReloadMessage): void {
+    this.reloads.push({ message: msg, at: performance.now() });
+    this.#wake();
+    const reply = this.#reloadReply;
+    const act = () => {
+      if (!this.open) return;
+      switch (reply.kind) {
+        case "ack":
+          return this.send({ type: "ack", nonce: msg.nonce, version: msg.version, hash: msg.hash });
+        case "nack":
+          return this.send({
+            type: "nack",
+            nonce: msg.nonce,
+            version: msg.version,
+            hash: msg.hash,
+            applied: this.applied,
+            error: { code: reply.code, message: reply.message ?? `reload refused by fake SFU (${reply.code})` },
+          });
         case "disconnect":
           return this.#ws.close(1000, "fake SFU disconnects");
         case "stall":

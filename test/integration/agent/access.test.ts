@@ -103,7 +103,7 @@ describe("protocol violations close with 4xxx", { timeout: 30_000 }, () => {
 
   test("no common schema version -> 4007", async () => {
     const a = await agent();
-    const s = await sfu({ url: a.agent.pushUrl, schemaVersions: [2] });
+    const s = await sfu({ url: a.agent.pushUrl, schemaVersions: [3] });
     assert.equal((await s.closed).code, CloseCode.UNSUPPORTED_PROTOCOL);
   });
 

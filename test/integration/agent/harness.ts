@@ -77,6 +77,7 @@ export async function startTestAgent(o: TestAgentOptions = {}): Promise<TestAgen
       ...(o.nackRetry === undefined ? {} : { nackRetry: o.nackRetry }),
       ...(o.httpAllowedHosts === undefined ? {} : { httpAllowedHosts: o.httpAllowedHosts }),
       ...(o.podIp === undefined ? {} : { podIp: o.podIp }),
+      ...(o.secretsDir === undefined ? {} : { secretsDir: o.secretsDir }),
     },
   );
   await agent.start();

@@ -56,9 +56,9 @@ async function scriptedAgent(opts: { selectSubprotocol?: boolean } = {}) {
   return { url: `ws://127.0.0.1:${port}`, connections, connected: () => connections.length > 0 };
 }
 
-function sfuClient(url: string, random = () => 0.999) {
+function sfuClient(url: string, random = () => 0.999, secretsDir?: string) {
   const state = new ConfigState();
-  const applier = new ConfigApplier({ state, logger });
+  const applier = new ConfigApplier({ state, logger, ...(secretsDir === undefined ? {} : { secretsDir }) });
   const client = new ConfigClient({
     url,
     logger,
@@ -72,8 +72,8 @@ function sfuClient(url: string, random = () => 0.999) {
   return { state, client };
 }
 
-async function configMessage(text: string, nonce: number, version: number) {
-  const r = await loadConfigText(text, { checkFiles: false });
+async function configMessage(text: string, nonce: number, version: number, secretsDir?: string) {
+  const r = await loadConfigText(text, { checkFiles: false, ...(secretsDir === undefined ? {} : { secretsDir }) });
   if (!r.ok) throw new Error("bad test config");
   return { type: "config", nonce, version, hash: r.hash, revision: null, schemaVersion: 1, config: r.config };
 }
@@ -102,16 +102,16 @@ describe("PROTOCOL.md clarifications", { timeout: 60_000 }, () => {
       `listenIp: 127.0.0.1\n  turnServers:\n    - urls: ["turn:turn.example.com:3478"]\n      username: u\n      credentialFile: ${cred}`,
     );
     const agent = await scriptedAgent();
-    const { state, client } = sfuClient(agent.url);
+    const { state, client } = sfuClient(agent.url, undefined, dir);
     client.start();
     await until(agent.connected, 4_000, "dial");
     const c = agent.connections[0]!;
     await until(() => c.frames.length === 1, 2_000, "hello");
-    c.ws.send(JSON.stringify(await configMessage(text, 1, 3)));
+    c.ws.send(JSON.stringify(await configMessage(text, 1, 3, dir)));
     await until(() => c.frames.length === 2, 5_000, "first answer");
     assert.equal(c.frames[1]?.["type"], "ack");
     await rm(cred);
-    c.ws.send(JSON.stringify(await configMessage(text, 2, 7)));
+    c.ws.send(JSON.stringify(await configMessage(text, 2, 7, dir)));
     await until(() => c.frames.length === 3, 5_000, "second answer");
     assert.deepEqual(
       { type: c.frames[2]?.["type"], version: c.frames[2]?.["version"] },
@@ -120,7 +120,7 @@ describe("PROTOCOL.md clarifications", { timeout: 60_000 }, () => {
     );
     assert.equal(state.applied?.version, 7, "the applied version is the message's");
     // A new content now needs the file: APPLY_FAILED (not INVALID_CONFIG), pointing at it.
-    c.ws.send(JSON.stringify(await configMessage(text.replace("maxRooms: 1", "maxRooms: 2"), 3, 8)));
+    c.ws.send(JSON.stringify(await configMessage(text.replace("maxRooms: 1", "maxRooms: 2"), 3, 8, dir)));
     await until(() => c.frames.length === 4, 5_000, "third answer");
     const nack = c.frames[3] as { type: string; error: { code: string; path: string } };
     assert.equal(nack.type, "nack");

@@ -74,7 +74,7 @@ export interface SfuUnderTest {
  */
 export async function startWithAgent(
   initialConfig: Record<string, unknown> | null = testConfig(),
-  options: { token?: string; tokenFile?: string; portOverride?: number | null } = {},
+  options: { token?: string; tokenFile?: string; portOverride?: number | null; secretsDir?: string } = {},
 ): Promise<SfuUnderTest> {
   const agent = await FakeAgent.start(options.token ? { token: options.token } : {});
   const logs = new LogCapture();
@@ -87,6 +87,7 @@ export async function startWithAgent(
     initialBackoffMs: 100,
     maxBackoffMs: 400,
     tokenFile: options.tokenFile ?? null,
+    ...(options.secretsDir !== undefined ? { secretsDir: options.secretsDir } : {}),
   });
   await server.start();
   if (!options.token || options.tokenFile) {

@@ -23,7 +23,7 @@ describe("hot reload under media", { timeout: 90_000 }, () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "sfu-hot-"));
     await writeFile(join(dir, "turn"), `${SECRET}\n`);
-    sfu = await startWithAgent(testConfig());
+    sfu = await startWithAgent(testConfig(), { secretsDir: dir });
     const room = await joinVideoRoom(sfu.wsUrl, "live", 2);
     pub = room.pub;
     subs.push(...room.subs);
@@ -141,8 +141,8 @@ describe("config NACKs and agent protocol violations", { timeout: 60_000 }, () =
   });
 
   it("unknown schemaVersion -> UNSUPPORTED_SCHEMA", async () => {
-    const config = { ...cfg(), schemaVersion: 2 };
-    const reply = await sfu.agent!.pushAndWait(config, { schemaVersion: 2 });
+    const config = { ...cfg(), schemaVersion: 3 };
+    const reply = await sfu.agent!.pushAndWait(config, { schemaVersion: 3 });
     assert.equal(reply.type, "nack");
     if (reply.type === "nack") assert.equal(reply.error.code, "UNSUPPORTED_SCHEMA");
   });

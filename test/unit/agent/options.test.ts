@@ -28,6 +28,7 @@ test("defaults are the documented ones (README flag table)", () => {
     region: null,
     endpointUrl: null,
     tokenFile: null,
+    secretsDir: "/etc/sfu/secrets",
     ackTimeoutMs: 10_000,
     propagationTimeoutMs: 300_000,
     resyncIntervalMs: 60_000,
@@ -51,6 +52,16 @@ test("env SFU_AGENT_<FLAG> fills in, flags win, POD_NAME is the pod-name fallbac
   assert.equal(r.options.podName, "pod-a");
   assert.equal(r.options.statusTopicArn, "arn:aws:sns:eu-west-1:1:s");
   assert.equal(envName("propagation-timeout"), "SFU_AGENT_PROPAGATION_TIMEOUT");
+});
+
+test("--secrets-dir comes from the flag or SFU_AGENT_SECRETS_DIR; empty is refused", () => {
+  const fromEnv = parseRunOptions([], { SFU_AGENT_SECRETS_DIR: "/run/secrets" }, "h");
+  assert.ok(fromEnv.ok && fromEnv.options.secretsDir === "/run/secrets");
+  const fromFlag = parseRunOptions(["--secrets-dir", "/x"], { SFU_AGENT_SECRETS_DIR: "/run/secrets" }, "h");
+  assert.ok(fromFlag.ok && fromFlag.options.secretsDir === "/x");
+  const empty = parseRunOptions(["--secrets-dir", " "], {}, "h");
+  assert.ok(!empty.ok);
+  assert.match(empty.error.message, /--secrets-dir: must not be empty/);
 });
 
 test("bad values are all reported, naming the flag or variable", () => {

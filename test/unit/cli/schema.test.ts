@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { schemaNames } from "../../../agent/commands/schema.ts";
 import { configSchemaV1 } from "../../../protocol/config-schema.ts";
+import { configSchemaV2 } from "../../../protocol/config-schema-v2.ts";
 import { cli } from "../../helpers/cli-run.ts";
 
 const SCHEMAS = join(import.meta.dirname, "..", "..", "..", "protocol", "schemas");
@@ -15,6 +16,19 @@ describe("sfu-agent schema", () => {
     assert.equal(run.code, 0);
     assert.equal(run.stdout, readFileSync(join(SCHEMAS, "config.v1.schema.json"), "utf8"));
     assert.deepEqual(JSON.parse(run.stdout), configSchemaV1);
+  });
+
+  it("--version 2 prints the config schema v2 (config.v2.schema.json); --version 1 the v1", async () => {
+    const two = await cli("schema", "--version", "2");
+    assert.equal(two.code, 0);
+    assert.equal(two.stdout, readFileSync(join(SCHEMAS, "config.v2.schema.json"), "utf8"));
+    assert.deepEqual(JSON.parse(two.stdout), configSchemaV2);
+    const one = await cli("schema", "--version", "1");
+    assert.equal(one.stdout, readFileSync(join(SCHEMAS, "config.v1.schema.json"), "utf8"));
+    const three = await cli("schema", "--version", "3");
+    assert.equal(three.code, 2);
+    assert.match(three.stderr, /--version must be one of 1, 2, got "3"/);
+    assert.equal((await cli("schema", "--version", "2", "hello")).code, 2);
   });
 
   it("prints any published schema by name; --list names them", async () => {

@@ -225,19 +225,39 @@ describe("validate: valid files", () => {
     }
   });
 
-  it("a credentialFile that exists passes; --no-check-files skips the check", async () => {
+  it("a credentialFile under --secrets-dir that exists passes; --no-check-files skips the existence check only", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sfu-validate-cred-"));
     try {
-      const secret = join(dir, "turn-credential");
+      const secrets = join(dir, "secrets");
+      mkdirSync(secrets);
+      const secret = join(secrets, "turn-credential");
       writeFileSync(secret, "s3cret\n");
       const body = (path: string) =>
         `schemaVersion: 1\nserver: {port: 8080}\nwebrtc:\n  icePortRange: [20000, 20100]\n  codecs: [vp8, opus]\n` +
         `  turnServers:\n    - urls: ["turn:turn.example.com:3478"]\n      username: u\n      credentialFile: ${path}\n`;
       writeFileSync(join(dir, "ok.yaml"), body(secret));
-      writeFileSync(join(dir, "missing.yaml"), body(join(dir, "absent")));
-      assert.equal((await cli("validate", join(dir, "ok.yaml"))).code, 0);
-      assert.equal((await cli("validate", join(dir, "missing.yaml"))).code, 1);
-      assert.equal((await cli("validate", "--no-check-files", join(dir, "missing.yaml"))).code, 0);
+      writeFileSync(join(dir, "missing.yaml"), body(join(secrets, "absent")));
+      writeFileSync(join(dir, "outside.yaml"), body(join(dir, "ok.yaml")));
+      writeFileSync(join(dir, "passwd.yaml"), body("/etc/passwd"));
+      const sd = ["--secrets-dir", secrets];
+      assert.equal((await cli("validate", ...sd, join(dir, "ok.yaml"))).code, 0);
+      // The default directory (/etc/sfu/secrets) does not hold it.
+      const byDefault = await cli("validate", join(dir, "ok.yaml"));
+      assert.equal(byDefault.code, 1);
+      assert.match(byDefault.stdout, /\/credentialFile: .*is outside the secrets directory \/etc\/sfu\/secrets/);
+      assert.equal((await cli("validate", ...sd, join(dir, "missing.yaml"))).code, 1);
+      assert.equal((await cli("validate", ...sd, "--no-check-files", join(dir, "missing.yaml"))).code, 0);
+      for (const f of ["outside.yaml", "passwd.yaml"]) {
+        for (const extra of [[], ["--no-check-files"]]) {
+          const run = await cli("validate", ...sd, ...extra, join(dir, f));
+          assert.equal(run.code, 1, `${f} ${extra.join(" ")}`);
+          assert.match(
+            run.stdout,
+            /:\d+:\d+: \/webrtc\/turnServers\/0\/credentialFile: .*is outside the secrets directory/,
+          );
+        }
+      }
+      assert.equal((await cli("validate", "--secrets-dir", "", join(dir, "ok.yaml"))).code, 2);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -298,8 +318,8 @@ describe("validate: usage and output formats", () => {
     ]);
   });
 
-  it("schemaVersion 2 reports code UNSUPPORTED_SCHEMA in json", async () => {
-    const run = await cli("validate", "--format", "json", join(INVALID_DIR, "schema-version-2.yaml"));
+  it("schemaVersion 3 reports code UNSUPPORTED_SCHEMA in json", async () => {
+    const run = await cli("validate", "--format", "json", join(INVALID_DIR, "schema-version-3.yaml"));
     assert.equal((JSON.parse(run.stdout) as { code: string }[])[0]?.code, "UNSUPPORTED_SCHEMA");
   });
 });

@@ -155,9 +155,29 @@ describe("base: the Deployment", () => {
     assert.equal(cmSource?.configMap.items, undefined, "every key, so config.yaml is always there");
     const secretSource = sources.find((s) => s.secret)?.secret;
     assert.equal(secretSource.optional, true);
-    const credentialPath = `/etc/sfu/${secretSource.items[0].path}`;
-    const documented = /credentialFile:\s*(\S+)/.exec(await exampleConfigText())?.[1];
-    assert.equal(credentialPath, documented, "config.yaml's credentialFile example points at the mounted Secret");
+    const mounted = (key: string) => {
+      const item = (secretSource.items as K8sObject[]).find((i) => i.key === key);
+      return item ? `/etc/sfu/${item.path}` : null;
+    };
+    const text = await exampleConfigText();
+    const documented = /credentialFile:\s*(\S+)/.exec(text)?.[1];
+    assert.equal(
+      mounted("credential"),
+      documented,
+      "config.yaml's credentialFile example points at the mounted Secret",
+    );
+    const authSecret = /authSecretFile:\s*(\S+)/.exec(text)?.[1];
+    assert.equal(
+      mounted("auth-secret"),
+      authSecret,
+      "config.yaml's authSecretFile example points at the mounted Secret",
+    );
+    // Both under the directory both containers are told secret files live in.
+    for (const c of allContainers(spec)) {
+      const flag = (c.args as string[]).find((a) => a.startsWith("--secrets-dir="));
+      assert.equal(flag, "--secrets-dir=/etc/sfu/secrets", `${c.name} --secrets-dir`);
+    }
+    for (const p of [documented, authSecret]) assert.ok(p?.startsWith("/etc/sfu/secrets/"), p);
   });
 
   it("carries nothing that could change per commit in the pod template", () => {

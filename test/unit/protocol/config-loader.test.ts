@@ -197,15 +197,16 @@ describe("validateConfigValue", () => {
   });
 
   it("reports UNSUPPORTED_SCHEMA for another integer schemaVersion, INVALID_CONFIG for a non-integer", async () => {
-    const two = await validateConfigValue({ ...minimalValue(), schemaVersion: 2 });
-    assert.ok(!two.ok && two.code === "UNSUPPORTED_SCHEMA");
+    const three = await validateConfigValue({ ...minimalValue(), schemaVersion: 3 });
+    assert.ok(!three.ok && three.code === "UNSUPPORTED_SCHEMA");
+    assert.match(three.problems[0]!.message, /schemaVersion 3 is not supported \(supported: 1, 2\)/);
     const str = await validateConfigValue({ ...minimalValue(), schemaVersion: "1" });
     assert.ok(!str.ok && str.code === "INVALID_CONFIG");
   });
 
   it("does not look at credentialFile on disk when checkFiles is false", async () => {
     const value = minimalValue();
-    value.webrtc.turnServers = [{ urls: ["turn:t.example.com"], username: "u", credentialFile: "/nonexistent/x" }];
+    value.webrtc.turnServers = [{ urls: ["turn:t.example.com"], username: "u", credentialFile: "/etc/sfu/secrets/x" }];
     assert.equal((await validateConfigValue(value)).ok, false);
     assert.equal((await validateConfigValue(value, { checkFiles: false })).ok, true);
   });

@@ -8,10 +8,10 @@ import type { Settlement } from "../../../agent/snapshot-store.ts";
 import { SnapshotStore } from "../../../agent/snapshot-store.ts";
 import { StatusTracker } from "../../../agent/status-tracker.ts";
 import { loadConfigText } from "../../../protocol/config-loader.ts";
-import type { NormalisedConfigV1 } from "../../../protocol/config-schema.ts";
+import type { NormalisedConfig } from "../../../protocol/config-schema-v2.ts";
 import { ManualTimers } from "./manual-timers.ts";
 
-async function config(n: number): Promise<{ config: NormalisedConfigV1; hash: string }> {
+async function config(n: number): Promise<{ config: NormalisedConfig; hash: string }> {
   const r = await loadConfigText(
     `schemaVersion: 1\nserver: { port: 8080 }\nwebrtc: { icePortRange: [20000, 20100], codecs: [vp8, opus] }\nlimits: { maxRooms: ${n} }\n`,
   );

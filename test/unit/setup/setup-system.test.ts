@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { launchChromium } from "../../helpers/browser.ts";
+import { coturnDependency, startCoturn } from "../../helpers/coturn.ts";
 import {
   chromiumDependency,
   MissingSystemDependencyError,
@@ -129,6 +130,23 @@ describe("the tests' preflight (test/helpers/system-deps.ts)", () => {
     assert.ok(performance.now() - started < 1000);
   });
 
+  it("a missing coturn fails at once with the install command, and so does startCoturn()", async () => {
+    assert.throws(
+      () => requireSystemDependency(coturnDependency(join(dir, "no-such-turnserver"))),
+      (err: unknown) => err instanceof MissingSystemDependencyError && /apt-get install -y coturn/.test(err.message),
+    );
+    const saved = process.env.SFU_TEST_TURNSERVER;
+    process.env.SFU_TEST_TURNSERVER = join(dir, "no-such-turnserver");
+    const started = performance.now();
+    try {
+      await assert.rejects(startCoturn({ secrets: ["s"] }), /apt-get install -y coturn/);
+    } finally {
+      if (saved === undefined) delete process.env.SFU_TEST_TURNSERVER;
+      else process.env.SFU_TEST_TURNSERVER = saved;
+    }
+    assert.ok(performance.now() - started < 1000);
+  });
+
   it("a Python that cannot import websockets fails with the install command", () => {
     assert.throws(
       () => requireSystemDependency(pythonWebsocketsDependency(join(dir, "no-such-python3"))),
@@ -139,7 +157,7 @@ describe("the tests' preflight (test/helpers/system-deps.ts)", () => {
 
   it("names the same packages as the setup script", async () => {
     const script = await readFile(SCRIPT, "utf8");
-    for (const dep of [chromiumDependency(), pythonWebsocketsDependency()]) {
+    for (const dep of [chromiumDependency(), pythonWebsocketsDependency(), coturnDependency()]) {
       const pkg = dep.install.replace("apt-get install -y ", "");
       assert.match(script, new RegExp(`\\|\\| echo ${pkg}\\n`), `setup-system.sh checks ${pkg}`);
     }

@@ -24,6 +24,17 @@ describe("sfu-server arguments", () => {
     }
   });
 
+  it("takes --secrets-dir, else SFU_SECRETS_DIR, else /etc/sfu/secrets", () => {
+    const dir = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
+      const a = parseCliArgs(argv, env);
+      return a.ok && !a.help ? a.secretsDir : null;
+    };
+    assert.equal(dir([]), "/etc/sfu/secrets");
+    assert.equal(dir([], { SFU_SECRETS_DIR: "/run/s" }), "/run/s");
+    assert.equal(dir(["--secrets-dir", "/x"], { SFU_SECRETS_DIR: "/run/s" }), "/x");
+    assert.equal(parseCliArgs(["--secrets-dir", ""]).ok, false);
+  });
+
   it("rejects bad usage", () => {
     for (const argv of [
       ["--agent", "ws://x", "--config", "f"],
@@ -37,7 +48,8 @@ describe("sfu-server arguments", () => {
   });
 
   it("documents every flag", () => {
-    for (const flag of ["--agent", "--config", "--token-file", "--port", "--help"]) assert.ok(usage().includes(flag));
+    for (const flag of ["--agent", "--config", "--token-file", "--port", "--secrets-dir", "SFU_SECRETS_DIR", "--help"])
+      assert.ok(usage().includes(flag));
     assert.deepEqual(parseCliArgs(["-h"]), { ok: true, help: true });
   });
 });
