@@ -8,6 +8,7 @@ import {
   reloadEventSchema,
   statusEventSchema,
 } from "./messages-schema.ts";
+import { rolloutPolicySchemaV1, rolloutStateSchema } from "./rollout-schema.ts";
 
 export const publishedSchemas: Record<string, object> = {
   "config.v1.schema.json": configSchemaV1,
@@ -17,4 +18,6 @@ export const publishedSchemas: Record<string, object> = {
   "nack.schema.json": nackSchema,
   "reload-event.schema.json": reloadEventSchema,
   "status-event.schema.json": statusEventSchema,
+  "rollout.v1.schema.json": rolloutPolicySchemaV1,
+  "rollout-state.schema.json": rolloutStateSchema,
 };
