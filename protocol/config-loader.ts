@@ -543,3 +543,68 @@ function offsetOf(doc: Document.Parsed, pointer: string, key: boolean): number |
   }
   return offset;
 }
+
+// --- Building blocks shared with other YAML documents of the ConfigMap (the rollout policy) ---
+
+/** One YAML document parsed as the config loader parses it, able to locate a JSON pointer in its source. */
+export type ParsedYamlDocument =
+  | {
+      ok: true;
+      value: unknown;
+      /** line:col of the value at `pointer` (of its key when `key`), else of its nearest ancestor. */
+      locate: (pointer: string, key?: boolean) => { line: number | null; col: number | null };
+    }
+  | { ok: false; problems: ConfigProblem[] };
+
+/**
+ * Parses YAML (or JSON) text with the config loader's rules: one document,
+ * unique keys, strict syntax, at most {@link MAX_YAML_ALIASES} alias
+ * dereferences, at most `maxBytes` bytes. Problems carry line:col.
+ */
+export function parseYamlDocument(text: string, maxBytes: number = MAX_CONFIG_BYTES): ParsedYamlDocument {
+  if (Buffer.byteLength(text, "utf8") > maxBytes) {
+    return { ok: false, problems: [problem("", `file exceeds ${maxBytes} bytes`)] };
+  }
+  if (text.includes("\u0000")) return { ok: false, problems: [problem("", "file contains NUL bytes; is it binary?")] };
+  const lineCounter = new LineCounter();
+  const docs = parseAllDocuments(text, {
+    lineCounter,
+    uniqueKeys: true,
+    prettyErrors: false,
+    strict: true,
+    logLevel: "error",
+  });
+  const at = (offset: number | undefined) => {
+    if (offset === undefined) return { line: null, col: null };
+    const pos = lineCounter.linePos(offset);
+    return { line: pos.line, col: pos.col };
+  };
+  if (!Array.isArray(docs) || docs.length === 0) {
+    return { ok: false, problems: [problem("", "file is empty; expected a YAML mapping")] };
+  }
+  if (docs.length > 1) {
+    const second = docs[1] as Document.Parsed;
+    return {
+      ok: false,
+      problems: [{ ...problem("", "multiple YAML documents; a file holds exactly one"), ...at(second.range[0]) }],
+    };
+  }
+  const doc = docs[0] as Document.Parsed;
+  if (doc.errors.length > 0) return { ok: false, problems: syntaxProblems(doc.errors, at) };
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
+  } catch (err) {
+    return { ok: false, problems: [problem("", `YAML: ${yamlMessage((err as Error).message)}`)] };
+  }
+  return { ok: true, value, locate: (pointer, key = false) => at(offsetOf(doc, pointer, key)) };
+}
+
+/**
+ * ajv errors as problems (the config loader's wording: unknown key, missing
+ * required key, must be one of ...); `onKey` is true for problems about a key
+ * itself, which {@link ParsedYamlDocument} `locate` should place on the key.
+ */
+export function describeSchemaErrors(errors: ErrorObject[]): (ConfigProblem & { onKey: boolean })[] {
+  return schemaProblems(errors).map((p) => ({ ...p, onKey: ON_KEY.has(p) }));
+}
