@@ -17,7 +17,24 @@
  * - the state is re-read before every write and periodically: when another
  *   rollout replaced this one (a different candidate id) it stops without
  *   writing anything more (single writer: the newest driver).
+ *
+ * Halt criteria (`reason.criterion`): `nack`, `invalid`,
+ * `propagation-timeout` (a cohort pod's report for the hash);
+ * `join-failure-rate`, `ice-failure-rate` (the cohort's absolute rates);
+ * `join-failure-ratio`, `ice-failure-ratio` (against the baseline pods, when
+ * they have the minimum sample); `no-traffic` (the timeout passed while the
+ * cohort had too few joins) and `timeout` (the driver's timeout otherwise).
  */
+
+import { cohortThreshold } from "../../protocol/cohort.ts";
+import type { NormalisedConfigV1 } from "../../protocol/config-schema.ts";
+import type {
+  ReloadRolloutField,
+  RolloutCandidate,
+  RolloutHaltReason,
+  RolloutPolicy,
+  RolloutState,
+} from "../../protocol/rollout-schema.ts";
 
 /** The four call-health counters an SFU reports since its current config hash was applied. */
 export interface HealthCounters {
@@ -27,55 +44,17 @@ export interface HealthCounters {
   iceFailures: number;
 }
 
-/** The policy as the engine needs it (durations already in milliseconds). */
-export interface DriverPolicy {
-  /** Increasing percentages, the last one 100. */
-  steps: ReadonlyArray<{ percent: number; bakeMs: number }>;
-  halt: {
-    health: {
-      /** Below this many cohort joins the sample is "no traffic". */
-      minJoins: number;
-      maxJoinFailureRate: number;
-      maxIceFailureRate: number;
-      maxRatioToBaseline: number;
-    };
-    noTraffic: "wait" | "proceed";
-  };
-}
+/** The policy as the engine needs it (the normalised policy: durations in milliseconds). */
+export type DriverPolicy = Pick<RolloutPolicy, "steps" | "halt">;
 
-/** Why a rollout halted. */
-export interface HaltReason {
-  /** Index of the step (0-based) during which it halted. */
-  step: number;
-  /**
-   * `nack`, `invalid`, `propagation-timeout` (a cohort pod's report),
-   * `join-failure-rate`, `ice-failure-rate` (absolute), `join-failure-ratio`,
-   * `ice-failure-ratio` (against the baseline), `no-traffic` (the timeout passed
-   * while the cohort had too few joins) or `timeout` (the driver's timeout).
-   */
-  criterion: string;
-  pods: string[];
-  detail: string;
-}
+/** Why a rollout halted (see the criteria in {@link runRollout}'s module documentation). */
+export type HaltReason = RolloutHaltReason;
 
-/** The candidate part of the durable rollout state. */
-export interface CandidateState {
-  id: string;
-  hash: string;
-  revision: string | null;
-  state: "running" | "halted" | "complete";
-  step: number;
-  threshold: number;
-  reason: HaltReason | null;
-}
+/** The durable rollout state. */
+export type RolloutStateDoc = RolloutState;
 
-/** The durable rollout state (one object, written only by the driver). */
-export interface RolloutStateDoc {
-  type: "sfu-config.rollout-state";
-  updatedAt: string;
-  stable: { hash: string; revision: string | null; config: unknown } | null;
-  candidate: CandidateState | null;
-}
+/** The `rollout` field of a reload event. */
+export type RolloutRef = ReloadRolloutField;
 
 /** Reads and writes the durable state; errors are thrown (the store retries on its own). */
 export interface DriverStateStore {
@@ -91,18 +70,13 @@ export type DriverEvent =
       hash: string;
       /** canary|held|applied|reverted, or null from agents without rollout support. */
       stage: string | null;
+      /** The rollout the report belongs to (null: a plain settlement). */
+      rolloutId: string | null;
       outcome: string;
       error: { code: string; message: string } | null;
       at: number;
     }
   | { kind: "health"; pod: string; stage: string | null; health: HealthCounters & { hash: string }; at: number };
-
-/** The `rollout` field of a reload event. */
-export interface RolloutRef {
-  id: string;
-  step: number;
-  threshold: number;
-}
 
 /** Everything the engine does to the outside world. */
 export interface DriverDeps {
@@ -130,7 +104,7 @@ export interface DriverInput {
   hash: string;
   revision: string | null;
   /** The normalised config, kept in the state as the next stable config. */
-  config: unknown;
+  config: NormalisedConfigV1;
   policy: DriverPolicy;
   /** Pods expected to report before the first step (at least 1). */
   expect: number;
@@ -187,18 +161,6 @@ export type DriverResult =
 /** Outcomes of a cohort pod's report that halt, with their criterion. */
 const FAILING: Record<string, string> = { rejected: "nack", invalid: "invalid", timeout: "propagation-timeout" };
 const APPLIED_STAGES = new Set(["canary", "applied"]);
-
-/**
- * The rank cutoff of a step: with `ranks` of the N known pods, the lowest
- * `max(1, ceil(percent * N / 100))` pods have a rank below it. 1 at 100 %
- * (and whenever every known pod is included), so later pods join too.
- */
-export function stepThreshold(ranks: readonly number[], percent: number): number {
-  if (percent >= 100 || ranks.length === 0) return percent >= 100 ? 1 : 0;
-  const sorted = [...ranks].sort((a, b) => a - b);
-  const n = Math.max(1, Math.ceil((percent * sorted.length) / 100));
-  return n >= sorted.length ? 1 : (sorted[n] as number);
-}
 
 /** The verdict of the halt criteria on one sample. */
 export type HealthVerdict =
@@ -330,7 +292,9 @@ export async function runRollout(input: DriverInput, deps: DriverDeps): Promise<
   const id = deps.newId();
   const steps: StepSummary[] = [];
   const pods = new Map<string, PodView>();
-  let candidate: CandidateState = { id, hash, revision, state: "running", step: 0, threshold: 0, reason: null };
+  /** Pods that reported a stage of this rollout (discovery counts these). */
+  const known = new Set<string>();
+  let candidate: RolloutCandidate = { id, hash, revision, state: "running", step: 0, threshold: 0, reason: null };
   let lastCheck = deps.now();
 
   const view = (pod: string): PodView => {
@@ -342,7 +306,7 @@ export async function runRollout(input: DriverInput, deps: DriverDeps): Promise<
     return v;
   };
   const inCohort = (v: PodView) => v.rank < candidate.threshold;
-  const cohortPods = () => [...pods.values()].filter(inCohort);
+  const cohortPods = () => [...pods.values()].filter((v) => known.has(v.pod) && inCohort(v));
 
   const ensureCurrent = async () => {
     const s = await deps.store.read();
@@ -369,11 +333,14 @@ export async function runRollout(input: DriverInput, deps: DriverDeps): Promise<
     const events = await deps.nextEvents(Math.min(until, lastCheck + checkEvery));
     let failure: HaltReason | null = null;
     for (const e of events) {
+      // Reports of another rollout (an older run) say nothing about this one.
+      if (e.kind === "status" && e.rolloutId !== null && e.rolloutId !== id) continue;
       const v = view(e.pod);
       if (e.kind === "health") {
         if (!v.health || v.health.at <= e.at) v.health = e;
         continue;
       }
+      if (e.rolloutId === id) known.add(e.pod);
       if (v.status && v.status.at > e.at) continue;
       v.status = e;
       if (e.hash === hash && e.outcome === "applied" && e.stage !== null && APPLIED_STAGES.has(e.stage))
@@ -424,11 +391,11 @@ export async function runRollout(input: DriverInput, deps: DriverDeps): Promise<
     deps.log(`rollout ${id}: ${hash} (stable ${stable.hash}); waiting for ${input.expect} pods to report`);
 
     // Discovery: every pod reports `held` once its mount has the hash (threshold 0).
-    while (pods.size < input.expect) {
-      if (deps.now() >= deadline) throw timeoutHalt(`waiting for pods: ${pods.size}/${input.expect} reported`);
+    while (known.size < input.expect) {
+      if (deps.now() >= deadline) throw timeoutHalt(`waiting for pods: ${known.size}/${input.expect} reported`);
       await pump(deadline);
     }
-    deps.log(`${pods.size} pods known: ${[...pods.values()].map((v) => `${v.pod}(${v.rank.toFixed(3)})`).join(" ")}`);
+    deps.log(`${known.size} pods known: ${[...pods.values()].map((v) => `${v.pod}(${v.rank.toFixed(3)})`).join(" ")}`);
 
     for (let k = 0; k < policy.steps.length; k++) {
       const step = policy.steps[k] as { percent: number; bakeMs: number };
@@ -436,8 +403,8 @@ export async function runRollout(input: DriverInput, deps: DriverDeps): Promise<
       candidate = {
         ...candidate,
         step: k,
-        threshold: stepThreshold(
-          [...pods.values()].map((v) => v.rank),
+        threshold: cohortThreshold(
+          [...known].map((pod) => view(pod).rank),
           step.percent,
         ),
       };

@@ -6,13 +6,16 @@ import {
   evaluateHealth,
   type RolloutStateDoc,
   runRollout,
-  stepThreshold,
 } from "../../../agent/rollout/driver.ts";
+import type { NormalisedConfigV1 } from "../../../protocol/config-schema.ts";
 import { fleetSim, type SimPodOptions, simRank } from "./fleet-sim.ts";
 
 const OLD = `sha256:${"a".repeat(64)}`;
 const NEW = `sha256:${"b".repeat(64)}`;
 const MIN = 60_000;
+// The engine stores the config without looking into it.
+const CONFIG_OLD = { old: true } as unknown as NormalisedConfigV1;
+const CONFIG_NEW = { new: true } as unknown as NormalisedConfigV1;
 
 const POLICY: DriverPolicy = {
   steps: [
@@ -29,7 +32,7 @@ const POLICY: DriverPolicy = {
 const stableState = (): RolloutStateDoc => ({
   type: "sfu-config.rollout-state",
   updatedAt: "2026-01-01T00:00:00.000Z",
-  stable: { hash: OLD, revision: "r1", config: { old: true } },
+  stable: { hash: OLD, revision: "r1", config: CONFIG_OLD },
   candidate: null,
 });
 
@@ -47,35 +50,11 @@ function fleet(n: number, each: (name: string, i: number) => SimPodOptions = () 
 const input = (over: Partial<DriverInput> = {}): DriverInput => ({
   hash: NEW,
   revision: "r2",
-  config: { new: true },
+  config: CONFIG_NEW,
   policy: POLICY,
   expect: 10,
   timeoutMs: 60 * MIN,
   ...over,
-});
-
-describe("stepThreshold", () => {
-  it("selects ceil(p*N/100) (at least 1) lowest ranks; nested as percent grows; 1 at 100%", () => {
-    const ranks = names(10).map(simRank);
-    let previous: number[] = [];
-    for (const [percent, n] of [
-      [1, 1],
-      [10, 1],
-      [11, 2],
-      [50, 5],
-      [99, 10],
-      [100, 10],
-    ] as const) {
-      const t = stepThreshold(ranks, percent);
-      const picked = ranks.filter((r) => r < t);
-      assert.equal(picked.length, n, `${percent}%`);
-      for (const r of previous) assert.ok(picked.includes(r), `${percent}% keeps the smaller cohort`);
-      previous = picked;
-    }
-    assert.equal(stepThreshold(ranks, 100), 1);
-    assert.equal(stepThreshold([], 50), 0);
-    assert.equal(stepThreshold([0.5], 10), 1, "one pod: the whole fleet");
-  });
 });
 
 describe("evaluateHealth", () => {
@@ -124,7 +103,7 @@ describe("runRollout on a simulated fleet", () => {
       assert.ok(s.applyMs < 5_000, `cohort applied promptly (${s.applyMs} ms)`);
     }
     assert.equal(sim.state.doc?.stable?.hash, NEW);
-    assert.deepEqual(sim.state.doc?.stable?.config, { new: true });
+    assert.deepEqual(sim.state.doc?.stable?.config, CONFIG_NEW);
     assert.equal(sim.state.doc?.candidate?.state, "complete");
     assert.equal(sim.state.doc?.candidate?.threshold, 1);
     for (const p of sim.pods.values()) assert.equal(p.running, NEW, p.name);

@@ -7,7 +7,6 @@
  * hash or to make calls fail on it. Time passes only when the engine waits
  * for events, so whole rollouts with minutes of bake run in milliseconds.
  */
-import { createHash } from "node:crypto";
 import type {
   DriverDeps,
   DriverEvent,
@@ -15,13 +14,10 @@ import type {
   RolloutRef,
   RolloutStateDoc,
 } from "../../../agent/rollout/driver.ts";
+import { cohortRank } from "../../../protocol/cohort.ts";
 
-/** rank(pod): first 8 hex digits of sha256("sfu-config-cohort:" + pod) / 2^32. */
-export function simRank(pod: string): number {
-  return (
-    Number.parseInt(createHash("sha256").update(`sfu-config-cohort:${pod}`).digest("hex").slice(0, 8), 16) / 2 ** 32
-  );
-}
+/** The pods' ranks (the protocol's). */
+export const simRank = cohortRank;
 
 /** How one simulated pod behaves. */
 export interface SimPodOptions {
@@ -134,6 +130,7 @@ export function fleetSim(o: {
         pod: p.name,
         hash: target,
         stage,
+        rolloutId: c.id,
         outcome: "rejected",
         error: { code: "UNSUPPORTED", message: "no" },
         at: now,
@@ -142,7 +139,16 @@ export function fleetSim(o: {
     }
     run(p, target);
     if (target === o.newHash) p.appliedNew = true;
-    report(p, { kind: "status", pod: p.name, hash: target, stage, outcome: "applied", error: null, at: now });
+    report(p, {
+      kind: "status",
+      pod: p.name,
+      hash: target,
+      stage,
+      rolloutId: c.id,
+      outcome: "applied",
+      error: null,
+      at: now,
+    });
   };
   const react = o.reactMs ?? 200;
   for (const p of pods.values()) {
