@@ -29,6 +29,12 @@
  * {@link PushLedger} shared with the HTTP pusher; one ledger per connection.
  * What the session learns (link up/down, outcomes) goes through the ledger
  * to the {@link StatusTracker}.
+ *
+ * Call health: every upgrade response carries `sfu-config-features: health`,
+ * the optional `health` frame this agent accepts (an SFU sends it only when
+ * advertised). A valid one after `hello` goes to the tracker (`/status
+ * health`); before `hello` it closes with 4005 like any other frame; an
+ * invalid one closes with 4003.
  */
 import { timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
@@ -40,6 +46,9 @@ import { CloseCode } from "../protocol/close-codes.ts";
 import { closeReason, parseSfuFrame } from "../protocol/messages.ts";
 import {
   type AckMessage,
+  FEATURES_HEADER,
+  HEALTH_FEATURE,
+  type HealthMessage,
   type HelloMessage,
   MAX_FRAME_BYTES,
   type NackMessage,
@@ -117,6 +126,8 @@ export class PushServer {
       perMessageDeflate: false,
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
+    // Advertises the optional frames this agent accepts (see the module comment).
+    this.#wss.on("headers", (headers) => headers.push(`${FEATURES_HEADER}: ${HEALTH_FEATURE}`));
     this.#http = createServer((_req, res) => {
       res.writeHead(426, { "content-type": "text/plain", upgrade: "websocket" });
       res.end(`sfu-config push server: WebSocket with subprotocol ${SUBPROTOCOL} required\n`);
@@ -267,6 +278,7 @@ export class SfuSession {
   readonly #ledger: PushLedger;
   readonly #abandoned = new Set<string>();
   readonly #log: Logger;
+  readonly #tracker: StatusTracker | undefined;
   #hello: HelloMessage | null = null;
   #helloTimer: NodeJS.Timeout | null;
   #lastNonce = 0;
@@ -287,6 +299,7 @@ export class SfuSession {
       nackRetry: opts.nackRetry ?? undefined,
     });
     this.#log = deps.logger.child({ component: "push" });
+    this.#tracker = deps.tracker;
     this.closed = new Promise((resolve) => {
       ws.on("close", (code, reason) => {
         this.#open = false;
@@ -406,7 +419,17 @@ export class SfuSession {
       this.close(CloseCode.HELLO_REQUIRED, `expected hello first, got ${msg.type}`);
       return;
     }
+    if (msg.type === "health") {
+      this.#onHealth(msg);
+      return;
+    }
     this.#onReply(msg);
+  }
+
+  #onHealth(msg: HealthMessage): void {
+    const { type: _type, ...counters } = msg;
+    this.#log.debug({ health: counters }, "SFU call health");
+    this.#tracker?.recordHealth(counters);
   }
 
   #onHello(hello: HelloMessage): void {

@@ -5,7 +5,7 @@
  * outcomes and error texts.
  */
 import type { ErrorInfo, Settlement } from "./snapshot-store.ts";
-import type { HttpPushStatus, PreviousError, SfuLinkStatus, StatusTracker } from "./status-tracker.ts";
+import type { HealthReport, HttpPushStatus, PreviousError, SfuLinkStatus, StatusTracker } from "./status-tracker.ts";
 
 /** `/status` JSON. Fields may be added, never renamed. */
 export interface AgentStatus {
@@ -27,6 +27,12 @@ export interface AgentStatus {
    * valid, and when the current valid content was loaded (null before).
    */
   source: { path: string; valid: boolean; lastLoadSuccessAt: string | null };
+  /**
+   * Extension: the SFU's latest call-health report (counters of the config
+   * hash it runs, since it applied it, and when the agent received them);
+   * null when the SFU never sent one (an SFU without the optional feature).
+   */
+  health: HealthReport | null;
 }
 
 /** Builds the `/status` document. */
@@ -51,5 +57,6 @@ export function buildStatus(input: {
     queue: input.queue ?? { mode: "none", url: null },
     settlements: tracker.settlements(),
     source: { path: input.path, valid: tracker.fileHash() !== null, lastLoadSuccessAt: load.successAt },
+    health: tracker.health(),
   };
 }

@@ -3,6 +3,8 @@ import { configSchemaV1 } from "./config-schema.ts";
 import {
   ackSchema,
   configMessageSchema,
+  healthEventSchema,
+  healthMessageSchema,
   helloSchema,
   nackSchema,
   reloadEventSchema,
@@ -20,4 +22,6 @@ export const publishedSchemas: Record<string, object> = {
   "status-event.schema.json": statusEventSchema,
   "rollout.v1.schema.json": rolloutPolicySchemaV1,
   "rollout-state.schema.json": rolloutStateSchema,
+  "health.schema.json": healthMessageSchema,
+  "health-event.schema.json": healthEventSchema,
 };

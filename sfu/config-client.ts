@@ -17,8 +17,15 @@
  * a time, in order; a config whose hash is the one applied (checked after
  * the schema version and the hash itself) is acked without re-applying, its
  * version becoming the applied version (section 6, step 2a).
+ *
+ * Call health (optional): when the agent's upgrade response carries
+ * `sfu-config-features: health`, the client sends a `health` frame with the
+ * counters of the applied hash right after `hello`, then every
+ * `healthIntervalMs` while they changed. Without the header it never sends
+ * one, so an agent that does not know the frame never sees it.
  */
 import { readFile } from "node:fs/promises";
+import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
 import { type ClientOptions, type RawData, WebSocket } from "ws";
 import {
@@ -27,6 +34,9 @@ import {
   type ConfigMessage,
   closeReason,
   configHash,
+  FEATURES_HEADER,
+  HEALTH_FEATURE,
+  type HealthMessage,
   type HelloMessage,
   MAX_FRAME_BYTES,
   type NackMessage,
@@ -36,6 +46,7 @@ import {
   SUBPROTOCOL,
   SUPPORTED_SCHEMA_VERSIONS,
 } from "../protocol/index.ts";
+import type { CallHealth } from "./call-health.ts";
 import type { ConfigApplier } from "./config-applier.ts";
 import type { ConfigState } from "./config-state.ts";
 import { InvalidOptionsError } from "./errors.ts";
@@ -59,6 +70,10 @@ export interface ConfigClientOptions {
   random?: () => number;
   /** Called with every applied or refused version (for metrics). */
   onOutcome?: (outcome: "ack" | "nack", code: string | null) => void;
+  /** Call-health counters reported in `health` frames when the agent advertises the feature. */
+  health?: CallHealth | null;
+  /** Interval of `health` frames while the counters change (ms). */
+  healthIntervalMs?: number;
 }
 
 /** Defaults of {@link ConfigClientOptions}. */
@@ -67,6 +82,7 @@ export const CONFIG_CLIENT_DEFAULTS = {
   sfuVersion: "0.1.0",
   initialBackoffMs: 500,
   maxBackoffMs: 30_000,
+  healthIntervalMs: 5_000,
 } as const;
 
 /**
@@ -83,12 +99,14 @@ export interface ConfigClientStats {
   nacks: number;
   /** Connections this side closed for a protocol violation. */
   violations: number;
+  /** `health` frames sent. */
+  healthFrames: number;
 }
 
 /** Dials the agent and applies what it pushes. start()/stop(). */
 export class ConfigClient {
-  readonly #o: Required<Omit<ConfigClientOptions, "tokenFile" | "onOutcome">> &
-    Pick<ConfigClientOptions, "tokenFile" | "onOutcome">;
+  readonly #o: Required<Omit<ConfigClientOptions, "tokenFile" | "onOutcome" | "health">> &
+    Pick<ConfigClientOptions, "tokenFile" | "onOutcome" | "health">;
   readonly #log: Logger;
   #ws: WebSocket | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -97,7 +115,8 @@ export class ConfigClient {
   #connected = false;
   /** Configs are answered one at a time, in the order received. */
   #answering: Promise<void> = Promise.resolve();
-  readonly stats: ConfigClientStats = { connects: 0, acks: 0, nacks: 0, violations: 0 };
+  readonly stats: ConfigClientStats = { connects: 0, acks: 0, nacks: 0, violations: 0, healthFrames: 0 };
+  #healthTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(options: ConfigClientOptions) {
     let url: URL;
@@ -112,6 +131,9 @@ export class ConfigClient {
     const o = { ...CONFIG_CLIENT_DEFAULTS, random: Math.random, ...stripUndefined(options) };
     if (!(o.initialBackoffMs > 0) || !(o.maxBackoffMs >= o.initialBackoffMs)) {
       throw new InvalidOptionsError("ConfigClient: need 0 < initialBackoffMs <= maxBackoffMs");
+    }
+    if (!(Number.isFinite(o.healthIntervalMs) && o.healthIntervalMs >= 10)) {
+      throw new InvalidOptionsError("ConfigClient: healthIntervalMs must be >= 10 ms");
     }
     this.#o = o;
     this.#log = options.logger.child({ component: "config-client" });
@@ -133,6 +155,8 @@ export class ConfigClient {
   async stop(): Promise<void> {
     this.#running = false;
     clearTimeout(this.#timer);
+    clearInterval(this.#healthTimer);
+    this.#healthTimer = undefined;
     const ws = this.#ws;
     this.#ws = null;
     if (ws && ws.readyState !== WebSocket.CLOSED) {
@@ -175,6 +199,10 @@ export class ConfigClient {
     const ws = new WebSocket(this.#o.url, SUBPROTOCOL, options);
     this.#ws = ws;
     let lastNonce = 0;
+    let healthAdvertised = false;
+    ws.on("upgrade", (res: IncomingMessage) => {
+      healthAdvertised = advertises(res.headers[FEATURES_HEADER], HEALTH_FEATURE);
+    });
     ws.on("open", () => {
       this.#connected = true;
       this.#attempt = 0;
@@ -187,7 +215,8 @@ export class ConfigClient {
         applied: this.#o.state.applied,
       };
       ws.send(JSON.stringify(hello));
-      this.#log.info({ url: this.#o.url, applied: hello.applied }, "connected to agent");
+      this.#log.info({ url: this.#o.url, applied: hello.applied, health: healthAdvertised }, "connected to agent");
+      if (healthAdvertised) this.#startHealth(ws);
     });
     ws.on("message", (data: RawData, isBinary: boolean) => {
       if (isBinary) return this.#violation(ws, CloseCode.BAD_JSON, "binary frames are not allowed");
@@ -212,6 +241,8 @@ export class ConfigClient {
       if (this.#ws === ws) {
         this.#ws = null;
         this.#connected = false;
+        clearInterval(this.#healthTimer);
+        this.#healthTimer = undefined;
       }
       if (was) this.#log.warn({ code, reason: reason.toString() }, "agent connection closed");
       this.#scheduleReconnect();
@@ -279,6 +310,25 @@ export class ConfigClient {
     if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(reply));
   }
 
+  /** Sends the counters now, then every healthIntervalMs while they changed (see the module comment). */
+  #startHealth(ws: WebSocket): void {
+    const health = this.#o.health;
+    if (!health) return;
+    let sentGeneration = -1;
+    const send = () => {
+      const counters = health.snapshot();
+      if (counters === null || health.generation === sentGeneration || ws.readyState !== WebSocket.OPEN) return;
+      sentGeneration = health.generation;
+      const frame: HealthMessage = { type: "health", ...counters };
+      ws.send(JSON.stringify(frame));
+      this.stats.healthFrames++;
+    };
+    send();
+    clearInterval(this.#healthTimer);
+    this.#healthTimer = setInterval(send, this.#o.healthIntervalMs);
+    this.#healthTimer.unref();
+  }
+
   #violation(ws: WebSocket, code: number, reason: string): void {
     this.stats.violations++;
     this.#log.warn({ code, reason }, "agent protocol violation; closing control connection");
@@ -295,6 +345,15 @@ export class ConfigClient {
       void this.#dial();
     }, delay);
   }
+}
+
+/** Whether a comma-separated feature header lists `feature`. */
+export function advertises(header: string | string[] | undefined, feature: string): boolean {
+  const text = Array.isArray(header) ? header.join(",") : (header ?? "");
+  return text
+    .split(",")
+    .map((t) => t.trim().toLowerCase())
+    .includes(feature);
 }
 
 function stripUndefined<T extends object>(o: T): T {
