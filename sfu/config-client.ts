@@ -20,7 +20,8 @@
  *
  * Call health (optional): when the agent's upgrade response carries
  * `sfu-config-features: health`, the client sends a `health` frame with the
- * counters of the applied hash right after `hello`, then every
+ * counters of the applied hash right after `hello`, at once when a config
+ * with another hash is applied (the counters restart), and every
  * `healthIntervalMs` while they changed. Without the header it never sends
  * one, so an agent that does not know the frame never sees it.
  */
@@ -117,6 +118,7 @@ export class ConfigClient {
   #answering: Promise<void> = Promise.resolve();
   readonly stats: ConfigClientStats = { connects: 0, acks: 0, nacks: 0, violations: 0, healthFrames: 0 };
   #healthTimer: ReturnType<typeof setInterval> | undefined;
+  #healthOff: (() => void) | undefined;
 
   constructor(options: ConfigClientOptions) {
     let url: URL;
@@ -155,8 +157,7 @@ export class ConfigClient {
   async stop(): Promise<void> {
     this.#running = false;
     clearTimeout(this.#timer);
-    clearInterval(this.#healthTimer);
-    this.#healthTimer = undefined;
+    this.#stopHealth();
     const ws = this.#ws;
     this.#ws = null;
     if (ws && ws.readyState !== WebSocket.CLOSED) {
@@ -241,8 +242,7 @@ export class ConfigClient {
       if (this.#ws === ws) {
         this.#ws = null;
         this.#connected = false;
-        clearInterval(this.#healthTimer);
-        this.#healthTimer = undefined;
+        this.#stopHealth();
       }
       if (was) this.#log.warn({ code, reason: reason.toString() }, "agent connection closed");
       this.#scheduleReconnect();
@@ -315,18 +315,30 @@ export class ConfigClient {
     const health = this.#o.health;
     if (!health) return;
     let sentGeneration = -1;
+    let sentHash: string | null = null;
     const send = () => {
       const counters = health.snapshot();
       if (counters === null || health.generation === sentGeneration || ws.readyState !== WebSocket.OPEN) return;
       sentGeneration = health.generation;
+      sentHash = counters.hash;
       const frame: HealthMessage = { type: "health", ...counters };
       ws.send(JSON.stringify(frame));
       this.stats.healthFrames++;
     };
+    this.#stopHealth();
     send();
-    clearInterval(this.#healthTimer);
     this.#healthTimer = setInterval(send, this.#o.healthIntervalMs);
     this.#healthTimer.unref();
+    this.#healthOff = health.onChange(() => {
+      if (health.snapshot()?.hash !== sentHash) send();
+    });
+  }
+
+  #stopHealth(): void {
+    clearInterval(this.#healthTimer);
+    this.#healthTimer = undefined;
+    this.#healthOff?.();
+    this.#healthOff = undefined;
   }
 
   #violation(ws: WebSocket, code: number, reason: string): void {

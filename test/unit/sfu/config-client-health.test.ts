@@ -148,4 +148,38 @@ describe("ConfigClient health frames", { timeout: 20_000 }, () => {
     await client.stop();
     await agent.close();
   });
+
+  it("a config with another hash is reported at once, not at the next interval", async () => {
+    const agent = await agentServer("health");
+    const state = new ConfigState();
+    applied(state);
+    const health = new CallHealth(state);
+    const client = new ConfigClient({
+      url: agent.url,
+      logger,
+      state,
+      applier: new ConfigApplier({ state, logger }),
+      health,
+      healthIntervalMs: 60_000,
+    });
+    client.start();
+    await until(() => agent.frames.length === 2);
+    health.record("join", H); // a counter change waits for the interval
+    await sleep(100);
+    assert.equal(agent.frames.length, 2);
+    const other = configHash({ other: 1 });
+    state.swap({
+      version: 2,
+      hash: other as ConfigSnapshot["hash"],
+      revision: null,
+      config: {} as ConfigSnapshot["config"],
+      iceServers: [],
+      appliedAt: Date.parse("2026-12-02T05:10:00Z"),
+    });
+    await until(() => agent.frames.length === 3, 1_000);
+    assert.equal(agent.frames[2]!.hash, other);
+    assert.equal(agent.frames[2]!.joins, 0);
+    await client.stop();
+    await agent.close();
+  });
 });
