@@ -134,6 +134,12 @@ export const reloadEventSchema = {
 
 /** Outcomes a settlement can have. */
 export const SETTLEMENT_OUTCOMES = ["applied", "rejected", "invalid", "timeout", "superseded"] as const;
+/**
+ * Outcomes a status event can carry: a pod's settlement, or `halted`, which
+ * the rollout driver (`sfu-agent rollout`) publishes once when it halts a
+ * progressive rollout (its `pod` is the driver, not a pod).
+ */
+export const STATUS_EVENT_OUTCOMES = [...SETTLEMENT_OUTCOMES, "halted"] as const;
 
 /** Status event an agent publishes per settlement (optional status topic). */
 export const statusEventSchema = {
@@ -149,7 +155,7 @@ export const statusEventSchema = {
     revision: { anyOf: [{ type: "string" }, { type: "null" }] },
     hash,
     version: { anyOf: [version, { type: "null" }] },
-    outcome: { enum: [...SETTLEMENT_OUTCOMES] },
+    outcome: { enum: [...STATUS_EVENT_OUTCOMES] },
     error: {
       anyOf: [
         {
