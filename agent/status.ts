@@ -4,6 +4,7 @@
  * config, and so never a credential: just versions, hashes, revisions,
  * outcomes and error texts.
  */
+import type { RolloutStatus } from "./rollout/agent-rollout.ts";
 import type { ErrorInfo, Settlement } from "./snapshot-store.ts";
 import type { HealthReport, HttpPushStatus, PreviousError, SfuLinkStatus, StatusTracker } from "./status-tracker.ts";
 
@@ -28,6 +29,12 @@ export interface AgentStatus {
    */
   source: { path: string; valid: boolean; lastLoadSuccessAt: string | null };
   /**
+   * Extension: this pod's part in a progressive rollout (its stage, cohort
+   * rank, the rollout's id, step, candidate hash and state); null when no
+   * rollout policy is mounted.
+   */
+  rollout: RolloutStatus | null;
+  /**
    * Extension: the SFU's latest call-health report (counters of the config
    * hash it runs, since it applied it, and when the agent received them);
    * null when the SFU never sent one (an SFU without the optional feature).
@@ -41,6 +48,7 @@ export function buildStatus(input: {
   pod: string;
   path: string;
   queue: { mode: "per-pod" | "given"; url: string | null } | null;
+  rollout?: RolloutStatus | null;
 }): AgentStatus {
   const { tracker } = input;
   const d = tracker.desired();
@@ -57,6 +65,7 @@ export function buildStatus(input: {
     queue: input.queue ?? { mode: "none", url: null },
     settlements: tracker.settlements(),
     source: { path: input.path, valid: tracker.fileHash() !== null, lastLoadSuccessAt: load.successAt },
+    rollout: input.rollout ?? null,
     health: tracker.health(),
   };
 }

@@ -21,6 +21,9 @@ import { validateConfigValue } from "../../protocol/config-loader.ts";
 import { type RolloutState, rolloutStateSchema } from "../../protocol/rollout-schema.ts";
 import { type AwsClientOptions, createS3Client } from "../queue/aws-clients.ts";
 import { backoffDelay } from "../queue/backoff.ts";
+import { parseS3Url, type S3Location } from "./s3-url.ts";
+
+export { parseS3Url, type S3Location } from "./s3-url.ts";
 
 /** Largest state object read, in bytes (a config is at most 1 MiB; the state holds one). */
 export const MAX_STATE_BYTES = 2 * 1024 * 1024;
@@ -41,21 +44,6 @@ export class RolloutStateError extends Error {
     super(message, options);
     this.code = code;
   }
-}
-
-/** Bucket and key of an `s3://bucket/key` URL. */
-export interface S3Location {
-  bucket: string;
-  key: string;
-}
-
-/** Parses `s3://bucket/key`; returns an error message when malformed. */
-export function parseS3Url(url: string): S3Location | string {
-  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/(.+)$/.exec(url);
-  if (!m) return `${JSON.stringify(url)} is not s3://BUCKET/KEY (bucket: 3-63 lowercase letters, digits, '.', '-')`;
-  const key = m[2] as string;
-  if (key.length > 1024) return `${JSON.stringify(url)}: the key is longer than 1024 bytes`;
-  return { bucket: m[1] as string, key };
 }
 
 /** Options of {@link RolloutStateStore}. */
