@@ -13,6 +13,7 @@ import { Agent, type AgentDeps, type AgentOptions } from "../../agent/agent.ts";
 import type { AwsClients } from "../../agent/queue/aws-clients.ts";
 import { type QueueTrigger, type QueueTriggerOptions, startQueueTrigger } from "../../agent/queue/index.ts";
 import { AtomicWriter } from "../../scripts/local/atomic-writer.ts";
+import type { ConfigMessage } from "../../protocol/messages-schema.ts";
 import { FakeSfu, type FakeSfuReply } from "./fake-sfu.ts";
 
 /** Options of {@link startQueuePod}. */
@@ -32,8 +33,8 @@ export interface QueuePodOptions {
   debounceMs: number;
   /** Queue trigger options; `podName` is `name`. */
   queue: Omit<QueueTriggerOptions, "podName">;
-  /** How the fake SFU answers configs (default: ack). */
-  reply?: FakeSfuReply;
+  /** How the fake SFU answers configs (default: ack), or a function choosing per config. */
+  reply?: FakeSfuReply | ((msg: ConfigMessage) => FakeSfuReply);
   /** More files of the ConfigMap written with the config (e.g. `rollout.yaml`). */
   files?: Record<string, string>;
   /** An existing ConfigMap directory to use (an agent restart); a fresh temp directory when absent. */
