@@ -123,6 +123,7 @@ export class SfuServer {
       rooms: this.rooms,
       signallingConnections: () => this.signalling.connections,
       agentConnected: () => this.configClient?.connected ?? null,
+      health: this.health,
     });
     this.#http = createServer((req, res) => {
       this.#route(req, res).catch((err) => {

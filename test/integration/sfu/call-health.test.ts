@@ -114,6 +114,11 @@ describe("call health with real werift clients", { timeout: 90_000 }, () => {
       assert.match(metrics, /^sfu_agent_sfu_ice_connected 2$/m);
       assert.match(metrics, /^sfu_agent_sfu_ice_failures 0$/m);
       assert.ok((s.sfu.configClient?.stats.healthFrames ?? 0) >= 1);
+      const sfuMetrics = await s.sfu.metrics.registry.metrics();
+      assert.match(sfuMetrics, /^sfu_call_joins 2$/m);
+      assert.match(sfuMetrics, /^sfu_call_ice_connected 2$/m);
+      assert.match(sfuMetrics, /^sfu_call_join_failures 0$/m);
+      assert.match(sfuMetrics, /^sfu_call_ice_failures 0$/m);
       await a.close();
       await b.close();
     } finally {
