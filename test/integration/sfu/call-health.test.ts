@@ -4,7 +4,8 @@
  * connected peer connections; a config whose `listenIp` the clients cannot
  * reach (`::1`: the SFU gathers IPv6 loopback candidates only, the test
  * clients are IPv4-only on 127.0.0.1) makes ICE fail and counts ICE
- * failures; a full room counts a join failure. The agent receives the
+ * failures (so does a documentation address no host has: the SFU gathers
+ * no candidate at all); a full room counts a join failure. The agent receives the
  * counters in `health` frames (it advertises the feature on upgrade) and
  * shows them in its `/status health` and metrics; an agent that does not
  * advertise the feature never receives a `health` frame.
@@ -170,6 +171,30 @@ describe("call health with real werift clients", { timeout: 90_000 }, () => {
         "the agent to receive the ICE failure",
       );
       assert.equal(agentHealth.hash, badHash);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it("a listenIp no host has (a documentation address) leaves the SFU without candidates: every join fails ICE", async () => {
+    const bad = healthConfig(5, "203.0.113.7");
+    const s = await startStack(bad);
+    try {
+      const c = await join(s.wsUrl, "e");
+      const status = await until(
+        async () => {
+          const st = await s.sfuStatus();
+          return st.health?.iceFailures === 1 ? st : null;
+        },
+        15_000,
+        "the SFU to count an ICE failure",
+      );
+      assert.equal(status.health.iceConnected, 0);
+      assert.equal(status.health.hash, await hashOf(bad));
+      assert.ok(
+        c.messages.filter((m) => m.type === "candidate" && m.candidate !== null).length === 0,
+        "the SFU sent no candidate",
+      );
     } finally {
       await s.stop();
     }
