@@ -116,6 +116,8 @@ export interface RolloutDeps {
   waitTimeSeconds?: number;
   /** After a halt, how long to wait for the cohort's `reverted` reports (default 120 s). */
   revertTimeoutMs?: number;
+  /** How often the state is re-read to notice a newer rollout (default 15 s). */
+  stateCheckIntervalMs?: number;
 }
 
 /** Entry point of `sfu-agent rollout`; returns the exit code. */
@@ -270,7 +272,10 @@ export async function runRolloutCommand(argv: string[], io: CommandIo, deps: Rol
     }
 
     const start = timers.now();
+    const id = randomUUID();
     const source = new StatusQueueSource({
+      rolloutId: id,
+      hash: loaded.hash,
       sqs: clients.sqs,
       queueUrl: statusQueueUrl,
       timers,
@@ -292,6 +297,7 @@ export async function runRolloutCommand(argv: string[], io: CommandIo, deps: Rol
         expect,
         timeoutMs,
         ...(deps.revertTimeoutMs === undefined ? {} : { revertTimeoutMs: deps.revertTimeoutMs }),
+        ...(deps.stateCheckIntervalMs === undefined ? {} : { stateCheckIntervalMs: deps.stateCheckIntervalMs }),
       },
       {
         now: () => timers.now(),
@@ -321,7 +327,7 @@ export async function runRolloutCommand(argv: string[], io: CommandIo, deps: Rol
           : {}),
         nextEvents: (until) => source.next(until),
         rankOf: cohortRank,
-        newId: randomUUID,
+        newId: () => id,
         log: (line) => io.stdout(`${line}\n`),
       },
     );

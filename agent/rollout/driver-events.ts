@@ -4,11 +4,15 @@
  * {@link DriverEvent}s: `sfu-config.status` stage reports and
  * `sfu-config.health` call-health reports, raw or in an SNS envelope.
  *
- * While a rollout runs the driver is the queue's only reader, so every
- * message received is deleted once read: malformed bodies, reports older
- * than the rollout (`notBefore`, a previous run), and the driver's own
- * `halted` event are dropped. AWS errors never throw: they are reported to
- * `onError` and retried with back-off within the caller's wait.
+ * Messages are deleted once read, except the recent reports of ANOTHER
+ * rollout (a stage report with another rollout id, a health report about
+ * another candidate hash): while a newer rollout replaces an older one both
+ * drivers may read the queue for a moment, and each must leave the other's
+ * reports (they come back after a short visibility timeout). Malformed
+ * bodies, reports older than `notBefore` (a previous run) and the driver's
+ * own `halted` event are deleted and dropped. AWS errors never throw: they
+ * are reported to `onError` and retried with back-off within the caller's
+ * wait.
  */
 import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { parseHealthEvent, parseStatusEvent } from "../../protocol/messages.ts";
@@ -23,6 +27,8 @@ export interface StatusQueueCounters {
   deletes: number;
   messages: number;
   dropped: number;
+  /** Reports of another rollout, left in the queue. */
+  left: number;
   receiveErrors: number;
 }
 
@@ -33,6 +39,11 @@ export interface StatusQueueSourceOptions {
   timers: Timers;
   /** Epoch ms: reports stamped earlier belong to an older run (allow for clock skew). */
   notBefore: number;
+  /** This rollout's id and candidate hash: recent reports of other rollouts are left in the queue. */
+  rolloutId: string;
+  hash: string;
+  /** Seconds a message left in the queue stays invisible (default 5). */
+  visibilityTimeoutSeconds?: number;
   /** Long-poll cap per call, seconds (default 20). */
   waitTimeSeconds?: number;
   onError?: (message: string) => void;
@@ -41,7 +52,14 @@ export interface StatusQueueSourceOptions {
 
 /** Reads the status queue for the driver; see the module documentation. */
 export class StatusQueueSource {
-  readonly counters: StatusQueueCounters = { receives: 0, deletes: 0, messages: 0, dropped: 0, receiveErrors: 0 };
+  readonly counters: StatusQueueCounters = {
+    receives: 0,
+    deletes: 0,
+    messages: 0,
+    dropped: 0,
+    left: 0,
+    receiveErrors: 0,
+  };
   readonly #o: StatusQueueSourceOptions;
   #failures = 0;
 
@@ -54,11 +72,9 @@ export class StatusQueueSource {
     const { sqs, queueUrl, timers, signal } = this.#o;
     const remaining = until - timers.now();
     if (remaining <= 0 || signal?.aborted) return [];
-    // SQS waits in whole seconds: under one, sleep instead of spinning on empty receives.
-    if (remaining < 1_000) {
-      await sleep(timers, remaining, signal);
-      return [];
-    }
+    // SQS waits in whole seconds: under one, an immediate receive, then a
+    // sleep for the rest when it was empty (no spinning on empty receives).
+    const short = remaining < 1_000;
     let messages: Array<{ ReceiptHandle?: string; Body?: string }>;
     try {
       this.counters.receives++;
@@ -66,8 +82,10 @@ export class StatusQueueSource {
         new ReceiveMessageCommand({
           QueueUrl: queueUrl,
           MaxNumberOfMessages: 10,
-          WaitTimeSeconds: Math.max(1, Math.min(this.#o.waitTimeSeconds ?? 20, Math.floor(remaining / 1000))),
-          VisibilityTimeout: 30,
+          WaitTimeSeconds: short
+            ? 0
+            : Math.max(1, Math.min(this.#o.waitTimeSeconds ?? 20, Math.floor(remaining / 1000))),
+          VisibilityTimeout: this.#o.visibilityTimeoutSeconds ?? 5,
         }),
         signal ? { abortSignal: signal } : {},
       );
@@ -85,25 +103,36 @@ export class StatusQueueSource {
     for (const m of messages) {
       this.counters.messages++;
       const event = this.#parse(m.Body ?? "");
+      if (event === "other") {
+        this.counters.left++;
+        continue;
+      }
       if (event) out.push(event);
       else this.counters.dropped++;
       if (m.ReceiptHandle) await this.#delete(m.ReceiptHandle);
     }
+    if (short && out.length === 0) await sleep(timers, Math.max(0, until - timers.now()), signal);
     return out;
   }
 
-  #parse(body: string): DriverEvent | null {
+  /** The event; null to drop; "other" for a recent report of another rollout (left in the queue). */
+  #parse(body: string): DriverEvent | null | "other" {
     const status = parseStatusEvent(body);
     if (status.ok) {
-      const e = status.event as typeof status.event & { stage?: unknown; rollout?: { id?: unknown } | null };
+      const e = status.event as typeof status.event & {
+        stage?: unknown;
+        rollout?: { id?: unknown; hash?: unknown } | null;
+      };
       const at = Date.parse(e.at);
       if (!Number.isFinite(at) || at < this.#o.notBefore || (e.outcome as string) === "halted") return null;
+      const rolloutId = typeof e.rollout?.id === "string" ? e.rollout.id : null;
+      if (rolloutId !== null ? rolloutId !== this.#o.rolloutId : e.hash !== this.#o.hash) return "other";
       return {
         kind: "status",
         pod: e.pod,
         hash: e.hash,
         stage: typeof e.stage === "string" ? e.stage : null,
-        rolloutId: typeof e.rollout?.id === "string" ? e.rollout.id : null,
+        rolloutId,
         outcome: e.outcome,
         error: e.error ? { code: e.error.code, message: e.error.message } : null,
         at,
@@ -114,6 +143,7 @@ export class StatusQueueSource {
       const e = health.event;
       const at = Date.parse(e.at);
       if (!Number.isFinite(at) || at < this.#o.notBefore) return null;
+      if (e.hash !== this.#o.hash) return "other";
       return {
         kind: "health",
         pod: e.pod,
