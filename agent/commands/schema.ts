@@ -2,7 +2,8 @@
  * `sfu-agent schema [NAME]` (flags and output are a contract: editors and CI
  * pipelines consume it): prints the config JSON Schema (draft 2020-12) for editors and CI. With NAME, prints another
  * published schema of protocol/schemas/ (e.g. `hello`); `--list` names them.
- * The output is byte-identical to the file under protocol/schemas/.
+ * `--rollout` prints the rollout policy schema (rollout.v1). The output is
+ * byte-identical to the file under protocol/schemas/.
  */
 import { parseArgs } from "node:util";
 import { publishedSchemas } from "../../protocol/published-schemas.ts";
@@ -18,6 +19,7 @@ config schema v1 (${DEFAULT_SCHEMA}). NAME selects another published schema of
 protocol/schemas/ (a wire message or an SNS event); --list names them.
 
 Options:
+  --rollout    print the rollout policy schema (rollout.v1, for rollout.yaml)
   --list       print the names of the published schemas, one a line
   -h, --help   show this help
 
@@ -51,7 +53,11 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
     io.stderr("sfu-agent schema: at most one NAME\n");
     return 2;
   }
-  const name = positionals[0] ?? DEFAULT_SCHEMA;
+  if (values.rollout && positionals.length > 0) {
+    io.stderr("sfu-agent schema: give --rollout or NAME, not both\n");
+    return 2;
+  }
+  const name = values.rollout ? "rollout.v1" : (positionals[0] ?? DEFAULT_SCHEMA);
   const schema = publishedSchemas[`${name}.schema.json`];
   if (!schema) {
     io.stderr(`sfu-agent schema: unknown schema ${JSON.stringify(name)}; one of: ${schemaNames().join(", ")}\n`);
@@ -68,6 +74,7 @@ function parse(argv: string[]) {
     allowPositionals: true,
     options: {
       list: { type: "boolean", default: false },
+      rollout: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });

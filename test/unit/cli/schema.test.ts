@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { schemaNames } from "../../../agent/commands/schema.ts";
 import { configSchemaV1 } from "../../../protocol/config-schema.ts";
+import { rolloutPolicySchemaV1 } from "../../../protocol/rollout-schema.ts";
 import { cli } from "../../helpers/cli-run.ts";
 
 const SCHEMAS = join(import.meta.dirname, "..", "..", "..", "protocol", "schemas");
@@ -15,6 +16,16 @@ describe("sfu-agent schema", () => {
     assert.equal(run.code, 0);
     assert.equal(run.stdout, readFileSync(join(SCHEMAS, "config.v1.schema.json"), "utf8"));
     assert.deepEqual(JSON.parse(run.stdout), configSchemaV1);
+  });
+
+  it("--rollout prints the rollout policy schema (rollout.v1), identical to its published file", async () => {
+    const run = await cli("schema", "--rollout");
+    assert.equal(run.code, 0);
+    assert.equal(run.stdout, readFileSync(join(SCHEMAS, "rollout.v1.schema.json"), "utf8"));
+    assert.deepEqual(JSON.parse(run.stdout), rolloutPolicySchemaV1);
+    const both = await cli("schema", "--rollout", "hello");
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /--rollout or NAME, not both/);
   });
 
   it("prints any published schema by name; --list names them", async () => {
