@@ -60,9 +60,9 @@ export interface Fleet {
   pods: FleetPod[];
   /** Writes config `n` and the policy (null: none, the key removed) into every pod's mount, as the kubelet does. */
   mount(n: number, policy?: string | null): Promise<void>;
-  /** Runs `sfu-agent rollout` for config `n` with `policy` (null: no policy file). */
+  /** Runs `sfu-agent rollout` for config `n` (or that config text) with `policy` (null: no policy file). */
   rollout(
-    n: number,
+    n: number | string,
     o?: { policy?: string | null; expect?: number; timeout?: string; extra?: string[]; deps?: Partial<RolloutDeps> },
   ): Promise<CliRun>;
   /** The clients the hook used (their calls recorded in `hookActions`). */
@@ -168,7 +168,7 @@ export async function startFleet(o: {
       const run = ++runs;
       const configFile = join(work, `config-${run}.yaml`);
       const policyFile = join(work, `rollout-${run}.yaml`);
-      await writeFile(configFile, configText(n));
+      await writeFile(configFile, typeof n === "string" ? n : configText(n));
       const p = ro.policy === undefined ? policy : ro.policy;
       if (p !== null) await writeFile(policyFile, p);
       const argv = [
@@ -185,7 +185,7 @@ export async function startFleet(o: {
         "--status-topic-arn",
         f.statusTopicArn,
         "--revision",
-        `rev-${n}`,
+        `rev-${typeof n === "string" ? run : n}`,
         "--expect",
         String(ro.expect ?? pods.length),
         "--timeout",
