@@ -35,6 +35,7 @@ import { PushServer } from "./push-server.ts";
 import { regionFromResource } from "./queue/aws-clients.ts";
 import type { QueueTrigger, QueueTriggerOptions, startQueueTrigger } from "./queue/index.ts";
 import { AgentRollout, type RolloutStateReader } from "./rollout/agent-rollout.ts";
+import { registerRolloutMetrics } from "./rollout/metrics.ts";
 import { RolloutStateStore } from "./rollout/state-store.ts";
 import { SnapshotStore } from "./snapshot-store.ts";
 import { type AgentStatus, buildStatus } from "./status.ts";
@@ -160,6 +161,7 @@ export class Agent {
     );
     this.registry = deps.registry ?? new Registry();
     this.metrics = new AgentMetrics(this.registry, { defaultMetrics: options.defaultMetrics ?? true });
+    registerRolloutMetrics(this.registry, this.rollout);
     this.#source = new ConfigSource(
       {
         logger: deps.logger.child({ component: "source" }),
@@ -310,7 +312,12 @@ export class Agent {
 
   /** Null when ready (a valid config loaded and the push server listening, or the HTTP pusher running), else why not. */
   notReadyReason(): string | null {
-    if (this.store.desired() === null) return `no valid config loaded from ${this.#source.path}`;
+    if (this.store.desired() === null) {
+      if (this.store.fileHash() !== null && this.rollout.stage() === "held") {
+        return `holding: ${this.rollout.status()?.reason ?? "waiting for the rollout state"}`;
+      }
+      return `no valid config loaded from ${this.#source.path}`;
+    }
     if (this.#opts.push) return this.#httpPush?.running ? null : "HTTP pusher not running";
     if (!this.#push?.listening) return "push server not listening";
     return null;

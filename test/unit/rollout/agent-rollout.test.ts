@@ -16,6 +16,7 @@ import { createQueueMetrics } from "../../../agent/queue/metrics.ts";
 import { type MessageActions, Settler } from "../../../agent/queue/settlement.ts";
 import { statusEvent } from "../../../agent/queue/status-publisher.ts";
 import { AgentRollout, type RolloutStateReader } from "../../../agent/rollout/agent-rollout.ts";
+import { registerRolloutMetrics } from "../../../agent/rollout/metrics.ts";
 import { type Settlement, SnapshotStore } from "../../../agent/snapshot-store.ts";
 import { StatusTracker } from "../../../agent/status-tracker.ts";
 import { cohortRank } from "../../../protocol/cohort.ts";
@@ -154,6 +155,12 @@ describe("AgentRollout", () => {
     assert.equal(ev.rank, cohortRank(pod));
     assert.deepEqual(ev.rollout, { id: "r", hash: C2.hash, step: 1 });
     assert.deepEqual(t.health.at(-1), { running: true, hash: C2.hash, rank: cohortRank(pod), stage: "canary" });
+    const registry = new Registry();
+    registerRolloutMetrics(registry, t.rollout);
+    const text = await registry.metrics();
+    assert.match(text, /sfu_agent_rollout_stage\{stage="canary"\} 1/);
+    assert.match(text, /sfu_agent_rollout_stage\{stage="held"\} 0/);
+    assert.match(text, new RegExp(`sfu_agent_rollout_rank ${cohortRank(pod)}`));
     await t.rollout.stop();
   });
 
