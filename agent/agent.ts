@@ -236,7 +236,8 @@ export class Agent {
           ...(this.#opts.healthReportIntervalMs === undefined
             ? {}
             : { healthReportIntervalMs: this.#opts.healthReportIntervalMs }),
-          onRolloutEvent: (rollout) => this.rollout.onRolloutEvent(rollout),
+          // Without --rollout-state a rollout event is settled like a plain one.
+          ...(this.rollout.enabled ? { onRolloutEvent: (rollout) => this.rollout.onRolloutEvent(rollout) } : {}),
         });
         this.rollout.attachHealth(this.#queue.health);
       }

@@ -198,6 +198,11 @@ export class AgentRollout {
     this.#health?.setRollout(null);
   }
 
+  /** Whether a state store is configured (`--rollout-state`): only then are rollout events taken here. */
+  get enabled(): boolean {
+    return this.#reader !== null;
+  }
+
   /** The call-health publisher to keep informed (set once the queue trigger exists). */
   attachHealth(sink: HealthContextSink | null): void {
     this.#health = sink;
@@ -286,6 +291,12 @@ export class AgentRollout {
       return;
     }
     const r = loadRolloutPolicyFile(path, { source: this.#opts.policyKey });
+    if (this.#policy === "absent" && this.#reader === null && (r.ok || r.code !== "NOT_FOUND")) {
+      this.#logger.warn(
+        { path },
+        "a rollout policy is mounted but there is no --rollout-state: every config applies at once",
+      );
+    }
     if (r.ok) {
       if (this.#policy !== "ok") this.#logger.info({ path, steps: r.policy.steps.length }, "rollout policy loaded");
       this.#policy = "ok";
