@@ -4,8 +4,11 @@
  */
 export * from "./backoff.ts";
 export * from "./close-codes.ts";
+export * from "./cohort.ts";
 export * from "./config-loader.ts";
 export * from "./config-schema.ts";
 export * from "./hash.ts";
 export * from "./messages.ts";
 export * from "./messages-schema.ts";
+export * from "./rollout-policy.ts";
+export * from "./rollout-schema.ts";
