@@ -20,6 +20,10 @@ const BENCHES: ReadonlyArray<{ script: string; title: string }> = [
   { script: "bench/sfu-forwarding.ts", title: "SFU: forwarding capacity and config-apply stall" },
   { script: "bench/queue-fanout.ts", title: "SNS/SQS: publish -> all pods applied, idle request rate" },
   { script: "bench/restart-vs-reload.ts", title: "Media interruption: rolling restart vs hot reload" },
+  {
+    script: "bench/rollout.ts",
+    title: "Progressive rollout: time added per step beyond bake, requests per pod per rollout",
+  },
 ];
 
 interface RunResult {

@@ -118,6 +118,8 @@ export interface RolloutDeps {
   revertTimeoutMs?: number;
   /** How often the state is re-read to notice a newer rollout (default 15 s). */
   stateCheckIntervalMs?: number;
+  /** Sees the engine's result (benchmarks read the per-step figures). */
+  onResult?: (result: DriverResult) => void;
 }
 
 /** Entry point of `sfu-agent rollout`; returns the exit code. */
@@ -331,6 +333,7 @@ export async function runRolloutCommand(argv: string[], io: CommandIo, deps: Rol
         log: (line) => io.stdout(`${line}\n`),
       },
     );
+    deps.onResult?.(result);
     return report(result, policy.policy.steps, loaded.hash, io);
   } finally {
     if (!deps.clients) clients.destroy();

@@ -69,6 +69,9 @@ export interface Fleet {
   hookActions: Set<string>;
   /** Every AWS call of the agents. */
   agentActions: Set<string>;
+  /** Counts of the AWS calls of the agents and of the hook, by action. */
+  agentCalls: Map<string, number>;
+  hookCalls: Map<string, number>;
   dispose(): Promise<void>;
 }
 
@@ -78,6 +81,8 @@ export async function startFleet(o: {
   initial?: number;
   policy?: string;
   reply?: (name: string) => FakeSfuReply | ((msg: ConfigMessage) => FakeSfuReply);
+  /** The agents' resync interval (default 2 s; the agent's own default is 60 s). */
+  resyncIntervalMs?: number;
 }): Promise<Fleet> {
   const f = await startQueueFixture();
   const dirs: string[] = [];
@@ -89,8 +94,16 @@ export async function startFleet(o: {
   });
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
   const state = new RolloutStateStore({ url: STATE_URL, s3 });
-  const agentActions = new Set<string>();
-  const hookActions = new Set<string>();
+  const agentCalls = new Map<string, number>();
+  const hookCalls = new Map<string, number>();
+  const agentActionSet = new Set<string>();
+  const hookActionSet = new Set<string>();
+  const count = (m: Map<string, number>, set: Set<string>) => (a: string) => {
+    set.add(a);
+    m.set(a, (m.get(a) ?? 0) + 1);
+  };
+  const agentActions = { add: count(agentCalls, agentActionSet) };
+  const hookActions = { add: count(hookCalls, hookActionSet) };
   const work = await mkdtemp(join(tmpdir(), "sfu-rollout-fleet-"));
   dirs.push(work);
   const policy = o.policy ?? FAST_POLICY;
@@ -106,7 +119,7 @@ export async function startFleet(o: {
       logger,
       clients,
       ackTimeoutMs: 5_000,
-      resyncIntervalMs: 2_000,
+      resyncIntervalMs: o.resyncIntervalMs ?? 2_000,
       debounceMs: 20,
       queue: {
         topicArn: f.topicArn,
@@ -158,8 +171,10 @@ export async function startFleet(o: {
     f,
     state,
     pods,
-    hookActions,
-    agentActions,
+    hookActions: hookActionSet,
+    agentActions: agentActionSet,
+    agentCalls,
+    hookCalls,
     async mount(n, p = policy) {
       for (const pod of pods)
         await pod.writer.write({ "config.yaml": configText(n), ...(p === null ? {} : { "rollout.yaml": p }) });
