@@ -12,8 +12,8 @@ import type { Logger } from "pino";
 import { Agent, type AgentDeps, type AgentOptions } from "../../agent/agent.ts";
 import type { AwsClients } from "../../agent/queue/aws-clients.ts";
 import { type QueueTrigger, type QueueTriggerOptions, startQueueTrigger } from "../../agent/queue/index.ts";
-import { AtomicWriter } from "../../scripts/local/atomic-writer.ts";
 import type { ConfigMessage } from "../../protocol/messages-schema.ts";
+import { AtomicWriter } from "../../scripts/local/atomic-writer.ts";
 import { FakeSfu, type FakeSfuReply } from "./fake-sfu.ts";
 
 /** Options of {@link startQueuePod}. */
