@@ -15,6 +15,7 @@
  * IAM: `s3:GetObject` (agents and driver) and `s3:PutObject` (driver only)
  * on the one object; nothing else.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { createAjv } from "../../protocol/ajv.ts";
 import { validateConfigValue } from "../../protocol/config-loader.ts";
@@ -101,7 +102,7 @@ export class RolloutStateStore {
    * schema, a stable config that is invalid or does not match its hash).
    */
   async read(signal?: AbortSignal): Promise<RolloutState | null> {
-    const body = await this.#retry("read", async () => {
+    const body = await this.#retry("read", signal, async () => {
       try {
         const res = await this.#s3.send(
           new GetObjectCommand({ Bucket: this.location.bucket, Key: this.location.key }),
@@ -133,7 +134,7 @@ export class RolloutStateStore {
     if (Buffer.byteLength(text, "utf8") > MAX_STATE_BYTES) {
       throw new RolloutStateError("STATE_TOO_LARGE", `the state is larger than ${MAX_STATE_BYTES} bytes`);
     }
-    await this.#retry("write", () =>
+    await this.#retry("write", signal, () =>
       this.#s3.send(
         new PutObjectCommand({
           Bucket: this.location.bucket,
@@ -151,10 +152,16 @@ export class RolloutStateStore {
     if (this.#owned) this.#s3.destroy();
   }
 
-  async #retry<T>(what: "read" | "write", fn: () => Promise<T>): Promise<T> {
+  async #retry<T>(what: "read" | "write", signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
     let last: unknown;
     for (let attempt = 0; attempt < this.#attempts; attempt++) {
-      if (attempt > 0) await new Promise((r) => setTimeout(r, backoffDelay(attempt - 1, this.#backoff)));
+      if (attempt > 0) {
+        try {
+          await sleep(backoffDelay(attempt - 1, this.#backoff), undefined, signal ? { signal } : {});
+        } catch {
+          break; // aborted (the agent is stopping): report the last failure
+        }
+      }
       try {
         return await fn();
       } catch (err) {
