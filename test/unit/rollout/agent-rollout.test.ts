@@ -218,6 +218,31 @@ describe("AgentRollout", () => {
     await t.rollout.stop();
   });
 
+  it("a state that becomes unreadable or invalid after a good read: the last good state stays in force", async () => {
+    const t = await setup();
+    t.reader!.state = stateWith({
+      id: "r",
+      hash: C2.hash,
+      revision: null,
+      state: "halted",
+      step: 1,
+      threshold: 1,
+      reason: null,
+    });
+    await t.rollout.start();
+    t.rollout.onValidReading(C2.config, C2.hash);
+    assert.equal(t.store.desired()?.hash, C1.hash);
+    t.reader!.fail = Object.assign(new Error("stable.config hashes to sha256:00, not the recorded sha256:11"), {
+      code: "STATE_INVALID",
+    });
+    await t.rollout.refresh();
+    t.rollout.onValidReading(C2.config, C2.hash);
+    assert.equal(t.store.desired()?.hash, C1.hash, "still the stable config: the halt holds");
+    assert.equal(t.rollout.status()?.state, "halted");
+    assert.equal(t.rollout.status()?.stateError?.code, "STATE_INVALID");
+    await t.rollout.stop();
+  });
+
   it("a mounted hash the state does not know triggers a re-read (rate-limited)", async () => {
     const t = await setup();
     t.reader!.state = stateWith(null);
