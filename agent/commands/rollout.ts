@@ -30,7 +30,7 @@ import { envName } from "../options.ts";
 import { type AwsClients, createAwsClients, regionFromResource } from "../queue/aws-clients.ts";
 import { describeError } from "../queue/errors.ts";
 import { checkTopicArn } from "../queue/options.ts";
-import { realTimers, type Timers } from "../queue/timers.ts";
+import type { Timers } from "../queue/timers.ts";
 import {
   type DriverResult,
   type GroupHealth,
@@ -99,6 +99,17 @@ const FLAGS = {
   "endpoint-url": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
+
+/**
+ * The real clock with timers that keep the process alive: between two
+ * receives the driver only sleeps, and the agent's unref'd timers would let
+ * `sfu-agent rollout` exit (with status 0) in the middle of a bake.
+ */
+const heldTimers: Timers = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, Math.max(0, ms)),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
 
 /** Name the driver's own status event carries as `pod`. */
 export const ROLLOUT_EVENT_SOURCE = "sfu-config-rollout";
@@ -223,7 +234,7 @@ export async function runRolloutCommand(argv: string[], io: CommandIo, deps: Rol
     expect = counted;
   }
 
-  const timers = deps.timers ?? realTimers;
+  const timers = deps.timers ?? heldTimers;
   const region = str("region") ?? regionFromResource(topicArn);
   const endpointUrl = str("endpoint-url");
   const clients = deps.clients ?? createAwsClients({ region, endpointUrl });

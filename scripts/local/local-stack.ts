@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { CreateTopicCommand, SubscribeCommand } from "@aws-sdk/client-sns";
-import { CreateQueueCommand } from "@aws-sdk/client-sqs";
+import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { createS3Client } from "../../agent/queue/aws-clients.ts";
 import { AtomicWriter } from "./atomic-writer.ts";
 import { FAUXQS_CREDENTIALS, FAUXQS_REGION, startFauxqs } from "./fauxqs.ts";
@@ -124,11 +124,14 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const topicArn = (await sns.send(new CreateTopicCommand({ Name: "sfu-config-reload" }))).TopicArn!;
   const statusTopicArn = (await sns.send(new CreateTopicCommand({ Name: "sfu-config-status" }))).TopicArn!;
   const statusQueueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: "sfu-config-status-local" }))).QueueUrl!;
+  const statusQueueArn = (
+    await sqs.send(new GetQueueAttributesCommand({ QueueUrl: statusQueueUrl, AttributeNames: ["QueueArn"] }))
+  ).Attributes?.QueueArn;
   await sns.send(
     new SubscribeCommand({
       TopicArn: statusTopicArn,
       Protocol: "sqs",
-      Endpoint: statusQueueUrl,
+      Endpoint: statusQueueArn ?? statusQueueUrl,
       Attributes: { RawMessageDelivery: "true" },
     }),
   );
@@ -259,8 +262,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       });
     }
     for (const p of pods) {
-      await p.agent.waitHttpOk(`${p.agentUrl}/readyz`, 20_000);
-      await p.sfu.waitHttpOk(`${p.sfuUrl}/readyz`, 20_000);
+      // A loaded machine starts Node slowly; an agent with a rollout state also reads it first.
+      await p.agent.waitHttpOk(`${p.agentUrl}/readyz`, 60_000);
+      await p.sfu.waitHttpOk(`${p.sfuUrl}/readyz`, 60_000);
       log(`${p.name}: agent ${p.agentUrl}, SFU ${p.sfuUrl}`);
     }
   } catch (err) {
