@@ -342,6 +342,8 @@ export async function runRollout(input: DriverInput, deps: DriverDeps): Promise<
       }
       if (e.rolloutId === id) known.add(e.pod);
       if (v.status && v.status.at > e.at) continue;
+      if (v.status?.stage !== e.stage || v.status?.hash !== e.hash || v.status?.outcome !== e.outcome)
+        deps.log(`${e.pod}: ${e.stage ?? "-"} ${e.outcome} ${e.hash.slice(0, 19)}${e.error ? ` ${e.error.code}` : ""}`);
       v.status = e;
       if (e.hash === hash && e.outcome === "applied" && e.stage !== null && APPLIED_STAGES.has(e.stage))
         v.appliedCandidate = true;
