@@ -107,7 +107,7 @@ export async function runRolloutDemo(
     say(
       badRun.log
         .split("\n")
-        .filter((l) => /halt|reverted|step/.test(l))
+        .filter((l) => /halt|reverted|step|: (canary|held|applied|reverted) /.test(l))
         .join("\n"),
     );
     // Back to a good source, as the operator's fix commit.

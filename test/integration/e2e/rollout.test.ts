@@ -120,6 +120,7 @@ describe("a halted rollout, seen from a browser call on a pod outside the cohort
     const badLoaded = await loadConfigText(bad);
     assert.ok(badLoaded.ok);
     const before = stack.lastHook();
+    const versionBefore = (await agentStatus(other.agentUrl)).applied?.version;
     const beforeChange = await inboundVideo(page);
     viewer.resetGaps();
     await writeFile(source, bad);
@@ -143,6 +144,7 @@ describe("a halted rollout, seen from a browser call on a pod outside the cohort
     );
     const otherStatus = await agentStatus(other.agentUrl);
     assert.equal(otherStatus.applied?.hash, stable.hash);
+    assert.equal(otherStatus.applied?.version, versionBefore, "the browser's pod got no config push at all");
     assert.ok(!otherStatus.settlements.some((x) => x.hash === badLoaded.hash && x.outcome === "applied"));
 
     // The call never noticed.
@@ -151,8 +153,10 @@ describe("a halted rollout, seen from a browser call on a pod outside the cohort
       (s) => s.packets > beforeChange.packets + 50,
       "the browser keeps receiving video",
     );
+    // The pod got no push, so a gap is the machine's scheduling (Chromium and six Node
+    // processes on two shared cores), not the rollout: bounded loosely.
     assert.ok(
-      fromBrowser.maxGapSinceResetMs < 1000,
+      fromBrowser.maxGapSinceResetMs < 2500,
       `no interruption of the browser's stream (longest gap ${fromBrowser.maxGapSinceResetMs.toFixed(0)} ms)`,
     );
     assert.equal(viewer.offers, offersBefore, "the call was not renegotiated");
