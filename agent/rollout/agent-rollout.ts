@@ -106,6 +106,8 @@ export class AgentRollout {
   readonly #tracker: StatusTracker;
   readonly #logger: Logger;
   readonly #clock: () => Date;
+  /** A new mounted hash waiting for a state re-read because the last read found no state. */
+  #confirming: string | null = null;
   readonly #reader: RolloutStateReader | null;
   readonly #opts: Required<AgentRolloutOptions>;
   #health: HealthContextSink | null = null;
@@ -219,8 +221,13 @@ export class AgentRollout {
     if (this.#policy !== "absent" && this.#reader !== null && this.#state !== "unknown" && !this.#knows(hash)) {
       // The mount moved to a hash the state does not know: the driver may have
       // written the state after our last read (and its event may be late or lost).
+      // With no state read yet ("bootstrap": the mounted config applies), a NEW
+      // hash waits for that read: the hook may have just written the first
+      // state (the previous config stable) and started rolling this hash out.
+      const confirm = this.#state === null && hash !== (this.#store.desired()?.hash ?? null);
+      if (confirm) this.#confirming = hash;
       const now = performance.now();
-      if (now - this.#lastUnknownReread >= this.#opts.unknownHashRereadMs) {
+      if (confirm || now - this.#lastUnknownReread >= this.#opts.unknownHashRereadMs) {
         this.#lastUnknownReread = now;
         void this.#read("unknown-hash");
       }
@@ -340,7 +347,8 @@ export class AgentRollout {
     if (m === null) return;
     const d = decideRollout({
       policy: this.#policy !== "absent",
-      state: this.#state,
+      // A new hash under a "no state" read waits for the re-read (see onValidReading).
+      state: this.#state === null && this.#confirming === m.hash ? "unknown" : this.#state,
       rank: this.rank,
       mounted: m.hash,
       appliedMounted: this.#appliedHashes.has(m.hash),
@@ -453,6 +461,7 @@ export class AgentRollout {
       this.#stateError = null;
       const before = this.#state;
       this.#state = state;
+      this.#confirming = null;
       if (JSON.stringify(stateKey(before)) !== JSON.stringify(stateKey(state))) {
         const c = state?.candidate ?? null;
         this.#logger.info(

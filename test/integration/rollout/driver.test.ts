@@ -28,6 +28,8 @@ describe("sfu-agent rollout over fauxqs with four agents", { timeout: 180_000 },
     fleet = await startFleet({
       names: ["sfu-a", "sfu-b", "sfu-c", "sfu-d"],
       initial: 1,
+      // The agent's own default: no resync re-read hides a stale "no state" between two hook runs.
+      resyncIntervalMs: 60_000,
       // Config 3 is one that the lowest-ranked pod's SFU refuses.
       reply: (name) => (msg) =>
         msg.hash === h[3] && name === lowest() ? { kind: "nack", code: "UNSUPPORTED", message: "no" } : { kind: "ack" },
@@ -72,10 +74,12 @@ describe("sfu-agent rollout over fauxqs with four agents", { timeout: 180_000 },
       // The completion event reaches the agents after the driver exits.
       await until(() => p.agent.status().rollout?.stage === "applied", 10_000, `${p.name} stage applied`);
     }
-    // The cohort of step 1 applied config 2 before everyone else: its SFU got it first.
-    const first = fleet.pods[0];
-    assert.ok(first);
-    assert.deepEqual(first.received().slice(-1), [h[2]]);
+    // Right after the first run (the agents' last read found no state), config 2
+    // reached each pod once, at its step: never applied early and then held.
+    for (const p of fleet.pods) {
+      const got = p.received();
+      assert.deepEqual(got.slice(got.indexOf(h[2] as string)), [h[2]], `${p.name} received ${got.join(", ")}`);
+    }
   });
 
   it("a NACKing canary halts at the first step; no other pod ever receives the hash", async () => {
