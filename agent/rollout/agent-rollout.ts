@@ -224,7 +224,8 @@ export class AgentRollout {
       // With no state read yet ("bootstrap": the mounted config applies), a NEW
       // hash waits for that read: the hook may have just written the first
       // state (the previous config stable) and started rolling this hash out.
-      const confirm = this.#state === null && hash !== (this.#store.desired()?.hash ?? null);
+      const desiredHash = this.#store.desired()?.hash ?? null;
+      const confirm = this.#state === null && desiredHash !== null && hash !== desiredHash;
       if (confirm) this.#confirming = hash;
       const now = performance.now();
       if (confirm || now - this.#lastUnknownReread >= this.#opts.unknownHashRereadMs) {

@@ -243,6 +243,38 @@ describe("AgentRollout", () => {
     await t.rollout.stop();
   });
 
+  it("after a 'no state' read, a new mounted hash waits for the re-read: the state written meanwhile holds it", async () => {
+    const t = await setup();
+    await t.rollout.start();
+    t.rollout.onValidReading(C1.config, C1.hash);
+    assert.equal(t.store.desired()?.hash, C1.hash, "no state: the mounted config applies (bootstrap)");
+    // The hook records C1 as stable and starts rolling C2 out; then the mount moves to C2.
+    t.reader!.state = stateWith({
+      id: "r",
+      hash: C2.hash,
+      revision: null,
+      state: "running",
+      step: 0,
+      threshold: 0,
+      reason: null,
+    });
+    t.rollout.onValidReading(C2.config, C2.hash);
+    assert.equal(t.store.desired()?.hash, C1.hash, "C2 is not desired before the state was re-read");
+    await t.rollout.refresh();
+    assert.equal(t.store.desired()?.hash, C1.hash, "outside the cohort (threshold 0): held on the stable config");
+    assert.equal(t.rollout.status()?.stage, "held");
+    // With really no state, the re-read lets the new hash apply (bootstrap).
+    const u = await setup();
+    await u.rollout.start();
+    u.rollout.onValidReading(C1.config, C1.hash);
+    u.rollout.onValidReading(C2.config, C2.hash);
+    assert.equal(u.store.desired()?.hash, C1.hash);
+    await u.rollout.refresh();
+    assert.equal(u.store.desired()?.hash, C2.hash);
+    await t.rollout.stop();
+    await u.rollout.stop();
+  });
+
   it("a mounted hash the state does not know triggers a re-read (rate-limited)", async () => {
     const t = await setup();
     t.reader!.state = stateWith(null);
