@@ -9,13 +9,19 @@
  * owns what the pod reports (SFU link, settlements, lastError, revisions) and
  * is the one source of `/status` and the metrics.
  *
- * Start order: read the token file, store, config source (first read), secret
- * watch (fingerprints the secret files the config names), push server or HTTP
+ * The {@link AgentRollout} decides what of the mounted config becomes
+ * desired when a rollout policy is mounted next to it (progressive
+ * rollouts); without a policy every valid config becomes desired at once.
+ *
+ * Start order: read the token file, store, rollout state (first read, so
+ * the first decision knows it), config source (first read), secret watch
+ * (fingerprints the secret files the config names), push server or HTTP
  * pusher, HTTP server, queue trigger. Stop order (SIGTERM): stop watching,
  * stop the queue trigger, stop accepting SFU connections and let an
  * unanswered push finish within `drainMs`, close the SFU connection, stop HTTP.
  */
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
 import { formatProblem } from "../protocol/config-loader.ts";
@@ -28,7 +34,11 @@ import { AgentMetrics } from "./metrics.ts";
 import type { ListenAddress } from "./options.ts";
 import type { NackRetryOptions } from "./push-ledger.ts";
 import { PushServer } from "./push-server.ts";
+import { regionFromResource } from "./queue/aws-clients.ts";
 import type { QueueTrigger, QueueTriggerOptions, startQueueTrigger } from "./queue/index.ts";
+import { AgentRollout, type RolloutStateReader } from "./rollout/agent-rollout.ts";
+import { registerRolloutMetrics } from "./rollout/metrics.ts";
+import { RolloutStateStore } from "./rollout/state-store.ts";
 import { SecretWatch } from "./secret-watch.ts";
 import { SnapshotStore } from "./snapshot-store.ts";
 import { type AgentStatus, buildStatus } from "./status.ts";
@@ -70,6 +80,24 @@ export interface AgentOptions {
   helloTimeoutMs?: number;
   /** Register prom-client's default process metrics (default true). */
   defaultMetrics?: boolean;
+  /** File name of the rollout policy next to the config (`--rollout-key`, default `rollout.yaml`). */
+  rolloutKey?: string;
+  /**
+   * `s3://bucket/key` of the rollout state (`--rollout-state`), read with the
+   * queue's region and endpoint; null or omitted: no state (a mounted policy
+   * then gates nothing: every config applies at once).
+   */
+  rolloutState?: string | null;
+  /** AWS settings of the rollout state's S3 client (default: the queue options' region and endpoint). */
+  rolloutAws?: {
+    region?: string | null;
+    endpointUrl?: string | null;
+    credentials?: { accessKeyId: string; secretAccessKey: string };
+  };
+  /** Interval of call-health events while a rollout runs (`--health-report-interval`, default 10 s). */
+  healthReportIntervalMs?: number;
+  /** Longest wait for the first rollout state read at start (default 10 s); a test knob. */
+  rolloutStartReadTimeoutMs?: number;
 }
 
 /** Dependencies of {@link Agent}. */
@@ -80,6 +108,8 @@ export interface AgentDeps {
   registry?: Registry;
   /** The queue module's entry point; required when `options.queue` is set. */
   startQueueTrigger?: typeof startQueueTrigger;
+  /** The rollout state reader to use instead of one built from `options.rolloutState` (tests). */
+  rolloutState?: RolloutStateReader | null;
 }
 
 /** The composed agent. */
@@ -89,6 +119,8 @@ export class Agent {
   readonly tracker: StatusTracker;
   readonly registry: Registry;
   readonly metrics: AgentMetrics;
+  /** The rollout integration: what of the mounted config becomes desired, and the pod's stage. */
+  readonly rollout: AgentRollout;
   readonly #deps: AgentDeps;
   readonly #opts: AgentOptions;
   readonly #source: ConfigSource;
@@ -114,8 +146,28 @@ export class Agent {
       { store: this.store, clock: deps.clock },
       { watchSettlements: options.queue === null },
     );
+    const rolloutKey = options.rolloutKey ?? "rollout.yaml";
+    this.rollout = new AgentRollout(
+      {
+        store: this.store,
+        tracker: this.tracker,
+        logger: deps.logger,
+        clock: deps.clock,
+        reader: deps.rolloutState !== undefined ? deps.rolloutState : rolloutReader(options),
+      },
+      {
+        podName: options.podName,
+        policyPath: join(options.configDir, rolloutKey),
+        policyKey: rolloutKey,
+        resyncIntervalMs: options.resyncIntervalMs,
+        ...(options.rolloutStartReadTimeoutMs === undefined
+          ? {}
+          : { startReadTimeoutMs: options.rolloutStartReadTimeoutMs }),
+      },
+    );
     this.registry = deps.registry ?? new Registry();
     this.metrics = new AgentMetrics(this.registry, { defaultMetrics: options.defaultMetrics ?? true });
+    registerRolloutMetrics(this.registry, this.rollout);
     this.#source = new ConfigSource(
       {
         logger: deps.logger.child({ component: "source" }),
@@ -149,6 +201,7 @@ export class Agent {
     try {
       const token = this.#opts.tokenFile === null ? null : await readToken(this.#opts.tokenFile);
       this.#unsubscribe.push(this.metrics.follow(this.tracker));
+      await this.rollout.start();
       await this.#source.start();
       // Subscribed before the push transports: /status shows the new generation before any reload is sent.
       this.#unsubscribe.push(this.#secrets.subscribe((g) => this.tracker.secretsGeneration(g)));
@@ -217,7 +270,14 @@ export class Agent {
           logger,
           registry: this.registry,
           options: this.#opts.queue,
+          health: () => this.tracker.health(),
+          ...(this.#opts.healthReportIntervalMs === undefined
+            ? {}
+            : { healthReportIntervalMs: this.#opts.healthReportIntervalMs }),
+          // Without --rollout-state a rollout event is settled like a plain one.
+          ...(this.rollout.enabled ? { onRolloutEvent: (rollout) => this.rollout.onRolloutEvent(rollout) } : {}),
         });
+        this.rollout.attachHealth(this.#queue.health);
       }
       this.#state = "running";
       // The pod name is in the log line already when the logger has it bound (`sfu-agent run` does).
@@ -246,6 +306,7 @@ export class Agent {
     this.#state = "stopped";
     await this.#source.stop();
     await this.#secrets.stop();
+    await this.rollout.stop();
     try {
       await this.#queue?.stop();
     } catch (err) {
@@ -285,12 +346,18 @@ export class Agent {
       pod: this.#opts.podName,
       path: this.#source.path,
       queue: this.#queue?.status() ?? null,
+      rollout: this.rollout.status(),
     });
   }
 
   /** Null when ready (a valid config loaded and the push server listening, or the HTTP pusher running), else why not. */
   notReadyReason(): string | null {
-    if (this.store.desired() === null) return `no valid config loaded from ${this.#source.path}`;
+    if (this.store.desired() === null) {
+      if (this.store.fileHash() !== null && this.rollout.stage() === "held") {
+        return `holding: ${this.rollout.status()?.reason ?? "waiting for the rollout state"}`;
+      }
+      return `no valid config loaded from ${this.#source.path}`;
+    }
     if (this.#opts.push) return this.#httpPush?.running ? null : "HTTP pusher not running";
     if (!this.#push?.listening) return "push server not listening";
     return null;
@@ -327,8 +394,14 @@ export class Agent {
   #takeReading(r: ConfigReading): void {
     const log = this.#deps.logger;
     if (r.ok) {
-      const { changed, version } = this.store.offerValid(r.config, r.hash, this.tracker.revisionOf(r.hash));
-      if (changed) log.info({ version, hash: r.hash, trigger: r.trigger }, "config changed");
+      const { changed, version } = this.rollout.onValidReading(r.config, r.hash);
+      if (changed) {
+        const desired = this.store.desired()?.hash ?? r.hash;
+        log.info(
+          { version, hash: desired, trigger: r.trigger, ...(desired === r.hash ? {} : { mounted: r.hash }) },
+          "config changed",
+        );
+      }
       if (!this.#warned.has(r.hash)) {
         if (this.#warned.size >= 100) this.#warned.clear();
         this.#warned.add(r.hash);
@@ -344,6 +417,21 @@ export class Agent {
       );
     }
   }
+}
+
+/** The S3 rollout state reader of `options.rolloutState`, or null without one. */
+function rolloutReader(options: AgentOptions): RolloutStateReader | null {
+  if (!options.rolloutState) return null;
+  const aws = options.rolloutAws ?? {};
+  const q = options.queue;
+  const region = aws.region ?? q?.region ?? regionFromResource(q?.topicArn ?? q?.queueUrl ?? null);
+  const endpointUrl = aws.endpointUrl ?? options.queue?.endpointUrl ?? null;
+  return new RolloutStateStore({
+    url: options.rolloutState,
+    ...(region ? { region } : {}),
+    ...(endpointUrl ? { endpointUrl } : {}),
+    ...(aws.credentials ? { credentials: aws.credentials } : {}),
+  });
 }
 
 /** Reads a shared token: trimmed, non-empty. Throws {@link TokenFileError}. */

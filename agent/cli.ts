@@ -30,6 +30,10 @@ export const COMMANDS: Record<string, CommandEntry> = {
   },
   schema: { summary: "print the config JSON Schema", load: () => import("./commands/schema.ts") },
   notify: { summary: "publish a reload event for a config file to SNS", load: () => import("./commands/notify.ts") },
+  rollout: {
+    summary: "roll a config change out in steps, judged by call health (the PostSync hook)",
+    load: () => import("./commands/rollout.ts"),
+  },
   status: {
     summary: "show a table of the fleet's agents from their /status",
     load: () => import("./commands/status.ts"),

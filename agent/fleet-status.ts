@@ -1,6 +1,9 @@
 /**
  * Reads agents' `/status` documents (the /status contract in agent/README.md) and renders the
- * fleet table shown by `sfu-agent status` and by the local stack.
+ * fleet table shown by `sfu-agent status` and by the local stack. When any agent
+ * has a rollout policy mounted, the table gains a STAGE column (canary, held,
+ * applied, reverted) and a line per rollout under it (id, candidate hash,
+ * state, step, cohort threshold, and why it halted).
  */
 
 /** The agent `/status` document (the fields this table reads). */
@@ -12,6 +15,19 @@ export interface AgentStatusDoc {
   sfu: { connected: boolean; name?: string | null; version?: string | null };
   queue: { mode: "per-pod" | "given" | "none"; url: string | null };
   settlements: Array<{ revision: string | null; hash: string; outcome: string; at: string }>;
+  /** Present (non-null) when a rollout policy is mounted (agents of this version; older ones lack it). */
+  rollout?: {
+    stage: string;
+    id: string | null;
+    step: number | null;
+    hash: string | null;
+    state: string | null;
+    rank: number;
+    threshold: number | null;
+    stable: string | null;
+    haltReason?: { step: number; criterion: string; pods: string[]; detail: string } | null;
+    stateError?: { code: string; message: string } | null;
+  } | null;
 }
 
 /** One row of the fleet table: a target and what it answered. */
@@ -55,17 +71,29 @@ export function converged(rows: readonly FleetRow[]): boolean {
   return rows.every((r) => r.ok && r.status.desired !== null && r.status.applied?.hash === r.status.desired.hash);
 }
 
-/** Renders the fleet as a fixed-width text table (one line per target). */
+/** Renders the fleet as a fixed-width text table (one line per target), then one line per rollout seen. */
 export function renderFleetTable(rows: readonly FleetRow[]): string {
-  const header = ["POD", "SFU", "DESIRED", "APPLIED", "HASH", "REVISION", "LAST OUTCOME", "LAST ERROR"];
+  const staged = rows.some((r) => r.ok && r.status.rollout);
+  const header = [
+    "POD",
+    "SFU",
+    ...(staged ? ["STAGE"] : []),
+    "DESIRED",
+    "APPLIED",
+    "HASH",
+    "REVISION",
+    "LAST OUTCOME",
+    "LAST ERROR",
+  ];
   const lines = rows.map((r) => {
-    if (!r.ok) return [r.target, "?", "-", "-", "-", "-", "unreachable", r.error];
+    if (!r.ok) return [r.target, "?", ...(staged ? ["-"] : []), "-", "-", "-", "-", "unreachable", r.error];
     const s = r.status;
     const last = s.settlements.at(-1);
     const inSync = s.applied !== null && s.applied.hash === s.desired?.hash;
     return [
       s.pod,
       s.sfu.connected ? "up" : "down",
+      ...(staged ? [s.rollout?.stage ?? "-"] : []),
       s.desired ? `v${s.desired.version}` : "-",
       s.applied ? `v${s.applied.version}${inSync ? "" : " (behind)"}` : "-",
       shortHash(s.applied?.hash ?? s.desired?.hash),
@@ -80,5 +108,31 @@ export function renderFleetTable(rows: readonly FleetRow[]): string {
       .map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
       .join("  ")
       .trimEnd();
-  return [fmt(header), ...lines.map(fmt)].join("\n");
+  return [fmt(header), ...lines.map(fmt), ...rolloutLines(rows)].join("\n");
+}
+
+/**
+ * One line per rollout the agents report (agents may briefly disagree while
+ * they re-read the state: each distinct id/state/step is listed), e.g.
+ * `rollout 5b2c… sha256:1a2b3c4d5e6f halted at step 1 (threshold 0.2500): iceFailureRate on sfu-0: 0.5 > 0.1`.
+ */
+export function rolloutLines(rows: readonly FleetRow[]): string[] {
+  const seen = new Map<string, string>();
+  for (const r of rows) {
+    if (!r.ok || !r.status.rollout) continue;
+    const ro = r.status.rollout;
+    if (ro.id === null) {
+      const line = `rollout: none running; stable ${shortHash(ro.stable)}${ro.stateError ? ` (state unreadable: ${ro.stateError.message})` : ""}`;
+      seen.set(line, line);
+      continue;
+    }
+    const where = ro.step === null ? "" : ` at step ${ro.step}`;
+    const threshold = ro.threshold === null ? "" : ` (threshold ${ro.threshold.toFixed(4)})`;
+    const halt = ro.haltReason
+      ? `: ${ro.haltReason.criterion} on ${ro.haltReason.pods.join(", ") || "-"}: ${ro.haltReason.detail}`.slice(0, 200)
+      : "";
+    const line = `rollout ${ro.id} ${shortHash(ro.hash)} ${ro.state ?? "?"}${where}${threshold}${halt}; stable ${shortHash(ro.stable)}`;
+    seen.set(line, line);
+  }
+  return [...seen.values()];
 }

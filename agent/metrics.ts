@@ -11,6 +11,12 @@
  * `sfu_agent_config_last_load_success` (0 while the mounted file is
  * invalid), `sfu_agent_config_converged` (0 while the SFU does not run the
  * desired config), `sfu_agent_sfu_connected`.
+ *
+ * Call health: `sfu_agent_sfu_joins`, `sfu_agent_sfu_join_failures`,
+ * `sfu_agent_sfu_ice_connected`, `sfu_agent_sfu_ice_failures` are the
+ * counters of the SFU's latest `health` report (gauges: they restart from 0
+ * when the SFU applies another config hash, at
+ * `sfu_agent_sfu_health_since_timestamp_seconds`); 0 until a first report.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from "prom-client";
 import type {
@@ -59,6 +65,11 @@ export class AgentMetrics {
   readonly converged: Gauge;
   readonly versionsRefused: Counter;
   readonly secretRotations: Counter<"outcome">;
+  readonly healthJoins: Gauge;
+  readonly healthJoinFailures: Gauge;
+  readonly healthIceConnected: Gauge;
+  readonly healthIceFailures: Gauge;
+  readonly healthSince: Gauge;
 
   /** Registers every instrument on `registry`; `defaultMetrics` adds prom-client's process metrics (prefixed too). */
   constructor(registry: Registry, options: { defaultMetrics?: boolean } = {}) {
@@ -161,6 +172,27 @@ export class AgentMetrics {
       registers,
     });
     for (const o of SECRET_ROTATION_OUTCOMES) this.secretRotations.inc({ outcome: o }, 0);
+    const healthGauge = (name: string, help: string) => new Gauge({ name, help, registers });
+    this.healthJoins = healthGauge(
+      "sfu_agent_sfu_joins",
+      "SFU call health (latest report): joins handled since the SFU applied its current config hash.",
+    );
+    this.healthJoinFailures = healthGauge(
+      "sfu_agent_sfu_join_failures",
+      "SFU call health (latest report): joins refused or failed since the current config hash was applied.",
+    );
+    this.healthIceConnected = healthGauge(
+      "sfu_agent_sfu_ice_connected",
+      "SFU call health (latest report): peer connections connected since the current config hash was applied.",
+    );
+    this.healthIceFailures = healthGauge(
+      "sfu_agent_sfu_ice_failures",
+      "SFU call health (latest report): peer connections that failed ICE (or did not connect within 10 s) since the current config hash was applied.",
+    );
+    this.healthSince = healthGauge(
+      "sfu_agent_sfu_health_since_timestamp_seconds",
+      "Unix time the SFU applied the config hash its latest call-health report counts from.",
+    );
     for (const o of ["applied", "rejected", "invalid", "timeout"]) this.reloads.inc({ outcome: o }, 0);
     for (const k of ["swap", "file", "resync"]) this.watchEvents.inc({ kind: k }, 0);
     if (options.defaultMetrics) {
@@ -215,6 +247,13 @@ export class AgentMetrics {
       case "push-outcome":
         this.pushOutcomes.inc({ transport: e.transport, outcome: e.outcome });
         if (e.seconds !== null) this.pushLatency.observe(e.seconds);
+        break;
+      case "health":
+        this.healthJoins.set(e.health.joins);
+        this.healthJoinFailures.set(e.health.joinFailures);
+        this.healthIceConnected.set(e.health.iceConnected);
+        this.healthIceFailures.set(e.health.iceFailures);
+        this.healthSince.set(Date.parse(e.health.since) / 1000 || 0);
         break;
     }
   }

@@ -11,6 +11,7 @@ import { LOG_LEVELS, type LogLevel } from "../protocol/config-schema.ts";
 import { DEFAULT_SECRETS_DIR } from "../protocol/secret-paths.ts";
 import { OptionsError } from "./errors.ts";
 import { checkPushUrl } from "./http-push-wire.ts";
+import { parseS3Url } from "./rollout/s3-url.ts";
 
 /** A `host:port` pair to listen on. */
 export interface ListenAddress {
@@ -53,6 +54,12 @@ export interface RunOptions {
   /** Safety-net re-read interval of the config file. */
   resyncIntervalMs: number;
   logLevel: LogLevel;
+  /** File name of the rollout policy inside `configDir` (absent file: no progressive rollout). */
+  rolloutKey: string;
+  /** `s3://bucket/key` of the rollout state; null = none (a mounted policy then gates nothing). */
+  rolloutState: string | null;
+  /** Interval of call-health events on the status topic while a rollout runs. */
+  healthReportIntervalMs: number;
 }
 
 /** Flag definitions: name, env variable, default (as text), help. The single source of the usage text and README table. */
@@ -92,6 +99,17 @@ export const RUN_FLAGS = [
     "safety-net re-read of the config file (with --push: also re-check of the SFU's applied state)",
   ],
   ["log-level", "info", `log level: ${LOG_LEVELS.join("|")}`],
+  [
+    "rollout-key",
+    "rollout.yaml",
+    "file name of the rollout policy inside --config-dir (absent: every config applies at once)",
+  ],
+  [
+    "rollout-state",
+    "",
+    "s3://BUCKET/KEY of the rollout state the rollout driver writes (read at start, on rollout events, every resync)",
+  ],
+  ["health-report-interval", "10s", "interval of call-health events on the status topic while a rollout runs"],
 ] as const;
 
 type FlagName = (typeof RUN_FLAGS)[number][0];
@@ -202,6 +220,17 @@ export function parseRunOptions(
   if (configKey.includes("/") || configKey.startsWith("..")) {
     errors.push(`${raw("config-key")?.from}: ${JSON.stringify(configKey)} must be a plain file name`);
   }
+  const rolloutKey = str("rollout-key", "rollout.yaml") as string;
+  if (rolloutKey.includes("/") || rolloutKey.startsWith("..")) {
+    errors.push(`${raw("rollout-key")?.from}: ${JSON.stringify(rolloutKey)} must be a plain file name`);
+  } else if (rolloutKey === configKey) {
+    errors.push(`${raw("rollout-key")?.from}: ${JSON.stringify(rolloutKey)} must differ from --config-key`);
+  }
+  const rolloutState = str("rollout-state", null);
+  if (rolloutState !== null) {
+    const loc = parseS3Url(rolloutState);
+    if (typeof loc === "string") errors.push(`${raw("rollout-state")?.from}: ${loc}`);
+  }
   const options: RunOptions = {
     configDir: str("config-dir", "/etc/sfu") as string,
     configKey,
@@ -223,6 +252,9 @@ export function parseRunOptions(
     propagationTimeoutMs: duration("propagation-timeout", 300_000, 1),
     resyncIntervalMs: duration("resync-interval", 60_000, 100),
     logLevel: level as LogLevel,
+    rolloutKey,
+    rolloutState,
+    healthReportIntervalMs: duration("health-report-interval", 10_000, 100),
   };
   if (options.topicArn !== null && options.queueUrl !== null) {
     errors.push("--topic-arn and --queue-url are exclusive: give one (per-pod queues or one given queue), not both");

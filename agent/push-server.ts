@@ -48,6 +48,12 @@
  * was not connected. A generation nacked or timed out is not re-sent on the
  * connection; the next change is. An SFU without the feature gets nothing;
  * a change is then recorded as outcome `unsupported`.
+ *
+ * Call health: every upgrade response carries `sfu-config-features: health`,
+ * the optional `health` frame this agent accepts (an SFU sends it only when
+ * advertised). A valid one after `hello` goes to the tracker (`/status
+ * health`); before `hello` it closes with 4005 like any other frame; an
+ * invalid one closes with 4003.
  */
 import { timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
@@ -60,6 +66,9 @@ import { SUPPORTED_SCHEMA_VERSIONS } from "../protocol/config-schema.ts";
 import { closeReason, parseSfuFrame } from "../protocol/messages.ts";
 import {
   type AckMessage,
+  FEATURES_HEADER,
+  HEALTH_FEATURE,
+  type HealthMessage,
   type HelloMessage,
   MAX_FRAME_BYTES,
   type NackMessage,
@@ -142,6 +151,8 @@ export class PushServer {
       perMessageDeflate: false,
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
+    // Advertises the optional frames this agent accepts (see the module comment).
+    this.#wss.on("headers", (headers) => headers.push(`${FEATURES_HEADER}: ${HEALTH_FEATURE}`));
     this.#http = createServer((_req, res) => {
       res.writeHead(426, { "content-type": "text/plain", upgrade: "websocket" });
       res.end(`sfu-config push server: WebSocket with subprotocol ${SUBPROTOCOL} required\n`);
@@ -521,7 +532,17 @@ export class SfuSession {
       this.close(CloseCode.HELLO_REQUIRED, `expected hello first, got ${msg.type}`);
       return;
     }
+    if (msg.type === "health") {
+      this.#onHealth(msg);
+      return;
+    }
     this.#onReply(msg);
+  }
+
+  #onHealth(msg: HealthMessage): void {
+    const { type: _type, ...counters } = msg;
+    this.#log.debug({ health: counters }, "SFU call health");
+    this.#deps.tracker?.recordHealth(counters);
   }
 
   #onHello(hello: HelloMessage): void {

@@ -21,6 +21,7 @@
  */
 import type { NormalisedConfig } from "../protocol/config-schema-v2.ts";
 import type { SettlementOutcome } from "../protocol/messages-schema.ts";
+import type { RolloutStage } from "../protocol/rollout-schema.ts";
 
 /** An error as shown in /status and carried by store events. */
 export interface ErrorInfo {
@@ -73,6 +74,12 @@ export interface Settlement {
   outcome: SettlementOutcome;
   error: { code: string; message: string } | null;
   at: string;
+  /** During a progressive rollout (a policy is mounted): the pod's stage when this was recorded. */
+  stage?: RolloutStage;
+  /** With `stage`: the pod's cohort rank. */
+  rank?: number;
+  /** With `stage`: the rollout it concerns (its id, candidate hash and step), null when none runs. */
+  rollout?: { id: string; hash: string; step: number } | null;
 }
 
 /**
@@ -145,14 +152,34 @@ export class SnapshotStore {
     hash: string,
     revision: string | null = null,
   ): { changed: boolean; version: number } {
+    const r = this.offerFile(hash, { config, hash, revision });
+    return { changed: r.changed, version: r.version ?? 0 };
+  }
+
+  /**
+   * The file holds valid content of `fileHash`, and `desired` is what the
+   * SFU should run: the file's own config, or another valid config (a
+   * progressive rollout holds this pod on the stable config while the
+   * mounted file already has the candidate), or null to leave the desired
+   * snapshot as it is. A new desired hash gets a new, higher version and
+   * emits `desired`; `valid` is emitted when the file's hash changed or the
+   * file was invalid before. Returns whether the desired snapshot changed
+   * and its version (null while there is none).
+   */
+  offerFile(
+    fileHash: string,
+    desired: { config: NormalisedConfig; hash: string; revision: string | null } | null,
+  ): { changed: boolean; version: number | null } {
     const wasFile = this.#fileHash;
-    this.#fileHash = hash;
+    this.#fileHash = fileHash;
     this.#lastInvalidKey = null;
-    if (wasFile !== hash) this.#emit({ type: "valid", hash });
-    if (this.#desired?.hash === hash) return { changed: false, version: this.#desired.version };
+    if (wasFile !== fileHash) this.#emit({ type: "valid", hash: fileHash });
+    if (desired === null || this.#desired?.hash === desired.hash) {
+      return { changed: false, version: this.#desired?.version ?? null };
+    }
     const version = this.#nextVersion();
-    this.#desired = { version, hash, revision, config };
-    this.#emit({ type: "desired", version, hash, revision });
+    this.#desired = { version, hash: desired.hash, revision: desired.revision, config: desired.config };
+    this.#emit({ type: "desired", version, hash: desired.hash, revision: desired.revision });
     return { changed: true, version };
   }
 

@@ -27,7 +27,12 @@
  *   applied and the file is valid, it moves to `previousError` (with its own
  *   time and the time it was cleared): an error is cleared by the success
  *   that follows it, never by time.
+ * - **call health**: the latest `health` report of the SFU (counters of the
+ *   config hash it runs, since it applied it) is kept as is, with the time it
+ *   arrived; a newer report replaces it. It stays after the link goes down
+ *   (its `receivedAt` says how old it is).
  */
+import type { HealthCounters } from "../protocol/messages-schema.ts";
 import type { ErrorInfo, Settlement, SnapshotStore, StoreEvent } from "./snapshot-store.ts";
 
 /** How many settlements /status keeps. */
@@ -109,6 +114,12 @@ export interface PreviousError extends ErrorInfo {
   clearedAt: string;
 }
 
+/** The SFU's latest call-health report, as `/status health` shows it. */
+export interface HealthReport extends HealthCounters {
+  /** ISO time the agent received it. */
+  receivedAt: string;
+}
+
 /** What the tracker reports to its listeners: every store event, plus its own. */
 export type TrackerEvent =
   | StoreEvent
@@ -119,7 +130,8 @@ export type TrackerEvent =
   | { type: "version-refused"; reported: number; reason: string }
   | { type: "push-sent"; transport: PushTransport }
   | { type: "push-outcome"; transport: PushTransport; outcome: PushOutcome; seconds: number | null }
-  | { type: "secret-rotation"; generation: number; outcome: SecretRotationOutcome };
+  | { type: "secret-rotation"; generation: number; outcome: SecretRotationOutcome }
+  | { type: "health"; health: HealthReport };
 
 /** Options of {@link StatusTracker}. */
 export interface StatusTrackerOptions {
@@ -150,6 +162,7 @@ export class StatusTracker {
   #lastLoad: LastLoad = { success: null, successAt: null };
   #lastAppliedAt: string | null = null;
   #secrets: SecretsStatus = { generation: 1, applied: null, at: null, lastError: null };
+  #health: HealthReport | null = null;
   /** Watch-only mode: the desired version waiting to settle (or settled: its last outcome). */
   #open: { version: number; hash: string; outcome: Settlement["outcome"] | null } | null = null;
   #unsubscribe: (() => void) | null = null;
@@ -250,7 +263,26 @@ export class StatusTracker {
     return this.#revisions.get(hash) ?? null;
   }
 
+  /** The SFU's latest call-health report, or null when it never sent one. */
+  health(): HealthReport | null {
+    return this.#health === null ? null : { ...this.#health };
+  }
+
   // --- writes ---
+
+  /** The SFU reported its call-health counters (a `health` frame); extra fields are dropped. */
+  recordHealth(c: HealthCounters): void {
+    this.#health = {
+      hash: c.hash,
+      since: c.since,
+      joins: c.joins,
+      joinFailures: c.joinFailures,
+      iceConnected: c.iceConnected,
+      iceFailures: c.iceFailures,
+      receivedAt: this.#now(),
+    };
+    this.#emit({ type: "health", health: { ...this.#health } });
+  }
 
   /** Attaches a Git revision (from a reload event) to a config hash; shown in /status desired.revision and pushed as `revision` if not yet pushed. */
   setRevision(hash: string, revision: string | null): void {

@@ -4,8 +4,16 @@
  * config, and so never a credential: just versions, hashes, revisions,
  * outcomes and error texts.
  */
+import type { RolloutStatus } from "./rollout/agent-rollout.ts";
 import type { ErrorInfo, Settlement } from "./snapshot-store.ts";
-import type { HttpPushStatus, PreviousError, SecretsStatus, SfuLinkStatus, StatusTracker } from "./status-tracker.ts";
+import type {
+  HealthReport,
+  HttpPushStatus,
+  PreviousError,
+  SecretsStatus,
+  SfuLinkStatus,
+  StatusTracker,
+} from "./status-tracker.ts";
 
 /** `/status` JSON. Fields may be added, never renamed. */
 export interface AgentStatus {
@@ -34,6 +42,18 @@ export interface AgentStatus {
    * secret, and no digest of one.
    */
   secrets: SecretsStatus;
+  /**
+   * Extension: this pod's part in a progressive rollout (its stage, cohort
+   * rank, the rollout's id, step, candidate hash and state); null when no
+   * rollout policy is mounted.
+   */
+  rollout: RolloutStatus | null;
+  /**
+   * Extension: the SFU's latest call-health report (counters of the config
+   * hash it runs, since it applied it, and when the agent received them);
+   * null when the SFU never sent one (an SFU without the optional feature).
+   */
+  health: HealthReport | null;
 }
 
 /** Builds the `/status` document. */
@@ -42,6 +62,7 @@ export function buildStatus(input: {
   pod: string;
   path: string;
   queue: { mode: "per-pod" | "given"; url: string | null } | null;
+  rollout?: RolloutStatus | null;
 }): AgentStatus {
   const { tracker } = input;
   const d = tracker.desired();
@@ -59,5 +80,7 @@ export function buildStatus(input: {
     settlements: tracker.settlements(),
     source: { path: input.path, valid: tracker.fileHash() !== null, lastLoadSuccessAt: load.successAt },
     secrets: tracker.secrets(),
+    rollout: input.rollout ?? null,
+    health: tracker.health(),
   };
 }

@@ -24,6 +24,10 @@ const BENCHES: ReadonlyArray<{ script: string; title: string }> = [
   { script: "bench/queue-fanout.ts", title: "SNS/SQS: publish -> all pods applied, idle request rate" },
   { script: "bench/restart-vs-reload.ts", title: "Media interruption: rolling restart vs hot reload" },
   { script: "bench/hostile-configs.ts", title: "Hostile configs: validate time and peak RSS, worst case" },
+  {
+    script: "bench/rollout.ts",
+    title: "Progressive rollout: time added per step beyond bake, requests per pod per rollout",
+  },
 ];
 
 interface RunResult {

@@ -14,6 +14,8 @@
  * module only throws on programming errors.
  */
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from "node:fs";
+import type { ErrorObject } from "ajv";
+import { type Document, isMap, isNode, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from "yaml";
 import { createAjv } from "./ajv.ts";
 import { semanticProblems } from "./config-checks.ts";
 import {
@@ -37,6 +39,7 @@ import { type ConfigHash, canonicalJson, canonicalJsonHash } from "./hash.ts";
 import { MAX_FRAME_BYTES } from "./messages-schema.ts";
 import { escapeControlChars } from "./safe-text.ts";
 import { readYaml, yieldToEventLoop } from "./yaml-document.ts";
+import { MAX_YAML_ALIASES } from "./yaml-limits.ts";
 
 export { checkIceUri } from "./config-checks.ts";
 export { type ConfigProblem, MAX_REPORTED_PROBLEMS } from "./config-problems.ts";
@@ -367,4 +370,130 @@ function sortedTurnServer(t: TurnServer): TurnServer {
 
 function invalid(source: string, problems: ConfigProblem[]): LoadResult {
   return { ok: false, source, code: "INVALID_CONFIG", problems, warnings: [] };
+}
+
+/** Most YAML syntax errors reported for one file; the rest are summarised. */
+const MAX_SYNTAX_PROBLEMS = 10;
+
+/** YAML parse errors as problems: one line each, stack exhaustion renamed, duplicates and floods cut. */
+function syntaxProblems(
+  errors: readonly { message: string; pos: [number, number] }[],
+  at: (offset: number | undefined) => { line: number | null; col: number | null },
+): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    const message = `YAML: ${yamlMessage(e.message)}`;
+    if (message.includes("nested too deeply") && seen.has(message)) continue;
+    seen.add(message);
+    out.push({ ...problem("", message), ...at(e.pos[0]) });
+  }
+  if (out.length > MAX_SYNTAX_PROBLEMS) {
+    const more = out.length - MAX_SYNTAX_PROBLEMS;
+    out.length = MAX_SYNTAX_PROBLEMS;
+    out.push(problem("", `YAML: ${more} more syntax error(s) not shown`));
+  }
+  return out;
+}
+
+/** First line of a yaml error message; stack exhaustion on absurd nesting gets a plain name. */
+function yamlMessage(message: string): string {
+  if (/call stack|stack overflow/i.test(message)) return "document is nested too deeply";
+  return message.split("\n")[0] ?? message;
+}
+
+/** Offset in the source of the node at `pointer` (or of its key), else of its nearest ancestor. */
+function offsetOf(doc: Document.Parsed, pointer: string, key: boolean): number | undefined {
+  const segments =
+    pointer === ""
+      ? []
+      : pointer
+          .slice(1)
+          .split("/")
+          .map((s) => s.replaceAll("~1", "/").replaceAll("~0", "~"));
+  let node: unknown = doc.contents;
+  let offset = isNode(node) ? (node as Node).range?.[0] : undefined;
+  for (const [i, seg] of segments.entries()) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === seg);
+      if (!pair) break;
+      const last = i === segments.length - 1;
+      if (last && key && isNode(pair.key)) return (pair.key as Node).range?.[0];
+      node = pair.value;
+      if (!isNode(node)) return isNode(pair.key) ? (pair.key as Node).range?.[0] : offset;
+    } else if (isSeq(node)) {
+      const item = node.items[Number(seg)];
+      if (!isNode(item)) break;
+      node = item;
+    } else break;
+    offset = (node as Node).range?.[0] ?? offset;
+  }
+  return offset;
+}
+
+// --- Building blocks for the other YAML document of the ConfigMap (the rollout policy) ---
+// A policy is at most MAX_POLICY_BYTES (64 KiB), which bounds this synchronous
+// document-model path; configs take the sliced reader of yaml-document.ts.
+
+/** One YAML document parsed as the config loader parses it, able to locate a JSON pointer in its source. */
+export type ParsedYamlDocument =
+  | {
+      ok: true;
+      value: unknown;
+      /** line:col of the value at `pointer` (of its key when `key`), else of its nearest ancestor. */
+      locate: (pointer: string, key?: boolean) => { line: number | null; col: number | null };
+    }
+  | { ok: false; problems: ConfigProblem[] };
+
+/**
+ * Parses YAML (or JSON) text with the config loader's rules: one document,
+ * unique keys, strict syntax, at most {@link MAX_YAML_ALIASES} alias
+ * dereferences, at most `maxBytes` bytes. Problems carry line:col.
+ */
+export function parseYamlDocument(text: string, maxBytes: number = MAX_CONFIG_BYTES): ParsedYamlDocument {
+  if (Buffer.byteLength(text, "utf8") > maxBytes) {
+    return { ok: false, problems: [problem("", `file exceeds ${maxBytes} bytes`)] };
+  }
+  if (text.includes("\u0000")) return { ok: false, problems: [problem("", "file contains NUL bytes; is it binary?")] };
+  const lineCounter = new LineCounter();
+  const docs = parseAllDocuments(text, {
+    lineCounter,
+    uniqueKeys: true,
+    prettyErrors: false,
+    strict: true,
+    logLevel: "error",
+  });
+  const at = (offset: number | undefined) => {
+    if (offset === undefined) return { line: null, col: null };
+    const pos = lineCounter.linePos(offset);
+    return { line: pos.line, col: pos.col };
+  };
+  if (!Array.isArray(docs) || docs.length === 0) {
+    return { ok: false, problems: [problem("", "file is empty; expected a YAML mapping")] };
+  }
+  if (docs.length > 1) {
+    const second = docs[1] as Document.Parsed;
+    return {
+      ok: false,
+      problems: [{ ...problem("", "multiple YAML documents; a file holds exactly one"), ...at(second.range[0]) }],
+    };
+  }
+  const doc = docs[0] as Document.Parsed;
+  if (doc.errors.length > 0) return { ok: false, problems: syntaxProblems(doc.errors, at) };
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
+  } catch (err) {
+    return { ok: false, problems: [problem("", `YAML: ${yamlMessage((err as Error).message)}`)] };
+  }
+  return { ok: true, value, locate: (pointer, key = false) => at(offsetOf(doc, pointer, key)) };
+}
+
+/**
+ * ajv errors as problems (the config loader's wording: unknown key, missing
+ * required key, must be one of ...); `onKey` is true for problems about a key
+ * itself, which {@link ParsedYamlDocument} `locate` should place on the key.
+ */
+export function describeSchemaErrors(errors: ErrorObject[]): (ConfigProblem & { onKey: boolean })[] {
+  return schemaProblems(errors).map((p) => ({ ...p, onKey: ON_KEY.has(p) }));
 }

@@ -4,11 +4,14 @@
  */
 export * from "./backoff.ts";
 export * from "./close-codes.ts";
+export * from "./cohort.ts";
 export * from "./config-loader.ts";
 export * from "./config-schema.ts";
 export * from "./config-schema-v2.ts";
 export * from "./hash.ts";
 export * from "./messages.ts";
 export * from "./messages-schema.ts";
+export * from "./rollout-policy.ts";
+export * from "./rollout-schema.ts";
 export * from "./secret-paths.ts";
 export * from "./secrets-reload.ts";

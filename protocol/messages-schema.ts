@@ -134,6 +134,12 @@ export const reloadEventSchema = {
 
 /** Outcomes a settlement can have. */
 export const SETTLEMENT_OUTCOMES = ["applied", "rejected", "invalid", "timeout", "superseded"] as const;
+/**
+ * Outcomes a status event can carry: a pod's settlement, or `halted`, which
+ * the rollout driver (`sfu-agent rollout`) publishes once when it halts a
+ * progressive rollout (its `pod` is the driver, not a pod).
+ */
+export const STATUS_EVENT_OUTCOMES = [...SETTLEMENT_OUTCOMES, "halted"] as const;
 
 /** Status event an agent publishes per settlement (optional status topic). */
 export const statusEventSchema = {
@@ -149,7 +155,7 @@ export const statusEventSchema = {
     revision: { anyOf: [{ type: "string" }, { type: "null" }] },
     hash,
     version: { anyOf: [version, { type: "null" }] },
-    outcome: { enum: [...SETTLEMENT_OUTCOMES] },
+    outcome: { enum: [...STATUS_EVENT_OUTCOMES] },
     error: {
       anyOf: [
         {
@@ -176,6 +182,85 @@ export type SettlementOutcome = (typeof SETTLEMENT_OUTCOMES)[number];
 /** What an SFU reports it has applied. */
 export type AppliedRef = { version: number; hash: string } | null;
 /** Frames the SFU sends. */
-export type SfuToAgentMessage = HelloMessage | AckMessage | NackMessage;
+export type SfuToAgentMessage = HelloMessage | AckMessage | NackMessage | HealthMessage;
 /** Frames the agent sends. */
 export type AgentToSfuMessage = ConfigMessage;
+
+// --- Call health (optional feature) ---------------------------------------
+
+/**
+ * Response header of the WebSocket upgrade by which an agent advertises the
+ * optional frames it accepts (comma-separated tokens). An SFU sends an
+ * optional frame only when the token is listed, so an agent that predates
+ * the feature never receives a type it would close the connection for.
+ */
+export const FEATURES_HEADER = "sfu-config-features";
+/** Feature token of the `health` frame in {@link FEATURES_HEADER}. */
+export const HEALTH_FEATURE = "health";
+
+const count = { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
+const healthCountersProperties = {
+  hash,
+  since: { type: "string", format: "date-time" },
+  joins: count,
+  joinFailures: count,
+  iceConnected: count,
+  iceFailures: count,
+} as const;
+const healthCountersRequired = ["hash", "since", "joins", "joinFailures", "iceConnected", "iceFailures"] as const;
+
+/**
+ * SFU -> agent (optional, only when the agent advertised `health`): call
+ * health counters since the config `hash` was applied at `since`.
+ */
+export const healthMessageSchema = {
+  $schema: "https://json-schema.org/draft/2020-12/schema",
+  $id: `${SCHEMA_BASE}health.schema.json`,
+  title: "health (SFU -> agent, optional)",
+  type: "object",
+  additionalProperties: true,
+  required: ["type", ...healthCountersRequired],
+  properties: { type: { const: "health" }, ...healthCountersProperties },
+} as const;
+
+/** Health event an agent publishes to the status topic while a progressive rollout runs. */
+export const healthEventSchema = {
+  $schema: "https://json-schema.org/draft/2020-12/schema",
+  $id: `${SCHEMA_BASE}health-event.schema.json`,
+  title: "sfu-config.health event",
+  type: "object",
+  additionalProperties: true,
+  required: ["type", "pod", "rank", "hash", "stage", "health", "at"],
+  properties: {
+    type: { const: "sfu-config.health" },
+    pod: { type: "string", minLength: 1 },
+    rank: { type: "number", minimum: 0, exclusiveMaximum: 1 },
+    hash,
+    stage: { type: "string", minLength: 1, maxLength: 64 },
+    health: {
+      type: "object",
+      additionalProperties: true,
+      required: [...healthCountersRequired],
+      properties: healthCountersProperties,
+    },
+    at: { type: "string", format: "date-time" },
+  },
+} as const;
+
+export type HealthMessage = FromSchema<typeof healthMessageSchema>;
+/** The counters of a `health` frame (the frame without `type`), and of a health event's `health`. */
+export interface HealthCounters {
+  /** The config hash the counters are about (the one applied). */
+  hash: string;
+  /** ISO 8601 time that hash was applied: the counters start there. */
+  since: string;
+  /** Joins handled: admitted or refused. */
+  joins: number;
+  /** Joins refused (limits) or failed before the peer connection connected (no answer, negotiation failure). */
+  joinFailures: number;
+  /** Peer connections that reached `connected`. */
+  iceConnected: number;
+  /** Peer connections that reached `failed`, or did not connect within 10 s of the client's first answer. */
+  iceFailures: number;
+}
+export type HealthEvent = FromSchema<typeof healthEventSchema>;

@@ -10,7 +10,11 @@ import {
   ackSchema,
   type ConfigMessage,
   configMessageSchema,
+  type HealthEvent,
+  type HealthMessage,
   type HelloMessage,
+  healthEventSchema,
+  healthMessageSchema,
   helloSchema,
   MAX_FRAME_BYTES,
   type NackMessage,
@@ -29,9 +33,11 @@ const validators = {
   ack: ajv.compile(ackSchema),
   nack: ajv.compile(nackSchema),
   "secrets-reload": ajv.compile(secretsReloadSchema),
+  health: ajv.compile(healthMessageSchema),
 } as const;
 const validateReload = ajv.compile(reloadEventSchema);
 const validateStatus = ajv.compile(statusEventSchema);
+const validateHealthEvent = ajv.compile(healthEventSchema);
 
 /** A frame that could not be accepted, with the close code the receiver must use. */
 export interface FrameError {
@@ -89,9 +95,16 @@ function parseFrame(data: string | Buffer, allowed: readonly (keyof typeof valid
   return { ok: true, message: value };
 }
 
-/** Parses a frame received by the agent (hello, ack or nack). */
-export function parseSfuFrame(data: string | Buffer): FrameResult<HelloMessage | AckMessage | NackMessage> {
-  return parseFrame(data, ["hello", "ack", "nack"]) as FrameResult<HelloMessage | AckMessage | NackMessage>;
+/**
+ * Parses a frame received by the agent: hello, ack, nack, and the optional
+ * `health` frame (which this agent always advertises).
+ */
+export function parseSfuFrame(
+  data: string | Buffer,
+): FrameResult<HelloMessage | AckMessage | NackMessage | HealthMessage> {
+  return parseFrame(data, ["hello", "ack", "nack", "health"]) as FrameResult<
+    HelloMessage | AckMessage | NackMessage | HealthMessage
+  >;
 }
 
 /**
@@ -116,6 +129,11 @@ export function parseReloadEvent(body: string): EventResult<ReloadEvent> {
 /** Parses a status event, raw or in an SNS envelope. */
 export function parseStatusEvent(body: string): EventResult<StatusEvent> {
   return parseEvent(body, validateStatus) as EventResult<StatusEvent>;
+}
+
+/** Parses a call-health event (`sfu-config.health`), raw or in an SNS envelope. */
+export function parseHealthEvent(body: string): EventResult<HealthEvent> {
+  return parseEvent(body, validateHealthEvent) as EventResult<HealthEvent>;
 }
 
 function parseEvent(body: string, validate: ValidateFunction): EventResult<unknown> {

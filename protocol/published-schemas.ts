@@ -4,11 +4,14 @@ import { configSchemaV2 } from "./config-schema-v2.ts";
 import {
   ackSchema,
   configMessageSchema,
+  healthEventSchema,
+  healthMessageSchema,
   helloSchema,
   nackSchema,
   reloadEventSchema,
   statusEventSchema,
 } from "./messages-schema.ts";
+import { rolloutPolicySchemaV1, rolloutStateSchema } from "./rollout-schema.ts";
 import { secretsReloadSchema } from "./secrets-reload.ts";
 
 export const publishedSchemas: Record<string, object> = {
@@ -21,4 +24,8 @@ export const publishedSchemas: Record<string, object> = {
   "reload-event.schema.json": reloadEventSchema,
   "status-event.schema.json": statusEventSchema,
   "secrets-reload.schema.json": secretsReloadSchema,
+  "rollout.v1.schema.json": rolloutPolicySchemaV1,
+  "rollout-state.schema.json": rolloutStateSchema,
+  "health.schema.json": healthMessageSchema,
+  "health-event.schema.json": healthEventSchema,
 };

@@ -17,8 +17,16 @@
  * a time, in order; a config whose hash is the one applied (checked after
  * the schema version and the hash itself) is acked without re-applying, its
  * version becoming the applied version (section 6, step 2a).
+ *
+ * Call health (optional): when the agent's upgrade response carries
+ * `sfu-config-features: health`, the client sends a `health` frame with the
+ * counters of the applied hash right after `hello`, at once when a config
+ * with another hash is applied (the counters restart), and every
+ * `healthIntervalMs` while they changed. Without the header it never sends
+ * one, so an agent that does not know the frame never sees it.
  */
 import { readFile } from "node:fs/promises";
+import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
 import { type ClientOptions, type RawData, WebSocket } from "ws";
 import {
@@ -27,6 +35,9 @@ import {
   type ConfigMessage,
   closeReason,
   configHash,
+  FEATURES_HEADER,
+  HEALTH_FEATURE,
+  type HealthMessage,
   type HelloMessage,
   MAX_FRAME_BYTES,
   type NackMessage,
@@ -38,6 +49,7 @@ import {
   SUBPROTOCOL,
   SUPPORTED_SCHEMA_VERSIONS,
 } from "../protocol/index.ts";
+import type { CallHealth } from "./call-health.ts";
 import type { ConfigApplier } from "./config-applier.ts";
 import type { ConfigState } from "./config-state.ts";
 import { InvalidOptionsError } from "./errors.ts";
@@ -66,6 +78,10 @@ export interface ConfigClientOptions {
   onOutcome?: (outcome: "ack" | "nack", code: string | null) => void;
   /** Called with the outcome of every secrets reload (for metrics). */
   onSecretsReload?: (outcome: "ack" | "nack") => void;
+  /** Call-health counters reported in `health` frames when the agent advertises the feature. */
+  health?: CallHealth | null;
+  /** Interval of `health` frames while the counters change (ms). */
+  healthIntervalMs?: number;
 }
 
 /** Defaults of {@link ConfigClientOptions}. */
@@ -74,6 +90,7 @@ export const CONFIG_CLIENT_DEFAULTS = {
   sfuVersion: "0.1.0",
   initialBackoffMs: 500,
   maxBackoffMs: 30_000,
+  healthIntervalMs: 5_000,
 } as const;
 
 /**
@@ -90,12 +107,14 @@ export interface ConfigClientStats {
   nacks: number;
   /** Connections this side closed for a protocol violation. */
   violations: number;
+  /** `health` frames sent. */
+  healthFrames: number;
 }
 
 /** Dials the agent and applies what it pushes. start()/stop(). */
 export class ConfigClient {
-  readonly #o: Required<Omit<ConfigClientOptions, "tokenFile" | "onOutcome" | "onSecretsReload">> &
-    Pick<ConfigClientOptions, "tokenFile" | "onOutcome" | "onSecretsReload">;
+  readonly #o: Required<Omit<ConfigClientOptions, "tokenFile" | "onOutcome" | "onSecretsReload" | "health">> &
+    Pick<ConfigClientOptions, "tokenFile" | "onOutcome" | "onSecretsReload" | "health">;
   readonly #log: Logger;
   #ws: WebSocket | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -104,7 +123,9 @@ export class ConfigClient {
   #connected = false;
   /** Configs are answered one at a time, in the order received. */
   #answering: Promise<void> = Promise.resolve();
-  readonly stats: ConfigClientStats = { connects: 0, acks: 0, nacks: 0, violations: 0 };
+  readonly stats: ConfigClientStats = { connects: 0, acks: 0, nacks: 0, violations: 0, healthFrames: 0 };
+  #healthTimer: ReturnType<typeof setInterval> | undefined;
+  #healthOff: (() => void) | undefined;
 
   constructor(options: ConfigClientOptions) {
     let url: URL;
@@ -119,6 +140,9 @@ export class ConfigClient {
     const o = { ...CONFIG_CLIENT_DEFAULTS, random: Math.random, ...stripUndefined(options) };
     if (!(o.initialBackoffMs > 0) || !(o.maxBackoffMs >= o.initialBackoffMs)) {
       throw new InvalidOptionsError("ConfigClient: need 0 < initialBackoffMs <= maxBackoffMs");
+    }
+    if (!(Number.isFinite(o.healthIntervalMs) && o.healthIntervalMs >= 10)) {
+      throw new InvalidOptionsError("ConfigClient: healthIntervalMs must be >= 10 ms");
     }
     this.#o = o;
     this.#log = options.logger.child({ component: "config-client" });
@@ -140,6 +164,7 @@ export class ConfigClient {
   async stop(): Promise<void> {
     this.#running = false;
     clearTimeout(this.#timer);
+    this.#stopHealth();
     const ws = this.#ws;
     this.#ws = null;
     if (ws && ws.readyState !== WebSocket.CLOSED) {
@@ -182,6 +207,10 @@ export class ConfigClient {
     const ws = new WebSocket(this.#o.url, SUBPROTOCOL, options);
     this.#ws = ws;
     let lastNonce = 0;
+    let healthAdvertised = false;
+    ws.on("upgrade", (res: IncomingMessage) => {
+      healthAdvertised = advertises(res.headers[FEATURES_HEADER], HEALTH_FEATURE);
+    });
     ws.on("open", () => {
       this.#connected = true;
       this.#attempt = 0;
@@ -195,7 +224,8 @@ export class ConfigClient {
         features: [...SFU_FEATURES],
       };
       ws.send(JSON.stringify(hello));
-      this.#log.info({ url: this.#o.url, applied: hello.applied }, "connected to agent");
+      this.#log.info({ url: this.#o.url, applied: hello.applied, health: healthAdvertised }, "connected to agent");
+      if (healthAdvertised) this.#startHealth(ws);
     });
     ws.on("message", (data: RawData, isBinary: boolean) => {
       if (isBinary) return this.#violation(ws, CloseCode.BAD_JSON, "binary frames are not allowed");
@@ -222,6 +252,7 @@ export class ConfigClient {
       if (this.#ws === ws) {
         this.#ws = null;
         this.#connected = false;
+        this.#stopHealth();
       }
       if (was) this.#log.warn({ code, reason: reason.toString() }, "agent connection closed");
       this.#scheduleReconnect();
@@ -305,6 +336,37 @@ export class ConfigClient {
     if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(reply));
   }
 
+  /** Sends the counters now, then every healthIntervalMs while they changed (see the module comment). */
+  #startHealth(ws: WebSocket): void {
+    const health = this.#o.health;
+    if (!health) return;
+    let sentGeneration = -1;
+    let sentHash: string | null = null;
+    const send = () => {
+      const counters = health.snapshot();
+      if (counters === null || health.generation === sentGeneration || ws.readyState !== WebSocket.OPEN) return;
+      sentGeneration = health.generation;
+      sentHash = counters.hash;
+      const frame: HealthMessage = { type: "health", ...counters };
+      ws.send(JSON.stringify(frame));
+      this.stats.healthFrames++;
+    };
+    this.#stopHealth();
+    send();
+    this.#healthTimer = setInterval(send, this.#o.healthIntervalMs);
+    this.#healthTimer.unref();
+    this.#healthOff = health.onChange(() => {
+      if (health.snapshot()?.hash !== sentHash) send();
+    });
+  }
+
+  #stopHealth(): void {
+    clearInterval(this.#healthTimer);
+    this.#healthTimer = undefined;
+    this.#healthOff?.();
+    this.#healthOff = undefined;
+  }
+
   #violation(ws: WebSocket, code: number, reason: string): void {
     this.stats.violations++;
     this.#log.warn({ code, reason }, "agent protocol violation; closing control connection");
@@ -321,6 +383,15 @@ export class ConfigClient {
       void this.#dial();
     }, delay);
   }
+}
+
+/** Whether a comma-separated feature header lists `feature`. */
+export function advertises(header: string | string[] | undefined, feature: string): boolean {
+  const text = Array.isArray(header) ? header.join(",") : (header ?? "");
+  return text
+    .split(",")
+    .map((t) => t.trim().toLowerCase())
+    .includes(feature);
 }
 
 function stripUndefined<T extends object>(o: T): T {

@@ -4,6 +4,7 @@
  * never touches prom-client. No label ever carries a credential.
  */
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import type { CallHealth } from "./call-health.ts";
 import type { ConfigState } from "./config-state.ts";
 import type { RoomRegistry } from "./room.ts";
 
@@ -14,6 +15,8 @@ export interface SfuMetricsSources {
   signallingConnections: () => number;
   /** null in standalone mode. */
   agentConnected: () => boolean | null;
+  /** Call-health counters of the applied hash (`sfu_call_*` gauges). */
+  health?: CallHealth;
 }
 
 /** The SFU's metric registry and the counters other parts increment. */
@@ -105,6 +108,38 @@ export function createSfuMetrics(sources: SfuMetricsSources): SfuMetrics {
       if (c !== null) this.set(c ? 1 : 0);
     },
   });
+  const health = sources.health;
+  if (health) {
+    const fields = [
+      ["sfu_call_joins", "joins", "Joins handled (admitted or refused) since the applied config hash was applied."],
+      [
+        "sfu_call_join_failures",
+        "joinFailures",
+        "Joins refused or failed before connecting since the applied config hash was applied.",
+      ],
+      [
+        "sfu_call_ice_connected",
+        "iceConnected",
+        "Peer connections connected since the applied config hash was applied.",
+      ],
+      [
+        "sfu_call_ice_failures",
+        "iceFailures",
+        "Peer connections that failed ICE (or did not connect within 10 s of the first answer) since the applied config hash was applied.",
+      ],
+    ] as const;
+    for (const [name, key, help] of fields) {
+      new Gauge({
+        name,
+        help: `${help} Restarts at 0 with another hash.`,
+        registers: [registry],
+        collect() {
+          const c = health.snapshot();
+          if (c !== null) this.set(c[key]);
+        },
+      });
+    }
+  }
   const configApplies = new Counter({
     name: "sfu_config_applies_total",
     help: "Config versions handled, by outcome and NACK code.",

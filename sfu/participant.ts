@@ -18,6 +18,7 @@ import {
   type RtpPacket,
 } from "werift";
 import type { CodecName } from "../protocol/index.ts";
+import { type HealthOutcome, ICE_CONNECT_TIMEOUT_MS } from "./call-health.ts";
 import type { ConfigSnapshot } from "./config-state.ts";
 import { TrackForwarder } from "./forwarder.ts";
 import { announcedCandidates, codecNameOfMime, peerOptionsFor } from "./peer-options.ts";
@@ -67,6 +68,15 @@ export interface ParticipantOptions {
   answerTimeoutMs?: number;
   /** Minimum interval between keyframe requests sent to this publisher (default 500 ms). */
   keyframeIntervalMs?: number;
+  /**
+   * Receives this participant's call-health outcomes (sfu/call-health.ts): at
+   * most one of `iceConnected`, `iceFailure` (connection failed, or not
+   * connected within `iceConnectTimeoutMs` of the first answer) and
+   * `joinFailure` (dropped before connecting for another reason).
+   */
+  onHealth?: (outcome: Exclude<HealthOutcome, "join">) => void;
+  /** See `onHealth` (default {@link ICE_CONNECT_TIMEOUT_MS}). */
+  iceConnectTimeoutMs?: number;
 }
 
 let trackCounter = 0;
@@ -91,6 +101,9 @@ export class Participant {
   #again = false;
   #answerTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
+  /** The call-health verdict given for this participant (one at most). */
+  #verdict: Exclude<HealthOutcome, "join"> | null = null;
+  #iceTimer: ReturnType<typeof setTimeout> | undefined;
   /** Offers sent to the client (the first one and every renegotiation). */
   offersSent = 0;
 
@@ -117,8 +130,26 @@ export class Participant {
     });
     this.pc.connectionStateChange.subscribe((state) => {
       this.#log.debug({ state }, "peer connection state");
-      if (state === "failed" && !this.#closed) this.#options.onFailed("ICE/DTLS connection failed");
+      if (state === "connected") this.#judge("iceConnected");
+      if (state === "failed" && !this.#closed) {
+        this.#judge("iceFailure");
+        this.#options.onFailed("ICE/DTLS connection failed");
+      }
     });
+  }
+
+  /** Gives this participant's call-health verdict, once. */
+  #judge(outcome: Exclude<HealthOutcome, "join">): void {
+    if (this.#verdict !== null || this.#closed) return;
+    this.#verdict = outcome;
+    clearTimeout(this.#iceTimer);
+    this.#options.onHealth?.(outcome);
+  }
+
+  /** The SFU gives up on this participant: before it connected, that is a failed join. */
+  #fail(reason: string): void {
+    this.#judge("joinFailure");
+    this.#options.onFailed(reason);
   }
 
   /** What other participants see of this one. */
@@ -253,14 +284,14 @@ export class Participant {
       this.offersSent++;
       this.#options.send({ type: "offer", sdp: this.pc.localDescription?.sdp ?? offer.sdp, publish, tracks });
       this.#answerTimer = setTimeout(
-        () => this.#options.onFailed("no answer to the SFU's offer in time"),
+        () => this.#fail("no answer to the SFU's offer in time"),
         this.#options.answerTimeoutMs ?? 15_000,
       );
     } catch (err) {
       this.#offerInFlight = false;
       if (!this.#closed) {
         this.#log.error({ err }, "creating an offer failed");
-        this.#options.onFailed("creating an offer failed");
+        this.#fail("creating an offer failed");
       }
     }
   }
@@ -303,6 +334,11 @@ export class Participant {
       return `answer rejected: ${(err as Error).message}`;
     }
     this.#offerInFlight = false;
+    if (this.#verdict === null && this.#iceTimer === undefined && !this.#closed) {
+      this.#iceTimer = setTimeout(() => {
+        if (this.pc.connectionState !== "connected") this.#judge("iceFailure");
+      }, this.#options.iceConnectTimeoutMs ?? ICE_CONNECT_TIMEOUT_MS);
+    }
     if (this.#again) await this.negotiate();
     return null;
   }
@@ -323,6 +359,7 @@ export class Participant {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#answerTimer);
+    clearTimeout(this.#iceTimer);
     for (const sub of this.#subscriptions.values()) sub.dispose();
     this.#subscriptions.clear();
     for (const t of this.published.values()) t.forwarder.close();

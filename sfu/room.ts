@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { CodecName } from "../protocol/index.ts";
+import type { CallHealth } from "./call-health.ts";
 import type { ConfigState } from "./config-state.ts";
 import { SignalErrorCode, type SignalErrorCodeValue } from "./errors.ts";
 import { iceServersFor } from "./ice-servers.ts";
@@ -77,6 +78,10 @@ export interface RoomRegistryOptions {
   keyframeIntervalMs?: number;
   /** Called after any join or leave (for gauges). */
   onChange?: () => void;
+  /** Call-health counters to feed (joins, refusals, ICE outcomes). */
+  health?: CallHealth;
+  /** Passed to each participant (see ParticipantOptions.iceConnectTimeoutMs). */
+  iceConnectTimeoutMs?: number;
 }
 
 /** Every room of this SFU. */
@@ -113,9 +118,12 @@ export class RoomRegistry {
         code: SignalErrorCode.NOT_READY,
         message: "the SFU has no config applied yet; retry shortly",
       };
+    const health = this.#options.health;
+    health?.record("join", snapshot.hash);
     const { maxRooms, maxParticipantsPerRoom } = snapshot.config.limits;
     let room = this.rooms.get(request.room);
     if (!room && this.rooms.size >= maxRooms) {
+      health?.record("joinFailure", snapshot.hash);
       return {
         ok: false,
         code: SignalErrorCode.ROOM_LIMIT,
@@ -123,6 +131,7 @@ export class RoomRegistry {
       };
     }
     if (room && room.participants.size >= maxParticipantsPerRoom) {
+      health?.record("joinFailure", snapshot.hash);
       return {
         ok: false,
         code: SignalErrorCode.PARTICIPANT_LIMIT,
@@ -145,6 +154,8 @@ export class RoomRegistry {
       send: request.send,
       answerTimeoutMs: this.#options.answerTimeoutMs,
       keyframeIntervalMs: this.#options.keyframeIntervalMs,
+      iceConnectTimeoutMs: this.#options.iceConnectTimeoutMs,
+      onHealth: (outcome) => health?.record(outcome, snapshot.hash),
       onTrackPublished: (track) => this.#onTrackPublished(theRoom, participant, track),
       onFailed: (reason) => {
         this.#log.warn({ participant: participant.id, reason }, "dropping participant");

@@ -4,7 +4,9 @@
  *
  * HTTP (one port): `/` demo page, `/app.js`, `/ws` signalling, `/healthz`,
  * `/readyz` (a config applied and serving), `/metrics`, `/status`
- * (`{applied, rooms, participants, agent}`; never a credential).
+ * (`{applied, rooms, participants, agent, health}`; never a credential;
+ * `health` holds the call-health counters of the applied hash, see
+ * call-health.ts).
  *
  * Port: `port` (the `--port` override) when given, else `server.port` of the
  * first applied config; with an agent and no override the HTTP server starts
@@ -16,7 +18,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
-import { DEFAULT_SECRETS_DIR, formatProblem, loadConfigFile } from "../protocol/index.ts";
+import { DEFAULT_SECRETS_DIR, formatProblem, type HealthCounters, loadConfigFile } from "../protocol/index.ts";
+import { CallHealth } from "./call-health.ts";
 import { ConfigApplier } from "./config-applier.ts";
 import { ConfigClient } from "./config-client.ts";
 import { ConfigState } from "./config-state.ts";
@@ -47,6 +50,10 @@ export interface SfuServerOptions {
   maxBackoffMs?: number;
   /** Per-offer answer timeout (ms). */
   answerTimeoutMs?: number;
+  /** How long a peer connection may take to connect after the first answer before it counts as an ICE failure (ms). */
+  iceConnectTimeoutMs?: number;
+  /** Interval of `health` frames to the agent while the counters change (ms; default 5 s). */
+  healthIntervalMs?: number;
 }
 
 function defaultWebRoot(): string {
@@ -64,6 +71,8 @@ const STATIC: Record<string, { file: string; type: string }> = {
 /** The running SFU. start() / stop(). */
 export class SfuServer {
   readonly state = new ConfigState();
+  /** Call-health counters of the applied config hash. */
+  readonly health: CallHealth;
   readonly rooms: RoomRegistry;
   readonly signalling: SignallingServer;
   readonly applier: ConfigApplier;
@@ -93,9 +102,12 @@ export class SfuServer {
       portOverride: options.port ?? null,
       secretsDir: options.secretsDir ?? DEFAULT_SECRETS_DIR,
     });
+    this.health = new CallHealth(this.state);
     this.rooms = new RoomRegistry({
       logger: options.logger,
       state: this.state,
+      health: this.health,
+      ...(options.iceConnectTimeoutMs !== undefined ? { iceConnectTimeoutMs: options.iceConnectTimeoutMs } : {}),
       ...(options.answerTimeoutMs !== undefined ? { answerTimeoutMs: options.answerTimeoutMs } : {}),
     });
     this.signalling = new SignallingServer({
@@ -111,6 +123,8 @@ export class SfuServer {
           applier: this.applier,
           state: this.state,
           tokenFile: options.tokenFile ?? null,
+          health: this.health,
+          ...(options.healthIntervalMs !== undefined ? { healthIntervalMs: options.healthIntervalMs } : {}),
           ...(options.initialBackoffMs !== undefined ? { initialBackoffMs: options.initialBackoffMs } : {}),
           ...(options.maxBackoffMs !== undefined ? { maxBackoffMs: options.maxBackoffMs } : {}),
           onOutcome: (outcome, code) => this.metrics.configApplies.inc({ outcome, code: code ?? "" }),
@@ -122,6 +136,7 @@ export class SfuServer {
       rooms: this.rooms,
       signallingConnections: () => this.signalling.connections,
       agentConnected: () => this.configClient?.connected ?? null,
+      health: this.health,
     });
     this.#http = createServer((req, res) => {
       this.#route(req, res).catch((err) => {
@@ -212,12 +227,14 @@ export class SfuServer {
     rooms: number;
     participants: number;
     agent: { connected: boolean } | null;
+    health: HealthCounters | null;
   } {
     return {
       applied: this.state.applied,
       rooms: this.rooms.rooms.size,
       participants: this.rooms.participantCount,
       agent: this.configClient ? { connected: this.configClient.connected } : null,
+      health: this.health.snapshot(),
     };
   }
 
@@ -262,6 +279,7 @@ export class SfuServer {
     await this.signalling.stop(); // first: refuses new sockets while the rest shuts down
     await this.configClient?.stop();
     await this.rooms.stop();
+    this.health.close();
     this.#http.closeAllConnections();
     await new Promise<void>((resolve) => (this.#listening ? this.#http.close(() => resolve()) : resolve()));
   }

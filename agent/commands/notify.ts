@@ -153,9 +153,8 @@ export async function runNotify(argv: string[], io: CommandIo, deps: NotifyDeps)
       return usage(`--expect-deployment: ${JSON.stringify(expectDeployment)} is not NAMESPACE/NAME`);
     }
     if (timeoutText !== null) {
-      const ms = /^\d+$/.test(timeoutText) ? Number(timeoutText) * 1000 : parseDuration(timeoutText);
-      if (ms === null || ms <= 0)
-        return usage(`--timeout: ${JSON.stringify(timeoutText)} is not a duration (300, 90s, 5m)`);
+      const ms = parseTimeoutFlag(timeoutText);
+      if (ms === null) return usage(`--timeout: ${JSON.stringify(timeoutText)} is not a duration (300, 90s, 5m)`);
       timeoutMs = ms;
     }
   } else if (expectText !== null || expectDeployment !== null || statusQueueUrl !== null || timeoutText !== null) {
@@ -175,29 +174,9 @@ export async function runNotify(argv: string[], io: CommandIo, deps: NotifyDeps)
 
   if (wait && expectDeployment !== null) {
     // Read before publishing: a hook that cannot count the pods publishes nothing.
-    const [namespace, name] = expectDeployment.split("/") as [string, string];
-    let api = deps.kubeApi;
-    if (!api) {
-      const found = await inClusterApi(deps.env);
-      if (!found.ok) {
-        io.stderr(`sfu-agent notify: --expect-deployment: ${found.message}; nothing published\n`);
-        return 1;
-      }
-      api = found.api;
-    }
-    const replicas = await readDeploymentReplicas(api, namespace, name);
-    if (!replicas.ok) {
-      io.stderr(`sfu-agent notify: --expect-deployment: ${replicas.message} (${replicas.code}); nothing published\n`);
-      return 1;
-    }
-    io.stdout(
-      `deployment ${expectDeployment}: ${replicas.ready} ready of ${replicas.desired} desired; waiting for ${replicas.ready} pods\n`,
-    );
-    if (replicas.ready === 0 && replicas.desired > 0) {
-      io.stderr(`sfu-agent notify: deployment ${expectDeployment} has no ready pod to tell; nothing published\n`);
-      return 1;
-    }
-    expect = replicas.ready;
+    const counted = await countDeploymentPods("notify", expectDeployment, deps, io);
+    if (counted === null) return 1;
+    expect = counted;
   }
 
   const timers = deps.timers ?? realTimers;
@@ -207,51 +186,120 @@ export async function runNotify(argv: string[], io: CommandIo, deps: NotifyDeps)
   try {
     const issuedAt = new Date(timers.now()).toISOString();
     const event: ReloadEvent = { type: "sfu-config.reload", revision, hash: loaded.hash, configMap, issuedAt };
-    let messageId: string | undefined;
-    try {
-      messageId = (await clients.sns.send(new PublishCommand({ TopicArn: topicArn, Message: JSON.stringify(event) })))
-        .MessageId;
-    } catch (err) {
-      io.stderr(`sfu-agent notify: publishing to ${topicArn} failed: ${describeError(err)}\n`);
-      return 1;
-    }
-    io.stdout(`published ${loaded.hash} revision=${revision ?? "-"} messageId=${messageId ?? "-"}\n`);
+    if (!(await publishReloadEvent("notify", clients, topicArn, event, io))) return 1;
     if (!wait || statusQueueUrl === null) return 0;
-    if (expect === 0) {
-      io.stdout("the deployment is scaled to 0: no pod to wait for\n");
-      return 0;
-    }
-
-    const start = timers.now();
-    const result = await collectStatuses({
-      sqs: clients.sqs,
-      queueUrl: statusQueueUrl,
-      hash: loaded.hash,
-      expect,
-      // Agents stamp their status after receiving the event; allow a minute of clock skew.
-      notBefore: start - 60_000,
-      deadline: start + timeoutMs,
-      timers,
-      onError: (m) => io.stderr(`sfu-agent notify: ${m}\n`),
-    });
-    if (result.pods.length > 0) io.stdout(formatPodTable(result.pods));
-    const applied = result.pods.filter((p) => p.outcome === "applied").length;
-    if (result.result === "applied") {
-      io.stdout(`${applied}/${expect} pods applied ${loaded.hash}\n`);
-      return 0;
-    }
-    if (result.result === "failed") {
-      const bad = result.pods.filter((p) => p.outcome !== "applied" && p.outcome !== "superseded");
-      io.stderr(
-        `sfu-agent notify: ${bad.map((p) => `${p.pod} ${p.outcome}${p.error ? ` (${p.error.code})` : ""}`).join(", ")}; ${applied}/${expect} applied\n`,
-      );
-      return 1;
-    }
-    io.stderr(
-      `sfu-agent notify: timed out after ${Math.round(timeoutMs / 1000)}s: ${applied}/${expect} pods applied ${loaded.hash}\n`,
+    return await waitForApplied(
+      "notify",
+      { clients, statusQueueUrl, hash: loaded.hash, expect, timeoutMs, timers },
+      io,
     );
-    return 1;
   } finally {
     if (!deps.clients) clients.destroy();
   }
+}
+
+/** A `--timeout` value: whole seconds, or a duration such as 90s or 5m; null when neither (or not positive). */
+export function parseTimeoutFlag(text: string): number | null {
+  const ms = /^\d+$/.test(text) ? Number(text) * 1000 : parseDuration(text);
+  return ms === null || ms <= 0 ? null : ms;
+}
+
+/**
+ * `--expect-deployment NS/NAME`: that Deployment's ready pods, read from the
+ * in-cluster API (or `deps.kubeApi`). Prints what it found; returns null
+ * (after printing why) when it cannot count or nobody is ready to tell.
+ */
+export async function countDeploymentPods(
+  command: string,
+  expectDeployment: string,
+  deps: Pick<NotifyDeps, "env" | "kubeApi">,
+  io: CommandIo,
+): Promise<number | null> {
+  const [namespace, name] = expectDeployment.split("/") as [string, string];
+  let api = deps.kubeApi;
+  if (!api) {
+    const found = await inClusterApi(deps.env);
+    if (!found.ok) {
+      io.stderr(`sfu-agent ${command}: --expect-deployment: ${found.message}; nothing published\n`);
+      return null;
+    }
+    api = found.api;
+  }
+  const replicas = await readDeploymentReplicas(api, namespace, name);
+  if (!replicas.ok) {
+    io.stderr(`sfu-agent ${command}: --expect-deployment: ${replicas.message} (${replicas.code}); nothing published\n`);
+    return null;
+  }
+  io.stdout(
+    `deployment ${expectDeployment}: ${replicas.ready} ready of ${replicas.desired} desired; waiting for ${replicas.ready} pods\n`,
+  );
+  if (replicas.ready === 0 && replicas.desired > 0) {
+    io.stderr(`sfu-agent ${command}: deployment ${expectDeployment} has no ready pod to tell; nothing published\n`);
+    return null;
+  }
+  return replicas.ready;
+}
+
+/** Publishes a reload event (with any extra fields) to the topic; false (after printing why) when it failed. */
+export async function publishReloadEvent(
+  command: string,
+  clients: AwsClients,
+  topicArn: string,
+  event: ReloadEvent,
+  io: CommandIo,
+): Promise<boolean> {
+  let messageId: string | undefined;
+  try {
+    messageId = (await clients.sns.send(new PublishCommand({ TopicArn: topicArn, Message: JSON.stringify(event) })))
+      .MessageId;
+  } catch (err) {
+    io.stderr(`sfu-agent ${command}: publishing to ${topicArn} failed: ${describeError(err)}\n`);
+    return false;
+  }
+  io.stdout(`published ${event.hash} revision=${event.revision ?? "-"} messageId=${messageId ?? "-"}\n`);
+  return true;
+}
+
+/**
+ * `notify --wait`: reads status events until `expect` pods applied `hash`
+ * (exit 0), a pod failed (1) or the timeout (1), printing the per-pod table.
+ */
+export async function waitForApplied(
+  command: string,
+  o: { clients: AwsClients; statusQueueUrl: string; hash: string; expect: number; timeoutMs: number; timers: Timers },
+  io: CommandIo,
+): Promise<number> {
+  if (o.expect === 0) {
+    io.stdout("the deployment is scaled to 0: no pod to wait for\n");
+    return 0;
+  }
+  const start = o.timers.now();
+  const result = await collectStatuses({
+    sqs: o.clients.sqs,
+    queueUrl: o.statusQueueUrl,
+    hash: o.hash,
+    expect: o.expect,
+    // Agents stamp their status after receiving the event; allow a minute of clock skew.
+    notBefore: start - 60_000,
+    deadline: start + o.timeoutMs,
+    timers: o.timers,
+    onError: (m) => io.stderr(`sfu-agent ${command}: ${m}\n`),
+  });
+  if (result.pods.length > 0) io.stdout(formatPodTable(result.pods));
+  const applied = result.pods.filter((p) => p.outcome === "applied").length;
+  if (result.result === "applied") {
+    io.stdout(`${applied}/${o.expect} pods applied ${o.hash}\n`);
+    return 0;
+  }
+  if (result.result === "failed") {
+    const bad = result.pods.filter((p) => p.outcome !== "applied" && p.outcome !== "superseded");
+    io.stderr(
+      `sfu-agent ${command}: ${bad.map((p) => `${p.pod} ${p.outcome}${p.error ? ` (${p.error.code})` : ""}`).join(", ")}; ${applied}/${o.expect} applied\n`,
+    );
+    return 1;
+  }
+  io.stderr(
+    `sfu-agent ${command}: timed out after ${Math.round(o.timeoutMs / 1000)}s: ${applied}/${o.expect} pods applied ${o.hash}\n`,
+  );
+  return 1;
 }

@@ -47,6 +47,10 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
       ackTimeoutMs: options.ackTimeoutMs,
       resyncIntervalMs: options.resyncIntervalMs,
       queue: queueOptions(options),
+      rolloutKey: options.rolloutKey,
+      rolloutState: options.rolloutState,
+      rolloutAws: { region: options.region, endpointUrl: options.endpointUrl },
+      healthReportIntervalMs: options.healthReportIntervalMs,
     },
   );
 

@@ -3,7 +3,8 @@
  * pipelines consume it): prints the config JSON Schema (draft 2020-12) for editors and CI: schemaVersion 1 by
  * default (what existing tooling expects), `--version 2` for schemaVersion 2. With NAME, prints another
  * published schema of protocol/schemas/ (e.g. `hello`, `config.v2`); `--list` names them.
- * The output is byte-identical to the file under protocol/schemas/.
+ * `--rollout` prints the rollout policy schema (rollout.v1). The output is
+ * byte-identical to the file under protocol/schemas/.
  */
 import { parseArgs } from "node:util";
 import { SUPPORTED_SCHEMA_VERSIONS } from "../../protocol/config-schema.ts";
@@ -22,6 +23,7 @@ protocol/schemas/ (config.v2, a wire message or an SNS event); --list names them
 Options:
   --version N  print the config schema of schemaVersion N (${SUPPORTED_SCHEMA_VERSIONS.join(" or ")});
                not together with NAME
+  --rollout    print the rollout policy schema (rollout.v1, for rollout.yaml)
   --list       print the names of the published schemas, one a line
   -h, --help   show this help
 
@@ -56,19 +58,18 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
     return 2;
   }
   const version = values.version;
-  if (version !== undefined) {
-    if (positionals.length > 0) {
-      io.stderr("sfu-agent schema: give either NAME or --version, not both\n");
-      return 2;
-    }
-    if (!SUPPORTED_SCHEMA_VERSIONS.map(String).includes(version)) {
-      io.stderr(
-        `sfu-agent schema: --version must be one of ${SUPPORTED_SCHEMA_VERSIONS.join(", ")}, got ${JSON.stringify(version)}\n`,
-      );
-      return 2;
-    }
+  if ([version !== undefined, values.rollout, positionals.length > 0].filter(Boolean).length > 1) {
+    io.stderr("sfu-agent schema: give one of NAME, --version or --rollout\n");
+    return 2;
   }
-  const name = version !== undefined ? `config.v${version}` : (positionals[0] ?? DEFAULT_SCHEMA);
+  if (version !== undefined && !SUPPORTED_SCHEMA_VERSIONS.map(String).includes(version)) {
+    io.stderr(
+      `sfu-agent schema: --version must be one of ${SUPPORTED_SCHEMA_VERSIONS.join(", ")}, got ${JSON.stringify(version)}\n`,
+    );
+    return 2;
+  }
+  const name =
+    version !== undefined ? `config.v${version}` : values.rollout ? "rollout.v1" : (positionals[0] ?? DEFAULT_SCHEMA);
   const schema = publishedSchemas[`${name}.schema.json`];
   if (!schema) {
     io.stderr(`sfu-agent schema: unknown schema ${JSON.stringify(name)}; one of: ${schemaNames().join(", ")}\n`);
@@ -86,6 +87,7 @@ function parse(argv: string[]) {
     options: {
       list: { type: "boolean", default: false },
       version: { type: "string" },
+      rollout: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });

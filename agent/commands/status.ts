@@ -1,7 +1,8 @@
 /**
  * `sfu-agent status [--format table|json] [--watch SECONDS] URL...`: a table
  * of the fleet's agents (desired and applied version, hash, revision, last
- * outcome) read from each agent's `/status`. Targets come from the arguments
+ * outcome; with a rollout policy mounted, each pod's STAGE and a line on the
+ * rollout's state) read from each agent's `/status`. Targets come from the arguments
  * or from SFU_AGENT_STATUS_TARGETS (comma-separated); use port-forwarded pods
  * (`kubectl port-forward pod/X 9090`) against a cluster.
  *
@@ -14,7 +15,10 @@ import type { CommandIo } from "./command-io.ts";
 
 const HELP = `Usage: sfu-agent status [options] URL...
 
-Show every agent's desired/applied config from its /status endpoint.
+Show every agent's desired/applied config from its /status endpoint. When a
+rollout policy is mounted, a STAGE column (canary, held, applied, reverted)
+and one line per rollout (id, hash, running|halted|complete, step, cohort
+threshold, and the halt reason) follow.
 
 Arguments:
   URL                  agent HTTP base URL, e.g. http://127.0.0.1:9090

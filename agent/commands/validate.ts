@@ -1,6 +1,10 @@
 /**
  * `sfu-agent validate FILE...` (flags, output lines and exit codes are a
  * contract: CI jobs parse them): runs each file through the one config pipeline (protocol/config-loader.ts) and reports.
+ * A rollout policy (a file named `rollout.yaml`/`.yml`/`.json`, or any file
+ * whose mapping has `steps` and no `server`/`webrtc`) goes through the rollout
+ * policy loader instead (protocol/rollout-policy.ts) and prints
+ * `FILE: ok rollout policy: 10% for 5m, 50% for 10m, 100% for 5m`.
  *
  * Exit status: 0 when every file is valid, 1 when any is invalid (or cannot be
  * read), 2 on a usage error. Text output goes to stdout, one line per problem
@@ -9,6 +13,9 @@
  * per valid file; usage errors go to stderr. Bad input never produces a stack
  * trace: the loader returns every failure as a value.
  */
+
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from "node:fs";
+import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import {
   type ConfigProblem,
@@ -16,7 +23,10 @@ import {
   type LoadResult,
   loadConfigFile,
   MAX_REPORTED_PROBLEMS,
+  parseYamlDocument,
 } from "../../protocol/config-loader.ts";
+import { loadRolloutPolicyFile, looksLikeRolloutPolicy, MAX_POLICY_BYTES } from "../../protocol/rollout-policy.ts";
+import type { RolloutPolicy } from "../../protocol/rollout-schema.ts";
 import { escapeControlChars } from "../../protocol/safe-text.ts";
 import { DEFAULT_SECRETS_DIR } from "../../protocol/secret-paths.ts";
 import type { CommandIo } from "./command-io.ts";
@@ -37,9 +47,14 @@ At most 20 problems (and 20 warnings) are listed per file, then one line
 'and N more problem(s) not shown'. Control characters are shown escaped
 (\\x1b), and secrets (credentials, URL passwords) are never quoted.
 
+Rollout policies (rollout.yaml, schema rollout.v1: a file named rollout.yaml,
+.yml or .json, or any mapping with 'steps' and no 'server'/'webrtc') are
+validated as policies and print 'FILE: ok rollout policy: <steps>'.
+
 Options:
   --format text|json   output format (default: text). json prints an array of
                        {file, valid, code, hash, problems, warnings}
+                       (rollout policies add kind: "rollout-policy", steps)
   --secrets-dir DIR    the directory secret files must live under (default
                        $SFU_AGENT_SECRETS_DIR, else ${DEFAULT_SECRETS_DIR}); a path
                        outside it, with a '..' segment, or a symlink out of it is
@@ -56,6 +71,8 @@ Exit status: 0 all files valid, 1 any file invalid or unreadable, 2 usage error.
 /** One file's outcome in `--format json`. */
 export interface ValidateReport {
   file: string;
+  /** `rollout-policy` for a rollout policy; absent for a config (the contract's keys stay as they were). */
+  kind?: "rollout-policy";
   valid: boolean;
   /** Failure code (INVALID_CONFIG, UNSUPPORTED_SCHEMA, NOT_FOUND, READ_FAILED); null when valid. */
   code: string | null;
@@ -63,6 +80,8 @@ export interface ValidateReport {
   hash: string | null;
   problems: ConfigProblem[];
   warnings: ConfigProblem[];
+  /** A valid rollout policy's steps, e.g. `10% for 5m, 100% for 5m`; absent otherwise. */
+  steps?: string;
 }
 
 /** Entry point of `sfu-agent validate`; returns the exit code. `env` supplies SFU_AGENT_SECRETS_DIR. */
@@ -95,8 +114,9 @@ export async function main(argv: string[], io: CommandIo, env: NodeJS.ProcessEnv
   }
   const reports: ValidateReport[] = [];
   for (const file of positionals) {
-    const result = await load(file, values["check-files"], secretsDir);
-    const report = toReport(file, result);
+    const report = isRolloutPolicy(file)
+      ? policyReport(file)
+      : toReport(file, await load(file, values["check-files"], secretsDir));
     reports.push(report);
     if (format === "text") io.stdout(textLines(report, values.quiet));
   }
@@ -164,6 +184,63 @@ function textLines(report: ValidateReport, quiet: boolean): string {
     .sort(byPosition)
     .concat(problems.summary, warnings.summary)
     .map((p) => formatProblem(report.file, p));
-  if (report.valid && !quiet) lines.push(`${escapeControlChars(report.file)}: ok ${report.hash}`);
+  if (report.valid && !quiet) {
+    const file = escapeControlChars(report.file);
+    lines.push(
+      report.kind === undefined ? `${file}: ok ${report.hash}` : `${file}: ok rollout policy: ${report.steps}`,
+    );
+  }
   return lines.length > 0 ? `${lines.join("\n")}\n` : "";
+}
+
+/** A rollout policy by name (`rollout.yaml`, `.yml`, `.json`), or by shape: a mapping with `steps` and no config keys. */
+function isRolloutPolicy(file: string): boolean {
+  if (/^rollout\.(ya?ml|json)$/i.test(basename(file))) return true;
+  let fd: number | undefined;
+  try {
+    // O_NONBLOCK: a FIFO must not block here waiting for a writer (the config loader refuses it).
+    fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    if (!fstatSync(fd).isFile()) return false;
+    const buf = Buffer.alloc(MAX_POLICY_BYTES + 1);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    if (n > MAX_POLICY_BYTES) return false;
+    const parsed = parseYamlDocument(buf.subarray(0, n).toString("utf8"), MAX_POLICY_BYTES);
+    return parsed.ok && looksLikeRolloutPolicy(parsed.value);
+  } catch {
+    return false; // the config loader reports what is wrong with the file
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+function policyReport(file: string): ValidateReport {
+  const r = loadRolloutPolicyFile(file, { source: file });
+  if (r.ok) {
+    return {
+      file,
+      kind: "rollout-policy",
+      valid: true,
+      code: null,
+      hash: null,
+      problems: [],
+      warnings: [],
+      steps: describeSteps(r.policy),
+    };
+  }
+  return {
+    file,
+    kind: "rollout-policy",
+    valid: false,
+    code: r.code,
+    hash: null,
+    problems: [...r.problems].sort(byPosition),
+    warnings: [],
+  };
+}
+
+/** `10% for 5m, 50% for 10m, 100% for 5m`. */
+export function describeSteps(policy: RolloutPolicy): string {
+  const duration = (ms: number) =>
+    ms % 3_600_000 === 0 ? `${ms / 3_600_000}h` : ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms / 1000}s`;
+  return policy.steps.map((s) => `${s.percent}% for ${duration(s.bakeMs)}`).join(", ");
 }

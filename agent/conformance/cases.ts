@@ -7,6 +7,7 @@
 import { CloseCode } from "../../protocol/close-codes.ts";
 import { SUPPORTED_SCHEMA_VERSIONS } from "../../protocol/config-schema.ts";
 import { configHash } from "../../protocol/hash.ts";
+import type { HealthMessage } from "../../protocol/messages-schema.ts";
 import { helloFeatures, SECRETS_RELOAD_FEATURE } from "../../protocol/secrets-reload.ts";
 import type { SfuSession } from "./sfu-session.ts";
 import { type CaseResult, type ConformanceCase, describeClose, type SuiteContext, sameApplied } from "./suite.ts";
@@ -25,6 +26,13 @@ export function minRedialDelayMs(n: number): number {
 export const REFUSED_REDIALS = 2;
 /** Longest backoff the refused attempts may add (0.5 + 1 + 2 s at most), allowed on top of the step timeout. */
 const REFUSED_BACKOFF_ALLOWANCE_MS = 500 * (2 ** (REFUSED_REDIALS + 1) - 1);
+
+/**
+ * How long the call-health case waits for a `health` frame naming the last
+ * acked hash: PROTOCOL.md section 15 has an SFU send one at once when it
+ * applies another hash, so this only covers the trip over loopback.
+ */
+export const HEALTH_WAIT_MS = 1_500;
 
 const fail = (reason: string): CaseResult => ({ ok: false, reason });
 const pass = (...notes: string[]): CaseResult => ({ ok: true, notes });
@@ -68,6 +76,39 @@ async function redialed(ctx: SuiteContext, extraMs = 0): Promise<CaseResult> {
     return fail(`hello after re-dial reports applied ${JSON.stringify(applied)}, expected ${JSON.stringify(expected)}`);
   }
   return pass();
+}
+
+/**
+ * Checks the `health` frames of one connection (already schema-valid): per
+ * hash the counters never decrease, no more ICE verdicts or join failures
+ * than joins, and the last frame names the hash the SFU acked last (when
+ * known).
+ */
+export function checkHealthFrames(frames: readonly HealthMessage[], appliedHash: string | null): CaseResult {
+  const last = new Map<string, HealthMessage>();
+  for (const [i, f] of frames.entries()) {
+    if (f.joinFailures > f.joins || f.iceConnected + f.iceFailures > f.joins) {
+      return fail(
+        `health frame ${i} counts more outcomes than joins (joins ${f.joins}, joinFailures ${f.joinFailures}, iceConnected ${f.iceConnected}, iceFailures ${f.iceFailures})`,
+      );
+    }
+    const prev = last.get(f.hash);
+    if (prev) {
+      for (const k of ["joins", "joinFailures", "iceConnected", "iceFailures"] as const) {
+        if (f[k] < prev[k])
+          return fail(`health frame ${i}: ${k} went down from ${prev[k]} to ${f[k]} for the same hash`);
+      }
+      if (prev.since !== f.since) return fail(`health frame ${i}: since changed for the same hash ${f.hash}`);
+    }
+    last.set(f.hash, f);
+  }
+  const newest = frames.at(-1)!;
+  if (appliedHash !== null && newest.hash !== appliedHash) {
+    return fail(
+      `the latest health frame names ${newest.hash}, not the last acked hash ${appliedHash} (send one at once when another hash is applied)`,
+    );
+  }
+  return pass(`${frames.length} health frame(s); latest: joins ${newest.joins}, iceFailures ${newest.iceFailures}`);
 }
 
 /** The cases, in order. */
@@ -219,6 +260,27 @@ export const CASES: readonly ConformanceCase[] = [
         null,
         "a secrets-reload naming a config it does not run",
       );
+    },
+  },
+  {
+    name: "call-health-optional",
+    summary:
+      "optional: an SFU that sends health frames (advertised by the kit) sends valid ones for the applied hash; none is noted, not failed",
+    run: async (ctx) => {
+      const live = await ctx.live();
+      if (!live.ok) return fail(live.reason);
+      const session = live.session;
+      const applied = ctx.appliedKnown ? ctx.applied : null;
+      const deadline = ctx.clock() + Math.min(HEALTH_WAIT_MS, ctx.stepTimeoutMs);
+      const current = () => session.healthFrames.findLast((f) => applied !== null && f.message.hash === applied.hash);
+      while (current() === undefined && session.isOpen && ctx.clock() < deadline) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      const frames = session.healthFrames.map((f) => f.message);
+      if (frames.length === 0) {
+        return pass("no health frame: the optional call-health feature (PROTOCOL.md section 15) is not implemented");
+      }
+      return checkHealthFrames(frames, applied?.hash ?? null);
     },
   },
   {

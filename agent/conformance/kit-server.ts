@@ -7,6 +7,10 @@
  * For the reconnect case it can refuse the next N dial attempts with HTTP 503
  * (as an agent that is restarting would), and it records the time of every
  * attempt so the suite can check the SFU backs off.
+ *
+ * Like the agent, it advertises the optional `health` frame in the upgrade
+ * response (`sfu-config-features: health`), so the call-health case can see
+ * whether the SFU sends valid ones.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
@@ -14,7 +18,7 @@ import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocketServer } from "ws";
 import { CloseCode } from "../../protocol/close-codes.ts";
-import { MAX_FRAME_BYTES, SUBPROTOCOL } from "../../protocol/messages-schema.ts";
+import { FEATURES_HEADER, HEALTH_FEATURE, MAX_FRAME_BYTES, SUBPROTOCOL } from "../../protocol/messages-schema.ts";
 import { ConformanceLifecycleError, ConformanceListenError, ConformanceOptionsError } from "./errors.ts";
 import { SfuSession } from "./sfu-session.ts";
 
@@ -106,6 +110,7 @@ export class ConformanceServer {
       maxPayload: MAX_FRAME_BYTES,
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
+    wss.on("headers", (headers) => headers.push(`${FEATURES_HEADER}: ${HEALTH_FEATURE}`));
     const http = createServer((_req, res) => {
       res.writeHead(426, { "content-type": "text/plain" }).end("sfu-config conformance kit: WebSocket only\n");
     });

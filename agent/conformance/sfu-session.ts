@@ -11,7 +11,10 @@
 import type { WebSocket } from "ws";
 import { CloseCode } from "../../protocol/close-codes.ts";
 import { closeReason, parseSfuFrame } from "../../protocol/messages.ts";
-import type { AckMessage, HelloMessage, NackMessage } from "../../protocol/messages-schema.ts";
+import type { AckMessage, HealthMessage, HelloMessage, NackMessage } from "../../protocol/messages-schema.ts";
+
+/** Health frames a session keeps (the newest). */
+const MAX_HEALTH_FRAMES = 100;
 
 /** How a WebSocket connection ended. `byKit` is true when the kit started the close. */
 export interface CloseInfo {
@@ -60,6 +63,12 @@ export class SfuSession {
   readonly openedAt: number;
   /** Highest nonce the kit has sent on this connection (0 before the first config). */
   lastNonce = 0;
+  /**
+   * Valid `health` frames received after hello (the optional call-health
+   * feature the kit advertises), in arrival order with the clock reading. They
+   * are not events: a case waiting for a reply never sees them.
+   */
+  readonly healthFrames: { message: HealthMessage; at: number }[] = [];
   #ws: WebSocket;
   #clock: () => number;
   #hello: HelloMessage | null = null;
@@ -106,6 +115,9 @@ export class SfuSession {
       } else if (parsed.message.type === "hello") {
         this.#push({ kind: "invalid", reason: "second hello", closeCode: CloseCode.HELLO_REQUIRED, raw });
         this.close(CloseCode.HELLO_REQUIRED, "hello sent twice");
+      } else if (parsed.message.type === "health") {
+        if (this.healthFrames.length >= MAX_HEALTH_FRAMES) this.healthFrames.shift();
+        this.healthFrames.push({ message: parsed.message, at: this.#clock() });
       } else {
         this.#push({ kind: "reply", message: parsed.message, raw });
       }

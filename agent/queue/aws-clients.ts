@@ -4,12 +4,16 @@
  * profiles locally); the endpoint from `endpointUrl`, else the SDK's own
  * `AWS_ENDPOINT_URL` handling (fauxqs, LocalStack).
  *
+ * The S3 client of the rollout state ({@link createS3Client}) is built the
+ * same way, path-style when an endpoint is given.
+ *
  * Every client gets a tiny middleware that reports each logical call (before
  * SDK retries) as `sqs:Action` / `sns:Action` to `onCall`, and appends it to
  * the file named by env `SFU_AGENT_AWS_CALL_LOG` when set: the least-privilege
  * test compares that set with the IAM policies, the benchmark counts requests.
  */
 import { appendFileSync } from "node:fs";
+import { S3Client } from "@aws-sdk/client-s3";
 import { SNSClient } from "@aws-sdk/client-sns";
 import { SQSClient } from "@aws-sdk/client-sqs";
 
@@ -58,36 +62,11 @@ export function regionFromResource(resource: string | null | undefined): string 
 
 /** Builds the SQS and SNS clients; see the module doc for credentials, endpoint and call recording. */
 export function createAwsClients(options: AwsClientOptions = {}): AwsClients {
-  const logFile = options.callLogFile === undefined ? (process.env[CALL_LOG_ENV] ?? null) : options.callLogFile;
-  const config = {
-    ...(options.region ? { region: options.region } : {}),
-    ...(options.endpointUrl ? { endpoint: options.endpointUrl } : {}),
-    ...(options.credentials ? { credentials: options.credentials } : {}),
-    maxAttempts: options.maxAttempts ?? 3,
-    // Bounded calls: a black-holed endpoint must not hang the poll loop. The
-    // request timeout exceeds the 20 s long poll.
-    requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000, throwOnRequestTimeout: true },
-  };
+  const config = clientConfig(options);
   const sqs = new SQSClient(config);
   const sns = new SNSClient(config);
-  if (options.onCall || logFile) {
-    const record = (action: string) => {
-      options.onCall?.(action);
-      if (logFile) appendFileSync(logFile, `${action}\n`);
-    };
-    const middleware =
-      (service: string) =>
-      <T>(next: (args: T) => Promise<unknown>, context: { commandName?: string }) =>
-      async (args: T) => {
-        record(`${service}:${String(context.commandName ?? "Unknown").replace(/Command$/, "")}`);
-        return next(args);
-      };
-    // biome-ignore lint/suspicious/noExplicitAny: the SDK's middleware generics differ per client; this one is type-agnostic.
-    const add = (stack: { add: (m: any, o: any) => void }, service: string) =>
-      stack.add(middleware(service), { step: "initialize", name: "sfuConfigCallRecorder" });
-    add(sqs.middlewareStack, "sqs");
-    add(sns.middlewareStack, "sns");
-  }
+  recordCalls(sqs.middlewareStack, "sqs", options);
+  recordCalls(sns.middlewareStack, "sns", options);
   return {
     sqs,
     sns,
@@ -96,4 +75,48 @@ export function createAwsClients(options: AwsClientOptions = {}): AwsClients {
       sns.destroy();
     },
   };
+}
+
+/**
+ * Builds an S3 client (the rollout state object) with the same region,
+ * endpoint, credentials, bounds and call recording (`s3:Action`) as
+ * {@link createAwsClients}. With `endpointUrl` it addresses buckets
+ * path-style (`http://host/bucket/key`), as local S3 servers expect. The
+ * caller destroys it.
+ */
+export function createS3Client(options: AwsClientOptions = {}): S3Client {
+  const s3 = new S3Client({ ...clientConfig(options), ...(options.endpointUrl ? { forcePathStyle: true } : {}) });
+  recordCalls(s3.middlewareStack, "s3", options);
+  return s3;
+}
+
+function clientConfig(options: AwsClientOptions) {
+  return {
+    ...(options.region ? { region: options.region } : {}),
+    ...(options.endpointUrl ? { endpoint: options.endpointUrl } : {}),
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+    maxAttempts: options.maxAttempts ?? 3,
+    // Bounded calls: a black-holed endpoint must not hang the poll loop. The
+    // request timeout exceeds the 20 s long poll.
+    requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000, throwOnRequestTimeout: true },
+  };
+}
+
+/** Adds the call recorder (see the module doc) to a client's middleware stack, when anything records. */
+// biome-ignore lint/suspicious/noExplicitAny: the SDK's middleware generics differ per client; this one is type-agnostic.
+function recordCalls(stack: { add: (m: any, o: any) => void }, service: string, options: AwsClientOptions): void {
+  const logFile = options.callLogFile === undefined ? (process.env[CALL_LOG_ENV] ?? null) : options.callLogFile;
+  if (!options.onCall && !logFile) return;
+  const record = (action: string) => {
+    options.onCall?.(action);
+    if (logFile) appendFileSync(logFile, `${action}\n`);
+  };
+  stack.add(
+    <T>(next: (args: T) => Promise<unknown>, context: { commandName?: string }) =>
+      async (args: T) => {
+        record(`${service}:${String(context.commandName ?? "Unknown").replace(/Command$/, "")}`);
+        return next(args);
+      },
+    { step: "initialize", name: "sfuConfigCallRecorder" },
+  );
 }

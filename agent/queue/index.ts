@@ -9,7 +9,10 @@
  *
  * Received reload events are settled against the agent's status tracker
  * (settlement.ts); each settlement is recorded in the tracker, counted in
- * metrics and, with `statusTopicArn`, published as a status event.
+ * metrics and, with `statusTopicArn`, published as a status event. With
+ * `statusTopicArn` and a `health` source, the trigger also holds the
+ * {@link HealthPublisher} (`trigger.health`) that the rollout integration
+ * drives with `setRollout` while a progressive rollout runs.
  *
  * `startQueueTrigger` returns at once: provisioning and polling run in the
  * background and retry with back-off, so an unreachable SQS never delays or
@@ -18,7 +21,10 @@
  */
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
+import type { HealthCounters, ReloadEvent } from "../../protocol/messages-schema.ts";
+import type { ReloadRolloutField } from "../../protocol/rollout-schema.ts";
 import { type AwsClients, createAwsClients, regionFromResource } from "./aws-clients.ts";
+import { HealthPublisher } from "./health-publisher.ts";
 import { createQueueMetrics } from "./metrics.ts";
 import { type QueueTriggerOptions, resolveQueueOptions } from "./options.ts";
 import { OrphanSweeper } from "./orphan-sweeper.ts";
@@ -50,6 +56,8 @@ export interface QueueTrigger {
   ready(): Promise<void>;
   /** Stops polling and timers; in per-pod mode unsubscribes and deletes the queue. Never throws. */
   stop(): Promise<void>;
+  /** The call-health publisher (with `statusTopicArn` and a `health` source), else null. */
+  readonly health: HealthPublisher | null;
 }
 
 /**
@@ -68,6 +76,12 @@ export async function startQueueTrigger(deps: {
   timers?: Timers;
   random?: () => number;
   clients?: AwsClients;
+  /** Takes reload events carrying a `rollout` field: re-read the rollout state (they are not settled then). */
+  onRolloutEvent?: (rollout: ReloadRolloutField | "malformed", event: ReloadEvent) => void;
+  /** The SFU's latest call-health report (the StatusTracker's `health()`), for health events during a rollout. */
+  health?: () => HealthCounters | null;
+  /** Interval of health events while a rollout runs (`--health-report-interval`; default 10 s). */
+  healthReportIntervalMs?: number;
 }): Promise<QueueTrigger> {
   const o = resolveQueueOptions(deps.options);
   const timers = deps.timers ?? realTimers;
@@ -97,6 +111,20 @@ export async function startQueueTrigger(deps: {
   const statusPublisher = o.statusTopicArn
     ? new StatusPublisher({ sns: clients.sns, topicArn: o.statusTopicArn, pod: o.podName, logger, metrics })
     : null;
+
+  const healthPublisher =
+    o.statusTopicArn && deps.health
+      ? new HealthPublisher({
+          sns: clients.sns,
+          topicArn: o.statusTopicArn,
+          pod: o.podName,
+          logger,
+          metrics,
+          timers,
+          health: deps.health,
+          ...(deps.healthReportIntervalMs !== undefined ? { intervalMs: deps.healthReportIntervalMs } : {}),
+        })
+      : null;
 
   let settler: Settler | null = null;
   const poller = new QueuePoller({
@@ -128,6 +156,7 @@ export async function startQueueTrigger(deps: {
     metrics,
     actions: poller,
     ...(deps.checkFile ? { checkFile: deps.checkFile } : {}),
+    ...(deps.onRolloutEvent ? { onRolloutEvent: deps.onRolloutEvent } : {}),
     options: { propagationTimeoutMs: o.propagationTimeoutMs, visibilityTimeoutSeconds: o.visibilityTimeoutSeconds },
   });
   const sweeper =
@@ -168,6 +197,7 @@ export async function startQueueTrigger(deps: {
       receiveFailures: poller.consecutiveFailures,
     }),
     ready: () => (perPod ? perPod.ready() : Promise.resolve()),
+    health: healthPublisher,
     stop() {
       stopping ??= (async () => {
         perPod?.halt();
@@ -176,6 +206,7 @@ export async function startQueueTrigger(deps: {
         unsubscribeSettled?.();
         await sweeper?.stop();
         await statusPublisher?.flush(5_000);
+        await healthPublisher?.stop(5_000);
         await perPod?.stop();
         if (!deps.clients) clients.destroy();
         logger.info("queue trigger stopped");

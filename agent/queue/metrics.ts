@@ -29,6 +29,8 @@ export interface QueueMetrics {
   orphansDeleted: Counter;
   /** `sfu_agent_status_events_total{result}`: status events published (`published`) or lost (`failed`). */
   statusEvents: Counter<"result">;
+  /** `sfu_agent_health_events_total{result}`: call-health events published during a rollout (`published`) or lost (`failed`). */
+  healthEvents: Counter<"result">;
 }
 
 function once<T>(registry: Registry, name: string, make: () => T): T {
@@ -111,6 +113,17 @@ export function createQueueMetrics(registry: Registry): QueueMetrics {
         new Counter({
           name: "sfu_agent_status_events_total",
           help: "Status events sent to --status-topic-arn, by result (published|failed)",
+          labelNames: ["result"],
+          registers,
+        }),
+    ),
+    healthEvents: once(
+      registry,
+      "sfu_agent_health_events_total",
+      () =>
+        new Counter({
+          name: "sfu_agent_health_events_total",
+          help: "Call-health events sent to --status-topic-arn while a rollout runs, by result (published|failed)",
           labelNames: ["result"],
           registers,
         }),

@@ -29,12 +29,19 @@
  * full event, with `commit` as its revision; an invalid file settles
  * `invalid` at once.
  *
+ * A reload event carrying a `rollout` field (published by the progressive
+ * rollout driver) is not settled here when the agent takes part in
+ * rollouts (`onRolloutEvent` given): the event only says "re-read the
+ * rollout state", which the rollout integration does; the message is
+ * deleted at once and the pod reports its stage instead.
+ *
  * Pure logic over injected time ({@link Timers}) and an injected message sink,
  * so the state machine is unit-tested without SQS or real waiting.
  */
 import type { Logger } from "pino";
 import { parseReloadEvent } from "../../protocol/messages.ts";
 import type { ReloadEvent, SettlementOutcome } from "../../protocol/messages-schema.ts";
+import { parseRolloutField, type ReloadRolloutField } from "../../protocol/rollout-schema.ts";
 import type { Settlement } from "../snapshot-store.ts";
 import { parseLegacyReload } from "./legacy-event.ts";
 import type { MessageResult, QueueMetrics } from "./metrics.ts";
@@ -127,6 +134,7 @@ export class Settler {
   readonly #onSettled: (record: Settlement) => void;
   readonly #options: Required<SettlerOptions>;
   readonly #checkFile: () => Promise<void>;
+  readonly #onRolloutEvent: ((rollout: ReloadRolloutField | "malformed", event: ReloadEvent) => void) | null;
   #stopped = false;
   readonly #waiters = new Map<string, Waiter>();
   /** Keys (`msg:<id>`, `evt:<hash>|<revision>|<issuedAt>`) of settled work, oldest first. */
@@ -145,6 +153,8 @@ export class Settler {
     onSettled?: (record: Settlement) => void;
     /** Re-reads the mounted file now; resolves once read (article-style messages). Resolves at once when omitted. */
     checkFile?: () => Promise<void>;
+    /** Takes reload events that carry a `rollout` field (they are then not settled here); see the module comment. */
+    onRolloutEvent?: (rollout: ReloadRolloutField | "malformed", event: ReloadEvent) => void;
     options: SettlerOptions;
   }) {
     const o = deps.options;
@@ -161,6 +171,7 @@ export class Settler {
     this.#actions = deps.actions;
     this.#onSettled = deps.onSettled ?? (() => {});
     this.#checkFile = deps.checkFile ?? (() => Promise.resolve());
+    this.#onRolloutEvent = deps.onRolloutEvent ?? null;
     this.#options = { dedupeCapacity: 1024, recheckMs: 1000, ...o };
   }
 
@@ -224,6 +235,18 @@ export class Settler {
       );
       this.#delete([message.receiptHandle]);
       return "malformed";
+    }
+    const rollout = this.#onRolloutEvent === null ? null : parseRolloutField(parsed.event);
+    if (rollout !== null && this.#onRolloutEvent !== null) {
+      this.#remember(msgKey);
+      this.#delete([message.receiptHandle]);
+      this.#store.setRevision(parsed.event.hash, parsed.event.revision ?? null);
+      try {
+        this.#onRolloutEvent(rollout, parsed.event);
+      } catch (err) {
+        this.#logger.error({ err }, "rollout event handler failed");
+      }
+      return "accepted";
     }
     return this.#accept(message, parsed.event);
   }

@@ -102,6 +102,11 @@ export async function collectStatuses(deps: {
         continue;
       }
       const e = parsed.event;
+      if (e.outcome === "halted") {
+        // The rollout driver's own event: no pod's settlement.
+        await remove(m.ReceiptHandle);
+        continue;
+      }
       const at = Date.parse(e.at);
       const stale = !Number.isFinite(at) || at < deps.notBefore;
       if (e.hash !== deps.hash) {

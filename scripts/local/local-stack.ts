@@ -14,10 +14,12 @@ import { type FSWatcher, watch as fsWatch } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { CreateTopicCommand, SubscribeCommand } from "@aws-sdk/client-sns";
-import { CreateQueueCommand } from "@aws-sdk/client-sqs";
+import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
+import { createS3Client } from "../../agent/queue/aws-clients.ts";
 import { AtomicWriter } from "./atomic-writer.ts";
-import { FAUXQS_REGION, startFauxqs } from "./fauxqs.ts";
+import { FAUXQS_CREDENTIALS, FAUXQS_REGION, startFauxqs } from "./fauxqs.ts";
 import { AGENT_CLI, agentRunArgs, freePort, type NodeProcess, ProcessGroup, SFU_CLI } from "./processes.ts";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
@@ -62,6 +64,27 @@ export interface LocalStackOptions {
    * it). Never log the arguments.
    */
   onTurnAuthSecretChange?: (previous: string, next: string) => Promise<void>;
+  /**
+   * Progressive rollout: this policy file is mounted as `rollout.yaml` in
+   * every pod, the agents read the rollout state from the embedded S3, and
+   * the hook runs `sfu-agent rollout` (waiting for every pod) instead of
+   * `notify`.
+   */
+  rolloutPolicyFile?: string;
+  /** The agents' `--health-report-interval` in rollout mode (default 2s). */
+  healthReportInterval?: string;
+}
+
+/** Bucket and key of the rollout state in the embedded S3. */
+export const LOCAL_ROLLOUT_STATE = "s3://sfu-config-local/rollout-state.json";
+
+/** One run of the PostSync hook (notify, or rollout with a policy). */
+export interface HookRun {
+  revision: string;
+  /** Exit code (or signal name). */
+  code: number | string;
+  /** Its log: stdout and stderr. */
+  log: string;
 }
 
 /**
@@ -107,6 +130,8 @@ export interface LocalStack {
   workDir: string;
   /** Mirrors the current source file into every pod now (skips the delay) and notifies. */
   syncNow(): Promise<void>;
+  /** The latest hook run (started by a source change or `syncNow`), null before the first. */
+  lastHook(): Promise<HookRun> | null;
   /** Stops every process, fauxqs, and removes the temporary directory. */
   stop(): Promise<void>;
 }
@@ -122,14 +147,27 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const topicArn = (await sns.send(new CreateTopicCommand({ Name: "sfu-config-reload" }))).TopicArn!;
   const statusTopicArn = (await sns.send(new CreateTopicCommand({ Name: "sfu-config-status" }))).TopicArn!;
   const statusQueueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: "sfu-config-status-local" }))).QueueUrl!;
+  const statusQueueArn = (
+    await sqs.send(new GetQueueAttributesCommand({ QueueUrl: statusQueueUrl, AttributeNames: ["QueueArn"] }))
+  ).Attributes?.QueueArn;
   await sns.send(
     new SubscribeCommand({
       TopicArn: statusTopicArn,
       Protocol: "sqs",
-      Endpoint: statusQueueUrl,
+      Endpoint: statusQueueArn ?? statusQueueUrl,
       Attributes: { RawMessageDelivery: "true" },
     }),
   );
+  if (opts.rolloutPolicyFile) {
+    const s3 = createS3Client({
+      endpointUrl: endpoint,
+      region: REGION,
+      credentials: FAUXQS_CREDENTIALS,
+      callLogFile: null,
+    });
+    await s3.send(new CreateBucketCommand({ Bucket: "sfu-config-local" }));
+    s3.destroy();
+  }
   const procs = new ProcessGroup(workDir, {
     env: {
       ...process.env,
@@ -145,12 +183,19 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     "config.yaml": await readFile(opts.configFile),
     ...(opts.turnCredentialFile ? { "secrets/turn-credential": await readFile(opts.turnCredentialFile) } : {}),
     ...(opts.turnAuthSecretFile ? { "secrets/turn-auth-secret": await readFile(opts.turnAuthSecretFile) } : {}),
+    ...(opts.rolloutPolicyFile ? { "rollout.yaml": await readFile(opts.rolloutPolicyFile) } : {}),
   });
   const mirror = async () => {
     const files = await payload();
     await Promise.all(pods.map((p) => p.writer.write(files, { defaultMode: LOCAL_VOLUME_MODE })));
   };
-  const notify = async (rev: string) => {
+  let lastHook: Promise<HookRun> | null = null;
+  const notify = (rev: string): Promise<HookRun> => {
+    const run = opts.rolloutPolicyFile ? rolloutHook(rev, opts.rolloutPolicyFile) : notifyHook(rev);
+    lastHook = run;
+    return run;
+  };
+  const notifyHook = async (rev: string): Promise<HookRun> => {
     const child = procs.spawn(`notify-${rev}`, [
       AGENT_CLI,
       "notify",
@@ -173,9 +218,30 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         ? `notify: published revision ${rev}`
         : `notify: revision ${rev} not published (exit ${code}; see ${workDir}/notify-${rev}.log)`,
     );
+    return { revision: rev, code, log: await readFile(child.logPath, "utf8").catch(() => "") };
+  };
+  // The PostSync hook with a policy: the rollout driver, waiting for every pod.
+  const rolloutHook = async (rev: string, policyFile: string): Promise<HookRun> => {
+    const child = procs.spawn(`rollout-${rev}`, [
+      AGENT_CLI,
+      "rollout",
+      ...["--topic-arn", topicArn, "--config", opts.configFile, "--policy", policyFile],
+      ...["--rollout-state", LOCAL_ROLLOUT_STATE, "--status-queue-url", statusQueueUrl],
+      ...["--status-topic-arn", statusTopicArn, "--expect", String(pods.length), "--timeout", "300"],
+      ...["--revision", rev, "--config-map", "sfu/sfu-config", "--endpoint-url", endpoint, "--region", REGION],
+    ]);
+    log(`hook: sfu-agent rollout of revision ${rev} started (log: ${child.logPath})`);
+    const code = await child.exited;
+    const text = await readFile(child.logPath, "utf8").catch(() => "");
+    const last = text.trim().split("\n").at(-1) ?? "";
+    log(`hook: rollout of revision ${rev} exited ${code}: ${last}`);
+    return { revision: rev, code, log: text };
   };
 
   const pods: LocalPod[] = [];
+  // Declared before the start-up below: its failure path stops everything, timers included.
+  let timer: NodeJS.Timeout | undefined;
+  let debounce: NodeJS.Timeout | undefined;
   try {
     for (let i = 0; i < opts.pods; i++) {
       const name = `sfu-local-${i}`;
@@ -205,6 +271,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
           opts.propagationTimeout ?? `${Math.max(30, Math.ceil((opts.kubeletDelayMs * 3) / 1000))}s`,
           "--log-level",
           opts.logLevel ?? "info",
+          ...(opts.rolloutPolicyFile
+            ? ["--rollout-state", LOCAL_ROLLOUT_STATE, "--health-report-interval", opts.healthReportInterval ?? "2s"]
+            : []),
         ),
         podDir,
       );
@@ -225,8 +294,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       });
     }
     for (const p of pods) {
-      await p.agent.waitHttpOk(`${p.agentUrl}/readyz`, 20_000);
-      await p.sfu.waitHttpOk(`${p.sfuUrl}/readyz`, 20_000);
+      // A loaded machine starts Node slowly; an agent with a rollout state also reads it first.
+      await p.agent.waitHttpOk(`${p.agentUrl}/readyz`, 60_000);
+      await p.sfu.waitHttpOk(`${p.sfuUrl}/readyz`, 60_000);
       log(`${p.name}: agent ${p.agentUrl}, SFU ${p.sfuUrl}`);
     }
   } catch (err) {
@@ -235,8 +305,6 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   }
 
   // The source watch: a change triggers notify now, the kubelet swap later.
-  let timer: NodeJS.Timeout | undefined;
-  let debounce: NodeJS.Timeout | undefined;
   let lastContent = await readFile(opts.configFile, "utf8");
   const onSourceChange = async () => {
     let content: string;
@@ -250,7 +318,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     revision += 1;
     const rev = `local-${revision}`;
     log(`source changed: revision ${rev}; kubelet swap in ${opts.kubeletDelayMs} ms`);
-    notify(rev).catch((err: Error) => log(`notify: revision ${rev} not run: ${err.message}`));
+    notify(rev).catch((err: Error) => log(`hook: revision ${rev} not run: ${err.message}`));
     clearTimeout(timer);
     timer = setTimeout(() => {
       mirror().then(
@@ -320,9 +388,12 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     async syncNow() {
       revision += 1;
       lastContent = await readFile(opts.configFile, "utf8");
-      await notify(`local-${revision}`);
+      const run = notify(`local-${revision}`);
+      // A rollout waits for the pods, which need the file: mirror while it runs.
       await mirror();
+      await run;
     },
+    lastHook: () => lastHook,
     async stop() {
       watcher.close();
       secretWatcher?.close();

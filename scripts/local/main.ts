@@ -13,6 +13,7 @@ import { fetchFleet, renderFleetTable } from "../../agent/fleet-status.ts";
 import { parseDuration } from "../../agent/options.ts";
 import { COTURN_INSTALL, type Coturn, coturnInstalled, randomTurnSecret, startCoturn } from "./coturn.ts";
 import { LOCAL_STACK_DEFAULTS, startLocalStack } from "./local-stack.ts";
+import { DEMO_POLICY, demoConfig, runRolloutDemo } from "./rollout-demo.ts";
 
 /** The config `--turn` runs with unless `--config` names another: v2, the local coturn, REST credentials. */
 const TURN_CONFIG = resolve(import.meta.dirname, "config-turn.yaml");
@@ -40,6 +41,9 @@ Options:
                         restarts coturn with the old and the new secret first
   --turn-port N         coturn's port (default ${DEFAULT_TURN_PORT}, as config-turn.yaml names)
   --once                start, wait until every pod applied the config, print, stop (smoke test)
+  --rollout             progressive-rollout demo (3 pods by default): a bad change halted on
+                        the canary and reverted while the others never move, then a good
+                        change walking through the steps; with --once, stop after it
   -h, --help            show this help
 `;
 
@@ -53,6 +57,7 @@ async function main(): Promise<number> {
     turn?: boolean;
     "turn-port"?: string;
     once?: boolean;
+    rollout?: boolean;
     help?: boolean;
   };
   let pods: number;
@@ -68,11 +73,12 @@ async function main(): Promise<number> {
         turn: { type: "boolean" },
         "turn-port": { type: "string" },
         once: { type: "boolean" },
+        rollout: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
     }));
-    pods = values.pods === undefined ? LOCAL_STACK_DEFAULTS.pods : Number(values.pods);
+    pods = values.pods === undefined ? (values.rollout ? 3 : LOCAL_STACK_DEFAULTS.pods) : Number(values.pods);
     if (!Number.isInteger(pods) || pods < 1 || pods > 50) throw new Error("--pods must be an integer 1..50");
     const parsedDelay = parseDuration(values["kubelet-delay"] ?? "2s");
     if (parsedDelay === null) throw new Error("--kubelet-delay must be a duration such as 2s or 500ms");
@@ -90,12 +96,29 @@ async function main(): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const configFile = values.config ?? (values.turn ? TURN_CONFIG : LOCAL_STACK_DEFAULTS.configFile);
+  let configFile = values.config ?? (values.turn ? TURN_CONFIG : LOCAL_STACK_DEFAULTS.configFile);
   const stamp = () => new Date().toISOString().slice(11, 23);
+  // The rollout demo edits its own copy of the config (never the repository's) and a demo policy.
+  let demoDir: string | null = null;
+  let policyFile: string | null = null;
+  if (values.rollout) {
+    demoDir = await mkdtemp(join(tmpdir(), "sfu-config-rollout-demo-"));
+    const source = join(demoDir, "config.yaml");
+    await writeFile(source, demoConfig(await readFile(configFile, "utf8")));
+    policyFile = join(demoDir, "rollout.yaml");
+    await writeFile(policyFile, DEMO_POLICY);
+    configFile = source;
+  }
   const event = (line: string) => process.stdout.write(`${stamp()} ${line}\n`);
   let turn: Coturn | null = null;
   let secretDir: string | null = null;
   let authSecretFile = values["turn-auth-secret"];
+  /** Stops coturn and removes the temporary files (TURN secret, rollout demo copies). */
+  const cleanup = async () => {
+    await turn?.stop();
+    if (secretDir) await rm(secretDir, { recursive: true, force: true });
+    if (demoDir) await rm(demoDir, { recursive: true, force: true });
+  };
   if (values.turn) {
     if (!coturnInstalled()) {
       process.stderr.write(
@@ -115,7 +138,7 @@ async function main(): Promise<number> {
       turn = await startCoturn({ secrets: [secret], port });
     } catch (err) {
       process.stderr.write(`local stack: coturn did not start on 127.0.0.1:${port}: ${(err as Error).message}\n`);
-      if (secretDir) await rm(secretDir, { recursive: true, force: true });
+      await cleanup();
       return 1;
     }
     process.stdout.write(`coturn on ${turn.url} (log ${turn.logPath}); auth secret file ${authSecretFile}\n`);
@@ -129,10 +152,6 @@ async function main(): Promise<number> {
     turn = await startCoturn({ secrets: [next.trim(), previous.trim()], port });
     event("coturn restarted with the new and the previous auth secret (overlap)");
   };
-  const cleanupTurn = async () => {
-    await turn?.stop();
-    if (secretDir) await rm(secretDir, { recursive: true, force: true });
-  };
   let stack: Awaited<ReturnType<typeof startLocalStack>>;
   try {
     stack = await startLocalStack({
@@ -141,10 +160,11 @@ async function main(): Promise<number> {
       configFile,
       ...(values["turn-credential"] ? { turnCredentialFile: values["turn-credential"] } : {}),
       ...(authSecretFile ? { turnAuthSecretFile: authSecretFile, onTurnAuthSecretChange: restartTurn } : {}),
+      ...(policyFile ? { rolloutPolicyFile: policyFile } : {}),
       onEvent: event,
     });
   } catch (err) {
-    await cleanupTurn();
+    await cleanup();
     throw err;
   }
   process.stdout.write("\nDemo pages (open two tabs on the same pod to make a call):\n");
@@ -162,19 +182,46 @@ async function main(): Promise<number> {
       `Fleet status any time: npm run agent -- status ${stack.pods.map((p) => p.agentUrl).join(" ")}\n` +
       `Logs: ${stack.workDir}/*.log (removed on exit). Ctrl-C to stop.\n\n`,
   );
+  const demoAbort = new AbortController();
   let stopping = false;
   const stop = async () => {
     if (stopping) process.exit(1); // second Ctrl-C forces
     stopping = true;
     process.stdout.write("\nstopping...\n");
+    demoAbort.abort();
     await stack.stop();
-    await cleanupTurn();
+    await cleanup();
     process.stdout.write("stopped; temporary files removed\n");
     process.exit(0);
   };
   // SIGHUP: the terminal was closed; clean up as for Ctrl-C rather than leave
   // agents, SFUs and temporary files behind.
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => void stop());
+
+  if (values.rollout) {
+    const say = (line: string) => process.stdout.write(`${stamp()} ${line}\n`);
+    let ok = false;
+    try {
+      ok = await runRolloutDemo(stack, configFile, say, demoAbort.signal);
+    } catch (err) {
+      say(`demo failed: ${(err as Error).message}`);
+    }
+    process.stdout.write(
+      `${stamp()} fleet:\n${renderFleetTable(
+        await fetchFleet(
+          stack.pods.map((p) => p.agentUrl),
+          2000,
+        ),
+      )}\n\n`,
+    );
+    if (values.once) {
+      await stack.stop();
+      await cleanup();
+      process.stdout.write(ok ? "rollout demo done; stopped\n" : "rollout demo did not end as expected; stopped\n");
+      return ok ? 0 : 1;
+    }
+    say(`demo done. Edit ${configFile} to roll out more changes (policy: ${policyFile}).`);
+  }
 
   let last = "";
   const targets = stack.pods.map((p) => p.agentUrl);
@@ -190,7 +237,7 @@ async function main(): Promise<number> {
     );
     if (values.once && allApplied) {
       await stack.stop();
-      await cleanupTurn();
+      await cleanup();
       process.stdout.write("every pod applied the config; stopped\n");
       return 0;
     }

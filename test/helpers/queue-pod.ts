@@ -9,9 +9,10 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { Agent } from "../../agent/agent.ts";
+import { Agent, type AgentDeps, type AgentOptions } from "../../agent/agent.ts";
 import type { AwsClients } from "../../agent/queue/aws-clients.ts";
 import { type QueueTrigger, type QueueTriggerOptions, startQueueTrigger } from "../../agent/queue/index.ts";
+import type { ConfigMessage } from "../../protocol/messages-schema.ts";
 import { AtomicWriter } from "../../scripts/local/atomic-writer.ts";
 import { FakeSfu, type FakeSfuReply } from "./fake-sfu.ts";
 
@@ -32,8 +33,18 @@ export interface QueuePodOptions {
   debounceMs: number;
   /** Queue trigger options; `podName` is `name`. */
   queue: Omit<QueueTriggerOptions, "podName">;
-  /** How the fake SFU answers configs (default: ack). */
-  reply?: FakeSfuReply;
+  /** How the fake SFU answers configs (default: ack), or a function choosing per config. */
+  reply?: FakeSfuReply | ((msg: ConfigMessage) => FakeSfuReply);
+  /** More files of the ConfigMap written with the config (e.g. `rollout.yaml`). */
+  files?: Record<string, string>;
+  /** An existing ConfigMap directory to use (an agent restart); a fresh temp directory when absent. */
+  dir?: string;
+  /** Agent options over the ones above (e.g. the rollout settings). */
+  agentOptions?: Partial<AgentOptions>;
+  /** Agent dependencies over the ones above (e.g. `rolloutState`). */
+  agentDeps?: Partial<AgentDeps>;
+  /** What the fake SFU reports in its hello as applied (default null). */
+  sfuApplied?: { version: number; hash: string } | null;
 }
 
 /** A started pod. The caller removes `dir`. */
@@ -51,9 +62,9 @@ export interface QueuePod {
  * then `agent.stop(grace)`.
  */
 export async function startQueuePod(o: QueuePodOptions): Promise<QueuePod> {
-  const dir = await mkdtemp(join(tmpdir(), o.tmpPrefix));
+  const dir = o.dir ?? (await mkdtemp(join(tmpdir(), o.tmpPrefix)));
   const writer = new AtomicWriter(dir);
-  await writer.write({ "config.yaml": o.initialConfig });
+  if (o.dir === undefined) await writer.write({ "config.yaml": o.initialConfig, ...o.files });
   let trigger: QueueTrigger | null = null;
   const agent = new Agent(
     {
@@ -63,6 +74,7 @@ export async function startQueuePod(o: QueuePodOptions): Promise<QueuePod> {
         trigger = await startQueueTrigger({ ...deps, clients: o.clients });
         return trigger;
       },
+      ...o.agentDeps,
     },
     {
       configDir: dir,
@@ -76,12 +88,18 @@ export async function startQueuePod(o: QueuePodOptions): Promise<QueuePod> {
       defaultMetrics: false,
       source: { debounceMs: o.debounceMs },
       queue: { ...o.queue, podName: o.name },
+      ...o.agentOptions,
     },
   );
   await agent.start();
   const t = trigger as QueueTrigger | null;
   if (!t) throw new Error("the agent did not start the queue trigger");
   await t.ready();
-  const sfu = await FakeSfu.connect({ url: agent.pushUrl, name: o.name, reply: o.reply ?? { kind: "ack" } });
+  const sfu = await FakeSfu.connect({
+    url: agent.pushUrl,
+    name: o.name,
+    reply: o.reply ?? { kind: "ack" },
+    ...(o.sfuApplied === undefined ? {} : { applied: o.sfuApplied }),
+  });
   return { dir, writer, agent, trigger: t, sfu };
 }

@@ -16,6 +16,9 @@ own tests use these to prove the kit catches each mistake):
 * ``crash-on-bad-frame``: exits when a frame is not valid JSON instead of
   closing the link with 4001 and re-dialing.
 
+It reports call health (PROTOCOL.md section 15) with zero counters, as it
+hosts no calls; ``--no-health`` turns that optional feature off.
+
 Exit status: 0 on SIGINT/SIGTERM, 2 on a usage error, 70 after a deliberate crash.
 """
 
@@ -66,6 +69,10 @@ class ConfigStore:
         self.config = config
         self.log.info("now running config version %s", message["version"])
 
+    def health(self) -> dict:
+        """Call-health counters since the current config was applied: this toy hosts no calls."""
+        return {"joins": 0, "joinFailures": 0, "iceConnected": 0, "iceFailures": 0}
+
 
 class WrongHashClient(SfuConfigClient):
     """Hashes with ASCII escapes: differs from the canonical hash on any non-ASCII string."""
@@ -108,6 +115,7 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("--token-file", help="file holding the bearer token the agent requires")
     parser.add_argument("--name", default="example-python-sfu", help="name reported in hello")
     parser.add_argument("--broken", choices=BROKEN_MODES, help="be deliberately non-conformant")
+    parser.add_argument("--no-health", action="store_true", help="do not report call health (the optional feature)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -115,7 +123,12 @@ def main(argv: Optional[list] = None) -> int:
     store = ConfigStore(log)
     try:
         client = CLIENTS[args.broken](
-            args.agent, store.apply, name=args.name, version="0.1.0", token_file=args.token_file
+            args.agent,
+            store.apply,
+            name=args.name,
+            version="0.1.0",
+            token_file=args.token_file,
+            health=None if args.no_health else store.health,
         )
     except (TypeError, ValueError) as err:
         parser.error(str(err))

@@ -31,6 +31,7 @@ import logging
 import math
 import random
 import re
+from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Optional, Union
 
 import websockets
@@ -55,6 +56,10 @@ PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 1024 * 1024
 #: ``sha256:`` followed by 64 lowercase hex digits.
 HASH_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+#: Upgrade response header in which the agent lists the optional frames it accepts (PROTOCOL.md section 15).
+FEATURES_HEADER = "sfu-config-features"
+#: Seconds between ``health`` frames while the counters change.
+HEALTH_INTERVAL = 5.0
 #: Largest integer JSON numbers may carry exactly (JavaScript's Number.MAX_SAFE_INTEGER).
 MAX_SAFE_INTEGER = 2**53 - 1
 # websockets 14 made its new asyncio client the default, which names the header argument differently.
@@ -185,6 +190,19 @@ def _is_int(value: Any, minimum: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= MAX_SAFE_INTEGER
 
 
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _advertised(ws: Any, feature: str) -> bool:
+    """Whether the agent's upgrade response lists ``feature`` in FEATURES_HEADER."""
+    headers = getattr(ws, "response_headers", None)  # websockets < 14 (legacy client)
+    if headers is None:
+        headers = getattr(getattr(ws, "response", None), "headers", None)  # websockets >= 14
+    value = headers.get(FEATURES_HEADER, "") if headers is not None else ""
+    return feature in [token.strip().lower() for token in value.split(",")]
+
+
 class SfuConfigClient:
     """Dials the agent, says hello, applies pushed configs through ``apply``, acks or nacks.
 
@@ -200,6 +218,12 @@ class SfuConfigClient:
             delay doubles per failed attempt, is capped, and is jittered to 50-100 % of its value.
             It resets once a connection opens.
         logger: a ``logging.Logger`` (default ``logging.getLogger("sfu_config_client")``).
+        health: optional call health (PROTOCOL.md section 15): a callable returning the counters
+            ``{"joins", "joinFailures", "iceConnected", "iceFailures"}`` of the calls set up since the
+            current config was applied (the SFU restarts them at 0 when it applies another hash). When
+            given and the agent advertises ``sfu-config-features: health``, the client sends a
+            ``health`` frame after hello, at once after applying another hash, and every 5 s while the
+            counters change. None: the feature is off (nothing is ever sent).
     """
 
     def __init__(
@@ -216,6 +240,7 @@ class SfuConfigClient:
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
         logger: Optional[logging.Logger] = None,
+        health: Optional[Callable[[], dict]] = None,
     ) -> None:
         if not (url.startswith("ws://") or url.startswith("wss://")):
             raise ValueError(f"url must be ws:// or wss://, got {url!r}")
@@ -243,6 +268,10 @@ class SfuConfigClient:
         self.log = logger or logging.getLogger("sfu_config_client")
         self._stopping = asyncio.Event()
         self._ws: Any = None
+        self._health = health
+        self._health_wake = asyncio.Event()
+        #: ISO time the current ``applied`` hash was applied (the counters start there).
+        self.applied_since = _now_iso()
 
     # -- hooks (override in subclasses) --
 
@@ -327,6 +356,33 @@ class SfuConfigClient:
         }
         await ws.send(json.dumps(hello))
         self.log.info("connected to %s, applied %s", self.url, self.applied)
+        health_task = None
+        if self._health is not None and _advertised(ws, "health"):
+            health_task = asyncio.ensure_future(self._send_health(ws))
+        try:
+            await self._answer(ws)
+        finally:
+            if health_task is not None:
+                health_task.cancel()
+
+    async def _send_health(self, ws: Any) -> None:
+        """Sends ``health`` frames: at once, then every HEALTH_INTERVAL while they changed."""
+        last = None
+        while True:
+            if self.applied is not None:
+                counters = self._health()
+                frame = {"type": "health", "hash": self.applied["hash"], "since": self.applied_since,
+                         **{k: int(counters[k]) for k in ("joins", "joinFailures", "iceConnected", "iceFailures")}}
+                if frame != last:
+                    await ws.send(json.dumps(frame))
+                    last = frame
+            self._health_wake.clear()
+            try:
+                await asyncio.wait_for(self._health_wake.wait(), timeout=HEALTH_INTERVAL)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _answer(self, ws: Any) -> None:
         last_nonce = 0
         async for frame in ws:
             try:
@@ -405,5 +461,7 @@ class SfuConfigClient:
             self.log.exception("applying config version %s failed", message["version"])
             return {"code": "APPLY_FAILED", "message": f"{type(err).__name__}: {err}"}
         self.applied = {"version": message["version"], "hash": message["hash"]}
+        self.applied_since = _now_iso()
+        self._health_wake.set()  # another hash: report it at once
         self.log.info("applied config version %s %s", message["version"], message["hash"])
         return None

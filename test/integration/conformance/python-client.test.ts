@@ -69,6 +69,17 @@ describe("conformance kit vs the Python reference client", () => {
     assert.match(r.stdout, /^listening on ws:\/\/127\.0\.0\.1:\d+\n/);
     assert.match(r.stdout, /note: re-dial gaps \d+, \d+, \d+ ms/);
     assert.ok(!(r.stdout + r.stderr).includes(TOKEN), "the token never appears in the kit's output");
+    // The reference client reports call health when the kit advertises it.
+    assert.match(
+      r.stdout,
+      /^PASS call-health-optional\n {2}note: \d+ health frame\(s\); latest: joins 0, iceFailures 0$/m,
+    );
+  });
+
+  it("without call health (--no-health) the optional case passes with a note", TIMEOUT, async () => {
+    const r = await run(["--no-health"]);
+    assert.equal(r.code, 0, r.stdout + r.stderr + r.sfu.output());
+    assert.match(r.stdout, /^PASS call-health-optional\n {2}note: no health frame: the optional call-health feature/m);
   });
 
   it("wrong-hash (ASCII-escaped JSON) fails exactly the canonical-hash case", TIMEOUT, async () => {

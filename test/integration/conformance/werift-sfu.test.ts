@@ -44,6 +44,11 @@ describe("conformance kit vs the werift SFU", () => {
         CASES.map(() => "PASS"),
       );
       assert.match(kit.stdout(), /note: sfu sfu-server /);
+      // The optional call-health case saw valid health frames for the last acked hash.
+      assert.match(
+        kit.stdout(),
+        /^PASS call-health-optional\n {2}note: \d+ health frame\(s\); latest: joins 0, iceFailures 0$/m,
+      );
     } finally {
       assert.equal(await sfu.stop(), 0, sfu.output());
     }

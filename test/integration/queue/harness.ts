@@ -15,7 +15,7 @@ import {
   ReceiveMessageCommand,
 } from "@aws-sdk/client-sqs";
 import type { Registry } from "prom-client";
-import type { Agent } from "../../../agent/agent.ts";
+import type { Agent, AgentDeps, AgentOptions } from "../../../agent/agent.ts";
 import { runNotify } from "../../../agent/commands/notify.ts";
 import type { AwsClients } from "../../../agent/queue/aws-clients.ts";
 import type { QueueTrigger, QueueTriggerOptions } from "../../../agent/queue/index.ts";
@@ -60,6 +60,11 @@ export interface PodOptions {
   initial?: number;
   reply?: FakeSfuReply;
   queue?: Partial<QueueTriggerOptions>;
+  /** More files of the ConfigMap (e.g. `rollout.yaml`). */
+  files?: Record<string, string>;
+  /** Agent options and dependencies over the defaults (e.g. the rollout state). */
+  agentOptions?: Partial<AgentOptions>;
+  agentDeps?: Partial<AgentDeps>;
 }
 
 /** fauxqs plus topics and pods. */
@@ -150,6 +155,9 @@ export async function startQueueFixture(): Promise<QueueFixture> {
           ...options.queue,
         },
         ...(options.reply ? { reply: options.reply } : {}),
+        ...(options.files ? { files: options.files } : {}),
+        ...(options.agentOptions ? { agentOptions: options.agentOptions } : {}),
+        ...(options.agentDeps ? { agentDeps: options.agentDeps } : {}),
       });
       dirs.push(dir);
       const registry = agent.registry;

@@ -2,19 +2,27 @@
  * Least privilege (an IAM policy that grants more than is used widens what a
  * stolen pod credential can do; one that grants less breaks in production,
  * not in tests): every AWS action the agent and the hook
- * (`sfu-agent notify`) make, recorded through the client factory's call
- * recorder over one scenario that exercises every code path that calls AWS
- * (per-pod provisioning, heartbeat, orphan sweep, held message with a
- * visibility extension, settlement + status event, shutdown, given-queue
- * mode, notify --wait), must equal the Action lists of the `AgentPolicy`
- * and `HookPolicy` resources in k8s/aws/cloudformation.yaml: nothing used
- * that is not granted, nothing granted that is not used.
+ * (`sfu-agent notify`, `sfu-agent rollout`) make, recorded through the
+ * client factory's call recorder over one scenario that exercises every code
+ * path that calls AWS (per-pod provisioning, heartbeat, orphan sweep, held
+ * message with a visibility extension, settlement + status event, shutdown,
+ * given-queue mode, notify --wait, the rollout state read by the agent and
+ * read and written by the driver, a halted rollout's status event), must
+ * equal the Action lists of the `AgentPolicy` and `HookPolicy` resources in
+ * k8s/aws/cloudformation.yaml: nothing used that is not granted, nothing
+ * granted that is not used.
+ *
+ * One permission is needed by a call without being a call of its own:
+ * s3:ListBucket lets S3 answer a GetObject of a missing object with 404
+ * (there is no rollout state yet) instead of 403; {@link IMPLIED} adds it
+ * for every s3:GetObject used.
  */
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { SubscribeCommand } from "@aws-sdk/client-sns";
 import {
   CreateQueueCommand,
@@ -23,7 +31,12 @@ import {
   TagQueueCommand,
 } from "@aws-sdk/client-sqs";
 import { parse } from "yaml";
+import { runRolloutCommand } from "../../../agent/commands/rollout.ts";
+import { createS3Client } from "../../../agent/queue/aws-clients.ts";
 import { TAG_HEARTBEAT, TAG_SUBSCRIPTION } from "../../../agent/queue/per-pod-queue.ts";
+import { RolloutStateStore } from "../../../agent/rollout/state-store.ts";
+import { FAUXQS_CREDENTIALS, FAUXQS_REGION } from "../../../scripts/local/fauxqs.ts";
+import { captureRun } from "../../helpers/cli-run.ts";
 import {
   configText,
   hashOf,
@@ -35,6 +48,17 @@ import {
 } from "./harness.ts";
 
 const CFN = new URL("../../../k8s/aws/cloudformation.yaml", import.meta.url);
+const BUCKET = "sfu-rollout";
+const STATE_URL = `s3://${BUCKET}/sfu/rollout-state.json`;
+const POLICY = "schemaVersion: 1\nsteps:\n  - { percent: 50, bake: 1s }\n  - { percent: 100, bake: 1s }\n";
+
+/** Permissions a call needs besides its own action (see the module documentation). */
+const IMPLIED: Record<string, string[]> = { "s3:GetObject": ["s3:ListBucket"] };
+
+/** The used actions with the permissions they imply. */
+function needed(used: Set<string>): Set<string> {
+  return new Set([...used].flatMap((a) => [a, ...(IMPLIED[a] ?? [])]));
+}
 
 /** The Action lists of a policy resource in the CloudFormation template. */
 function policyActions(template: unknown, resource: string): Set<string> {
@@ -91,8 +115,29 @@ describe("least privilege of the AWS policies", { timeout: 60_000 }, () => {
         },
       }),
     );
+    // The rollout state's bucket (the fixture's own client: not recorded).
+    const s3 = createS3Client({
+      endpointUrl: f.fx.endpoint,
+      region: FAUXQS_REGION,
+      credentials: FAUXQS_CREDENTIALS,
+      callLogFile: null,
+    });
+    await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+    s3.destroy();
+    const stateStore = (onCall: (a: string) => void) =>
+      new RolloutStateStore({
+        url: STATE_URL,
+        region: FAUXQS_REGION,
+        endpointUrl: f.fx.endpoint,
+        credentials: FAUXQS_CREDENTIALS,
+        callLogFile: null,
+        onCall,
+      });
     const pod = await f.startPod("sfu-lp", {
       queue: { heartbeatIntervalMs: 500, staleAfterMs: 5_000, sweepIntervalMs: 300, visibilityTimeoutSeconds: 2 },
+      files: { "rollout.yaml": POLICY },
+      agentOptions: { rolloutState: STATE_URL },
+      agentDeps: { rolloutState: stateStore((a) => f.actions.add(a)) },
     });
     await until(async () => !(await f.listQueues()).includes("sfu-config-zz-dead"), 10_000, "the orphan sweep");
 
@@ -106,9 +151,34 @@ describe("least privilege of the AWS policies", { timeout: 60_000 }, () => {
     await pod.swap(2);
     const r = await run;
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    hookClients.destroy();
     const h2 = await hashOf(2);
     assert.equal(pod.agent.tracker.settlements().find((s) => s.hash === h2)?.outcome, "applied");
+
+    // rollout (the hook with a policy): the first run records the stable config;
+    // the second waits for two pods where there is one, and halts (state write,
+    // reload events, the halted status event).
+    const policyFile = join(dir, "rollout.yaml");
+    await writeFile(policyFile, POLICY);
+    const file3 = join(dir, "config-3.yaml");
+    await writeFile(file3, configText(3));
+    const rolloutArgv = (config: string, extra: string[]) => [
+      ...["--topic-arn", f.topicArn, "--config", config, "--policy", policyFile, "--rollout-state", STATE_URL],
+      ...["--status-queue-url", f.statusQueueUrl, "--status-topic-arn", f.statusTopicArn, ...extra],
+    ];
+    const hookStore = stateStore((a) => hookActions.add(a));
+    const rollout = (argv: string[]) =>
+      captureRun((io) =>
+        runRolloutCommand(argv, io, { env: {}, clients: hookClients, store: hookStore, waitTimeSeconds: 1 }),
+      );
+    const first = await rollout(rolloutArgv(file, ["--expect", "1"]));
+    assert.equal(first.code, 0, first.stdout + first.stderr);
+    const halted = await rollout(rolloutArgv(file3, ["--expect", "2", "--timeout", "3s"]));
+    assert.equal(halted.code, 1, halted.stdout + halted.stderr);
+    assert.match(halted.stderr, /halted at step 1/);
+    // The agent reads the state at start, on every rollout event and every resync.
+    await until(() => f.actions.has("s3:GetObject"), 10_000, "the agent to read the rollout state");
+    hookStore.destroy();
+    hookClients.destroy();
     await pod.stop();
 
     // given-queue mode uses a subset (receive, delete, extend)
@@ -146,9 +216,16 @@ describe("least privilege of the AWS policies", { timeout: 60_000 }, () => {
     const hookGranted = policyActions(template, "HookPolicy");
     t.diagnostic(`agent used: ${[...f.actions].sort().join(", ")}`);
     t.diagnostic(`hook used: ${[...hookActions].sort().join(", ")}`);
-    assert.deepEqual([...f.actions].sort(), [...agentGranted].sort(), `AgentPolicy: ${diff(f.actions, agentGranted)}`);
-    assert.deepEqual([...hookActions].sort(), [...hookGranted].sort(), `HookPolicy: ${diff(hookActions, hookGranted)}`);
+    const agentNeeds = needed(f.actions);
+    const hookNeeds = needed(hookActions);
+    assert.ok(f.actions.has("s3:GetObject") && hookActions.has("s3:PutObject"), "the rollout paths ran");
+    assert.deepEqual(
+      [...agentNeeds].sort(),
+      [...agentGranted].sort(),
+      `AgentPolicy: ${diff(agentNeeds, agentGranted)}`,
+    );
+    assert.deepEqual([...hookNeeds].sort(), [...hookGranted].sort(), `HookPolicy: ${diff(hookNeeds, hookGranted)}`);
     const union = new Set([...agentGranted, ...hookGranted]);
-    assert.deepEqual([...new Set([...f.actions, ...hookActions])].sort(), [...union].sort());
+    assert.deepEqual([...new Set([...agentNeeds, ...hookNeeds])].sort(), [...union].sort());
   });
 });

@@ -61,12 +61,22 @@ describe("sfu-server CLI", { timeout: 30_000 }, () => {
       const base = `http://127.0.0.1:${await port}`;
       assert.equal((await fetch(`${base}/healthz`)).status, 200);
       assert.equal((await fetch(`${base}/readyz`)).status, 200);
-      assert.deepEqual(await (await fetch(`${base}/status`)).json(), {
+      const status = (await (await fetch(`${base}/status`)).json()) as { health: { since: string } | null };
+      assert.deepEqual(status, {
         applied: { version: 1, hash: loaded.hash },
         rooms: 0,
         participants: 0,
         agent: null,
+        health: {
+          hash: loaded.hash,
+          since: status.health?.since,
+          joins: 0,
+          joinFailures: 0,
+          iceConnected: 0,
+          iceFailures: 0,
+        },
       });
+      assert.ok(!Number.isNaN(Date.parse(status.health?.since ?? "")));
       assert.equal(loaded.hash, configHash(loaded.config));
       const page = await (await fetch(`${base}/`)).text();
       assert.match(page, /<script src="\/app.js">/);

@@ -251,6 +251,7 @@ describe("agent authentication and readiness", { timeout: 30_000 }, () => {
         rooms: 0,
         participants: 0,
         agent: { connected: true },
+        health: null,
       });
       await assert.rejects(WeriftTestClient.join({ url: sfu.wsUrl, room: "x", name: "early" }), /NOT_READY/);
       const reply = await sfu.agent!.pushAndWait(testConfig({ port: 1234 }));

@@ -33,7 +33,41 @@ test("defaults are the documented ones (README flag table)", () => {
     propagationTimeoutMs: 300_000,
     resyncIntervalMs: 60_000,
     logLevel: "info",
+    rolloutKey: "rollout.yaml",
+    rolloutState: null,
+    healthReportIntervalMs: 10_000,
   });
+});
+
+test("rollout flags: --rollout-key, --rollout-state (s3://BUCKET/KEY), --health-report-interval", () => {
+  const r = parseRunOptions(
+    [
+      "--rollout-key",
+      "canary.yaml",
+      "--rollout-state",
+      "s3://sfu-rollout/prod/state.json",
+      "--health-report-interval",
+      "5s",
+    ],
+    {},
+    "h",
+  );
+  assert.ok(r.ok);
+  assert.equal(r.options.rolloutKey, "canary.yaml");
+  assert.equal(r.options.rolloutState, "s3://sfu-rollout/prod/state.json");
+  assert.equal(r.options.healthReportIntervalMs, 5_000);
+  const env = parseRunOptions([], { SFU_AGENT_ROLLOUT_STATE: "s3://b-1/k" }, "h");
+  assert.ok(env.ok && env.options.rolloutState === "s3://b-1/k");
+  for (const [argv, message] of [
+    [["--rollout-state", "https://bucket/key"], /--rollout-state: "https:\/\/bucket\/key" is not s3:\/\/BUCKET\/KEY/],
+    [["--rollout-key", "../x"], /--rollout-key: "..\/x" must be a plain file name/],
+    [["--rollout-key", "config.yaml"], /--rollout-key: "config.yaml" must differ from --config-key/],
+    [["--health-report-interval", "10"], /--health-report-interval: "10" is not a duration/],
+  ] as const) {
+    const bad = parseRunOptions([...argv], {}, "h");
+    assert.ok(!bad.ok, argv.join(" "));
+    assert.match(bad.error.message, message);
+  }
 });
 
 test("env SFU_AGENT_<FLAG> fills in, flags win, POD_NAME is the pod-name fallback", () => {

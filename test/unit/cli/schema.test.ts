@@ -6,6 +6,7 @@ import { describe, it } from "node:test";
 import { schemaNames } from "../../../agent/commands/schema.ts";
 import { configSchemaV1 } from "../../../protocol/config-schema.ts";
 import { configSchemaV2 } from "../../../protocol/config-schema-v2.ts";
+import { rolloutPolicySchemaV1 } from "../../../protocol/rollout-schema.ts";
 import { cli } from "../../helpers/cli-run.ts";
 
 const SCHEMAS = join(import.meta.dirname, "..", "..", "..", "protocol", "schemas");
@@ -29,6 +30,17 @@ describe("sfu-agent schema", () => {
     assert.equal(three.code, 2);
     assert.match(three.stderr, /--version must be one of 1, 2, got "3"/);
     assert.equal((await cli("schema", "--version", "2", "hello")).code, 2);
+  });
+
+  it("--rollout prints the rollout policy schema (rollout.v1), identical to its published file", async () => {
+    const run = await cli("schema", "--rollout");
+    assert.equal(run.code, 0);
+    assert.equal(run.stdout, readFileSync(join(SCHEMAS, "rollout.v1.schema.json"), "utf8"));
+    assert.deepEqual(JSON.parse(run.stdout), rolloutPolicySchemaV1);
+    const both = await cli("schema", "--rollout", "hello");
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /give one of NAME, --version or --rollout/);
+    assert.equal((await cli("schema", "--rollout", "--version", "2")).code, 2);
   });
 
   it("prints any published schema by name; --list names them", async () => {

@@ -112,4 +112,44 @@ describe("sfu-agent status", () => {
       assert.doesNotMatch(run.stderr, /\n\s+at /, "no stack trace");
     }
   });
+
+  it("with a rollout policy mounted: a STAGE column and one line on the rollout's state", async () => {
+    const rollout = (stage: string, rank: number) => ({
+      stage,
+      id: "5b2c-r1",
+      step: 1,
+      hash: H2,
+      state: "halted",
+      rank,
+      threshold: 0.25,
+      stable: H1,
+      haltReason: { step: 1, criterion: "iceFailureRate", pods: ["sfu-0"], detail: "0.80 > 0.10" },
+    });
+    const canary = await serve({ ...statusDoc("sfu-0", H1, H1), rollout: rollout("reverted", 0.1) });
+    const held = await serve({ ...statusDoc("sfu-1", H1, H1), rollout: rollout("held", 0.7) });
+    try {
+      const run = await cli("status", canary.url, held.url);
+      assert.equal(run.code, 0, run.stderr);
+      const [header, first, second, summary, extra] = run.stdout.trimEnd().split("\n");
+      assert.match(
+        header ?? "",
+        /^POD\s+SFU\s+STAGE\s+DESIRED\s+APPLIED\s+HASH\s+REVISION\s+LAST OUTCOME\s+LAST ERROR$/,
+      );
+      assert.match(first ?? "", /^sfu-0\s+up\s+reverted\s+v4\s+v4\s+sha256:aaaaaaaaaaaa/);
+      assert.match(second ?? "", /^sfu-1\s+up\s+held\s+v4/);
+      assert.equal(
+        summary,
+        "rollout 5b2c-r1 sha256:bbbbbbbbbbbb halted at step 1 (threshold 0.2500): iceFailureRate on sfu-0: 0.80 > 0.10; stable sha256:aaaaaaaaaaaa",
+      );
+      assert.equal(extra, undefined, "agents agreeing on the rollout print it once");
+    } finally {
+      canary.server.close();
+      held.server.close();
+    }
+  });
+
+  it("without any rollout policy the table is unchanged (no STAGE column, no rollout line)", async () => {
+    const run = await cli("status", good.url);
+    assert.doesNotMatch(run.stdout, /STAGE|rollout/);
+  });
 });

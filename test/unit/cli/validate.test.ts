@@ -463,3 +463,41 @@ describe("validate: the real process", { timeout: 60_000 }, () => {
 function escapeRe(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
+
+describe("sfu-agent validate: rollout policies", () => {
+  const dir = mkdtempSync(join(tmpdir(), "validate-rollout-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("validates rollout.yaml by name and any file by shape (steps, no config keys); prints its steps", async () => {
+    const byName = join(dir, "rollout.yaml");
+    writeFileSync(byName, "schemaVersion: 1\nsteps:\n  - { percent: 10, bake: 5m }\n  - { percent: 100, bake: 90s }\n");
+    const byShape = join(dir, "canary-policy.yml");
+    writeFileSync(byShape, '{"schemaVersion": 1, "steps": [{"percent": 100, "bake": "1h"}]}');
+    const run = await cli("validate", byName, byShape, join(VALID_DIR, "minimal.yaml"));
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.deepEqual(run.stdout.trimEnd().split("\n").slice(0, 2), [
+      `${byName}: ok rollout policy: 10% for 5m, 100% for 90s`,
+      `${byShape}: ok rollout policy: 100% for 1h`,
+    ]);
+    assert.match(run.stdout, /minimal\.yaml: ok sha256:/);
+  });
+
+  it("an invalid policy: FILE:LINE:COL lines, exit 1, kind rollout-policy in json", async () => {
+    const bad = join(dir, "rollout.yml");
+    writeFileSync(
+      bad,
+      "schemaVersion: 1\nsteps:\n  - percent: 50\n  - percent: 20\n  - { percent: 100, bake: soon }\n",
+    );
+    const run = await cli("validate", bad);
+    assert.equal(run.code, 1);
+    assert.deepEqual(run.stdout.trimEnd().split("\n"), [
+      `${bad}:4:14: /steps/1/percent: steps must increase: 20 follows 50`,
+      `${bad}:5:27: /steps/2/bake: must match pattern "^[0-9]{1,6}(\\.[0-9]{1,3})?(s|m|h)$"`,
+    ]);
+    const json = await cli("validate", "--format", "json", bad);
+    const [report] = JSON.parse(json.stdout) as Record<string, unknown>[];
+    assert.equal(report?.kind, "rollout-policy");
+    assert.equal(report?.code, "INVALID_POLICY");
+    assert.equal(report?.valid, false);
+  });
+});

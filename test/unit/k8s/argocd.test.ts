@@ -165,7 +165,8 @@ describe("PostSync hook Job", () => {
   });
 
   it("is bounded by activeDeadlineSeconds and backoffLimit, and never restarts in place", () => {
-    assert.ok(job.spec.activeDeadlineSeconds > 0 && job.spec.activeDeadlineSeconds <= 900);
+    // A rollout bakes for minutes per step; 40 minutes bounds the sync.
+    assert.ok(job.spec.activeDeadlineSeconds > 0 && job.spec.activeDeadlineSeconds <= 2400);
     assert.ok(job.spec.backoffLimit >= 0 && job.spec.backoffLimit <= 2);
     assert.equal(podSpec(job).restartPolicy, "Never");
   });
@@ -204,17 +205,22 @@ describe("PostSync hook Job", () => {
     }
   });
 
-  it("waits for every ready pod of the base Deployment, within its deadline, long enough for the kubelet", () => {
+  it("rolls out to every ready pod of the base Deployment, within its deadline, long enough for the kubelet", () => {
     const args = podSpec(job).containers[0].args as string[];
     const value = (flag: string) => args.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1);
-    assert.ok(args.includes("--wait"));
+    assert.equal(args[0], "rollout");
+    // The policy is the ConfigMap's rollout.yaml key, in the same mount as config.yaml.
+    const config = value("--config") ?? "";
+    assert.equal(value("--policy"), `${config.slice(0, config.lastIndexOf("/"))}/rollout.yaml`);
+    assert.equal(value("--rollout-state"), "$(ROLLOUT_STATE)");
     // The count comes from the Deployment when the hook runs: no constant to keep in step.
     assert.equal(value("--expect"), undefined);
     const deployment = findObject(base, "Deployment", "sfu-server");
     assert.equal(value("--expect-deployment"), `${deployment.metadata.namespace}/${deployment.metadata.name}`);
     const timeout = Number(value("--timeout"));
     assert.ok(timeout >= 180, "covers the 60-120 s ConfigMap propagation");
-    assert.ok(timeout + 60 <= job.spec.activeDeadlineSeconds, "finishes before the Job's deadline");
+    // The wait for reverts after a halt (120 s) and start-up come on top.
+    assert.ok(timeout + 120 + 60 <= job.spec.activeDeadlineSeconds, "finishes before the Job's deadline");
   });
 
   it("runs as the hook ServiceAccount with the restricted security profile", () => {

@@ -1,8 +1,9 @@
 /**
  * k8s/aws/cloudformation.yaml: plain YAML (long-form intrinsics only), every
  * reference resolves, the two IAM policies grant literal least-privilege
- * action lists scoped to the queue prefix and the topics, and the names
- * agree with the Kubernetes manifests and the agent's defaults.
+ * action lists scoped to the queue prefix, the topics and the one rollout
+ * state object, and the names agree with the Kubernetes manifests and the
+ * agent's defaults.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -69,8 +70,11 @@ describe("CloudFormation template", () => {
       if (Array.isArray(o["Fn::GetAtt"]))
         assert.ok(template.Resources[o["Fn::GetAtt"][0]], `GetAtt ${o["Fn::GetAtt"][0]}`);
       if (typeof o["Fn::Sub"] === "string") {
-        for (const m of (o["Fn::Sub"] as string).matchAll(/\$\{([\w:.]+)\}/g))
-          assert.ok(known.has(m[1] as string), `Sub ${m[1]}`);
+        for (const m of (o["Fn::Sub"] as string).matchAll(/\$\{([\w:.]+)\}/g)) {
+          // ${Resource.Attribute} is a GetAtt of that resource.
+          const name = (m[1] as string).includes("::") ? (m[1] as string) : (m[1] as string).split(".")[0];
+          assert.ok(known.has(name as string), `Sub ${m[1]}`);
+        }
       }
     });
   });
@@ -94,7 +98,7 @@ describe("CloudFormation template", () => {
         assert.equal(s.NotAction, undefined);
         assert.equal(s.NotResource, undefined);
         assert.ok(Array.isArray(s.Action), `${policy}/${s.Sid}: Action is a literal array`);
-        for (const a of s.Action) assert.match(a, /^(sqs|sns):[A-Z][A-Za-z]+$/, `${policy}/${s.Sid}: ${a}`);
+        for (const a of s.Action) assert.match(a, /^(sqs|sns|s3):[A-Z][A-Za-z]+$/, `${policy}/${s.Sid}: ${a}`);
       }
     }
   });
@@ -102,14 +106,35 @@ describe("CloudFormation template", () => {
   it("lists actions literally, without wildcards (the observed set is checked in test/integration/queue/least-privilege.test.ts)", () => {
     for (const id of ["AgentPolicy", "HookPolicy"]) {
       assert.ok(actions(id).size > 0, `${id} grants something`);
-      for (const a of actions(id)) assert.match(a, /^(sqs|sns):[A-Za-z]+$/, `${id}: ${a} is one literal action`);
+      for (const a of actions(id)) assert.match(a, /^(sqs|sns|s3):[A-Za-z]+$/, `${id}: ${a} is one literal action`);
     }
   });
 
-  it("scopes the agent's queue actions to the queue prefix and its SNS actions to the topics", () => {
+  /** Checks an S3 statement: object actions on the state object only, ListBucket on its bucket for that key only. */
+  const checkS3 = (s: K8sObject): boolean => {
+    if (!s.Action.some((a: string) => a.startsWith("s3:"))) return false;
+    const resources = [s.Resource].flat();
+    if (s.Action.includes("s3:ListBucket")) {
+      assert.deepEqual(s.Action, ["s3:ListBucket"]);
+      assert.deepEqual(resources, [{ "Fn::GetAtt": ["RolloutBucket", "Arn"] }]);
+      assert.deepEqual(s.Condition, { StringEquals: { "s3:prefix": { Ref: "RolloutStateKey" } } });
+    } else {
+      assert.ok(
+        s.Action.every((a: string) => a === "s3:GetObject" || a === "s3:PutObject"),
+        s.Sid,
+      );
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudFormation Fn::Sub syntax
+      assert.deepEqual(resources, [{ "Fn::Sub": "${RolloutBucket.Arn}/${RolloutStateKey}" }]);
+    }
+    return true;
+  };
+
+  it("scopes the agent's queue actions to the queue prefix, its SNS actions to the topics, S3 to the state object", () => {
     for (const s of statements("AgentPolicy")) {
       const resources = [s.Resource].flat();
-      if (s.Action.includes("sqs:ListQueues")) {
+      if (checkS3(s)) {
+        assert.ok(!s.Action.includes("s3:PutObject"), "only the hook writes the rollout state");
+      } else if (s.Action.includes("sqs:ListQueues")) {
         assert.deepEqual(s.Action, ["sqs:ListQueues"], "only ListQueues (no resource-level permissions) gets *");
         assert.deepEqual(resources, ["*"]);
       } else if (s.Action.every((a: string) => a.startsWith("sqs:"))) {
@@ -124,11 +149,17 @@ describe("CloudFormation template", () => {
         assert.deepEqual(resources, [{ Ref: "ReloadTopic" }, { "Fn::Sub": "${ReloadTopic}:*" }]);
       }
     }
+    const hookTopics: unknown[] = [];
     for (const s of statements("HookPolicy")) {
       const resources = [s.Resource].flat();
-      if (s.Action.includes("sns:Publish")) assert.deepEqual(resources, [{ Ref: "ReloadTopic" }]);
-      else assert.deepEqual(resources, [{ "Fn::GetAtt": ["StatusQueue", "Arn"] }]);
+      if (checkS3(s)) continue;
+      if (s.Action.includes("sns:Publish")) {
+        assert.deepEqual(s.Action, ["sns:Publish"]);
+        hookTopics.push(...resources);
+      } else assert.deepEqual(resources, [{ "Fn::GetAtt": ["StatusQueue", "Arn"] }]);
     }
+    // The reload events, and a halted rollout's status event.
+    assert.deepEqual(hookTopics, [{ Ref: "ReloadTopic" }, { Ref: "StatusTopic" }]);
   });
 
   it("uses the agent's default queue prefix and keeps the status queue outside it", () => {
@@ -161,7 +192,15 @@ describe("CloudFormation template", () => {
     assert.match(aws.TOPIC_ARN, new RegExp(`:${param("ReloadTopicName")}$`));
     assert.match(aws.STATUS_TOPIC_ARN, new RegExp(`:${param("StatusTopicName")}$`));
     assert.match(aws.STATUS_QUEUE_URL, new RegExp(`/${param("StatusQueueName")}$`));
-    for (const out of ["ReloadTopicArn", "StatusTopicArn", "StatusQueueUrl", "AgentRoleArn", "HookRoleArn"]) {
+    assert.match(aws.ROLLOUT_STATE, new RegExp(`^s3://[a-z0-9.-]+/${param("RolloutStateKey")}$`));
+    for (const out of [
+      "ReloadTopicArn",
+      "StatusTopicArn",
+      "StatusQueueUrl",
+      "RolloutState",
+      "AgentRoleArn",
+      "HookRoleArn",
+    ]) {
       assert.ok(template.Outputs[out], `output ${out}`);
     }
   });

@@ -30,7 +30,7 @@ let monitoring: K8sObject[];
 let deployment: K8sObject;
 let dashboard: K8sObject;
 
-/** Metric names registered in the project's sources (`name: "sfu_..."`). */
+/** Metric names registered in the project's sources (`name: "sfu_..."`, or a gauge helper's first argument). */
 function registeredMetrics(): Set<string> {
   const names = new Set<string>();
   const visit = (dir: string) => {
@@ -38,7 +38,8 @@ function registeredMetrics(): Set<string> {
       const path = join(dir, entry);
       if (statSync(path).isDirectory()) visit(path);
       else if (path.endsWith(".ts")) {
-        for (const m of readFileSync(path, "utf8").matchAll(/name:\s*"(sfu_[a-z0-9_]+)"/g)) names.add(m[1] as string);
+        for (const m of readFileSync(path, "utf8").matchAll(/(?:name:|[gG]auge\()\s*"(sfu_[a-z0-9_]+)"/g))
+          names.add(m[1] as string);
       }
     }
   };

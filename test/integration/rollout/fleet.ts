@@ -1,0 +1,242 @@
+/**
+ * A fleet for the rollout driver's integration tests: fauxqs (SNS, SQS and
+ * S3) with the reload topic, the status topic and queue and the state
+ * bucket; in-process agents (the real Agent in per-pod queue mode, reading
+ * the rollout state from S3) each with a fake SFU and a ConfigMap directory
+ * holding `config.yaml` and `rollout.yaml`; and `sfu-agent rollout` run
+ * in-process against all of it.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CreateBucketCommand } from "@aws-sdk/client-s3";
+import { type RolloutDeps, runRolloutCommand } from "../../../agent/commands/rollout.ts";
+import type { AwsClients } from "../../../agent/queue/aws-clients.ts";
+import { createS3Client } from "../../../agent/queue/aws-clients.ts";
+import { RolloutStateStore } from "../../../agent/rollout/state-store.ts";
+import { cohortRank } from "../../../protocol/cohort.ts";
+import type { ConfigMessage } from "../../../protocol/messages-schema.ts";
+import { FAUXQS_CREDENTIALS, FAUXQS_REGION } from "../../../scripts/local/fauxqs.ts";
+import { capturedLogger } from "../../helpers/captured-logger.ts";
+import { type CliRun, captureRun } from "../../helpers/cli-run.ts";
+import { configText } from "../../helpers/config-text.ts";
+import type { FakeSfuReply } from "../../helpers/fake-sfu.ts";
+import { type QueuePod, startQueuePod } from "../../helpers/queue-pod.ts";
+import { PREFIX, type QueueFixture, startQueueFixture } from "../queue/harness.ts";
+
+export { configText } from "../../helpers/config-text.ts";
+export { hashOf } from "../queue/harness.ts";
+
+export const BUCKET = "sfu-rollout";
+export const STATE_URL = `s3://${BUCKET}/sfu/rollout-state.json`;
+
+/** A policy with short bakes; fake SFUs report no calls, so it proceeds without traffic. */
+export const FAST_POLICY = `schemaVersion: 1
+steps:
+  - { percent: 25, bake: 1s }
+  - { percent: 50, bake: 1s }
+  - { percent: 100, bake: 1s }
+halt:
+  noTraffic: proceed
+`;
+
+/** One pod of the fleet. */
+export interface FleetPod extends QueuePod {
+  name: string;
+  rank: number;
+  logs: string[];
+  /** Hashes its fake SFU received, in order. */
+  received(): string[];
+  /** The hash its SFU has applied (as the agent knows it). */
+  applied(): string | null;
+  stop(): Promise<void>;
+}
+
+/** The fleet. */
+export interface Fleet {
+  f: QueueFixture;
+  state: RolloutStateStore;
+  /** Pods, lowest rank first. */
+  pods: FleetPod[];
+  /** Writes config `n` and the policy (null: none, the key removed) into every pod's mount, as the kubelet does. */
+  mount(n: number, policy?: string | null): Promise<void>;
+  /** Runs `sfu-agent rollout` for config `n` (or that config text) with `policy` (null: no policy file). */
+  rollout(
+    n: number | string,
+    o?: { policy?: string | null; expect?: number; timeout?: string; extra?: string[]; deps?: Partial<RolloutDeps> },
+  ): Promise<CliRun>;
+  /** The clients the hook used (their calls recorded in `hookActions`). */
+  hookActions: Set<string>;
+  /** Every AWS call of the agents. */
+  agentActions: Set<string>;
+  /** Counts of the AWS calls of the agents and of the hook, by action. */
+  agentCalls: Map<string, number>;
+  hookCalls: Map<string, number>;
+  dispose(): Promise<void>;
+}
+
+/** Starts fauxqs, the bucket and `names.length` pods on config `initial`. */
+export async function startFleet(o: {
+  names: string[];
+  initial?: number;
+  policy?: string;
+  reply?: (name: string) => FakeSfuReply | ((msg: ConfigMessage) => FakeSfuReply);
+  /** The agents' resync interval (default 2 s; the agent's own default is 60 s). */
+  resyncIntervalMs?: number;
+}): Promise<Fleet> {
+  const f = await startQueueFixture();
+  const dirs: string[] = [];
+  const s3 = createS3Client({
+    endpointUrl: f.fx.endpoint,
+    region: FAUXQS_REGION,
+    credentials: FAUXQS_CREDENTIALS,
+    callLogFile: null,
+  });
+  await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  const state = new RolloutStateStore({ url: STATE_URL, s3 });
+  const agentCalls = new Map<string, number>();
+  const hookCalls = new Map<string, number>();
+  const agentActionSet = new Set<string>();
+  const hookActionSet = new Set<string>();
+  const count = (m: Map<string, number>, set: Set<string>) => (a: string) => {
+    set.add(a);
+    m.set(a, (m.get(a) ?? 0) + 1);
+  };
+  const agentActions = { add: count(agentCalls, agentActionSet) };
+  const hookActions = { add: count(hookCalls, hookActionSet) };
+  const work = await mkdtemp(join(tmpdir(), "sfu-rollout-fleet-"));
+  dirs.push(work);
+  const policy = o.policy ?? FAST_POLICY;
+
+  const startPod = async (name: string): Promise<FleetPod> => {
+    const { logger, logs } = capturedLogger("debug");
+    const clients: AwsClients = f.fx.clients({ onCall: (a) => agentActions.add(a) });
+    const pod = await startQueuePod({
+      name,
+      tmpPrefix: "sfu-rollout-pod-",
+      initialConfig: configText(o.initial ?? 1),
+      files: { "rollout.yaml": policy },
+      logger,
+      clients,
+      ackTimeoutMs: 5_000,
+      resyncIntervalMs: o.resyncIntervalMs ?? 2_000,
+      debounceMs: 20,
+      queue: {
+        topicArn: f.topicArn,
+        statusTopicArn: f.statusTopicArn,
+        queuePrefix: PREFIX,
+        propagationTimeoutMs: 60_000,
+        backoffBaseMs: 200,
+        backoffMaxMs: 2_000,
+      },
+      agentOptions: { rolloutState: STATE_URL, healthReportIntervalMs: 500 },
+      // The agent's own S3 reader, with its calls recorded like the queue's.
+      agentDeps: {
+        rolloutState: new RolloutStateStore({
+          url: STATE_URL,
+          region: FAUXQS_REGION,
+          endpointUrl: f.fx.endpoint,
+          credentials: FAUXQS_CREDENTIALS,
+          callLogFile: null,
+          onCall: (a) => agentActions.add(a),
+        }),
+      },
+    });
+    if (o.reply) pod.sfu.setReply(o.reply(name));
+    dirs.push(pod.dir);
+    let stopped = false;
+    return {
+      ...pod,
+      name,
+      rank: cohortRank(name),
+      logs,
+      received: () => pod.sfu.received.map((r) => r.message.hash),
+      applied: () => pod.agent.status().applied?.hash ?? null,
+      stop: async () => {
+        if (stopped) return;
+        stopped = true;
+        await pod.sfu.close();
+        await pod.agent.stop(500);
+        clients.destroy();
+      },
+    };
+  };
+  const pods: FleetPod[] = [];
+  for (const name of o.names) pods.push(await startPod(name));
+  pods.sort((a, b) => a.rank - b.rank);
+
+  const hookClients = f.fx.clients({ onCall: (a) => hookActions.add(a) });
+  let runs = 0;
+  return {
+    f,
+    state,
+    pods,
+    hookActions: hookActionSet,
+    agentActions: agentActionSet,
+    agentCalls,
+    hookCalls,
+    async mount(n, p = policy) {
+      for (const pod of pods)
+        await pod.writer.write({ "config.yaml": configText(n), ...(p === null ? {} : { "rollout.yaml": p }) });
+    },
+    async rollout(n, ro = {}) {
+      const run = ++runs;
+      const configFile = join(work, `config-${run}.yaml`);
+      const policyFile = join(work, `rollout-${run}.yaml`);
+      await writeFile(configFile, typeof n === "string" ? n : configText(n));
+      const p = ro.policy === undefined ? policy : ro.policy;
+      if (p !== null) await writeFile(policyFile, p);
+      const argv = [
+        "--topic-arn",
+        f.topicArn,
+        "--config",
+        configFile,
+        "--policy",
+        policyFile,
+        "--rollout-state",
+        STATE_URL,
+        "--status-queue-url",
+        f.statusQueueUrl,
+        "--status-topic-arn",
+        f.statusTopicArn,
+        "--revision",
+        `rev-${typeof n === "string" ? run : n}`,
+        "--expect",
+        String(ro.expect ?? pods.length),
+        "--timeout",
+        ro.timeout ?? "60",
+        ...(ro.extra ?? []),
+      ];
+      const store = new RolloutStateStore({
+        url: STATE_URL,
+        region: FAUXQS_REGION,
+        endpointUrl: f.fx.endpoint,
+        credentials: FAUXQS_CREDENTIALS,
+        callLogFile: null,
+        onCall: (a) => hookActions.add(a),
+      });
+      try {
+        return await captureRun((io) =>
+          runRolloutCommand(argv, io, {
+            env: {},
+            clients: hookClients,
+            store,
+            waitTimeSeconds: 1,
+            revertTimeoutMs: 10_000,
+            stateCheckIntervalMs: 1_000,
+            ...ro.deps,
+          }),
+        );
+      } finally {
+        store.destroy();
+      }
+    },
+    async dispose() {
+      for (const p of pods) await p.stop().catch(() => {});
+      hookClients.destroy();
+      s3.destroy();
+      await f.dispose();
+      for (const d of dirs) await rm(d, { recursive: true, force: true });
+    },
+  };
+}

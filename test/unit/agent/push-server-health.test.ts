@@ -1,0 +1,121 @@
+/**
+ * The push server's side of the optional call-health feature: every upgrade
+ * response advertises `sfu-config-features: health`; a valid `health` frame
+ * after hello reaches the status tracker (`/status health`, gauges) without
+ * any reply; before hello it closes with 4005, invalid it closes with 4003.
+ */
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import type { IncomingMessage } from "node:http";
+import { after, describe, it } from "node:test";
+import { pino } from "pino";
+import { Registry } from "prom-client";
+import { WebSocket } from "ws";
+import { AgentMetrics } from "../../../agent/metrics.ts";
+import { PushServer } from "../../../agent/push-server.ts";
+import { SnapshotStore } from "../../../agent/snapshot-store.ts";
+import { buildStatus } from "../../../agent/status.ts";
+import { StatusTracker } from "../../../agent/status-tracker.ts";
+import { CloseCode } from "../../../protocol/close-codes.ts";
+import { configHash } from "../../../protocol/hash.ts";
+import { FEATURES_HEADER, SUBPROTOCOL } from "../../../protocol/messages-schema.ts";
+
+const H = configHash({ x: 1 });
+const hello = { type: "hello", protocol: 1, sfu: { name: "t", version: "1" }, schemaVersions: [1], applied: null };
+const health = {
+  type: "health",
+  hash: H,
+  since: "2026-12-02T05:00:00.000Z",
+  joins: 5,
+  joinFailures: 1,
+  iceConnected: 3,
+  iceFailures: 1,
+};
+
+async function setup() {
+  const now = Date.parse("2026-12-02T05:01:00Z");
+  const clock = () => new Date(now);
+  const store = new SnapshotStore({ clock });
+  const tracker = new StatusTracker({ store, clock }, { watchSettlements: true });
+  const registry = new Registry();
+  const metrics = new AgentMetrics(registry);
+  metrics.follow(tracker);
+  const server = new PushServer(
+    { logger: pino({ level: "silent" }), store, tracker, metrics },
+    { host: "127.0.0.1", port: 0, helloTimeoutMs: 5_000 },
+  );
+  await server.start();
+  after(() => server.stop(0));
+  const connect = async () => {
+    const ws = new WebSocket(server.url, SUBPROTOCOL);
+    const upgraded = once(ws, "upgrade") as Promise<[IncomingMessage]>;
+    const opened = once(ws, "open");
+    const [[res]] = await Promise.all([upgraded, opened]);
+    return { ws, res };
+  };
+  const gauge = async (name: string) => (await registry.getSingleMetric(name)?.get())?.values[0]?.value;
+  return { server, tracker, connect, gauge };
+}
+
+const closeOf = (ws: WebSocket) =>
+  once(ws, "close").then(([code, reason]) => ({ code: code as number, reason: String(reason) }));
+
+describe("push server: call health", { timeout: 20_000 }, () => {
+  it("advertises the feature and records a health frame after hello, with no reply", async () => {
+    const { server, tracker, connect, gauge } = await setup();
+    const { ws, res } = await connect();
+    assert.equal(res.headers[FEATURES_HEADER], "health");
+    const received: string[] = [];
+    ws.on("message", (d) => received.push(String(d)));
+    ws.send(JSON.stringify(hello));
+    ws.send(JSON.stringify({ ...health, unknownField: 1 }));
+    for (let i = 0; i < 100 && tracker.health() === null; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(tracker.health(), {
+      hash: H,
+      since: health.since,
+      joins: 5,
+      joinFailures: 1,
+      iceConnected: 3,
+      iceFailures: 1,
+      receivedAt: "2026-12-02T05:01:00.000Z",
+    });
+    const status = buildStatus({ tracker, pod: "p", path: "/x", queue: null });
+    assert.deepEqual(status.health, tracker.health());
+    assert.equal(await gauge("sfu_agent_sfu_joins"), 5);
+    assert.equal(await gauge("sfu_agent_sfu_join_failures"), 1);
+    assert.equal(await gauge("sfu_agent_sfu_ice_connected"), 3);
+    assert.equal(await gauge("sfu_agent_sfu_ice_failures"), 1);
+    assert.equal(await gauge("sfu_agent_sfu_health_since_timestamp_seconds"), Date.parse(health.since) / 1000);
+    // A newer report replaces it.
+    ws.send(JSON.stringify({ ...health, joins: 6 }));
+    for (let i = 0; i < 100 && tracker.health()?.joins !== 6; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(tracker.health()?.joins, 6);
+    assert.deepEqual(received, [], "health frames get no reply");
+    assert.ok(server.session !== null, "the connection stays open");
+    ws.close();
+    await once(ws, "close");
+  });
+
+  it("a health frame before hello closes with 4005", async () => {
+    const { tracker, connect } = await setup();
+    const { ws } = await connect();
+    const closed = closeOf(ws);
+    ws.send(JSON.stringify(health));
+    const { code, reason } = await closed;
+    assert.equal(code, CloseCode.HELLO_REQUIRED);
+    assert.match(reason, /expected hello first, got health/);
+    assert.equal(tracker.health(), null);
+  });
+
+  it("an invalid health frame closes with 4003 and is not recorded", async () => {
+    const { tracker, connect } = await setup();
+    const { ws } = await connect();
+    ws.send(JSON.stringify(hello));
+    const closed = closeOf(ws);
+    ws.send(JSON.stringify({ ...health, iceFailures: -2 }));
+    const { code, reason } = await closed;
+    assert.equal(code, CloseCode.INVALID_MESSAGE);
+    assert.match(reason, /invalid health: \/iceFailures/);
+    assert.equal(tracker.health(), null);
+  });
+});

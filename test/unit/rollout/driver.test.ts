@@ -1,0 +1,273 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  type DriverInput,
+  type DriverPolicy,
+  evaluateHealth,
+  type RolloutStateDoc,
+  runRollout,
+} from "../../../agent/rollout/driver.ts";
+import type { NormalisedConfigV1 } from "../../../protocol/config-schema.ts";
+import { fleetSim, type SimPodOptions, simRank } from "./fleet-sim.ts";
+
+const OLD = `sha256:${"a".repeat(64)}`;
+const NEW = `sha256:${"b".repeat(64)}`;
+const MIN = 60_000;
+// The engine stores the config without looking into it.
+const CONFIG_OLD = { old: true } as unknown as NormalisedConfigV1;
+const CONFIG_NEW = { new: true } as unknown as NormalisedConfigV1;
+
+const POLICY: DriverPolicy = {
+  steps: [
+    { percent: 10, bakeMs: 5 * MIN },
+    { percent: 50, bakeMs: 10 * MIN },
+    { percent: 100, bakeMs: 5 * MIN },
+  ],
+  halt: {
+    health: { minJoins: 20, maxJoinFailureRate: 0.05, maxIceFailureRate: 0.1, maxRatioToBaseline: 2 },
+    noTraffic: "wait",
+  },
+};
+
+const stableState = (): RolloutStateDoc => ({
+  type: "sfu-config.rollout-state",
+  updatedAt: "2026-01-01T00:00:00.000Z",
+  stable: { hash: OLD, revision: "r1", config: CONFIG_OLD },
+  candidate: null,
+});
+
+const names = (n: number) => Array.from({ length: n }, (_, i) => `sfu-server-${i}`);
+const byRank = (pods: string[]) => [...pods].sort((a, b) => simRank(a) - simRank(b));
+
+function fleet(n: number, each: (name: string, i: number) => SimPodOptions = () => ({ joinsPerReport: 10 })) {
+  const pods: Record<string, SimPodOptions> = {};
+  byRank(names(n)).forEach((name, i) => {
+    pods[name] = each(name, i);
+  });
+  return pods;
+}
+
+const input = (over: Partial<DriverInput> = {}): DriverInput => ({
+  hash: NEW,
+  revision: "r2",
+  config: CONFIG_NEW,
+  policy: POLICY,
+  expect: 10,
+  timeoutMs: 60 * MIN,
+  ...over,
+});
+
+describe("evaluateHealth", () => {
+  const h = POLICY.halt.health;
+  const c = (joins: number, joinFailures = 0, iceFailures = 0) => ({
+    joins,
+    joinFailures,
+    iceConnected: joins - iceFailures,
+    iceFailures,
+  });
+  it("no traffic below minJoins, even with failures", () => {
+    assert.deepEqual(evaluateHealth(c(19, 19, 19), c(1000), h), { verdict: "no-traffic" });
+    assert.deepEqual(evaluateHealth(c(0), c(0), { ...h, minJoins: 0 }), { verdict: "no-traffic" });
+  });
+  it("absolute rates, then ratios against a baseline with the minimum sample", () => {
+    assert.equal(evaluateHealth(c(20), c(0), h).verdict, "pass");
+    assert.equal((evaluateHealth(c(100, 6), c(0), h) as { criterion: string }).criterion, "join-failure-rate");
+    assert.equal(evaluateHealth(c(100, 5), c(0), h).verdict, "pass", "the maximum itself passes");
+    assert.equal((evaluateHealth(c(100, 0, 11), c(0), h) as { criterion: string }).criterion, "ice-failure-rate");
+    assert.equal((evaluateHealth(c(100, 3), c(100, 1), h) as { criterion: string }).criterion, "join-failure-ratio");
+    assert.equal(
+      (evaluateHealth(c(100, 0, 8), c(100, 0, 3), h) as { criterion: string }).criterion,
+      "ice-failure-ratio",
+    );
+    assert.equal(evaluateHealth(c(100, 0, 8), c(100, 0, 4), h).verdict, "pass", "exactly 2x passes");
+    assert.equal(evaluateHealth(c(100, 3), c(19, 0), h).verdict, "pass", "baseline under minJoins is ignored");
+  });
+});
+
+describe("runRollout on a simulated fleet", () => {
+  it("a good change walks 10% -> 50% -> 100% with nested cohorts and becomes stable", async () => {
+    const sim = fleetSim({ stableHash: OLD, newHash: NEW, pods: fleet(10), state: stableState() });
+    const r = await runRollout(input(), sim.deps);
+    assert.equal(r.outcome, "complete", sim.logs.join("\n"));
+    assert.ok(r.outcome === "complete");
+    assert.deepEqual(
+      r.steps.map((s) => s.pods.length),
+      [1, 5, 10],
+    );
+    const order = byRank(names(10));
+    assert.deepEqual(r.steps[0]?.pods, order.slice(0, 1));
+    assert.deepEqual([...(r.steps[1]?.pods ?? [])].sort(), order.slice(0, 5).sort());
+    for (const s of r.steps) {
+      assert.ok(s.durationMs >= s.bakeMs, "each step bakes");
+      assert.ok(s.cohort.joins >= 20, "judged on a sample");
+      assert.ok(s.applyMs < 5_000, `cohort applied promptly (${s.applyMs} ms)`);
+    }
+    assert.equal(sim.state.doc?.stable?.hash, NEW);
+    assert.deepEqual(sim.state.doc?.stable?.config, CONFIG_NEW);
+    assert.equal(sim.state.doc?.candidate?.state, "complete");
+    assert.equal(sim.state.doc?.candidate?.threshold, 1);
+    for (const p of sim.pods.values()) assert.equal(p.running, NEW, p.name);
+    // step 0 announce, 3 steps, completion
+    assert.deepEqual(
+      sim.published.map((p) => p?.threshold),
+      [0, r.steps[0]?.threshold, r.steps[1]?.threshold, 1, 1],
+    );
+    assert.equal(sim.halted.length, 0);
+  });
+
+  it("a NACKing canary halts at the first step; no pod ever runs the hash", async () => {
+    const sim = fleetSim({
+      stableHash: OLD,
+      newHash: NEW,
+      pods: fleet(10, (_, i) => ({ joinsPerReport: 10, nack: i === 0 })),
+      state: stableState(),
+    });
+    const r = await runRollout(input(), sim.deps);
+    assert.equal(r.outcome, "halted", sim.logs.join("\n"));
+    assert.ok(r.outcome === "halted");
+    assert.equal(r.reason.step, 0);
+    assert.equal(r.reason.criterion, "nack");
+    assert.deepEqual(r.reason.pods, [byRank(names(10))[0]]);
+    assert.match(r.reason.detail, /rejected.*UNSUPPORTED/);
+    for (const p of sim.pods.values()) assert.deepEqual(p.history, [OLD], p.name);
+    assert.equal(sim.state.doc?.candidate?.state, "halted");
+    assert.equal(sim.state.doc?.stable?.hash, OLD);
+    assert.equal(sim.halted.length, 1);
+  });
+
+  it("ICE failures on the canary halt on the absolute rate and revert only the cohort", async () => {
+    const sim = fleetSim({
+      stableHash: OLD,
+      newHash: NEW,
+      pods: fleet(10, () => ({ joinsPerReport: 10, iceFailureOnNew: 0.5 })),
+      state: stableState(),
+    });
+    const r = await runRollout(input(), sim.deps);
+    assert.ok(r.outcome === "halted", sim.logs.join("\n"));
+    assert.equal(r.reason.criterion, "ice-failure-rate");
+    assert.equal(r.reason.step, 0);
+    const canary = byRank(names(10))[0] as string;
+    assert.deepEqual(r.reason.pods, [canary]);
+    assert.deepEqual(r.reverted, [canary]);
+    assert.deepEqual(r.notReverted, []);
+    for (const p of sim.pods.values()) {
+      assert.deepEqual(p.history, p.name === canary ? [OLD, NEW, OLD] : [OLD], p.name);
+      assert.equal(p.running, OLD);
+    }
+    assert.equal(sim.halted[0]?.reason.criterion, "ice-failure-rate");
+    assert.ok(sim.now() - Date.UTC(2026, 0, 1) < 5 * MIN, "halted during the bake, not after it");
+  });
+
+  it("a cohort rate within the absolute limit but over the ratio to the baseline halts", async () => {
+    const sim = fleetSim({
+      stableHash: OLD,
+      newHash: NEW,
+      pods: fleet(10, () => ({ joinsPerReport: 50, iceFailureOnNew: 0.08, iceFailureOnStable: 0.02 })),
+      state: stableState(),
+    });
+    const r = await runRollout(input(), sim.deps);
+    assert.ok(r.outcome === "halted", sim.logs.join("\n"));
+    assert.equal(r.reason.criterion, "ice-failure-ratio");
+  });
+
+  it("an idle canary bakes on and halts as no-traffic at the timeout (noTraffic: wait)", async () => {
+    const sim = fleetSim({ stableHash: OLD, newHash: NEW, pods: fleet(4, () => ({})), state: stableState() });
+    const r = await runRollout(input({ expect: 4, timeoutMs: 30 * MIN }), sim.deps);
+    assert.ok(r.outcome === "halted", sim.logs.join("\n"));
+    assert.equal(r.reason.criterion, "no-traffic");
+    assert.equal(r.steps.length, 0);
+    assert.ok(sim.now() >= Date.UTC(2026, 0, 1) + 30 * MIN);
+    assert.equal(r.reverted.length, 1);
+  });
+
+  it("noTraffic: proceed widens without evidence and says so per step", async () => {
+    const sim = fleetSim({ stableHash: OLD, newHash: NEW, pods: fleet(4, () => ({})), state: stableState() });
+    const r = await runRollout(
+      input({ expect: 4, policy: { ...POLICY, halt: { ...POLICY.halt, noTraffic: "proceed" } } }),
+      sim.deps,
+    );
+    assert.ok(r.outcome === "complete", sim.logs.join("\n"));
+    assert.deepEqual(
+      r.steps.map((s) => s.noTraffic),
+      [true, true, true],
+    );
+  });
+
+  it("no state yet: the hash becomes stable at once (bootstrap)", async () => {
+    const sim = fleetSim({ stableHash: OLD, newHash: NEW, pods: fleet(2), state: null });
+    const r = await runRollout(input({ expect: 2 }), sim.deps);
+    assert.equal(r.outcome, "bootstrapped");
+    assert.equal(sim.state.doc?.stable?.hash, NEW);
+    assert.equal(sim.state.doc?.candidate, null);
+    assert.deepEqual(sim.published, [null]);
+  });
+
+  it("the stable hash again is a no-op; a halted hash is refused", async () => {
+    const same = fleetSim({ stableHash: OLD, newHash: OLD, pods: fleet(2), state: stableState() });
+    assert.equal((await runRollout(input({ hash: OLD }), same.deps)).outcome, "already-stable");
+    assert.equal(same.calls.write, 0);
+    const halted: RolloutStateDoc = {
+      ...stableState(),
+      candidate: {
+        id: "x",
+        hash: NEW,
+        revision: "r2",
+        state: "halted",
+        step: 0,
+        threshold: 0.1,
+        reason: { step: 0, criterion: "nack", pods: ["p"], detail: "p reported rejected" },
+      },
+    };
+    const sim = fleetSim({ stableHash: OLD, newHash: NEW, pods: fleet(2), state: halted });
+    const r = await runRollout(input(), sim.deps);
+    assert.ok(r.outcome === "refused");
+    assert.match(r.message, /halted by rollout x at step 1 \(nack: p reported rejected\); commit a new change/);
+    assert.equal(sim.calls.write, 0);
+    assert.deepEqual(sim.published, []);
+  });
+
+  it("a newer rollout replacing the state stops this one without another write", async () => {
+    const sim = fleetSim({ stableHash: OLD, newHash: NEW, pods: fleet(10), state: stableState() });
+    let writesAtTakeover = -1;
+    sim.at(Date.UTC(2026, 0, 1) + 3 * MIN, () => {
+      const doc = sim.state.doc as RolloutStateDoc;
+      sim.state.doc = {
+        ...doc,
+        candidate: { ...(doc.candidate as NonNullable<RolloutStateDoc["candidate"]>), id: "newer" },
+      };
+      writesAtTakeover = sim.calls.write;
+    });
+    const r = await runRollout(input({ stateCheckIntervalMs: 10_000 }), sim.deps);
+    assert.ok(r.outcome === "superseded", sim.logs.join("\n"));
+    assert.equal(r.by, "newer");
+    assert.equal(sim.calls.write, writesAtTakeover);
+    assert.equal(sim.state.doc?.candidate?.id, "newer");
+    assert.ok(sim.now() - Date.UTC(2026, 0, 1) < 4 * MIN, "noticed within a state-check interval");
+  });
+
+  it("pods that never report: halts at discovery (timeout) with nobody changed", async () => {
+    const sim = fleetSim({
+      stableHash: OLD,
+      newHash: NEW,
+      pods: fleet(3, (_, i) => ({ joinsPerReport: 10, silent: i === 2 })),
+      state: stableState(),
+    });
+    const r = await runRollout(input({ expect: 3, timeoutMs: 5 * MIN }), sim.deps);
+    assert.ok(r.outcome === "halted");
+    assert.equal(r.reason.criterion, "timeout");
+    assert.match(r.reason.detail, /2\/3 reported/);
+    for (const p of sim.pods.values()) assert.deepEqual(p.history, [OLD]);
+  });
+
+  it("a slow mount only delays its step; the cohort is waited for", async () => {
+    const sim = fleetSim({
+      stableHash: OLD,
+      newHash: NEW,
+      pods: fleet(4, (_, i) => ({ joinsPerReport: 10, mountLagMs: i === 3 ? 90_000 : 1_000 })),
+      state: stableState(),
+    });
+    const r = await runRollout(input({ expect: 4 }), sim.deps);
+    assert.ok(r.outcome === "complete", sim.logs.join("\n"));
+    assert.equal(r.steps.length, 3);
+  });
+});

@@ -1,0 +1,217 @@
+/**
+ * A simulated fleet for the rollout engine's unit tests: a discrete-event
+ * simulation on a fake clock. Each simulated pod behaves as the agent's
+ * rollout decision says (canary below the threshold, held above, reverted
+ * after a halt, applied when complete), reports its stage changes as status
+ * events and its call health every 10 s, and can be told to NACK the new
+ * hash or to make calls fail on it. Time passes only when the engine waits
+ * for events, so whole rollouts with minutes of bake run in milliseconds.
+ */
+import type {
+  DriverDeps,
+  DriverEvent,
+  HaltReason,
+  RolloutRef,
+  RolloutStateDoc,
+} from "../../../agent/rollout/driver.ts";
+import { cohortRank } from "../../../protocol/cohort.ts";
+
+/** The pods' ranks (the protocol's). */
+export const simRank = cohortRank;
+
+/** How one simulated pod behaves. */
+export interface SimPodOptions {
+  /** Delay until the pod's mount has the new file (kubelet propagation), ms. */
+  mountLagMs?: number;
+  /** NACK the new hash instead of applying it. */
+  nack?: boolean;
+  /** Joins per 10 s report. */
+  joinsPerReport?: number;
+  /** Fraction of joins whose ICE fails while running the new hash. */
+  iceFailureOnNew?: number;
+  /** Fraction of joins whose ICE fails while running the stable hash. */
+  iceFailureOnStable?: number;
+  /** Never reports anything (a dead pod). */
+  silent?: boolean;
+}
+
+interface SimPod {
+  name: string;
+  rank: number;
+  o: SimPodOptions;
+  mounted: string;
+  /** Hash the SFU runs. */
+  running: string;
+  stage: string | null;
+  appliedNew: boolean;
+  counters: { joins: number; joinFailures: number; iceConnected: number; iceFailures: number };
+  /** Every hash this pod's SFU ever ran, in order. */
+  history: string[];
+}
+
+/** The simulation plus the engine's dependencies wired to it. */
+export interface FleetSim {
+  deps: DriverDeps;
+  pods: Map<string, SimPod>;
+  state: { doc: RolloutStateDoc | null };
+  published: Array<RolloutRef | null>;
+  halted: Array<{ reason: HaltReason; rollout: RolloutRef }>;
+  logs: string[];
+  now(): number;
+  /** Schedules `fn` at simulated time `at`. */
+  at(at: number, fn: () => void): void;
+  /** Counts of store calls. */
+  calls: { read: number; write: number };
+}
+
+/** Builds a fleet of `pods` running `stableHash` with `newHash` about to be mounted. */
+export function fleetSim(o: {
+  stableHash: string;
+  newHash: string;
+  pods: Record<string, SimPodOptions>;
+  state: RolloutStateDoc | null;
+  /** Delay between a publish and a pod's reaction, ms. */
+  reactMs?: number;
+}): FleetSim {
+  let now = Date.UTC(2026, 0, 1);
+  const start = now;
+  let seq = 0;
+  const queue: Array<{ at: number; seq: number; fn: () => void }> = [];
+  const inbox: DriverEvent[] = [];
+  const state = { doc: o.state };
+  const calls = { read: 0, write: 0 };
+  const published: Array<RolloutRef | null> = [];
+  const halted: Array<{ reason: HaltReason; rollout: RolloutRef }> = [];
+  const logs: string[] = [];
+  const at = (t: number, fn: () => void) => {
+    queue.push({ at: t, seq: seq++, fn });
+    queue.sort((a, b) => a.at - b.at || a.seq - b.seq);
+  };
+  const pods = new Map<string, SimPod>();
+  for (const [name, po] of Object.entries(o.pods)) {
+    pods.set(name, {
+      name,
+      rank: simRank(name),
+      o: po,
+      mounted: o.stableHash,
+      running: o.stableHash,
+      stage: null,
+      appliedNew: false,
+      counters: { joins: 0, joinFailures: 0, iceConnected: 0, iceFailures: 0 },
+      history: [o.stableHash],
+    });
+  }
+  const report = (p: SimPod, e: DriverEvent) => {
+    if (!p.o.silent) inbox.push(e);
+  };
+  const run = (p: SimPod, h: string) => {
+    if (p.running === h) return;
+    p.running = h;
+    p.history.push(h);
+    p.counters = { joins: 0, joinFailures: 0, iceConnected: 0, iceFailures: 0 };
+  };
+  /** The agent's decision, re-evaluated on every event and mount change. */
+  const decide = (p: SimPod) => {
+    const doc = state.doc;
+    const c = doc?.candidate;
+    const stable = doc?.stable?.hash ?? o.stableHash;
+    if (p.mounted !== o.newHash || !c || c.hash !== o.newHash) return;
+    let stage: string;
+    let target: string;
+    if (c.state === "complete") [stage, target] = ["applied", o.newHash];
+    else if (c.state === "halted") [stage, target] = [p.appliedNew ? "reverted" : "held", stable];
+    else if (p.rank < c.threshold) [stage, target] = ["canary", o.newHash];
+    else [stage, target] = [p.appliedNew ? "reverted" : "held", stable];
+    if (stage === p.stage) return;
+    p.stage = stage;
+    if (target === o.newHash && p.o.nack) {
+      report(p, {
+        kind: "status",
+        pod: p.name,
+        hash: target,
+        stage,
+        rolloutId: c.id,
+        outcome: "rejected",
+        error: { code: "UNSUPPORTED", message: "no" },
+        at: now,
+      });
+      return;
+    }
+    run(p, target);
+    if (target === o.newHash) p.appliedNew = true;
+    report(p, {
+      kind: "status",
+      pod: p.name,
+      hash: target,
+      stage,
+      rolloutId: c.id,
+      outcome: "applied",
+      error: null,
+      at: now,
+    });
+  };
+  const react = o.reactMs ?? 200;
+  for (const p of pods.values()) {
+    at(now + (p.o.mountLagMs ?? 1_000), () => {
+      p.mounted = o.newHash;
+      decide(p);
+    });
+    // Health every 10 s (the agents publish only while a rollout runs; harmless here).
+    const tick = () => {
+      const n = p.o.joinsPerReport ?? 0;
+      const f = p.running === o.newHash ? (p.o.iceFailureOnNew ?? 0) : (p.o.iceFailureOnStable ?? 0);
+      const fails = Math.round(n * f);
+      p.counters.joins += n;
+      p.counters.iceFailures += fails;
+      p.counters.iceConnected += n - fails;
+      if (state.doc?.candidate?.state === "running")
+        report(p, {
+          kind: "health",
+          pod: p.name,
+          stage: p.stage,
+          health: { hash: p.running, ...p.counters },
+          at: now,
+        });
+      at(now + 10_000, tick);
+    };
+    at(now + 10_000 * (0.1 + p.rank), tick);
+  }
+  const deps: DriverDeps = {
+    now: () => now,
+    store: {
+      read: async () => {
+        calls.read++;
+        return state.doc === null ? null : structuredClone(state.doc);
+      },
+      write: async (doc) => {
+        calls.write++;
+        state.doc = structuredClone(doc);
+      },
+    },
+    publishReload: async (r) => {
+      published.push(r);
+      for (const p of pods.values()) at(now + react, () => decide(p));
+    },
+    publishHalted: async (reason, rollout) => {
+      halted.push({ reason, rollout });
+    },
+    nextEvents: async (until) => {
+      for (let guard = 0; guard < 1_000_000; guard++) {
+        if (inbox.length > 0) return inbox.splice(0);
+        const next = queue[0];
+        if (!next || next.at > until) {
+          now = Math.max(now, until);
+          return [];
+        }
+        queue.shift();
+        now = Math.max(now, next.at);
+        next.fn();
+      }
+      throw new Error(`simulation did not settle (started ${start})`);
+    },
+    rankOf: simRank,
+    newId: () => `rollout-${++seq}`,
+    log: (line) => logs.push(line),
+  };
+  return { deps, pods, state, published, halted, logs, now: () => now, at, calls };
+}
