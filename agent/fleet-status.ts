@@ -5,6 +5,7 @@
  * applied, reverted) and a line per rollout under it (id, candidate hash,
  * state, step, cohort threshold, and why it halted).
  */
+import { escapeControlChars } from "../protocol/safe-text.ts";
 
 /** The agent `/status` document (the fields this table reads). */
 export interface AgentStatusDoc {
@@ -42,7 +43,9 @@ export async function fetchAgentStatus(target: string, timeoutMs = 3000): Promis
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
     if (!res.ok) return { target, ok: false, error: `HTTP ${res.status}` };
-    const body = (await res.json()) as AgentStatusDoc;
+    const text = await readCapped(res, MAX_STATUS_BYTES);
+    if (text === null) return { target, ok: false, error: `status document over ${MAX_STATUS_BYTES} bytes` };
+    const body = JSON.parse(text) as AgentStatusDoc;
     if (typeof body !== "object" || body === null || typeof body.pod !== "string") {
       return { target, ok: false, error: "not an sfu-agent /status document" };
     }
@@ -52,6 +55,27 @@ export async function fetchAgentStatus(target: string, timeoutMs = 3000): Promis
     const code = e.cause?.code ?? e.cause?.errors?.[0]?.code ?? (e.cause as Error | undefined)?.message;
     const reason = e.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : (code ?? e.message);
     return { target, ok: false, error: reason };
+  }
+}
+
+/** Largest `/status` body read from an agent (a real one is a few KiB; an agent caps its errors). */
+export const MAX_STATUS_BYTES = 1024 * 1024;
+
+/** The body as UTF-8 text, or null (and the rest not read) once it passes `max` bytes. */
+async function readCapped(res: Response, max: number): Promise<string | null> {
+  if (res.body === null) return "";
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return Buffer.concat(chunks).toString("utf8");
+    total += value.byteLength;
+    if (total > max) {
+      await reader.cancel();
+      return null;
+    }
+    chunks.push(value);
   }
 }
 
@@ -85,7 +109,9 @@ export function renderFleetTable(rows: readonly FleetRow[]): string {
     "LAST OUTCOME",
     "LAST ERROR",
   ];
-  const lines = rows.map((r) => {
+  // Every cell comes from outside (agents' documents): control characters are shown escaped.
+  const lines = rows.map((r) => row(r).map(escapeControlChars));
+  function row(r: FleetRow): string[] {
     if (!r.ok) return [r.target, "?", ...(staged ? ["-"] : []), "-", "-", "-", "-", "unreachable", r.error];
     const s = r.status;
     const last = s.settlements.at(-1);
@@ -101,14 +127,14 @@ export function renderFleetTable(rows: readonly FleetRow[]): string {
       last ? last.outcome : inSync ? "applied" : "-",
       s.lastError ? `${s.lastError.code}: ${s.lastError.message}`.slice(0, 80) : "-",
     ];
-  });
+  }
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? "").length)));
   const fmt = (cols: string[]) =>
     cols
       .map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
       .join("  ")
       .trimEnd();
-  return [fmt(header), ...lines.map(fmt), ...rolloutLines(rows)].join("\n");
+  return [fmt(header), ...lines.map(fmt), ...rolloutLines(rows).map(escapeControlChars)].join("\n");
 }
 
 /**

@@ -152,4 +152,38 @@ describe("sfu-agent status", () => {
     const run = await cli("status", good.url);
     assert.doesNotMatch(run.stdout, /STAGE|rollout/);
   });
+
+  it("shows control characters from an agent's document escaped, never raw", async () => {
+    const doc = statusDoc("sfu-\u001b[2Jevil\u0007", H1, H2);
+    doc.lastError = {
+      code: "INVALID_CONFIG",
+      message: "config.yaml:3:1: /x\u001b]0;title\u0007: unknown key",
+      at: "x",
+    };
+    const hostile = await serve(doc);
+    try {
+      const run = await cli("status", hostile.url);
+      assert.equal(run.code, 1);
+      assert.doesNotMatch(run.stdout, /[\u0000-\u0008\u000b-\u001f\u007f]/);
+      assert.match(run.stdout, /sfu-\\x1b\[2Jevil\\x07/);
+    } finally {
+      hostile.server.close();
+    }
+  });
+
+  it("refuses a /status body over 1 MiB as an error row instead of reading it all", async () => {
+    const huge = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(`{"pod":"${"x".repeat(2 * 1024 * 1024)}"}`);
+    });
+    huge.listen(0, "127.0.0.1");
+    await once(huge, "listening");
+    try {
+      const run = await cli("status", `http://127.0.0.1:${(huge.address() as AddressInfo).port}`);
+      assert.equal(run.code, 1);
+      assert.match(run.stdout, /unreachable\s+status document over 1048576 bytes/);
+    } finally {
+      huge.close();
+    }
+  });
 });
