@@ -14,7 +14,6 @@
  * config, a failed publish, a pod reporting rejected/invalid/timeout, or the
  * wait timing out; 2 usage error.
  */
-import { parseArgs } from "node:util";
 import { PublishCommand } from "@aws-sdk/client-sns";
 import { formatProblem, loadConfigFile } from "../../protocol/config-loader.ts";
 import type { ReloadEvent } from "../../protocol/messages-schema.ts";
@@ -25,7 +24,7 @@ import { describeError } from "../queue/errors.ts";
 import { checkTopicArn } from "../queue/options.ts";
 import { collectStatuses, formatPodTable } from "../queue/status-collector.ts";
 import { realTimers, type Timers } from "../queue/timers.ts";
-import type { CommandIo } from "./command-io.ts";
+import { type CommandIo, parseCommandFlags } from "./command-io.ts";
 import { inClusterApi, type KubeApiTarget, readDeploymentReplicas } from "./deployment-replicas.ts";
 
 /** Help text of `sfu-agent notify`. */
@@ -99,26 +98,9 @@ export function main(argv: string[], io: CommandIo): Promise<number> {
 
 /** `sfu-agent notify` with explicit dependencies; see the module documentation. */
 export async function runNotify(argv: string[], io: CommandIo, deps: NotifyDeps): Promise<number> {
-  const usage = (message: string) => {
-    io.stderr(`sfu-agent notify: ${message}\nTry 'sfu-agent notify --help'.\n`);
-    return 2;
-  };
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false }).values;
-  } catch (err) {
-    return usage((err as Error).message);
-  }
-  if (values.help) {
-    io.stdout(NOTIFY_USAGE);
-    return 0;
-  }
-  const str = (flag: keyof typeof FLAGS): string | null => {
-    const v = values[flag];
-    if (typeof v === "string") return v;
-    const e = deps.env[envName(flag)];
-    return e !== undefined && e !== "" ? e : null;
-  };
+  const parsed = parseCommandFlags("notify", argv, io, { flags: FLAGS, help: NOTIFY_USAGE, env: deps.env });
+  if (typeof parsed === "number") return parsed;
+  const { values, str, usage } = parsed;
   const topicArn = str("topic-arn");
   const file = str("config");
   if (topicArn === null) return usage("--topic-arn is required");

@@ -19,14 +19,12 @@
  */
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { PublishCommand } from "@aws-sdk/client-sns";
 import { cohortRank } from "../../protocol/cohort.ts";
 import { formatProblem, loadConfigFile } from "../../protocol/config-loader.ts";
 import type { ReloadEvent } from "../../protocol/messages-schema.ts";
 import { loadRolloutPolicyFile } from "../../protocol/rollout-policy.ts";
 import { ROLLOUT_STATE_TYPE } from "../../protocol/rollout-schema.ts";
-import { envName } from "../options.ts";
 import { type AwsClients, createAwsClients, regionFromResource } from "../queue/aws-clients.ts";
 import { describeError } from "../queue/errors.ts";
 import { checkTopicArn } from "../queue/options.ts";
@@ -40,7 +38,7 @@ import {
 } from "../rollout/driver.ts";
 import { StatusQueueSource } from "../rollout/driver-events.ts";
 import { parseS3Url, RolloutStateStore } from "../rollout/state-store.ts";
-import type { CommandIo } from "./command-io.ts";
+import { type CommandIo, parseCommandFlags } from "./command-io.ts";
 import type { KubeApiTarget } from "./deployment-replicas.ts";
 import { countDeploymentPods, parseTimeoutFlag, publishReloadEvent, waitForApplied } from "./notify.ts";
 
@@ -140,26 +138,9 @@ export function main(argv: string[], io: CommandIo): Promise<number> {
 
 /** `sfu-agent rollout` with explicit dependencies; see the module documentation. */
 export async function runRolloutCommand(argv: string[], io: CommandIo, deps: RolloutDeps): Promise<number> {
-  const usage = (message: string) => {
-    io.stderr(`sfu-agent rollout: ${message}\nTry 'sfu-agent rollout --help'.\n`);
-    return 2;
-  };
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false }).values;
-  } catch (err) {
-    return usage((err as Error).message);
-  }
-  if (values.help) {
-    io.stdout(ROLLOUT_USAGE);
-    return 0;
-  }
-  const str = (flag: keyof typeof FLAGS): string | null => {
-    const v = values[flag];
-    if (typeof v === "string") return v;
-    const e = deps.env[envName(flag)];
-    return e !== undefined && e !== "" ? e : null;
-  };
+  const parsed = parseCommandFlags("rollout", argv, io, { flags: FLAGS, help: ROLLOUT_USAGE, env: deps.env });
+  if (typeof parsed === "number") return parsed;
+  const { str, usage } = parsed;
   const topicArn = str("topic-arn");
   const file = str("config");
   const policyFile = str("policy");
