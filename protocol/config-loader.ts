@@ -27,14 +27,7 @@ import {
   schemaProblems,
   shapeProblems,
 } from "./config-problems.ts";
-import {
-  CONFIG_DEFAULTS,
-  configSchemaV1,
-  type NormalisedConfigV1,
-  type SfuConfigV1,
-  SUPPORTED_SCHEMA_VERSIONS,
-  type TurnServer,
-} from "./config-schema.ts";
+import { configSchemaV1, normalise, type SfuConfigV1, SUPPORTED_SCHEMA_VERSIONS } from "./config-schema.ts";
 import { type ConfigHash, canonicalJson, canonicalJsonHash } from "./hash.ts";
 import { MAX_FRAME_BYTES } from "./messages-schema.ts";
 import { escapeControlChars } from "./safe-text.ts";
@@ -43,6 +36,7 @@ import { MAX_YAML_ALIASES } from "./yaml-limits.ts";
 
 export { checkIceUri } from "./config-checks.ts";
 export { type ConfigProblem, MAX_REPORTED_PROBLEMS } from "./config-problems.ts";
+export { normalise } from "./config-schema.ts";
 export {
   MAX_YAML_ALIASES,
   MAX_YAML_DEPTH,
@@ -332,40 +326,6 @@ async function validateValue(value: unknown, options: LoadOptions): Promise<Load
     ]);
   }
   return { ok: true, source, config: normalised, hash: canonicalJsonHash(json), warnings };
-}
-
-/**
- * Fills defaults; the result is what is hashed and pushed. Idempotent. Keys
- * are written in canonical (sorted) order so that hashing it is a plain
- * JSON.stringify (see canonicalJson).
- */
-export function normalise(config: SfuConfigV1): NormalisedConfigV1 {
-  const w = config.webrtc;
-  return {
-    limits: {
-      maxParticipantsPerRoom: config.limits?.maxParticipantsPerRoom ?? CONFIG_DEFAULTS.maxParticipantsPerRoom,
-      maxRooms: config.limits?.maxRooms ?? CONFIG_DEFAULTS.maxRooms,
-    },
-    logging: { level: config.logging?.level ?? CONFIG_DEFAULTS.logLevel },
-    schemaVersion: 1,
-    server: { port: config.server.port },
-    webrtc: {
-      announcedIps: [...(w.announcedIps ?? [])],
-      codecs: [...w.codecs] as NormalisedConfigV1["webrtc"]["codecs"],
-      icePortRange: [...(w.icePortRange as unknown as [number, number])],
-      listenIp: w.listenIp ?? CONFIG_DEFAULTS.listenIp,
-      turnServers: (w.turnServers ?? []).map(sortedTurnServer),
-    },
-  };
-}
-
-function sortedTurnServer(t: TurnServer): TurnServer {
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(t).sort()) {
-    const v = t[key as keyof TurnServer];
-    out[key] = Array.isArray(v) ? [...v] : v;
-  }
-  return out as TurnServer;
 }
 
 function invalid(source: string, problems: ConfigProblem[]): LoadResult {

@@ -22,11 +22,13 @@
  */
 import type { FromSchema } from "json-schema-to-ts";
 import {
-  CONFIG_DEFAULTS,
   type CodecName,
   configSchemaV1,
   type LogLevel,
   type NormalisedConfigV1,
+  normalise,
+  type SfuConfigV1,
+  sortedTurnServer,
   type TurnServer,
 } from "./config-schema.ts";
 
@@ -220,39 +222,25 @@ export function checkOrigin(origin: string): string | null {
 }
 
 /**
- * Fills the v2 defaults; the result is what is hashed and pushed. Idempotent.
- * Keys in canonical (sorted) order, like the v1 normalisation, so hashing is
- * a plain JSON.stringify.
+ * Fills the v2 defaults: the v1 normalisation (the same defaults, keys in
+ * canonical order, so hashing is a plain JSON.stringify) plus
+ * `server.allowedOrigins` and each TURN REST server's `credentialTtl`.
+ * Idempotent.
  */
 export function normaliseV2(config: SfuConfigV2): NormalisedConfigV2 {
-  const w = config.webrtc;
+  const base = normalise(config as unknown as SfuConfigV1);
+  // Spreading keeps each key where the v1 normalisation put it (sorted).
   return {
-    limits: {
-      maxParticipantsPerRoom: config.limits?.maxParticipantsPerRoom ?? CONFIG_DEFAULTS.maxParticipantsPerRoom,
-      maxRooms: config.limits?.maxRooms ?? CONFIG_DEFAULTS.maxRooms,
-    },
-    logging: { level: config.logging?.level ?? CONFIG_DEFAULTS.logLevel },
+    ...base,
     schemaVersion: 2,
-    server: { allowedOrigins: [...(config.server.allowedOrigins ?? [])], port: config.server.port },
-    webrtc: {
-      announcedIps: [...(w.announcedIps ?? [])],
-      codecs: [...w.codecs] as CodecName[],
-      icePortRange: [...(w.icePortRange as unknown as [number, number])],
-      listenIp: w.listenIp ?? CONFIG_DEFAULTS.listenIp,
-      turnServers: (w.turnServers ?? []).map(normalisedTurnServerV2),
-    },
+    server: { allowedOrigins: [...(config.server.allowedOrigins ?? [])], port: base.server.port },
+    webrtc: { ...base.webrtc, turnServers: (config.webrtc.turnServers ?? []).map(normalisedTurnServerV2) },
   };
 }
 
 function normalisedTurnServerV2(t: TurnServerV2): TurnServerV2 {
-  const filled: Record<string, unknown> = { ...t };
-  if (t.authSecretFile !== undefined && t.credentialTtl === undefined) filled["credentialTtl"] = CREDENTIAL_TTL.default;
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(filled).sort()) {
-    const v = filled[key];
-    out[key] = Array.isArray(v) ? [...v] : v;
-  }
-  return out as TurnServerV2;
+  const ttl = t.authSecretFile !== undefined && t.credentialTtl === undefined ? CREDENTIAL_TTL.default : undefined;
+  return sortedTurnServer((ttl === undefined ? t : { ...t, credentialTtl: ttl }) as TurnServer) as TurnServerV2;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -169,3 +169,38 @@ export const CONFIG_DEFAULTS = {
   maxRooms: 100,
   maxParticipantsPerRoom: 16,
 } as const;
+
+/**
+ * Fills defaults; the result is what is hashed and pushed. Idempotent. Keys
+ * are written in canonical (sorted) order so that hashing it is a plain
+ * JSON.stringify (see canonicalJson).
+ */
+export function normalise(config: SfuConfigV1): NormalisedConfigV1 {
+  const w = config.webrtc;
+  return {
+    limits: {
+      maxParticipantsPerRoom: config.limits?.maxParticipantsPerRoom ?? CONFIG_DEFAULTS.maxParticipantsPerRoom,
+      maxRooms: config.limits?.maxRooms ?? CONFIG_DEFAULTS.maxRooms,
+    },
+    logging: { level: config.logging?.level ?? CONFIG_DEFAULTS.logLevel },
+    schemaVersion: 1,
+    server: { port: config.server.port },
+    webrtc: {
+      announcedIps: [...(w.announcedIps ?? [])],
+      codecs: [...w.codecs] as NormalisedConfigV1["webrtc"]["codecs"],
+      icePortRange: [...(w.icePortRange as unknown as [number, number])],
+      listenIp: w.listenIp ?? CONFIG_DEFAULTS.listenIp,
+      turnServers: (w.turnServers ?? []).map(sortedTurnServer),
+    },
+  };
+}
+
+/** A TURN server entry with its keys in canonical (sorted) order and its lists copied. */
+export function sortedTurnServer(t: TurnServer): TurnServer {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(t).sort()) {
+    const v = t[key as keyof TurnServer];
+    out[key] = Array.isArray(v) ? [...v] : v;
+  }
+  return out as TurnServer;
+}
