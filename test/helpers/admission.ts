@@ -24,11 +24,23 @@ export interface AdmissionProcess {
   stop: () => Promise<number | null>;
 }
 
+/** How {@link startAdmission} runs the process (default: this Node, no flags, this environment). */
+export interface SpawnShape {
+  /** Node flags before the script (e.g. the image's ENTRYPOINT flags). */
+  nodeFlags?: string[];
+  /** Extra environment (e.g. the image's ENV). */
+  env?: Record<string, string>;
+  /** Rewrites the command line, e.g. to join a cgroup first (scripts/lib/container-limits.ts). */
+  wrap?: (command: string, args: string[]) => [string, string[]];
+}
+
 /** Starts `sfu-agent admission --listen 127.0.0.1:0 ...args` and waits until it listens. */
-export async function startAdmission(args: string[]): Promise<AdmissionProcess> {
-  const child = spawn(process.execPath, [CLI, "admission", "--listen", "127.0.0.1:0", ...args], {
+export async function startAdmission(args: string[], shape: SpawnShape = {}): Promise<AdmissionProcess> {
+  const argv = [...(shape.nodeFlags ?? []), CLI, "admission", "--listen", "127.0.0.1:0", ...args];
+  const [command, commandArgs] = shape.wrap ? shape.wrap(process.execPath, argv) : [process.execPath, argv];
+  const child = spawn(command, commandArgs, {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, SFU_AGENT_SECRETS_DIR: "" },
+    env: { ...process.env, SFU_AGENT_SECRETS_DIR: "", ...shape.env },
   });
   let out = "";
   const logs: Record<string, unknown>[] = [];
