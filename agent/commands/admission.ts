@@ -84,7 +84,7 @@ export async function main(argv: string[], io: CommandIo, env: NodeJS.ProcessEnv
   }
   if (rolloutKey === configKey) return usage("--rollout-key must differ from --config-key");
   const secretsDir = str("secrets-dir") ?? DEFAULT_SECRETS_DIR;
-  if (!secretsDir.startsWith("/")) return usage("--secrets-dir must be an absolute path");
+  if (secretsDir === "") return usage("--secrets-dir must not be empty");
   const requestTimeoutMs = parseDuration(str("request-timeout") ?? `${DEFAULT_REQUEST_TIMEOUT_MS}ms`);
   if (requestTimeoutMs === null || requestTimeoutMs <= 0 || requestTimeoutMs > 30_000) {
     return usage("--request-timeout must be a duration above 0 and at most 30s (the API server's own limit)");
