@@ -7,9 +7,10 @@
  *
  * Bounded for any client: a request body is counted while it streams in and
  * refused (413) the moment it passes `maxBodyBytes`; a body declared larger
- * is refused before a byte is read; at most `maxInFlight` reviews are read or
- * judged at once (more: 503), so memory stays under `maxInFlight *
- * maxBodyBytes` plus the loader's own bounds; each request has a deadline
+ * is refused without a byte kept (refusals are sent once the client has
+ * sent its body, discarded); at most `maxInFlight` reviews are read at once
+ * (more: 503) and one is judged at a time, so memory stays under
+ * `maxInFlight * maxBodyBytes` plus one load's own bounds; each request has a deadline
  * (`requestTimeoutMs`, set below the webhook's `timeoutSeconds`): a client
  * still sending the body then gets 408 and is disconnected (slowloris), and
  * a review still running is answered `allowed: false` (fail closed) with a
@@ -25,6 +26,7 @@ import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
+import { parseBoundedJson } from "../../protocol/bounded-json.ts";
 import { LifecycleError } from "../errors.ts";
 import { listenOn } from "../listen.ts";
 import { CertificateReloader } from "./certificate-reloader.ts";
@@ -69,6 +71,8 @@ export class AdmissionServer {
   #reloader: CertificateReloader | null = null;
   #inFlight = 0;
   #stopping = false;
+  /** The tail of the review queue: reviews are judged one at a time. */
+  #judging: Promise<unknown> = Promise.resolve();
 
   constructor(deps: AdmissionServerDeps, options: AdmissionServerOptions) {
     this.#deps = deps;
@@ -193,6 +197,32 @@ export class AdmissionServer {
     plain(res, 404, "not found\n");
   }
 
+  /**
+   * Sends an early refusal once the client has finished sending, discarding
+   * the rest of the body unkept (at most until the request deadline, then the
+   * connection is closed). Replying while the client still sends lets the
+   * connection close under unread data, and the client's kernel then resets
+   * it and drops the reply unread.
+   */
+  #afterBody(req: IncomingMessage, reply: () => void): void {
+    if (req.complete) {
+      reply();
+      return;
+    }
+    const timer = setTimeout(() => {
+      req.off("end", onEnd);
+      reply();
+      req.destroy();
+    }, this.#opts.requestTimeoutMs);
+    const onEnd = () => {
+      clearTimeout(timer);
+      reply();
+    };
+    req.once("end", onEnd);
+    req.once("error", () => clearTimeout(timer));
+    req.resume();
+  }
+
   #validate(req: IncomingMessage, res: ServerResponse): void {
     const started = this.#deps.now();
     const finish = (result: ReviewMetricResult) =>
@@ -210,12 +240,12 @@ export class AdmissionServer {
     const declared = Number(req.headers["content-length"] ?? Number.NaN);
     if (declared > max) {
       finish("error");
-      plain(res, 413, `body over ${max} bytes\n`); // the body is discarded unread (see below)
+      this.#afterBody(req, () => plain(res, 413, `body over ${max} bytes\n`));
       return;
     }
     if (this.#inFlight >= this.#opts.maxInFlight) {
       finish("error");
-      plain(res, 503, "too many reviews at once; retry\n", { "retry-after": "1" });
+      this.#afterBody(req, () => plain(res, 503, "too many reviews at once; retry\n", { "retry-after": "1" }));
       return;
     }
     this.#inFlight++;
@@ -233,8 +263,9 @@ export class AdmissionServer {
       finish("error");
       if (uid === null) {
         this.#deps.logger.warn({ ms: this.#opts.requestTimeoutMs }, "admission request body not received in time");
+        // Close once the 408 is written: destroying at once can drop it unsent.
+        res.once("finish", () => req.destroy());
         plain(res, 408, "request body not received in time\n", { connection: "close" });
-        req.destroy();
         return;
       }
       const message = `sfu-config admission: the review did not finish within ${this.#opts.requestTimeoutMs} ms; refused (fail closed)`;
@@ -253,10 +284,9 @@ export class AdmissionServer {
       if (size > max) {
         settle();
         finish("error");
-        // No `Connection: close`: closing while the client still sends makes
-        // its kernel reset the connection and drop the 413 unread. Node
-        // discards the rest of the body after the reply (nothing is kept);
-        // the request deadline cuts a client that keeps sending.
+        // Answered at once, without `Connection: close`: Node discards the
+        // rest of the body after the reply (nothing is kept), and the
+        // request deadline cuts a client that keeps sending.
         plain(res, 413, `body over ${max} bytes\n`);
         return;
       }
@@ -268,20 +298,28 @@ export class AdmissionServer {
     req.on("end", () => {
       if (settled) return;
       let body: unknown;
-      try {
-        // TODO(merge): parse with protocol/bounded-json.ts once it lands (the bytes are bounded already).
-        body = JSON.parse(Buffer.concat(chunks, size).toString("utf8"));
-      } catch {
+      const parsed = parseBoundedJson(Buffer.concat(chunks, size), { maxBytes: max }, "the body");
+      chunks.length = 0;
+      if (!parsed.ok) {
         settle();
         finish("error");
-        plain(res, 400, "the body is not JSON\n");
+        plain(res, 400, parsed.code === "BAD_JSON" ? "the body is not JSON\n" : `${parsed.message}\n`);
         return;
       }
-      chunks.length = 0;
+      body = parsed.value;
       const maybeUid = (body as { request?: { uid?: unknown } } | null)?.request?.uid;
       uid = typeof maybeUid === "string" && maybeUid !== "" && maybeUid.length <= 128 ? maybeUid : null;
-      reviewAdmission(body, this.#opts.review).then(
+      // One review judged at a time: a large config's parse costs tens of MiB,
+      // and several at once would pass the container's memory limit. A review
+      // whose deadline passed while it waited is not judged at all.
+      const judged = this.#judging.then(() => (settled ? null : reviewAdmission(body, this.#opts.review)));
+      this.#judging = judged.then(
+        () => undefined,
+        () => undefined,
+      );
+      judged.then(
         (result) => {
+          if (result === null) return;
           if (!settle()) return;
           if ("malformed" in result) {
             finish("error");
