@@ -323,14 +323,14 @@ describe("Settler with a rollout handler", () => {
     for (const fault of ["404", "outage"] as const) {
       const reader = new MemoryReader();
       reader.cached = stateWith({
-      id: "r",
-      hash: C2.hash,
-      revision: null,
-      state: "halted",
-      step: 0,
-      threshold: 0.5,
-      reason: { step: 0, criterion: "nack", pods: ["x"], detail: "d" },
-    });
+        id: "r",
+        hash: C2.hash,
+        revision: null,
+        state: "halted",
+        step: 0,
+        threshold: 0.5,
+        reason: { step: 0, criterion: "nack", pods: ["x"], detail: "d" },
+      });
       if (fault === "outage") reader.fail = Object.assign(new Error("S3 down"), { code: "STATE_READ_FAILED" });
       const t = await setup({ reader });
       await t.rollout.start();
