@@ -1,0 +1,5 @@
+package sfuconfig
+
+import "sort"
+
+func sortStrings(s []string) { sort.Strings(s) }
