@@ -203,7 +203,6 @@ func intValue(v any, min, max int64) (int64, bool) {
 	return i, true
 }
 
-
 const hexDigits = "0123456789abcdef"
 
 // writeString writes s as ECMAScript JSON.stringify does: only '"', '\\'
