@@ -69,11 +69,15 @@ type Options struct {
 // [New], run it with [Client.Run]; read the applied config, lock-free, with
 // [Client.Current].
 type Client struct {
-	opts    Options
-	current atomic.Pointer[Config]
-	health  *Health
-	logf    func(string, ...any)
+	opts      Options
+	current   atomic.Pointer[Config]
+	health    *Health
+	logf      func(string, ...any)
+	connected atomic.Bool
 }
+
+// Connected reports whether a connection to the agent is open now.
+func (c *Client) Connected() bool { return c.connected.Load() }
 
 // New checks opts and returns a client; nothing is dialed yet.
 func New(opts Options) (*Client, error) {
@@ -157,7 +161,7 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 		delay := Backoff(n, c.opts.Random())
 		n++
-		c.logf("sfu-config: %v; re-dialling in %d ms", err, delay.Milliseconds())
+		c.logf("%v; re-dialling in %d ms", err, delay.Milliseconds())
 		select {
 		case <-ctx.Done():
 			return nil
@@ -211,6 +215,8 @@ func (c *Client) runOnce(ctx context.Context) (opened bool, err error) {
 	s := &session{c: c, conn: conn, healthKick: make(chan struct{}, 1)}
 	s.sendsHealth = c.opts.Health && hasToken(resp.Header.Get("sfu-config-features"), "health")
 	c.logf("sfu-config: connected to %s", c.opts.URL)
+	c.connected.Store(true)
+	defer c.connected.Store(false)
 
 	done := make(chan struct{})
 	defer close(done)
