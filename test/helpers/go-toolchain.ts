@@ -71,7 +71,11 @@ export interface GoRun {
 /** Runs `go args...` in the linked package directory; bounded by `timeoutMs`. */
 export async function runGo(args: string[], timeoutMs = 240_000): Promise<GoRun> {
   const cwd = await goWorkspace();
-  const child = spawn(process.env.SFU_TEST_GO || "go", args, { cwd, env: goEnv(), stdio: ["ignore", "pipe", "pipe"] });
+  // PWD names the linked path: go derives the import path from it (the real
+  // path lies outside GOPATH, which would make it "_/..." and disable the
+  // /v3 import resolution of GOPATH mode).
+  const env = { ...goEnv(), PWD: cwd };
+  const child = spawn(process.env.SFU_TEST_GO || "go", args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d: Buffer) => {

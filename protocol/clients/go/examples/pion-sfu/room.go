@@ -203,13 +203,16 @@ func (p *peer) countICE(connected bool) {
 	}
 }
 
-// subscribe adds pub to p's peer connection (one sendonly m-line).
+// subscribe adds pub to p's peer connection (one new sendonly m-line).
+// Not AddTrack: pion's AddTrack reuses a transceiver of the same kind
+// without a sender, which would be p's own recvonly publish m-line.
 func (p *peer) subscribe(pub *published) {
-	sender, err := p.pc.AddTrack(pub.local)
+	tx, err := p.pc.AddTransceiverFromTrack(pub.local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 	if err != nil {
 		p.sfu.log.warnf("participant %s cannot receive %s (%s): %v", p.id, pub.info.ID, pub.info.Codec, err)
 		return
 	}
+	sender := tx.Sender()
 	p.mu.Lock()
 	p.subs[pub] = sender
 	p.mu.Unlock()
