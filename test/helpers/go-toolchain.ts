@@ -6,7 +6,7 @@
  * once and later builds are cache hits.
  */
 import { spawn } from "node:child_process";
-import { mkdir, readlink, rm, symlink } from "node:fs/promises";
+import { mkdir, readlink, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   goDependency,
@@ -101,4 +101,20 @@ export function buildPionSfu(): Promise<string> {
     return out;
   })();
   return built;
+}
+
+/**
+ * Builds a throwaway Go program (`source`, package main, free to import the
+ * package) from the private GOPATH's `sfu-config-test/<name>` and resolves
+ * with the binary's path. Used for drivers that feed the package test data.
+ */
+export async function buildGoProgram(name: string, source: string): Promise<string> {
+  await goWorkspace();
+  const dir = join(GO_CACHE_DIR, "path", "src", "sfu-config-test", name);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, "main.go"), source);
+  const out = join(GO_CACHE_DIR, "bin", name);
+  const r = await runGo(["build", "-o", out, `sfu-config-test/${name}`]);
+  if (r.code !== 0) throw new Error(`go build of ${name} failed (${r.code}):\n${r.stdout}${r.stderr}`);
+  return out;
 }

@@ -1,7 +1,8 @@
 /**
  * The Go client package (protocol/clients/go, package sfuconfig) and its
  * pion SFU example, from the Node test suite: `go vet` and `go test` on the
- * package (PROTOCOL.md's hash vectors and the escaping traps), the example
+ * package (PROTOCOL.md's hash vectors and the escaping traps), its hash
+ * against the protocol's own (protocol/hash.ts) on generated values, the example
  * built once (GOPATH mode against Debian's Go packages, offline, one shared
  * build cache), `sfu-agent conformance` against the built binary, and one
  * headless Chromium call through it while the real agent (`sfu-agent run`)
@@ -9,18 +10,22 @@
  * call gets the new one.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import fc from "fast-check";
 import type { Browser, Page } from "playwright-core";
 import { parse } from "yaml";
 import { CASES } from "../../../agent/conformance/cases.ts";
+import { hashVector, loadBaseConfig } from "../../../agent/conformance/test-configs.ts";
+import { canonicalJson, configHash } from "../../../protocol/hash.ts";
 import { AtomicWriter } from "../../../scripts/local/atomic-writer.ts";
 import { agentRunArgs, freePort, NodeProcess } from "../../../scripts/local/processes.ts";
 import { inboundVideo, launchChromium, pollUntil } from "../../helpers/browser.ts";
-import { configHash } from "../../helpers/config-text.ts";
-import { buildPionSfu, requireGo, runGo } from "../../helpers/go-toolchain.ts";
+import { configHash as configTextHash } from "../../helpers/config-text.ts";
+import { buildGoProgram, buildPionSfu, requireGo, runGo } from "../../helpers/go-toolchain.ts";
 import { caseOutcomes, ROOT, spawnChild, startKit, summaryLine } from "../conformance/harness.ts";
 
 const EXAMPLE = join(ROOT, "k8s", "base", "config.yaml");
@@ -54,6 +59,66 @@ async function inboundVideoCodecs(page: Page): Promise<string[]> {
   });
 }
 
+/**
+ * Reads a JSON array from stdin and prints, for each element, the package's
+ * [CanonicalJSONText, HashJSON, Hash of the value decoded into any], or
+ * ["error", message] when the package refuses it.
+ */
+const HASH_DRIVER = `package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+
+	sfuconfig "github.com/sfu-config/sfu-config/protocol/clients/go"
+)
+
+func main() {
+	var values []json.RawMessage
+	if err := json.NewDecoder(os.Stdin).Decode(&values); err != nil {
+		os.Stderr.WriteString(err.Error())
+		os.Exit(1)
+	}
+	out := make([][]string, 0, len(values))
+	for _, raw := range values {
+		canonical, err := sfuconfig.CanonicalJSONText(raw)
+		if err != nil {
+			out = append(out, []string{"error", err.Error()})
+			continue
+		}
+		h, err := sfuconfig.HashJSON(raw)
+		if err != nil {
+			out = append(out, []string{"error", err.Error()})
+			continue
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			out = append(out, []string{"error", err.Error()})
+			continue
+		}
+		hv, err := sfuconfig.Hash(v)
+		if err != nil {
+			out = append(out, []string{"error", "Hash(any): " + err.Error()})
+			continue
+		}
+		out = append(out, []string{string(canonical), h, hv})
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
+		os.Exit(1)
+	}
+}
+`;
+
+/** The package's answers for each JSON text (see HASH_DRIVER). */
+function goHashes(driver: string, texts: string[]): string[][] {
+  const r = spawnSync(driver, [], { input: `[${texts.join(",")}]`, encoding: "utf8", timeout: 20_000 });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout) as string[][];
+}
+
 before(() => {
   requireGo();
 });
@@ -77,6 +142,63 @@ describe("Go client package sfuconfig", { timeout: 300_000 }, () => {
     ]) {
       assert.match(r.stdout, new RegExp(`^--- PASS: ${name} `, "m"), `${name} ran and passed`);
     }
+  });
+});
+
+describe("sfuconfig.Hash agrees with the protocol (protocol/hash.ts)", { timeout: 120_000 }, () => {
+  let driver = "";
+  before(async () => {
+    driver = await buildGoProgram("hash-driver", HASH_DRIVER);
+  });
+
+  it("on the PROTOCOL.md vector and the kit's hash vector", async () => {
+    const doc = await readFile(join(ROOT, "protocol", "PROTOCOL.md"), "utf8");
+    const input = /<!-- vector:input -->\n```json\n([\s\S]*?)\n```/.exec(doc)?.[1];
+    assert.ok(input, "PROTOCOL.md has a vector:input block");
+    const values = [JSON.parse(input) as unknown, hashVector(await loadBaseConfig())];
+    const got = goHashes(driver, [input, JSON.stringify(values[1])]);
+    values.forEach((v, i) => {
+      assert.deepEqual(got[i], [canonicalJson(v), configHash(v), configHash(v)]);
+    });
+  });
+
+  it("on generated JSON values (escaping traps, astral and control characters, integers, key order)", () => {
+    const text = fc.oneof(
+      fc.string({ unit: "binary", maxLength: 20 }),
+      fc.constantFrom("\u2028\u2029", "<&>/", "\u0000\b\f\u001f\u007f", "é😀𝄞", "\\u2028", '"\\'),
+    );
+    const integer = fc.oneof(
+      fc.integer({ min: -(2 ** 53) + 1, max: 2 ** 53 - 1 }),
+      fc.constantFrom(0, -0, 2 ** 53 - 1, 1e15),
+    );
+    const { tree } = fc.letrec((tie) => ({
+      tree: fc.oneof({ depthSize: "small" }, tie("leaf"), tie("array"), tie("object")),
+      leaf: fc.oneof(fc.constant(null), fc.boolean(), integer, text),
+      array: fc.array(tie("tree"), { maxLength: 4 }),
+      object: fc.dictionary(fc.string({ unit: "binary", maxLength: 8 }), tie("tree"), { maxKeys: 5 }),
+    }));
+    const values = fc.sample(tree, { numRuns: 400, seed: 24 }).map((v) => JSON.parse(JSON.stringify(v)) as unknown);
+    // Written as JSON.stringify writes them (raw non-ASCII), and once more with
+    // every non-ASCII character \u-escaped: both must hash the same.
+    const plain = values.map((v) => JSON.stringify(v));
+    const escaped = plain.map((t) =>
+      t.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`),
+    );
+    const got = goHashes(driver, [...plain, ...escaped]);
+    values.forEach((v, i) => {
+      const h = configHash(v);
+      for (const a of [got[i], got[i + values.length]]) {
+        assert.deepEqual(a, [canonicalJson(v), h, h], `value ${plain[i]}`);
+      }
+    });
+  });
+
+  it("refuses what has no canonical form: lone surrogates, fractions, integers beyond 2^53-1", () => {
+    const texts = ['"\\ud800"', '{"\\udc00":1}', '["\\ud83d x"]', "1.5", "[9007199254740992]", '{"a":1e400}'];
+    const got = goHashes(driver, texts);
+    texts.forEach((t, i) => {
+      assert.equal(got[i]?.[0], "error", `${t} is refused, not hashed`);
+    });
   });
 });
 
@@ -142,7 +264,7 @@ describe("pion SFU example (examples/pion-sfu)", { timeout: 300_000 }, () => {
         .applied;
     try {
       await agent.waitHttpOk(`http://127.0.0.1:${http}/healthz`, 20_000);
-      const h1 = await configHash(first);
+      const h1 = await configTextHash(first);
       await pollUntil(
         () => sfuApplied().catch(() => null),
         (a) => a?.hash === h1,
@@ -176,7 +298,7 @@ describe("pion SFU example (examples/pion-sfu)", { timeout: 300_000 }, () => {
 
       // The change: VP9 only for video, pushed by the agent from its config dir.
       const second = await exampleWith(port, "vp9, opus", 11);
-      const h2 = await configHash(second);
+      const h2 = await configTextHash(second);
       await writer.write({ "config.yaml": second });
       await pollUntil(
         () => sfuApplied().catch(() => null),
