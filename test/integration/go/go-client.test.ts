@@ -334,6 +334,15 @@ describe("pion SFU example (examples/pion-sfu)", { timeout: 300_000 }, () => {
         assert.deepEqual(await inboundVideoCodecs(page), ["video/VP9"]);
       }
 
+      // A participant leaving: the other's view of it goes, the SFU counts it out.
+      await carol.close();
+      await dave.waitForSelector("video.remote", { state: "detached", timeout: 10_000 });
+      await pollUntil(
+        async () => ((await (await fetch(`${sfuUrl}/status`)).json()) as { participants: number }).participants,
+        (n) => n === 3,
+        "pion-sfu counts carol out",
+      );
+
       // The agent settled the change as applied.
       const status = (await (await fetch(`http://127.0.0.1:${http}/status`)).json()) as {
         applied: { hash: string } | null;
