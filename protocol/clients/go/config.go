@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -273,7 +274,7 @@ func (v *validator) onlyKeys(m map[string]any, pointer string, allowed ...string
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sortStrings(keys)
+	sort.Strings(keys)
 	for _, k := range keys {
 		if !ok[k] {
 			v.add(pointer+"/"+escapePointer(k), "is not allowed (unknown key)")

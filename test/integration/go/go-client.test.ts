@@ -25,7 +25,7 @@ import { AtomicWriter } from "../../../scripts/local/atomic-writer.ts";
 import { agentRunArgs, freePort, NodeProcess } from "../../../scripts/local/processes.ts";
 import { inboundVideo, launchChromium, pollUntil } from "../../helpers/browser.ts";
 import { configHash as configTextHash } from "../../helpers/config-text.ts";
-import { buildGoProgram, buildPionSfu, requireGo, runGo } from "../../helpers/go-toolchain.ts";
+import { buildGoProgram, buildPionSfu, GO_PACKAGE_DIR, requireGo, runGo } from "../../helpers/go-toolchain.ts";
 import { caseOutcomes, ROOT, spawnChild, startKit, summaryLine } from "../conformance/harness.ts";
 
 const EXAMPLE = join(ROOT, "k8s", "base", "config.yaml");
@@ -124,9 +124,12 @@ before(() => {
 });
 
 describe("Go client package sfuconfig", { timeout: 300_000 }, () => {
-  it("go vet passes on the package and the pion example", async () => {
+  it("go vet passes on the package and the pion example; gofmt leaves them unchanged", async () => {
     const r = await runGo(["vet", "./..."]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
+    const fmt = spawnSync("gofmt", ["-l", "."], { cwd: GO_PACKAGE_DIR, encoding: "utf8", timeout: 30_000 });
+    assert.equal(fmt.status, 0, fmt.stderr);
+    assert.equal(fmt.stdout, "", "files gofmt would change");
   });
 
   it("go test passes: PROTOCOL.md hash vectors, escaping traps, strict decoding, the client loop", async () => {

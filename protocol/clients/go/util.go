@@ -1,5 +1,0 @@
-package sfuconfig
-
-import "sort"
-
-func sortStrings(s []string) { sort.Strings(s) }
