@@ -217,15 +217,22 @@ describe("pion SFU example (examples/pion-sfu)", { timeout: 300_000 }, () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it("passes every case of sfu-agent conformance", async () => {
+  it("passes every case of sfu-agent conformance (with a bearer token from --token-file)", async () => {
     // Without --port (a port override acks a server.port change by design), so
     // the kit's base config carries a free port.
     const example = parse(await readFile(EXAMPLE, "utf8")) as { server: { port: number } };
     example.server.port = await freePort();
     const configPath = join(dir, "conformance.json");
     await writeFile(configPath, JSON.stringify(example));
-    const kit = await startKit(["--timeout", "5", "--wait", "30", "--config", configPath]);
-    const sfu = spawnChild(bin, ["--agent", kit.url, "--host", "127.0.0.1", "--log-level", "warn"], ROOT);
+    const token = "go-conformance-token-8c2d";
+    const tokenFile = join(dir, "token");
+    await writeFile(tokenFile, `${token}\n`);
+    const kit = await startKit(["--timeout", "5", "--wait", "30", "--config", configPath, "--token-file", tokenFile]);
+    const sfu = spawnChild(
+      bin,
+      ["--agent", kit.url, "--token-file", tokenFile, "--host", "127.0.0.1", "--log-level", "warn"],
+      ROOT,
+    );
     try {
       const code = await kit.exit;
       assert.equal(code, 0, kit.stdout() + kit.stderr() + sfu.output());
@@ -237,6 +244,7 @@ describe("pion SFU example (examples/pion-sfu)", { timeout: 300_000 }, () => {
       assert.match(kit.stdout(), /note: sfu pion-sfu /);
       assert.match(kit.stdout(), /note: schemaVersions \[1,2\], features \["secrets-reload"\]/);
       assert.match(kit.stdout(), /^PASS call-health-optional\n {2}note: \d+ health frame\(s\)/m);
+      assert.ok(!(kit.stdout() + kit.stderr() + sfu.output()).includes(token), "the token is never printed");
     } finally {
       assert.equal(await sfu.stop(), 0, sfu.output());
     }
