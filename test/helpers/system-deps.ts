@@ -74,3 +74,44 @@ export function pythonWebsocketsDependency(python = "/usr/bin/python3"): SystemD
     install: "apt-get install -y python3-websockets",
   };
 }
+
+/** True when `go version` runs within 10 s (`go` on PATH, or `go`). */
+export function goRuns(go: string): boolean {
+  const r = spawnSync(go, ["version"], { stdio: "ignore", timeout: 10_000 });
+  return r.status === 0;
+}
+
+/** Debian's Go toolchain (golang-go), for the Go client package (protocol/clients/go). `SFU_TEST_GO` overrides the command. */
+export function goDependency(go = process.env.SFU_TEST_GO || "go"): SystemDependency {
+  return { name: `Go toolchain (${go} version)`, check: () => goRuns(go), install: "apt-get install -y golang-go" };
+}
+
+/** Debian's pion/webrtc v3 sources under `gocode` (default /usr/share/gocode), for the pion SFU example. */
+export function pionWebrtcDependency(gocode = "/usr/share/gocode"): SystemDependency {
+  const path = `${gocode}/src/github.com/pion/webrtc/go.mod`;
+  return {
+    name: `pion/webrtc v3 for Go (${path})`,
+    check: () => isReadable(path),
+    install: "apt-get install -y golang-github-pion-webrtc.v3-dev",
+  };
+}
+
+/** Debian's gorilla/websocket sources under `gocode` (default /usr/share/gocode), the Go client's one dependency. */
+export function gorillaWebsocketDependency(gocode = "/usr/share/gocode"): SystemDependency {
+  const path = `${gocode}/src/github.com/gorilla/websocket/go.mod`;
+  return {
+    name: `gorilla/websocket for Go (${path})`,
+    check: () => isReadable(path),
+    install: "apt-get install -y golang-github-gorilla-websocket-dev",
+  };
+}
+
+/** True when `path` is a readable file. */
+export function isReadable(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}

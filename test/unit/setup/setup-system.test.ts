@@ -16,14 +16,18 @@ import { launchChromium } from "../../helpers/browser.ts";
 import { coturnDependency, startCoturn } from "../../helpers/coturn.ts";
 import {
   chromiumDependency,
+  goDependency,
+  gorillaWebsocketDependency,
   MissingSystemDependencyError,
+  pionWebrtcDependency,
   pythonWebsocketsDependency,
   requireSystemDependency,
 } from "../../helpers/system-deps.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..", "..");
 const SCRIPT = join(ROOT, "scripts", "setup-system.sh");
-const ALL = "chromium python3-websockets coturn prometheus";
+const ALL =
+  "chromium python3-websockets coturn prometheus golang-go golang-github-pion-webrtc.v3-dev golang-github-gorilla-websocket-dev";
 
 let dir = "";
 /** A PATH with only a fake `id` (uid 1000) on it: no sudo, no apt-get, no turnserver, no promtool. */
@@ -36,6 +40,10 @@ before(async () => {
   await writeFile(join(userPath, "id"), "#!/bin/sh\necho 1000\n");
   await chmod(join(userPath, "id"), 0o755);
   await symlink("/bin/true", join(dir, "present"));
+  for (const pkg of ["pion/webrtc", "gorilla/websocket"]) {
+    await mkdir(join(dir, "gocode", "src", "github.com", pkg), { recursive: true });
+    await writeFile(join(dir, "gocode", "src", "github.com", pkg, "go.mod"), `module github.com/${pkg}\n`);
+  }
 });
 after(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -60,6 +68,8 @@ function allPresent(): Record<string, string> {
     SFU_SETUP_PYTHON: present,
     SFU_SETUP_TURNSERVER: present,
     SFU_SETUP_PROMTOOL: present,
+    SFU_SETUP_GO: present,
+    SFU_SETUP_GOCODE: join(dir, "gocode"),
   };
 }
 
@@ -84,6 +94,7 @@ describe("scripts/setup-system.sh", () => {
       SFU_SETUP_PYTHON: join(dir, "no-such-python3"),
       SFU_SETUP_TURNSERVER: "no-such-turnserver",
       SFU_SETUP_PROMTOOL: "no-such-promtool",
+      SFU_SETUP_GOCODE: join(dir, "no-such-gocode"),
     });
     assert.equal(r.code, 1, r.out);
     assert.ok(r.out.includes(`apt-get install -y ${ALL}\n`), r.out);
@@ -95,6 +106,21 @@ describe("scripts/setup-system.sh", () => {
     const r = setup(["--check"], { ...allPresent(), SFU_SETUP_PYTHON: "/bin/false" });
     assert.equal(r.code, 1, r.out);
     assert.ok(r.out.includes("apt-get install -y python3-websockets\n"), r.out);
+  });
+
+  it("without the Go packages: golang-go and the two Debian Go source packages in one command", () => {
+    const r = setup(["--check"], {
+      ...allPresent(),
+      SFU_SETUP_GO: "no-such-go",
+      SFU_SETUP_GOCODE: join(dir, "no-such-gocode"),
+    });
+    assert.equal(r.code, 1, r.out);
+    assert.ok(
+      r.out.includes(
+        "apt-get install -y golang-go golang-github-pion-webrtc.v3-dev golang-github-gorilla-websocket-dev\n",
+      ),
+      r.out,
+    );
   });
 
   it("rejects unknown options with exit 2", () => {
@@ -155,11 +181,31 @@ describe("the tests' preflight (test/helpers/system-deps.ts)", () => {
     assert.throws(() => requireSystemDependency(pythonWebsocketsDependency("/bin/false")), /python3-websockets/);
   });
 
+  it("a missing Go toolchain or Debian Go package fails with its install command", () => {
+    assert.throws(() => requireSystemDependency(goDependency(join(dir, "no-such-go"))), /apt-get install -y golang-go/);
+    assert.throws(
+      () => requireSystemDependency(pionWebrtcDependency(join(dir, "no-such-gocode"))),
+      /apt-get install -y golang-github-pion-webrtc\.v3-dev/,
+    );
+    assert.throws(
+      () => requireSystemDependency(gorillaWebsocketDependency(join(dir, "no-such-gocode"))),
+      /apt-get install -y golang-github-gorilla-websocket-dev/,
+    );
+    requireSystemDependency(pionWebrtcDependency(join(dir, "gocode")));
+  });
+
   it("names the same packages as the setup script", async () => {
     const script = await readFile(SCRIPT, "utf8");
-    for (const dep of [chromiumDependency(), pythonWebsocketsDependency(), coturnDependency()]) {
+    for (const dep of [
+      chromiumDependency(),
+      pythonWebsocketsDependency(),
+      coturnDependency(),
+      goDependency(),
+      pionWebrtcDependency(),
+      gorillaWebsocketDependency(),
+    ]) {
       const pkg = dep.install.replace("apt-get install -y ", "");
-      assert.match(script, new RegExp(`\\|\\| echo ${pkg}\\n`), `setup-system.sh checks ${pkg}`);
+      assert.match(script, new RegExp(`\\|\\| echo ${pkg.replaceAll(".", "\\.")}\\n`), `setup-system.sh checks ${pkg}`);
     }
   });
 });
