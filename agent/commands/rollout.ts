@@ -26,6 +26,7 @@ import { formatProblem, loadConfigFile } from "../../protocol/config-loader.ts";
 import type { ReloadEvent } from "../../protocol/messages-schema.ts";
 import { loadRolloutPolicyFile } from "../../protocol/rollout-policy.ts";
 import { ROLLOUT_STATE_TYPE } from "../../protocol/rollout-schema.ts";
+import { DEFAULT_SECRETS_DIR } from "../../protocol/secret-paths.ts";
 import { type AwsClients, createAwsClients, regionFromResource } from "../queue/aws-clients.ts";
 import { describeError } from "../queue/errors.ts";
 import { checkTopicArn } from "../queue/options.ts";
@@ -78,6 +79,11 @@ export const ROLLOUT_FLAGS = {
   },
   region: { type: "string", arg: "REGION", help: "AWS region (default: from the topic ARN)" },
   "endpoint-url": { type: "string", arg: "URL", help: "AWS endpoint override (default: AWS_ENDPOINT_URL)" },
+  "secrets-dir": {
+    type: "string",
+    arg: "DIR",
+    help: "the agents' --secrets-dir: secret file paths of the config and\nof the state's stable config must lie under it (paths only: the\nhook needs no Secret mounted) (default /etc/sfu/secrets)",
+  },
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const satisfies FlagSpecs;
 
@@ -198,7 +204,8 @@ export async function runRolloutCommand(argv: string[], io: CommandIo, deps: Rol
     timeoutMs = ms;
   }
 
-  const loaded = await loadConfigFile(file, { checkFiles: false });
+  const secretsDir = str("secrets-dir") ?? DEFAULT_SECRETS_DIR;
+  const loaded = await loadConfigFile(file, { checkFiles: false, secretsDir });
   if (!loaded.ok) {
     for (const p of loaded.problems) io.stderr(`${formatProblem(loaded.source, p)}\n`);
     io.stderr(`sfu-agent rollout: ${file} is not a valid config (${loaded.code}); nothing published\n`);
@@ -230,6 +237,7 @@ export async function runRolloutCommand(argv: string[], io: CommandIo, deps: Rol
         url: stateUrl,
         ...(region ? { region } : {}),
         ...(endpointUrl ? { endpointUrl } : {}),
+        secrets: { secretsDir, checkFiles: false },
       });
   const store = deps.store ?? (ownStore as RolloutStateStore);
   const reloadEvent = (rollout: RolloutRef | null): ReloadEvent => {

@@ -12,8 +12,9 @@ import { parseArgs } from "node:util";
 import { fetchFleet, renderFleetTable } from "../../agent/fleet-status.ts";
 import { parseDuration } from "../../agent/options.ts";
 import { formatFlagHelp } from "../../protocol/cli-flags.ts";
+import { type LocalAdmission, startLocalAdmission } from "./admission-gate.ts";
 import { COTURN_INSTALL, type Coturn, coturnInstalled, randomTurnSecret, startCoturn } from "./coturn.ts";
-import { LOCAL_STACK_DEFAULTS, startLocalStack } from "./local-stack.ts";
+import { LOCAL_SECRETS_DIR, LOCAL_STACK_DEFAULTS, startLocalStack } from "./local-stack.ts";
 import { DEMO_POLICY, demoConfig, runRolloutDemo } from "./rollout-demo.ts";
 import { DEFAULT_TURN_PORT, START_FLAGS } from "./start-flags.ts";
 
@@ -39,6 +40,7 @@ async function main(): Promise<number> {
     "turn-port"?: string;
     once?: boolean;
     rollout?: boolean;
+    admission?: boolean;
     help?: boolean;
   };
   let pods: number;
@@ -84,7 +86,11 @@ async function main(): Promise<number> {
   let secretDir: string | null = null;
   let authSecretFile = values["turn-auth-secret"];
   /** Stops coturn and removes the temporary files (TURN secret, rollout demo copies). */
+  let admission: LocalAdmission | null = null;
+  let admissionDir: string | null = null;
   const cleanup = async () => {
+    await admission?.stop();
+    if (admissionDir) await rm(admissionDir, { recursive: true, force: true });
     await turn?.stop();
     if (secretDir) await rm(secretDir, { recursive: true, force: true });
     if (demoDir) await rm(demoDir, { recursive: true, force: true });
@@ -113,6 +119,17 @@ async function main(): Promise<number> {
     }
     process.stdout.write(`coturn on ${turn.url} (log ${turn.logPath}); auth secret file ${authSecretFile}\n`);
   }
+  if (values.admission) {
+    admissionDir = await mkdtemp(join(tmpdir(), "sfu-local-admission-"));
+    try {
+      admission = await startLocalAdmission({ dir: admissionDir, secretsDir: LOCAL_SECRETS_DIR });
+    } catch (err) {
+      process.stderr.write(`local stack: the admission webhook did not start: ${(err as Error).message}\n`);
+      await cleanup();
+      return 1;
+    }
+    process.stdout.write(`admission webhook on ${admission.url} (failurePolicy Fail): every edit is reviewed first\n`);
+  }
   process.stdout.write(`starting ${pods} pod(s) with embedded SNS/SQS; config source: ${configFile}\n`);
   const restartTurn = async (previous: string, next: string) => {
     if (turn === null) return;
@@ -131,6 +148,7 @@ async function main(): Promise<number> {
       ...(values["turn-credential"] ? { turnCredentialFile: values["turn-credential"] } : {}),
       ...(authSecretFile ? { turnAuthSecretFile: authSecretFile, onTurnAuthSecretChange: restartTurn } : {}),
       ...(policyFile ? { rolloutPolicyFile: policyFile } : {}),
+      ...(admission ? { admit: admission.review } : {}),
       onEvent: event,
     });
   } catch (err) {

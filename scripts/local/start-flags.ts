@@ -43,5 +43,9 @@ export const START_FLAGS = {
     type: "boolean",
     help: "progressive-rollout demo (3 pods by default): a bad change halted on\nthe canary and reverted while the others never move, then a good\nchange walking through the steps; with --once, stop after it",
   },
+  admission: {
+    type: "boolean",
+    help: "run the admission webhook (sfu-agent admission, HTTPS) in front of\nthe kubelet: an invalid edit is refused at admission, with\nsfu-agent validate's lines, before anything is written",
+  },
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const satisfies FlagSpecs;
