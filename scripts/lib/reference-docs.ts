@@ -13,7 +13,9 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
-import { Counter, collectDefaultMetrics, Gauge, Histogram, type Metric, Registry, Summary } from "prom-client";
+import { collectDefaultMetrics, Registry } from "prom-client";
+import { AdmissionMetrics } from "../../agent/admission/metrics.ts";
+import { ADMISSION_FLAGS } from "../../agent/commands/admission.ts";
 import { CONFORMANCE_FLAGS } from "../../agent/commands/conformance.ts";
 import { NOTIFY_FLAGS } from "../../agent/commands/notify.ts";
 import { ROLLOUT_FLAGS } from "../../agent/commands/rollout.ts";
@@ -60,6 +62,7 @@ const COMMANDS: { command: string; anchor: string; flags: FlagSpecs; env: "agent
   { command: "sfu-agent rollout", anchor: "sfu-agent-rollout", flags: ROLLOUT_FLAGS, env: "agent" },
   { command: "sfu-agent status", anchor: "sfu-agent-status", flags: STATUS_FLAGS, env: "none" },
   { command: "sfu-agent conformance", anchor: "sfu-agent-conformance", flags: CONFORMANCE_FLAGS, env: "none" },
+  { command: "sfu-agent admission", anchor: "sfu-agent-admission", flags: ADMISSION_FLAGS, env: "agent" },
   { command: "sfu-server", anchor: "sfu-server", flags: SFU_FLAGS, env: "none" },
   { command: "npm start --", anchor: "npm-start", flags: START_FLAGS, env: "none" },
 ];
@@ -156,7 +159,13 @@ function schemaRows(node: SchemaNode, prefix: string, out: string[][]): void {
   const required = new Set(node.required ?? []);
   for (const [key, child] of Object.entries(node.properties ?? {})) {
     const path = `${prefix}${key}`;
-    out.push([code(path), typeOf(child), required.has(key) ? "yes" : "no", constraints(child), child.description ?? ""]);
+    out.push([
+      code(path),
+      typeOf(child),
+      required.has(key) ? "yes" : "no",
+      constraints(child),
+      child.description ?? "",
+    ]);
     if (child.type === "object" && child.properties) schemaRows(child, `${path}.`, out);
     if (child.type === "array" && child.items && typeof child.items === "object" && child.items.properties) {
       schemaRows(child.items, `${path}[].`, out);
@@ -187,23 +196,14 @@ export function schemaReference(): string {
 
 // ---------------------------------------------------------------- metrics
 
-function metricType(m: Metric): string {
-  if (m instanceof Counter) return "counter";
-  if (m instanceof Gauge) return "gauge";
-  if (m instanceof Histogram) return "histogram";
-  if (m instanceof Summary) return "summary";
-  return "untyped";
-}
+/** A registered metric as the registry lists it (prom-client's `MetricObject`, which the instances are), with its label names. */
+type ListedMetric = ReturnType<Registry["getMetricsAsArray"]>[number] & { labelNames?: readonly string[] };
 
 function metricRows(registry: Registry, exclude: Set<string>): string[][] {
-  return registry
-    .getMetricsAsArray()
+  return (registry.getMetricsAsArray() as ListedMetric[])
     .filter((m) => !exclude.has(m.name))
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-    .map((m) => {
-      const labels = (m as unknown as { labelNames?: string[] }).labelNames ?? [];
-      return [code(m.name), metricType(m), labels.map(code).join(", "), m.help];
-    });
+    .map((m) => [code(m.name), String(m.type), (m.labelNames ?? []).map(code).join(", "), m.help]);
 }
 
 /** Names of prom-client's default process metrics under `prefix`. */
@@ -224,6 +224,13 @@ export function agentMetricsRegistry(): Registry {
   return registry;
 }
 
+/** Every metric `sfu-agent admission` registers (without prom-client's process metrics). */
+export function admissionMetricsRegistry(): Registry {
+  const registry = new Registry();
+  new AdmissionMetrics(registry, { defaultMetrics: false });
+  return registry;
+}
+
 /** Every metric the SFU registers. The sources are only read when scraped, which this never does. */
 export function sfuMetricsRegistry(): Registry {
   return createSfuMetrics({} as SfuMetricsSources).registry;
@@ -232,14 +239,18 @@ export function sfuMetricsRegistry(): Registry {
 /** docs/reference/metrics.md. */
 export function metricsReference(): string {
   const agent = agentMetricsRegistry();
+  const admission = admissionMetricsRegistry();
   const sfu = sfuMetricsRegistry();
   const head = ["metric", "type", "labels", "meaning"];
-  let out = `${GENERATED_NOTE}\n# Metrics reference\n\nEvery metric, from the prom-client registries of the agent and the SFU. Both also export prom-client's process metrics (CPU, memory, event loop, GC) under their prefix. How to use them: [operating](../operating.md); the alerts built on them: [troubleshooting](../troubleshooting.md#alerts).\n\n`;
+  let out = `${GENERATED_NOTE}\n# Metrics reference\n\nEvery metric, from the prom-client registries of the agent, the admission webhook and the SFU. Each also exports prom-client's process metrics (CPU, memory, event loop, GC) under its prefix. How to use them: [operating](../operating.md); the alerts built on them: [troubleshooting](../troubleshooting.md#alerts).\n\n`;
   out += `## Agent (\`sfu-agent run\`, \`GET /metrics\` on \`--http\`, prefix \`sfu_agent_\`)\n\n`;
   out += table(head, metricRows(agent, new Set()));
+  out += `\n## Admission webhook (\`sfu-agent admission\`, \`GET /metrics\` on \`--listen\`, prefix \`sfu_agent_admission_\`)\n\n`;
+  out += table(head, metricRows(admission, new Set()));
   out += `\n## SFU (\`sfu-server\`, \`GET /metrics\` on its HTTP port, prefix \`sfu_\`)\n\n`;
   out += table(head, metricRows(sfu, defaultMetricNames("sfu_")));
   agent.clear();
+  admission.clear();
   sfu.clear();
   return out;
 }
