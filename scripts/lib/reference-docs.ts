@@ -64,7 +64,7 @@ const COMMANDS: { command: string; anchor: string; flags: FlagSpecs; env: "agent
   { command: "sfu-agent conformance", anchor: "sfu-agent-conformance", flags: CONFORMANCE_FLAGS, env: "none" },
   { command: "sfu-agent admission", anchor: "sfu-agent-admission", flags: ADMISSION_FLAGS, env: "agent" },
   { command: "sfu-server", anchor: "sfu-server", flags: SFU_FLAGS, env: "none" },
-  { command: "npm start --", anchor: "npm-start", flags: START_FLAGS, env: "none" },
+  { command: "npm start", anchor: "npm-start", flags: START_FLAGS, env: "none" },
 ];
 
 /** docs/reference/cli.md. */
@@ -78,6 +78,7 @@ export function cliReference(): string {
   for (const c of COMMANDS) {
     out += `\n## ${c.command}\n\n`;
     if (c.env === "agent") out += "Each option also comes from the environment variable `SFU_AGENT_<OPTION>`.\n\n";
+    if (c.flags === START_FLAGS) out += "Flags follow `--`: `npm start -- --pods 3`.\n\n";
     out += table(
       ["flag", "meaning"],
       Object.entries(c.flags).map(([name, spec]) => [code(flagLabel(name, spec)), spec.help]),
