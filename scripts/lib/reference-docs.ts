@@ -244,11 +244,12 @@ export function metricsReference(): string {
   const sfu = sfuMetricsRegistry();
   const head = ["metric", "type", "labels", "meaning"];
   let out = `${GENERATED_NOTE}\n# Metrics reference\n\nEvery metric, from the prom-client registries of the agent, the admission webhook and the SFU. Each also exports prom-client's process metrics (CPU, memory, event loop, GC) under its prefix. How to use them: [operating](../operating.md); the alerts built on them: [troubleshooting](../troubleshooting.md#alerts).\n\n`;
-  out += `## Agent (\`sfu-agent run\`, \`GET /metrics\` on \`--http\`, prefix \`sfu_agent_\`)\n\n`;
+  out += "## Agent\n\n`sfu-agent run`: `GET /metrics` on `--http`, prefix `sfu_agent_`.\n\n";
   out += table(head, metricRows(agent, new Set()));
-  out += `\n## Admission webhook (\`sfu-agent admission\`, \`GET /metrics\` on \`--listen\`, prefix \`sfu_agent_admission_\`)\n\n`;
+  out +=
+    "\n## Admission webhook\n\n`sfu-agent admission`: `GET /metrics` on `--listen`, prefix `sfu_agent_admission_`.\n\n";
   out += table(head, metricRows(admission, new Set()));
-  out += `\n## SFU (\`sfu-server\`, \`GET /metrics\` on its HTTP port, prefix \`sfu_\`)\n\n`;
+  out += "\n## SFU\n\n`sfu-server`: `GET /metrics` on its HTTP port, prefix `sfu_`.\n\n";
   out += table(head, metricRows(sfu, defaultMetricNames("sfu_")));
   agent.clear();
   admission.clear();
