@@ -2,7 +2,9 @@
  * Every command in a fenced shell block of README.md and docs/ runs, or is
  * marked as an example for a cluster (a block whose first line is
  * `# example for a cluster`): npm lines name package.json scripts;
- * `npm run agent -- ...`, `npm run sfu -- ...` and `npm start -- ...` are
+ * `npm run agent -- validate|schema ...` lines that name only existing files
+ * run as written; other `npm run agent -- ...`, `npm run sfu -- ...` and
+ * `npm start -- ...` lines take input (placeholders, servers, URLs) and are
  * parsed by the commands' own parsers with `--help` appended (every flag must
  * exist; nothing is started); `npm exec -- node --test` names existing test
  * files. Fast: nothing here starts the stack or the test suite.
@@ -12,6 +14,9 @@ import { globSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { describe, it } from "node:test";
 import { parseArgs } from "node:util";
+import { SCHEMA_FLAGS } from "../../../agent/commands/schema.ts";
+import { VALIDATE_FLAGS } from "../../../agent/commands/validate.ts";
+import type { FlagSpecs } from "../../../protocol/cli-flags.ts";
 import { START_FLAGS } from "../../../scripts/local/start-flags.ts";
 import { parseCliArgs } from "../../../sfu/cli.ts";
 import { cli } from "../../helpers/cli-run.ts";
@@ -66,6 +71,23 @@ function docCommands(): { commands: DocCommand[]; marked: number } {
   return { commands, marked };
 }
 
+/** The subcommands that only read their input and print: run for real when every file they name exists. */
+const RUN_FOR_REAL: Record<string, FlagSpecs> = { validate: VALIDATE_FLAGS, schema: SCHEMA_FLAGS };
+
+/** True when `args` of a read-and-print subcommand name only files that exist (no placeholders). */
+function concrete(flags: FlagSpecs, args: string[]): boolean {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a.startsWith("-")) {
+      const spec = flags[a.replace(/^--?/, "").split("=")[0]!];
+      if (spec?.type === "string" && !a.includes("=")) i++; // its value
+      continue;
+    }
+    if (!globSync(a, { cwd: ROOT }).length) return false;
+  }
+  return true;
+}
+
 /** Why a command does not run as written, or null when it does. */
 async function check(words: string[]): Promise<string | null> {
   if (words[0] !== "npm")
@@ -96,8 +118,13 @@ async function check(words: string[]): Promise<string | null> {
     if (name === undefined || !(name in SCRIPTS)) return `no package.json script ${JSON.stringify(name)}`;
     if (dashes !== undefined && dashes !== "--") return `arguments of npm run ${name} must follow --`;
     if (name === "agent") {
-      const r = await cli(...cliArgs, "--help");
-      return r.code === 0 ? null : `sfu-agent ${cliArgs.join(" ")} --help exits ${r.code}: ${r.stderr.trim()}`;
+      // `validate FILE` and `schema` run as written; a line that takes input (a placeholder, a file
+      // of the reader's, a server or a URL to read) is parsed by the command with --help appended.
+      const flags = RUN_FOR_REAL[cliArgs[0] ?? ""];
+      const real = flags !== undefined && concrete(flags, cliArgs.slice(1));
+      const argv = real ? cliArgs : [...cliArgs, "--help"];
+      const r = await cli(...argv);
+      return r.code === 0 ? null : `sfu-agent ${argv.join(" ")} exits ${r.code}: ${r.stderr.trim()}`;
     }
     if (name === "sfu") {
       const r = parseCliArgs([...cliArgs, "--help"]);
@@ -136,5 +163,12 @@ describe("commands in the README's and docs' shell blocks run", () => {
       /no test file/,
     );
     assert.equal(await check(["npm", "run", "agent", "--", "validate", "k8s/base/config.yaml"]), null);
+    // Run as written: an invalid file fails the line (it would not print "ok").
+    assert.match(
+      (await check(["npm", "run", "agent", "--", "validate", "package.json"])) ?? "",
+      /validate package.json exits 1/,
+    );
+    // Takes input: parsed with --help, so a missing file is no failure but a bad flag is.
+    assert.equal(await check(["npm", "run", "agent", "--", "validate", "--no-check-files", "config.yaml"]), null);
   });
 });
