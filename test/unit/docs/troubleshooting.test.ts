@@ -38,6 +38,8 @@ function codesInSources(): Map<string, string> {
     // `readonly code = "X"`, `code: "X"` (a failure result, a settlement error), `errorOf(e, "X", ...)`.
     for (const m of text.matchAll(/\bcode(?: =|:) "([A-Z][A-Z0-9_]+)"/g)) add(m[1]!, file);
     for (const m of text.matchAll(/\berrorOf\([^,]+, "([A-Z][A-Z0-9_]+)"/g)) add(m[1]!, file);
+    // A code built from an HTTP status: `code: \`HTTP_${r.status}\`` for the statuses it is built for.
+    if (/\bcode: `HTTP_\$\{/.test(text)) for (const c of ["HTTP_409", "HTTP_422"]) add(c, file);
     // `export type SomethingCode = | "A" | "B";` (comments between members allowed).
     for (const m of text.matchAll(/export type \w*Code =([^;]*);/g)) {
       for (const lit of m[1]!.matchAll(/"([A-Z][A-Z0-9_]+)"/g)) add(lit[1]!, file);
@@ -58,7 +60,7 @@ function tableRows(heading: string): Map<string, string[]> {
       .slice(2, -2)
       .split(" | ")
       .map((c) => c.trim());
-    rows.set(cells[0]!.replaceAll("`", ""), cells.slice(1));
+    for (const code of cells[0]!.replaceAll("`", "").split(", ")) rows.set(code, cells.slice(1));
   }
   return rows;
 }
