@@ -1,5 +1,5 @@
 /**
- * Reads agents' `/status` documents (the /status contract in agent/README.md) and renders the
+ * Reads agents' `/status` documents (the /status contract in docs/operating.md) and renders the
  * fleet table shown by `sfu-agent status` and by the local stack. When any agent
  * has a rollout policy mounted, the table gains a STAGE column (canary, held,
  * applied, reverted) and a line per rollout under it (id, candidate hash,

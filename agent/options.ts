@@ -64,7 +64,7 @@ export interface RunOptions {
   healthReportIntervalMs: number;
 }
 
-/** Flag definitions: name, env variable, default (as text), help. The single source of the usage text and README table. */
+/** Flag definitions: name, env variable, default (as text), help. The single source of the usage text and of docs/reference/cli.md. */
 export const RUN_FLAGS = [
   ["config-dir", "/etc/sfu", "directory of the mounted ConfigMap (watched for the ..data swap)"],
   ["config-key", "config.yaml", "file name of the config inside --config-dir"],

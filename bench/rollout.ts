@@ -15,7 +15,7 @@
  * - Control-plane cost: AWS requests per pod per rollout made by the agents
  *   during the rollout (all, and S3 GETs and SNS publishes separately), and
  *   the driver's own requests per rollout. Long polls are counted as made:
- *   an idle agent makes one per 20 s anyway (README, "Notifications").
+ *   an idle agent makes one per 20 s anyway (docs/operating.md, "Reload events through SNS/SQS").
  *   Health events (one per pod per 10 s while a rollout runs) are not in
  *   these counts: fake SFUs send no call health.
  *

@@ -15,12 +15,33 @@ import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
+import { type FlagSpecs, formatFlagHelp } from "../protocol/cli-flags.ts";
 import { DEFAULT_SECRETS_DIR, LOG_LEVELS } from "../protocol/index.ts";
 import { SfuError } from "./errors.ts";
 import { SfuServer } from "./server.ts";
 
 /** Default agent URL. */
 export const DEFAULT_AGENT_URL = "ws://127.0.0.1:7070";
+
+/** The flags of `sfu-server`: parsed, listed by --help and in docs/reference/cli.md from here. */
+export const SFU_FLAGS = {
+  agent: { type: "string", arg: "URL", help: `agent to dial for config (default ${DEFAULT_AGENT_URL})` },
+  config: { type: "string", arg: "FILE", help: "standalone: load this config file, no agent" },
+  "token-file": { type: "string", arg: "FILE", help: "bearer token sent to the agent (Authorization header)" },
+  port: { type: "string", arg: "N", help: "HTTP/signalling port; overrides server.port (0 = any free port)" },
+  host: { type: "string", arg: "ADDR", help: "interface the HTTP server listens on (default 0.0.0.0)" },
+  "log-level": {
+    type: "string",
+    arg: "LEVEL",
+    help: "initial log level until a config sets logging.level (default info)",
+  },
+  "secrets-dir": {
+    type: "string",
+    arg: "DIR",
+    help: `the only directory TURN secret files (credentialFile, authSecretFile)\nare read from; env SFU_SECRETS_DIR (default ${DEFAULT_SECRETS_DIR})`,
+  },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} as const satisfies FlagSpecs;
 
 /** Usage text. */
 export function usage(): string {
@@ -29,16 +50,7 @@ export function usage(): string {
 A WebRTC SFU (werift) whose configuration is hot-applied from the sfu-config agent.
 
 Options:
-  --agent URL        agent to dial for config (default ${DEFAULT_AGENT_URL})
-  --config FILE      standalone: load this config file, no agent
-  --token-file FILE  bearer token sent to the agent (Authorization header)
-  --port N           HTTP/signalling port; overrides server.port (0 = any free port)
-  --host ADDR        interface the HTTP server listens on (default 0.0.0.0)
-  --log-level LEVEL  initial log level until a config sets logging.level (default info)
-  --secrets-dir DIR  the only directory TURN secret files (credentialFile, authSecretFile)
-                     are read from; env SFU_SECRETS_DIR (default ${DEFAULT_SECRETS_DIR})
-  -h, --help         show this help
-`;
+${formatFlagHelp(SFU_FLAGS, 21)}`;
 }
 
 /** Parsed command line, or a usage error. */
@@ -65,16 +77,7 @@ export function parseCliArgs(argv: string[], env: NodeJS.ProcessEnv = {}): Parse
       args: argv,
       strict: true,
       allowPositionals: false,
-      options: {
-        agent: { type: "string" },
-        config: { type: "string" },
-        "token-file": { type: "string" },
-        port: { type: "string" },
-        host: { type: "string" },
-        "log-level": { type: "string" },
-        "secrets-dir": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
+      options: SFU_FLAGS,
     }));
   } catch (err) {
     return { ok: false, error: (err as Error).message };

@@ -11,6 +11,7 @@
  */
 import { performance } from "node:perf_hooks";
 import { Registry } from "prom-client";
+import { type FlagSpecs, formatFlagHelp } from "../../protocol/cli-flags.ts";
 import { LOG_LEVELS, type LogLevel } from "../../protocol/config-schema.ts";
 import { DEFAULT_SECRETS_DIR } from "../../protocol/secret-paths.ts";
 import { AdmissionServer, DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT_MS } from "../admission/admission-server.ts";
@@ -20,6 +21,33 @@ import { AgentError } from "../errors.ts";
 import { createLogger } from "../logger.ts";
 import { parseDuration, parseListenAddress } from "../options.ts";
 import { type CommandIo, parseCommandFlags } from "./command-io.ts";
+
+/** The flags of `sfu-agent admission`: parsed, listed by --help and in docs/reference/cli.md from here. */
+export const ADMISSION_FLAGS = {
+  listen: { type: "string", arg: "ADDR", help: "host:port to serve HTTPS on (default 0.0.0.0:8443)" },
+  "tls-cert-file": { type: "string", arg: "FILE", help: "PEM certificate (chain) (required)" },
+  "tls-key-file": { type: "string", arg: "FILE", help: "PEM private key (required)" },
+  "config-key": { type: "string", arg: "NAME", help: "ConfigMap key of the config (default config.yaml)" },
+  "rollout-key": { type: "string", arg: "NAME", help: "ConfigMap key of the rollout policy (default rollout.yaml)" },
+  "secrets-dir": {
+    type: "string",
+    arg: "DIR",
+    help: `directory secret files must live under (default ${DEFAULT_SECRETS_DIR})`,
+  },
+  "request-timeout": {
+    type: "string",
+    arg: "DUR",
+    help: `deadline of one request, body and review (default ${DEFAULT_REQUEST_TIMEOUT_MS}ms;\nkeep it under the webhook's timeoutSeconds)`,
+  },
+  "max-body-bytes": { type: "string", arg: "N", help: `largest request body (default ${DEFAULT_MAX_BODY_BYTES})` },
+  "tls-poll-interval": {
+    type: "string",
+    arg: "DUR",
+    help: `how often the certificate files are read besides\nchange events (default ${DEFAULT_TLS_POLL_MS / 1000}s)`,
+  },
+  "log-level": { type: "string", arg: "LEVEL", help: "trace|debug|info|warn|error|fatal (default info)" },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} as const satisfies FlagSpecs;
 
 /** Help text of `sfu-agent admission`. */
 export const ADMISSION_USAGE = `Usage: sfu-agent admission --listen ADDR --tls-cert-file FILE --tls-key-file FILE [options]
@@ -32,40 +60,13 @@ the config key, and DELETE are allowed untouched. Also GET /healthz, /readyz,
 /metrics. The certificate is reloaded when its files change.
 
 Options (each also from env SFU_AGENT_<FLAG>):
-  --listen ADDR              host:port to serve HTTPS on (default 0.0.0.0:8443)
-  --tls-cert-file FILE       PEM certificate (chain) (required)
-  --tls-key-file FILE        PEM private key (required)
-  --config-key NAME          ConfigMap key of the config (default config.yaml)
-  --rollout-key NAME         ConfigMap key of the rollout policy (default rollout.yaml)
-  --secrets-dir DIR          directory secret files must live under (default ${DEFAULT_SECRETS_DIR})
-  --request-timeout DUR      deadline of one request, body and review (default ${DEFAULT_REQUEST_TIMEOUT_MS}ms;
-                             keep it under the webhook's timeoutSeconds)
-  --max-body-bytes N         largest request body (default ${DEFAULT_MAX_BODY_BYTES})
-  --tls-poll-interval DUR    how often the certificate files are read besides
-                             change events (default ${DEFAULT_TLS_POLL_MS / 1000}s)
-  --log-level LEVEL          trace|debug|info|warn|error|fatal (default info)
-  -h, --help                 show this help
-
+${formatFlagHelp(ADMISSION_FLAGS, 29)}
 Exit status: 0 stopped cleanly, 1 start-up failure, 2 usage error.
 `;
 
-const FLAGS = {
-  listen: { type: "string" },
-  "tls-cert-file": { type: "string" },
-  "tls-key-file": { type: "string" },
-  "config-key": { type: "string" },
-  "rollout-key": { type: "string" },
-  "secrets-dir": { type: "string" },
-  "request-timeout": { type: "string" },
-  "max-body-bytes": { type: "string" },
-  "tls-poll-interval": { type: "string" },
-  "log-level": { type: "string" },
-  help: { type: "boolean", short: "h" },
-} as const;
-
 /** Entry point of `sfu-agent admission`; resolves with the exit code once the server has stopped. */
 export async function main(argv: string[], io: CommandIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const parsed = parseCommandFlags("admission", argv, io, { flags: FLAGS, help: ADMISSION_USAGE, env });
+  const parsed = parseCommandFlags("admission", argv, io, { flags: ADMISSION_FLAGS, help: ADMISSION_USAGE, env });
   if (typeof parsed === "number") return parsed;
   const { str, usage } = parsed;
   const listen = parseListenAddress(str("listen") ?? "0.0.0.0:8443");

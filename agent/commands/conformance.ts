@@ -15,12 +15,42 @@
  */
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { type FlagSpecs, formatFlagHelp } from "../../protocol/cli-flags.ts";
 import { CASES } from "../conformance/cases.ts";
 import { ConformanceServer } from "../conformance/kit-server.ts";
 import { runSuite } from "../conformance/suite.ts";
 import { DEFAULT_BASE_CONFIG_PATH, loadBaseConfig } from "../conformance/test-configs.ts";
 import { AgentError } from "../errors.ts";
 import type { CommandIo } from "./command-io.ts";
+
+/** The flags of `sfu-agent conformance`: parsed, listed by --help and in docs/reference/cli.md from here. */
+export const CONFORMANCE_FLAGS = {
+  listen: {
+    type: "string",
+    default: "127.0.0.1:7070",
+    arg: "HOST:PORT",
+    help: "address to listen on (default 127.0.0.1:7070; port 0\npicks a free port; the first output line names it)",
+  },
+  timeout: {
+    type: "string",
+    default: "10",
+    arg: "S",
+    help: "seconds to wait for each reply, close and re-dial\n(default 10)",
+  },
+  wait: { type: "string", default: "120", arg: "S", help: "seconds to wait for the SFU's first dial-in (default 120)" },
+  "token-file": {
+    type: "string",
+    arg: "F",
+    help: "require 'Authorization: Bearer <token>' with the token\nin F (trimmed)",
+  },
+  config: {
+    type: "string",
+    arg: "FILE",
+    help: "base config to push (default: the example\nk8s/base/config.yaml); webrtc.listenIp is set to\n127.0.0.1 and server.port is kept",
+  },
+  list: { type: "boolean", default: false, help: "print the cases and exit" },
+  help: { type: "boolean", short: "h", default: false, help: "show this help" },
+} as const satisfies FlagSpecs;
 
 /** Help text of `sfu-agent conformance`. */
 export const CONFORMANCE_USAGE = `Usage: sfu-agent conformance [options]
@@ -34,19 +64,7 @@ secrets-reload feature) per case and a summary line 'N passed, N failed'
 (plus ', N skipped (not applicable)').
 
 Options:
-  --listen HOST:PORT   address to listen on (default 127.0.0.1:7070; port 0
-                       picks a free port; the first output line names it)
-  --timeout S          seconds to wait for each reply, close and re-dial
-                       (default 10)
-  --wait S             seconds to wait for the SFU's first dial-in (default 120)
-  --token-file F       require 'Authorization: Bearer <token>' with the token
-                       in F (trimmed)
-  --config FILE        base config to push (default: the example
-                       k8s/base/config.yaml); webrtc.listenIp is set to
-                       127.0.0.1 and server.port is kept
-  --list               print the cases and exit
-  -h, --help           show this help
-
+${formatFlagHelp(CONFORMANCE_FLAGS, 23)}
 Start the SFU fresh (nothing applied) and without a port override: one case
 pushes a server.port change and expects a nack (RESTART_REQUIRED).
 
@@ -128,15 +146,7 @@ function parse(argv: string[]): ConformanceArgs {
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: {
-      listen: { type: "string", default: "127.0.0.1:7070" },
-      timeout: { type: "string", default: "10" },
-      wait: { type: "string", default: "120" },
-      "token-file": { type: "string" },
-      config: { type: "string" },
-      list: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
+    options: CONFORMANCE_FLAGS,
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const { host, port } = parseListen(values.listen);

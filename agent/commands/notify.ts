@@ -15,6 +15,7 @@
  * wait timing out; 2 usage error.
  */
 import { PublishCommand } from "@aws-sdk/client-sns";
+import { type FlagSpecs, formatFlagHelp } from "../../protocol/cli-flags.ts";
 import { formatProblem, loadConfigFile } from "../../protocol/config-loader.ts";
 import type { ReloadEvent } from "../../protocol/messages-schema.ts";
 import { DEFAULT_SECRETS_DIR } from "../../protocol/secret-paths.ts";
@@ -27,6 +28,38 @@ import { realTimers, type Timers } from "../queue/timers.ts";
 import { type CommandIo, parseCommandFlags } from "./command-io.ts";
 import { inClusterApi, type KubeApiTarget, readDeploymentReplicas } from "./deployment-replicas.ts";
 
+/** The flags of `sfu-agent notify`: parsed, listed by --help and in docs/reference/cli.md from here. */
+export const NOTIFY_FLAGS = {
+  "topic-arn": { type: "string", arg: "ARN", help: "SNS topic of the per-pod queues (required)" },
+  config: { type: "string", arg: "FILE", help: "the config file (as committed / synced) (required)" },
+  revision: { type: "string", arg: "REV", help: "Git revision to report (e.g. $ARGOCD_APP_REVISION)" },
+  "config-map": { type: "string", arg: "NS/NAME", help: "the ConfigMap the agents mount, for the record" },
+  wait: {
+    type: "boolean",
+    help: "wait for the pods' status events (needs --status-queue-url\nand one of --expect, --expect-deployment)",
+  },
+  expect: { type: "string", arg: "N", help: "number of pods that must report applied" },
+  "expect-deployment": {
+    type: "string",
+    arg: "NS/NAME",
+    help: "wait for as many pods as that Deployment has ready\n(status.readyReplicas, read through the in-cluster API\nwith the pod's ServiceAccount: needs get on it)",
+  },
+  "status-queue-url": {
+    type: "string",
+    arg: "URL",
+    help: "SQS queue subscribed to the agents' --status-topic-arn",
+  },
+  timeout: { type: "string", arg: "DURATION", help: "how long --wait waits: seconds or 90s, 5m (default 300s)" },
+  region: { type: "string", arg: "REGION", help: "AWS region (default: from the topic ARN)" },
+  "endpoint-url": { type: "string", arg: "URL", help: "AWS endpoint override (default: AWS_ENDPOINT_URL)" },
+  "secrets-dir": {
+    type: "string",
+    arg: "DIR",
+    help: "the agents' secrets directory: secret file paths in\nthe config must lie under it (default /etc/sfu/secrets;\nthe files themselves are not read: the Job does not\nmount the Secret)",
+  },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} as const satisfies FlagSpecs;
+
 /** Help text of `sfu-agent notify`. */
 export const NOTIFY_USAGE = `Usage: sfu-agent notify --topic-arn ARN --config FILE [options]
 
@@ -36,27 +69,7 @@ Agents settle the event once the kubelet has swapped their mounted file to
 that hash and their SFU has answered.
 
 Options:
-  --topic-arn ARN          SNS topic of the per-pod queues (required)
-  --config FILE            the config file (as committed / synced) (required)
-  --revision REV           Git revision to report (e.g. $ARGOCD_APP_REVISION)
-  --config-map NS/NAME     the ConfigMap the agents mount, for the record
-  --wait                   wait for the pods' status events (needs --status-queue-url
-                           and one of --expect, --expect-deployment)
-  --expect N               number of pods that must report applied
-  --expect-deployment NS/NAME
-                           wait for as many pods as that Deployment has ready
-                           (status.readyReplicas, read through the in-cluster API
-                           with the pod's ServiceAccount: needs get on it)
-  --status-queue-url URL   SQS queue subscribed to the agents' --status-topic-arn
-  --timeout DURATION       how long --wait waits: seconds or 90s, 5m (default 300s)
-  --region REGION          AWS region (default: from the topic ARN)
-  --endpoint-url URL       AWS endpoint override (default: AWS_ENDPOINT_URL)
-  --secrets-dir DIR        the agents' secrets directory: secret file paths in
-                           the config must lie under it (default /etc/sfu/secrets;
-                           the files themselves are not read: the Job does not
-                           mount the Secret)
-  -h, --help               show this help
-
+${formatFlagHelp(NOTIFY_FLAGS, 27)}
 Each option may also come from env SFU_AGENT_<OPTION> (e.g. SFU_AGENT_TOPIC_ARN).
 Credentials: the AWS SDK default chain (IRSA on EKS, env vars, profiles).
 
@@ -64,22 +77,6 @@ Exit status: 0 published (with --wait: N pods applied); 1 invalid config,
 publish failed, a pod rejected/invalid/timed out, or --wait timed out;
 2 usage error.
 `;
-
-const FLAGS = {
-  "topic-arn": { type: "string" },
-  config: { type: "string" },
-  revision: { type: "string" },
-  "config-map": { type: "string" },
-  wait: { type: "boolean" },
-  expect: { type: "string" },
-  "expect-deployment": { type: "string" },
-  "status-queue-url": { type: "string" },
-  timeout: { type: "string" },
-  region: { type: "string" },
-  "endpoint-url": { type: "string" },
-  "secrets-dir": { type: "string" },
-  help: { type: "boolean", short: "h" },
-} as const;
 
 /** Test seams of {@link runNotify}. */
 export interface NotifyDeps {
@@ -98,7 +95,7 @@ export function main(argv: string[], io: CommandIo): Promise<number> {
 
 /** `sfu-agent notify` with explicit dependencies; see the module documentation. */
 export async function runNotify(argv: string[], io: CommandIo, deps: NotifyDeps): Promise<number> {
-  const parsed = parseCommandFlags("notify", argv, io, { flags: FLAGS, help: NOTIFY_USAGE, env: deps.env });
+  const parsed = parseCommandFlags("notify", argv, io, { flags: NOTIFY_FLAGS, help: NOTIFY_USAGE, env: deps.env });
   if (typeof parsed === "number") return parsed;
   const { values, str, usage } = parsed;
   const topicArn = str("topic-arn");

@@ -20,6 +20,7 @@
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { PublishCommand } from "@aws-sdk/client-sns";
+import { type FlagSpecs, formatFlagHelp } from "../../protocol/cli-flags.ts";
 import { cohortRank } from "../../protocol/cohort.ts";
 import { formatProblem, loadConfigFile } from "../../protocol/config-loader.ts";
 import type { ReloadEvent } from "../../protocol/messages-schema.ts";
@@ -43,6 +44,49 @@ import { type CommandIo, parseCommandFlags } from "./command-io.ts";
 import type { KubeApiTarget } from "./deployment-replicas.ts";
 import { countDeploymentPods, parseTimeoutFlag, publishReloadEvent, waitForApplied } from "./notify.ts";
 
+/** The flags of `sfu-agent rollout`: parsed, listed by --help and in docs/reference/cli.md from here. */
+export const ROLLOUT_FLAGS = {
+  "topic-arn": { type: "string", arg: "ARN", help: "SNS topic of the per-pod queues (required)" },
+  config: { type: "string", arg: "FILE", help: "the config file (as committed / synced) (required)" },
+  policy: {
+    type: "string",
+    arg: "FILE",
+    help: "the rollout policy (rollout.yaml) (required; when the\nfile does not exist: every pod at once, as notify --wait)",
+  },
+  "rollout-state": { type: "string", arg: "URL", help: "s3://BUCKET/KEY of the rollout state (required)" },
+  "status-queue-url": {
+    type: "string",
+    arg: "URL",
+    help: "SQS queue subscribed to the agents' status topic (required)",
+  },
+  expect: { type: "string", arg: "N", help: "number of pods taking part" },
+  "expect-deployment": {
+    type: "string",
+    arg: "NS/NAME",
+    help: "as many pods as that Deployment has ready (in-cluster API)",
+  },
+  revision: { type: "string", arg: "REV", help: "Git revision to report (e.g. $ARGOCD_APP_REVISION)" },
+  "config-map": { type: "string", arg: "NS/NAME", help: "the ConfigMap the agents mount, for the record" },
+  "status-topic-arn": {
+    type: "string",
+    arg: "ARN",
+    help: 'publish a status event with outcome "halted" there on a halt',
+  },
+  timeout: {
+    type: "string",
+    arg: "DURATION",
+    help: "the whole rollout: seconds or 90s, 30m (default 1800);\nwhen it passes, the rollout halts",
+  },
+  region: { type: "string", arg: "REGION", help: "AWS region (default: from the topic ARN)" },
+  "endpoint-url": { type: "string", arg: "URL", help: "AWS endpoint override (default: AWS_ENDPOINT_URL)" },
+  "secrets-dir": {
+    type: "string",
+    arg: "DIR",
+    help: "the agents' --secrets-dir: secret file paths of the config and\nof the state's stable config must lie under it (paths only: the\nhook needs no Secret mounted) (default /etc/sfu/secrets)",
+  },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} as const satisfies FlagSpecs;
+
 /** Help text of `sfu-agent rollout`. */
 export const ROLLOUT_USAGE = `Usage: sfu-agent rollout --topic-arn ARN --config FILE --policy FILE
          --rollout-state s3://BUCKET/KEY --status-queue-url URL
@@ -57,51 +101,13 @@ the hash halted (no pod applies it, also after restarts), and the exit status
 is 1. Without a policy file it behaves as notify --wait.
 
 Options:
-  --topic-arn ARN          SNS topic of the per-pod queues (required)
-  --config FILE            the config file (as committed / synced) (required)
-  --policy FILE            the rollout policy (rollout.yaml) (required; when the
-                           file does not exist: every pod at once, as notify --wait)
-  --rollout-state URL      s3://BUCKET/KEY of the rollout state (required)
-  --status-queue-url URL   SQS queue subscribed to the agents' status topic (required)
-  --expect N               number of pods taking part
-  --expect-deployment NS/NAME
-                           as many pods as that Deployment has ready (in-cluster API)
-  --revision REV           Git revision to report (e.g. $ARGOCD_APP_REVISION)
-  --config-map NS/NAME     the ConfigMap the agents mount, for the record
-  --status-topic-arn ARN   publish a status event with outcome "halted" there on a halt
-  --timeout DURATION       the whole rollout: seconds or 90s, 30m (default 1800);
-                           when it passes, the rollout halts
-  --region REGION          AWS region (default: from the topic ARN)
-  --endpoint-url URL       AWS endpoint override (default: AWS_ENDPOINT_URL)
-  --secrets-dir DIR        the agents' --secrets-dir: secret file paths of the config and
-                           of the state's stable config must lie under it (paths only: the
-                           hook needs no Secret mounted) (default /etc/sfu/secrets)
-  -h, --help               show this help
-
+${formatFlagHelp(ROLLOUT_FLAGS, 27)}
 Each option may also come from env SFU_AGENT_<OPTION> (e.g. SFU_AGENT_ROLLOUT_STATE).
 
 Exit status: 0 rolled out (or already stable, or recorded as the first stable
 config); 1 invalid config or policy, halted, a hash halted before, superseded
 by a newer rollout, or AWS failures; 2 usage error.
 `;
-
-const FLAGS = {
-  "topic-arn": { type: "string" },
-  config: { type: "string" },
-  policy: { type: "string" },
-  "rollout-state": { type: "string" },
-  "status-queue-url": { type: "string" },
-  expect: { type: "string" },
-  "expect-deployment": { type: "string" },
-  revision: { type: "string" },
-  "config-map": { type: "string" },
-  "status-topic-arn": { type: "string" },
-  timeout: { type: "string" },
-  region: { type: "string" },
-  "endpoint-url": { type: "string" },
-  "secrets-dir": { type: "string" },
-  help: { type: "boolean", short: "h" },
-} as const;
 
 /**
  * The real clock with timers that keep the process alive: between two
@@ -143,7 +149,7 @@ export function main(argv: string[], io: CommandIo): Promise<number> {
 
 /** `sfu-agent rollout` with explicit dependencies; see the module documentation. */
 export async function runRolloutCommand(argv: string[], io: CommandIo, deps: RolloutDeps): Promise<number> {
-  const parsed = parseCommandFlags("rollout", argv, io, { flags: FLAGS, help: ROLLOUT_USAGE, env: deps.env });
+  const parsed = parseCommandFlags("rollout", argv, io, { flags: ROLLOUT_FLAGS, help: ROLLOUT_USAGE, env: deps.env });
   if (typeof parsed === "number") return parsed;
   const { str, usage } = parsed;
   const topicArn = str("topic-arn");

@@ -6,12 +6,30 @@
  * `--rollout` prints the rollout policy schema (rollout.v1). The output is
  * byte-identical to the file under protocol/schemas/.
  */
+
 import { parseArgs } from "node:util";
+import { type FlagSpecs, formatFlagHelp } from "../../protocol/cli-flags.ts";
 import { SUPPORTED_SCHEMA_VERSIONS } from "../../protocol/config-schema.ts";
 import { publishedSchemas } from "../../protocol/published-schemas.ts";
 import type { CommandIo } from "./command-io.ts";
 
 const DEFAULT_SCHEMA = "config.v1";
+
+/** The flags of sfu-agent schema: parsed, listed by --help and in docs/reference/cli.md from here. */
+export const SCHEMA_FLAGS = {
+  version: {
+    type: "string",
+    arg: "N",
+    help: `print the config schema of schemaVersion N (${SUPPORTED_SCHEMA_VERSIONS.join(" or ")});\nnot together with NAME`,
+  },
+  rollout: {
+    type: "boolean",
+    default: false,
+    help: "print the rollout policy schema (rollout.v1, for rollout.yaml)",
+  },
+  list: { type: "boolean", default: false, help: "print the names of the published schemas, one a line" },
+  help: { type: "boolean", short: "h", default: false, help: "show this help" },
+} as const satisfies FlagSpecs;
 
 /** Help text of `sfu-agent schema`. */
 export const SCHEMA_USAGE = `Usage: sfu-agent schema [options] [NAME]
@@ -21,12 +39,7 @@ config schema v1 (${DEFAULT_SCHEMA}). NAME selects another published schema of
 protocol/schemas/ (config.v2, a wire message or an SNS event); --list names them.
 
 Options:
-  --version N  print the config schema of schemaVersion N (${SUPPORTED_SCHEMA_VERSIONS.join(" or ")});
-               not together with NAME
-  --rollout    print the rollout policy schema (rollout.v1, for rollout.yaml)
-  --list       print the names of the published schemas, one a line
-  -h, --help   show this help
-
+${formatFlagHelp(SCHEMA_FLAGS, 15)}
 Exit status: 0 printed, 2 usage error (unknown NAME or option).
 `;
 
@@ -84,11 +97,6 @@ function parse(argv: string[]) {
     args: argv,
     strict: true,
     allowPositionals: true,
-    options: {
-      list: { type: "boolean", default: false },
-      version: { type: "string" },
-      rollout: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
+    options: SCHEMA_FLAGS,
   });
 }

@@ -10,8 +10,17 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
+import { type FlagSpecs, formatFlagHelp } from "../../protocol/cli-flags.ts";
 import { converged, fetchFleet, renderFleetTable } from "../fleet-status.ts";
 import type { CommandIo } from "./command-io.ts";
+
+/** The flags of `sfu-agent status`: parsed, listed by --help and in docs/reference/cli.md from here. */
+export const STATUS_FLAGS = {
+  format: { type: "string", arg: "table|json", help: "output format (default table)" },
+  watch: { type: "string", arg: "SECONDS", help: "refresh every SECONDS until interrupted" },
+  timeout: { type: "string", arg: "MS", help: "per-request timeout in milliseconds (default 3000)" },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} as const satisfies FlagSpecs;
 
 const HELP = `Usage: sfu-agent status [options] URL...
 
@@ -24,11 +33,7 @@ Arguments:
   URL                  agent HTTP base URL, e.g. http://127.0.0.1:9090
                        (default: $SFU_AGENT_STATUS_TARGETS, comma-separated)
 Options:
-  --format table|json  output format (default table)
-  --watch SECONDS      refresh every SECONDS until interrupted
-  --timeout MS         per-request timeout in milliseconds (default 3000)
-  -h, --help           show this help
-
+${formatFlagHelp(STATUS_FLAGS, 23)}
 Exit status: 0 when every agent answered and applied its desired config,
 1 otherwise, 2 on usage errors.
 `;
@@ -76,12 +81,7 @@ function parse(argv: string[]) {
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: {
-      format: { type: "string" },
-      watch: { type: "string" },
-      timeout: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+    options: STATUS_FLAGS,
   });
 }
 

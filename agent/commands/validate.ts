@@ -17,6 +17,7 @@
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from "node:fs";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
+import { type FlagSpecs, formatFlagHelp } from "../../protocol/cli-flags.ts";
 import {
   type ConfigProblem,
   formatProblem,
@@ -35,6 +36,29 @@ import type { RolloutPolicy } from "../../protocol/rollout-schema.ts";
 import { escapeControlChars } from "../../protocol/safe-text.ts";
 import { DEFAULT_SECRETS_DIR } from "../../protocol/secret-paths.ts";
 import type { CommandIo } from "./command-io.ts";
+
+/** The flags of sfu-agent validate: parsed, listed by --help and in docs/reference/cli.md from here. */
+export const VALIDATE_FLAGS = {
+  format: {
+    type: "string",
+    default: "text",
+    arg: "text|json",
+    help: 'output format (default: text). json prints an array of\n{file, valid, code, hash, problems, warnings}\n(rollout policies add kind: "rollout-policy", steps)',
+  },
+  "secrets-dir": {
+    type: "string",
+    arg: "DIR",
+    help: `the directory secret files must live under (default\n$SFU_AGENT_SECRETS_DIR, else ${DEFAULT_SECRETS_DIR}); a path\noutside it, with a '..' segment, or a symlink out of it is\nan error`,
+  },
+  "check-files": {
+    type: "boolean",
+    default: true,
+    label: "--no-check-files",
+    help: "do not check that secret files exist and are readable\n(e.g. in CI, where the Secret is not mounted); their\npaths are still checked to be under --secrets-dir",
+  },
+  quiet: { type: "boolean", short: "q", default: false, help: "text format: print problems and warnings only" },
+  help: { type: "boolean", short: "h", default: false, help: "show this help" },
+} as const satisfies FlagSpecs;
 
 /** Help text of `sfu-agent validate`. */
 export const VALIDATE_USAGE = `Usage: sfu-agent validate [options] FILE...
@@ -57,19 +81,7 @@ Rollout policies (rollout.yaml, schema rollout.v1: a file named rollout.yaml,
 validated as policies and print 'FILE: ok rollout policy: <steps>'.
 
 Options:
-  --format text|json   output format (default: text). json prints an array of
-                       {file, valid, code, hash, problems, warnings}
-                       (rollout policies add kind: "rollout-policy", steps)
-  --secrets-dir DIR    the directory secret files must live under (default
-                       $SFU_AGENT_SECRETS_DIR, else ${DEFAULT_SECRETS_DIR}); a path
-                       outside it, with a '..' segment, or a symlink out of it is
-                       an error
-  --no-check-files     do not check that secret files exist and are readable
-                       (e.g. in CI, where the Secret is not mounted); their
-                       paths are still checked to be under --secrets-dir
-  -q, --quiet          text format: print problems and warnings only
-  -h, --help           show this help
-
+${formatFlagHelp(VALIDATE_FLAGS, 23)}
 Exit status: 0 all files valid, 1 any file invalid or unreadable, 2 usage error.
 `;
 
@@ -135,13 +147,7 @@ function parse(argv: string[]) {
     strict: true,
     allowPositionals: true,
     allowNegative: true,
-    options: {
-      format: { type: "string", default: "text" },
-      "check-files": { type: "boolean", default: true },
-      "secrets-dir": { type: "string" },
-      quiet: { type: "boolean", short: "q", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
+    options: VALIDATE_FLAGS,
   });
 }
 

@@ -11,15 +11,15 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { fetchFleet, renderFleetTable } from "../../agent/fleet-status.ts";
 import { parseDuration } from "../../agent/options.ts";
+import { formatFlagHelp } from "../../protocol/cli-flags.ts";
 import { type LocalAdmission, startLocalAdmission } from "./admission-gate.ts";
 import { COTURN_INSTALL, type Coturn, coturnInstalled, randomTurnSecret, startCoturn } from "./coturn.ts";
 import { LOCAL_SECRETS_DIR, LOCAL_STACK_DEFAULTS, startLocalStack } from "./local-stack.ts";
 import { DEMO_POLICY, demoConfig, runRolloutDemo } from "./rollout-demo.ts";
+import { DEFAULT_TURN_PORT, START_FLAGS } from "./start-flags.ts";
 
 /** The config `--turn` runs with unless `--config` names another: v2, the local coturn, REST credentials. */
 const TURN_CONFIG = resolve(import.meta.dirname, "config-turn.yaml");
-/** coturn's standard port, which TURN_CONFIG names. */
-const DEFAULT_TURN_PORT = 3478;
 
 const HELP = `Usage: npm start -- [options]
 
@@ -27,29 +27,7 @@ Runs an embedded SNS+SQS, N simulated pods (agent + SFU each) and a local
 kubelet that mirrors the config file into every pod after a delay.
 
 Options:
-  --pods N              number of simulated pods (default ${LOCAL_STACK_DEFAULTS.pods})
-  --kubelet-delay DUR   delay before the kubelet swap, e.g. 2s, 500ms (default 2s)
-  --config FILE         source config file (default k8s/base/config.yaml)
-  --turn-credential FILE  mount FILE in every pod as secrets/turn-credential, as the
-                        Deployment mounts Secret sfu-turn (name it in the config as
-                        credentialFile: etc-sfu/secrets/turn-credential)
-  --turn-auth-secret FILE  mount FILE (a TURN REST shared secret) in every pod as
-                        secrets/turn-auth-secret (config: authSecretFile:
-                        etc-sfu/secrets/turn-auth-secret); editing FILE rotates it
-  --turn                start coturn on 127.0.0.1 (Debian: ${COTURN_INSTALL}) with the
-                        auth secret (--turn-auth-secret FILE, else a random one);
-                        config default: scripts/local/config-turn.yaml. A rotation
-                        restarts coturn with the old and the new secret first
-  --turn-port N         coturn's port (default ${DEFAULT_TURN_PORT}, as config-turn.yaml names)
-  --once                start, wait until every pod applied the config, print, stop (smoke test)
-  --rollout             progressive-rollout demo (3 pods by default): a bad change halted on
-                        the canary and reverted while the others never move, then a good
-                        change walking through the steps; with --once, stop after it
-  --admission           run the admission webhook (sfu-agent admission, HTTPS) in front of
-                        the kubelet: an invalid edit is refused at admission, with
-                        sfu-agent validate's lines, before anything is written
-  -h, --help            show this help
-`;
+${formatFlagHelp(START_FLAGS, 27)}`;
 
 async function main(): Promise<number> {
   let values: {
@@ -69,19 +47,7 @@ async function main(): Promise<number> {
   let delay: number;
   try {
     ({ values } = parseArgs({
-      options: {
-        pods: { type: "string" },
-        "kubelet-delay": { type: "string" },
-        config: { type: "string" },
-        "turn-credential": { type: "string" },
-        "turn-auth-secret": { type: "string" },
-        turn: { type: "boolean" },
-        "turn-port": { type: "string" },
-        once: { type: "boolean" },
-        rollout: { type: "boolean" },
-        admission: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
+      options: START_FLAGS,
       strict: true,
     }));
     pods = values.pods === undefined ? (values.rollout ? 3 : LOCAL_STACK_DEFAULTS.pods) : Number(values.pods);

@@ -326,10 +326,13 @@ describe("frame limit", () => {
   });
 });
 
-describe("README", () => {
-  it("the 'Validating configs' limits table states the loader's limits", () => {
-    const readme = readFileSync(join(import.meta.dirname, "..", "..", "..", "README.md"), "utf8");
-    const section = readme.slice(readme.indexOf("## Validating configs"), readme.indexOf("## The agent"));
+describe("docs/configuration.md", () => {
+  it("the 'Limits' table states the loader's limits", () => {
+    const doc = readFileSync(join(import.meta.dirname, "..", "..", "..", "docs", "configuration.md"), "utf8");
+    const start = doc.indexOf("\n## Limits\n");
+    assert.ok(start >= 0, "docs/configuration.md has a '## Limits' section");
+    const end = doc.indexOf("\n## ", start + 1);
+    const section = doc.slice(start, end < 0 ? undefined : end);
     const n = (v: number) => v.toLocaleString("en");
     for (const [what, value] of [
       ["file size", `1 MiB (${n(MAX_CONFIG_BYTES)} bytes)`],
