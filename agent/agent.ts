@@ -88,6 +88,8 @@ export interface AgentOptions {
    * then gates nothing: every config applies at once).
    */
   rolloutState?: string | null;
+  /** Local file remembering the last state read (`--rollout-state-cache`); null or omitted: none. */
+  rolloutStateCache?: string | null;
   /** AWS settings of the rollout state's S3 client (default: the queue options' region and endpoint). */
   rolloutAws?: {
     region?: string | null;
@@ -353,6 +355,10 @@ export class Agent {
   /** Null when ready (a valid config loaded and the push server listening, or the HTTP pusher running), else why not. */
   notReadyReason(): string | null {
     if (this.store.desired() === null) {
+      // The SFU runs what it applied before this agent (re)started: the agent vouches for it and keeps it,
+      // so readiness does not wait for the rollout state (an S3 outage must not stop a restarted agent).
+      const running = this.store.applied();
+      if (running !== null && this.store.fileHash() !== null && this.rollout.stage() === "held") return null;
       if (this.store.fileHash() !== null && this.rollout.stage() === "held") {
         return `holding: ${this.rollout.status()?.reason ?? "waiting for the rollout state"}`;
       }
@@ -428,6 +434,8 @@ function rolloutReader(options: AgentOptions): RolloutStateReader | null {
   const endpointUrl = aws.endpointUrl ?? options.queue?.endpointUrl ?? null;
   return new RolloutStateStore({
     url: options.rolloutState,
+    cacheFile: options.rolloutStateCache ?? null,
+    secrets: { secretsDir: options.secretsDir ?? DEFAULT_SECRETS_DIR, checkFiles: true },
     ...(region ? { region } : {}),
     ...(endpointUrl ? { endpointUrl } : {}),
     ...(aws.credentials ? { credentials: aws.credentials } : {}),

@@ -38,6 +38,10 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: "show a table of the fleet's agents from their /status",
     load: () => import("./commands/status.ts"),
   },
+  admission: {
+    summary: "serve the validating admission webhook that refuses an invalid sfu-config ConfigMap",
+    load: () => import("./commands/admission.ts"),
+  },
   conformance: {
     summary: "play the agent side and test an SFU against sfu-config/1",
     load: () => import("./commands/conformance.ts"),

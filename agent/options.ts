@@ -58,6 +58,8 @@ export interface RunOptions {
   rolloutKey: string;
   /** `s3://bucket/key` of the rollout state; null = none (a mounted policy then gates nothing). */
   rolloutState: string | null;
+  /** Local file remembering the last rollout state read (the pod's emptyDir); null = none. */
+  rolloutStateCache: string | null;
   /** Interval of call-health events on the status topic while a rollout runs. */
   healthReportIntervalMs: number;
 }
@@ -108,6 +110,11 @@ export const RUN_FLAGS = [
     "rollout-state",
     "",
     "s3://BUCKET/KEY of the rollout state the rollout driver writes (read at start, on rollout events, every resync)",
+  ],
+  [
+    "rollout-state-cache",
+    "",
+    "file remembering the last rollout state read, in the pod's emptyDir (a 404 or outage after a restart keeps what it knew)",
   ],
   ["health-report-interval", "10s", "interval of call-health events on the status topic while a rollout runs"],
 ] as const;
@@ -254,6 +261,7 @@ export function parseRunOptions(
     logLevel: level as LogLevel,
     rolloutKey,
     rolloutState,
+    rolloutStateCache: str("rollout-state-cache", null),
     healthReportIntervalMs: duration("health-report-interval", 10_000, 100),
   };
   if (options.topicArn !== null && options.queueUrl !== null) {

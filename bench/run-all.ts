@@ -28,6 +28,7 @@ const BENCHES: ReadonlyArray<{ script: string; title: string }> = [
     script: "bench/rollout.ts",
     title: "Progressive rollout: time added per step beyond bake, requests per pod per rollout",
   },
+  { script: "bench/admission.ts", title: "Admission webhook: review latency, shipped and 16 KiB config" },
 ];
 
 interface RunResult {

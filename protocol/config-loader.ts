@@ -28,7 +28,7 @@ import {
   shapeProblems,
 } from "./config-problems.ts";
 import { configSchemaV1, normalise, type SfuConfigV1, SUPPORTED_SCHEMA_VERSIONS } from "./config-schema.ts";
-import { type ConfigHash, canonicalJson, canonicalJsonHash } from "./hash.ts";
+import { type ConfigHash, canonicalJson, canonicalJsonBytes, canonicalJsonHash } from "./hash.ts";
 import { MAX_FRAME_BYTES } from "./messages-schema.ts";
 import { escapeControlChars } from "./safe-text.ts";
 import { readYaml, yieldToEventLoop } from "./yaml-document.ts";
@@ -40,6 +40,7 @@ export { normalise } from "./config-schema.ts";
 export {
   MAX_YAML_ALIASES,
   MAX_YAML_DEPTH,
+  MAX_YAML_EXPANDED_BYTES,
   MAX_YAML_KEYS,
   MAX_YAML_NODES,
   MAX_YAML_TOKENS,
@@ -313,19 +314,19 @@ async function validateValue(value: unknown, options: LoadOptions): Promise<Load
   const warnings = semantic.warnings;
   if (problems.length > 0) return { ok: false, source, code: "INVALID_CONFIG", problems, warnings };
   const normalised = sv === 2 ? normaliseV2(value as SfuConfigV2) : normalise(value as SfuConfigV1);
-  // One serialisation gives both the hash and the size of the push frame.
-  const json = canonicalJson(normalised);
-  const jsonBytes = Buffer.byteLength(json, "utf8");
+  // The size is known before the text is built: a value whose text would not
+  // fit is never serialised (aliases or shared values can make it huge).
+  const jsonBytes = canonicalJsonBytes(normalised, MAX_CONFIG_JSON_BYTES);
   if (jsonBytes > MAX_CONFIG_JSON_BYTES) {
     return invalid(source, [
       problem(
         "",
-        `config is too large to deliver: its canonical JSON is ${jsonBytes} bytes, but a push frame is limited to ` +
+        `config is too large to deliver: its canonical JSON is more than ${MAX_CONFIG_JSON_BYTES} bytes, but a push frame is limited to ` +
           `${MAX_FRAME_BYTES} bytes (the protocol's MAX_FRAME_BYTES), which leaves ${MAX_CONFIG_JSON_BYTES} bytes for the config`,
       ),
     ]);
   }
-  return { ok: true, source, config: normalised, hash: canonicalJsonHash(json), warnings };
+  return { ok: true, source, config: normalised, hash: canonicalJsonHash(canonicalJson(normalised)), warnings };
 }
 
 function invalid(source: string, problems: ConfigProblem[]): LoadResult {

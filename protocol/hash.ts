@@ -60,6 +60,66 @@ function sortedJson(value: unknown): string {
   throw new TypeError(`canonicalJson: unsupported value of type ${typeof value}`);
 }
 
+/**
+ * The UTF-8 byte length of `canonicalJson(value)`, counted without building
+ * the text; the walk stops as soon as the count passes `stopAbove` (then the
+ * result is some number above it). Object keys and strings are counted as
+ * JSON.stringify escapes them; an `undefined` array item as `null`, an
+ * `undefined` property not at all. Throws TypeError where canonicalJson
+ * would (a non-finite number, a function or symbol).
+ */
+export function canonicalJsonBytes(value: unknown, stopAbove = Number.POSITIVE_INFINITY): number {
+  let total = 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null) total += 4;
+    else if (typeof v === "boolean") total += v ? 4 : 5;
+    else if (typeof v === "string") total += jsonStringBytes(v);
+    else if (typeof v === "number") {
+      if (!Number.isFinite(v)) throw new TypeError(`canonicalJson: non-finite number ${v}`);
+      total += String(v).length;
+    } else if (Array.isArray(v)) {
+      total += 2 + Math.max(0, v.length - 1);
+      for (let i = v.length - 1; i >= 0; i--) stack.push(v[i] === undefined ? null : v[i]);
+    } else if (typeof v === "object") {
+      const obj = v as Record<string, unknown>;
+      let members = 0;
+      for (const key of Object.keys(obj)) {
+        const item = obj[key];
+        if (item === undefined) continue;
+        members++;
+        total += jsonStringBytes(key) + 1;
+        stack.push(item);
+      }
+      total += 2 + Math.max(0, members - 1);
+    } else throw new TypeError(`canonicalJson: unsupported value of type ${typeof v}`);
+    if (total > stopAbove) return total;
+  }
+  return total;
+}
+
+/** Bytes of `JSON.stringify(s)` in UTF-8 (quotes included), without building it. */
+function jsonStringBytes(s: string): number {
+  let n = 2;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x22 || c === 0x5c) n += 2;
+    else if (c >= 0x20 && c < 0x80) n += 1;
+    else if (c < 0x20) n += c === 0x08 || c === 0x09 || c === 0x0a || c === 0x0c || c === 0x0d ? 2 : 6;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      const next = s.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 6;
+    } else if (c >= 0xdc00 && c <= 0xdfff) n += 6;
+    else n += 3;
+  }
+  return n;
+}
+
 /** A config hash: `sha256:` followed by 64 lowercase hex digits. */
 export type ConfigHash = `sha256:${string}`;
 

@@ -3,6 +3,7 @@
  * Imports nothing from agent/ or sfu/.
  */
 export * from "./backoff.ts";
+export * from "./bounded-json.ts";
 export * from "./close-codes.ts";
 export * from "./cohort.ts";
 export * from "./config-loader.ts";

@@ -7,6 +7,7 @@
  *
  * Expected failures are returned as `{ ok: false }` values, never thrown.
  */
+import { createHash } from "node:crypto";
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from "node:fs";
 import { createAjv } from "./ajv.ts";
 import { type ConfigProblem, describeSchemaErrors, parseYamlDocument } from "./config-loader.ts";
@@ -75,14 +76,22 @@ export function loadRolloutPolicyFile(path: string, options: { source?: string }
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
+  // Parsed once per content: the agent re-reads the policy on every config reading (resync, events).
+  const key = `${source}\u0000${createHash("sha256").update(bytes).digest("hex")}`;
+  if (lastParsed?.key === key) return lastParsed.result;
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
     return fail("INVALID_POLICY", "file is not valid UTF-8 text");
   }
-  return loadRolloutPolicyText(text, { source });
+  const result = loadRolloutPolicyText(text, { source });
+  lastParsed = { key, result };
+  return result;
 }
+
+/** The last policy file parsed (its source and content hash), reused while the content stays the same. */
+let lastParsed: { key: string; result: PolicyLoadResult } | null = null;
 
 /** Parses, validates and normalises policy text (YAML or JSON). Never throws for bad input. */
 export function loadRolloutPolicyText(text: string, options: { source?: string } = {}): PolicyLoadResult {

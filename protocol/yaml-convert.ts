@@ -1,14 +1,21 @@
 /**
  * A composed YAML Document -> plain value, in one walk (pass 3 of
  * yaml-document.ts): counts nodes after alias expansion (each anchor's size
- * memoised) against MAX_YAML_NODES, mapping keys against MAX_YAML_KEYS and
+ * memoised) against MAX_YAML_NODES, the bytes of scalar text after expansion
+ * against MAX_YAML_EXPANDED_BYTES, mapping keys against MAX_YAML_KEYS and
  * nesting against MAX_YAML_DEPTH; refuses duplicate and non-scalar keys; and
  * records where each key and value starts, so that a JSON pointer is located
  * in O(depth). Never quotes an alias name under a secret-like key.
  */
 import { isAlias, isMap, isPair, isScalar, isSeq, type Node } from "yaml";
 import { isSecretKey } from "./safe-text.ts";
-import { DEPTH_MESSAGE, MAX_YAML_DEPTH, MAX_YAML_KEYS, MAX_YAML_NODES } from "./yaml-limits.ts";
+import {
+  DEPTH_MESSAGE,
+  MAX_YAML_DEPTH,
+  MAX_YAML_EXPANDED_BYTES,
+  MAX_YAML_KEYS,
+  MAX_YAML_NODES,
+} from "./yaml-limits.ts";
 
 /** One problem found while reading YAML; `line`/`col` 1-based, null when unknown. */
 export interface YamlIssue {
@@ -53,11 +60,16 @@ export class Converter {
   ) => YamlIssue;
   /** Offsets of the children of every converted list and mapping. */
   readonly #offsets = new WeakMap<object, Offsets>();
-  /** Anchor name -> its node's value and expanded size (null while the anchored node is being converted). */
-  readonly #anchors = new Map<string, { value: unknown; size: number | null }>();
+  /**
+   * Anchor name -> its node's value, expanded size in nodes and in bytes of
+   * scalar text (size null while the anchored node is being converted).
+   */
+  readonly #anchors = new Map<string, { value: unknown; size: number | null; bytes: number }>();
   /** Path of the node being converted (keys and indexes), for messages. */
   readonly #path: (string | number)[] = [];
   #nodes = 0;
+  /** Bytes of scalar text converted so far, aliases at their expanded size. */
+  #bytes = 0;
   #keys = 0;
   /** True once the key limit was reached: no further key is read. */
   #keysFull = false;
@@ -107,6 +119,17 @@ export class Converter {
     }
   }
 
+  #countBytes(node: Node, n: number): void {
+    this.#bytes += n;
+    if (this.#bytes > MAX_YAML_EXPANDED_BYTES) {
+      this.#fail(
+        node,
+        `YAML: more than ${MAX_YAML_EXPANDED_BYTES} bytes of text once aliases are expanded (each alias counts its anchor's text again)`,
+        true,
+      );
+    }
+  }
+
   /** Converts `node`; returns its value and its expanded size in nodes. */
   #convert(node: Node, depth: number): { value: unknown; size: number } {
     if (isAlias(node)) {
@@ -122,12 +145,16 @@ export class Converter {
         return { value: null, size: 1 };
       }
       this.#count(node, anchor.size);
+      this.#countBytes(node, anchor.bytes);
       return { value: anchor.value, size: anchor.size };
     }
     const anchorName = node.anchor;
-    if (anchorName) this.#anchors.set(anchorName, { value: undefined, size: null });
+    if (anchorName) this.#anchors.set(anchorName, { value: undefined, size: null, bytes: 0 });
+    const bytesBefore = this.#bytes;
     const done = isMap(node) || isSeq(node) ? this.#collection(node, depth + 1) : this.#scalar(node);
-    if (anchorName) this.#anchors.set(anchorName, { value: done.value, size: done.size });
+    if (anchorName) {
+      this.#anchors.set(anchorName, { value: done.value, size: done.size, bytes: this.#bytes - bytesBefore });
+    }
     return done;
   }
 
@@ -135,6 +162,7 @@ export class Converter {
     this.#count(node, 1);
     const v = isScalar(node) ? node.value : undefined;
     if (v === null || typeof v === "string" || typeof v === "boolean" || typeof v === "number") {
+      this.#countBytes(node, typeof v === "string" ? Buffer.byteLength(v, "utf8") : String(v).length);
       return { value: v, size: 1 };
     }
     this.#fail(node, "YAML: not a plain value (expected a string, number, boolean or null)", false);
@@ -188,6 +216,7 @@ export class Converter {
       size++;
       const raw = keyNode === null ? null : keyNode.value;
       const key = raw === null ? "" : String(raw);
+      this.#countBytes(keyNode ?? node, Buffer.byteLength(key, "utf8"));
       if (offsets.has(key)) {
         this.#path.push(key);
         this.#fail(keyNode ?? node, `YAML: duplicate key ${JSON.stringify(key)}; map keys must be unique`, false);

@@ -14,7 +14,8 @@
  * 3. Convert the Document into a plain value (yaml-convert.ts) in one walk that counts nodes
  *    after alias expansion (each anchor's size memoised, so a thousand
  *    aliases of a big list cost a thousand additions) against
- *    {@link MAX_YAML_NODES}, counts mapping keys against
+ *    {@link MAX_YAML_NODES}, counts the bytes of scalar text after
+ *    expansion against MAX_YAML_EXPANDED_BYTES, counts mapping keys against
  *    {@link MAX_YAML_KEYS}, refuses duplicate and non-scalar keys, and
  *    records where each key and value starts, so that any JSON pointer is
  *    located in O(depth).
@@ -31,6 +32,7 @@ import { DEPTH_MESSAGE, MAX_YAML_ALIASES, MAX_YAML_DEPTH, MAX_YAML_TOKENS } from
 export {
   MAX_YAML_ALIASES,
   MAX_YAML_DEPTH,
+  MAX_YAML_EXPANDED_BYTES,
   MAX_YAML_KEYS,
   MAX_YAML_NODES,
   MAX_YAML_TOKENS,

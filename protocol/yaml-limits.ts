@@ -9,6 +9,14 @@ export const MAX_YAML_DEPTH = 64;
 export const MAX_YAML_NODES = 100_000;
 /** Most mapping keys in one file; keys past it are not read (and the file is refused). */
 export const MAX_YAML_KEYS = 10_000;
+/**
+ * Most bytes of scalar text (UTF-8 of every string, number, boolean and
+ * mapping key) after alias expansion, each alias counted at its anchor's
+ * expanded size. Twice the file limit: a file without aliases never reaches
+ * it, and what the value costs downstream (its schema checks, its canonical
+ * JSON) grows with this text, not with its node count.
+ */
+export const MAX_YAML_EXPANDED_BYTES = 2 * 1024 * 1024;
 /** Most alias uses (`*name`) in one file. */
 export const MAX_YAML_ALIASES = 100;
 /**

@@ -25,6 +25,7 @@ import { formatProblem, loadConfigFile } from "../../protocol/config-loader.ts";
 import type { ReloadEvent } from "../../protocol/messages-schema.ts";
 import { loadRolloutPolicyFile } from "../../protocol/rollout-policy.ts";
 import { ROLLOUT_STATE_TYPE } from "../../protocol/rollout-schema.ts";
+import { DEFAULT_SECRETS_DIR } from "../../protocol/secret-paths.ts";
 import type { DeploymentHook, DeploymentHookOptions } from "../hook/deployment-hook.ts";
 import { envName } from "../options.ts";
 import { type AwsClients, createAwsClients, regionFromResource } from "../queue/aws-clients.ts";
@@ -76,6 +77,9 @@ Options:
                            when it passes, the rollout halts
   --region REGION          AWS region (default: from the topic ARN)
   --endpoint-url URL       AWS endpoint override (default: AWS_ENDPOINT_URL)
+  --secrets-dir DIR        the agents' --secrets-dir: secret file paths of the config and
+                           of the state's stable config must lie under it (paths only: the
+                           hook needs no Secret mounted) (default /etc/sfu/secrets)
   -h, --help               show this help
 
 Each option may also come from env SFU_AGENT_<OPTION> (e.g. SFU_AGENT_ROLLOUT_STATE).
@@ -100,6 +104,7 @@ const FLAGS = {
   timeout: { type: "string" },
   region: { type: "string" },
   "endpoint-url": { type: "string" },
+  "secrets-dir": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -199,7 +204,8 @@ export async function runRolloutCommand(argv: string[], io: CommandIo, deps: Rol
     timeoutMs = ms;
   }
 
-  const loaded = await loadConfigFile(file, { checkFiles: false });
+  const secretsDir = str("secrets-dir") ?? DEFAULT_SECRETS_DIR;
+  const loaded = await loadConfigFile(file, { checkFiles: false, secretsDir });
   if (!loaded.ok) {
     for (const p of loaded.problems) io.stderr(`${formatProblem(loaded.source, p)}\n`);
     io.stderr(`sfu-agent rollout: ${file} is not a valid config (${loaded.code}); nothing published\n`);
@@ -234,6 +240,7 @@ export async function runRolloutCommand(argv: string[], io: CommandIo, deps: Rol
         url: stateUrl,
         ...(region ? { region } : {}),
         ...(endpointUrl ? { endpointUrl } : {}),
+        secrets: { secretsDir, checkFiles: false },
       });
   const store = deps.store ?? (ownStore as RolloutStateStore);
   const reloadEvent = (rollout: RolloutRef | null): ReloadEvent => {

@@ -49,6 +49,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
       queue: queueOptions(options),
       rolloutKey: options.rolloutKey,
       rolloutState: options.rolloutState,
+      rolloutStateCache: options.rolloutStateCache,
       rolloutAws: { region: options.region, endpointUrl: options.endpointUrl },
       healthReportIntervalMs: options.healthReportIntervalMs,
     },

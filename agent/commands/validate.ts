@@ -25,7 +25,12 @@ import {
   MAX_REPORTED_PROBLEMS,
   parseYamlDocument,
 } from "../../protocol/config-loader.ts";
-import { loadRolloutPolicyFile, looksLikeRolloutPolicy, MAX_POLICY_BYTES } from "../../protocol/rollout-policy.ts";
+import {
+  loadRolloutPolicyFile,
+  looksLikeRolloutPolicy,
+  MAX_POLICY_BYTES,
+  type PolicyLoadResult,
+} from "../../protocol/rollout-policy.ts";
 import type { RolloutPolicy } from "../../protocol/rollout-schema.ts";
 import { escapeControlChars } from "../../protocol/safe-text.ts";
 import { DEFAULT_SECRETS_DIR } from "../../protocol/secret-paths.ts";
@@ -170,20 +175,37 @@ function withoutSummary(list: ConfigProblem[]): { items: ConfigProblem[]; summar
   return { items: list.slice(0, MAX_REPORTED_PROBLEMS), summary: list.slice(MAX_REPORTED_PROBLEMS) };
 }
 
-function toReport(file: string, result: LoadResult): ValidateReport {
+/** The report of one loaded config (`sfu-agent admission` builds its reviews from it too). */
+export function toReport(file: string, result: LoadResult): ValidateReport {
   const warnings = result.warnings;
   if (result.ok) return { file, valid: true, code: null, hash: result.hash, problems: [], warnings };
   return { file, valid: false, code: result.code, hash: null, problems: result.problems, warnings };
 }
 
-/** Problems and warnings by position (each summary line after its list), then the verdict. */
-function textLines(report: ValidateReport, quiet: boolean): string {
+/**
+ * The text-format lines of a report's problems and warnings, by position
+ * (each list's "and N more" line after it), without the verdict line: the
+ * lines `sfu-agent validate` prints, and the ones `sfu-agent admission`
+ * puts in a denial.
+ */
+export function problemLines(report: ValidateReport): { problems: string[]; warnings: string[]; all: string[] } {
   const problems = withoutSummary(report.problems);
   const warnings = withoutSummary(report.warnings);
-  const lines = [...problems.items, ...warnings.items]
+  const all = [...problems.items, ...warnings.items]
     .sort(byPosition)
     .concat(problems.summary, warnings.summary)
     .map((p) => formatProblem(report.file, p));
+  const format = (list: ConfigProblem[]) => list.map((p) => formatProblem(report.file, p));
+  return {
+    problems: format([...problems.items].sort(byPosition).concat(problems.summary)),
+    warnings: format([...warnings.items].sort(byPosition).concat(warnings.summary)),
+    all,
+  };
+}
+
+/** Problems and warnings by position (each summary line after its list), then the verdict. */
+function textLines(report: ValidateReport, quiet: boolean): string {
+  const lines = problemLines(report).all;
   if (report.valid && !quiet) {
     const file = escapeControlChars(report.file);
     lines.push(
@@ -214,7 +236,11 @@ function isRolloutPolicy(file: string): boolean {
 }
 
 function policyReport(file: string): ValidateReport {
-  const r = loadRolloutPolicyFile(file, { source: file });
+  return toPolicyReport(file, loadRolloutPolicyFile(file, { source: file }));
+}
+
+/** The report of one loaded rollout policy (`sfu-agent admission` builds its reviews from it too). */
+export function toPolicyReport(file: string, r: PolicyLoadResult): ValidateReport {
   if (r.ok) {
     return {
       file,

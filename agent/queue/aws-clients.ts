@@ -11,14 +11,31 @@
  * SDK retries) as `sqs:Action` / `sns:Action` to `onCall`, and appends it to
  * the file named by env `SFU_AGENT_AWS_CALL_LOG` when set: the least-privilege
  * test compares that set with the IAM policies, the benchmark counts requests.
+ *
+ * Every client also bounds what it reads ({@link boundResponses}): an error
+ * body (any status >= 300, which the SDK otherwise reads whole to parse the
+ * error) is read to at most {@link MAX_ERROR_BODY_BYTES} within
+ * {@link BODY_TIMEOUT_MS} and dropped past either (the error keeps its HTTP
+ * status); a success body is cut off past {@link MAX_BODY_BYTES} or when it is
+ * not read within {@link BODY_TIMEOUT_MS} of its headers (a trickle). Callers
+ * that read a body themselves (S3 GetObject) bound it tighter.
  */
 import { appendFileSync } from "node:fs";
+import { Readable, Transform } from "node:stream";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SNSClient } from "@aws-sdk/client-sns";
 import { SQSClient } from "@aws-sdk/client-sqs";
+import { readBoundedStream } from "../../protocol/bounded-json.ts";
 
 /** Environment variable naming a file every AWS action is appended to (one `service:Action` per line). */
 export const CALL_LOG_ENV = "SFU_AGENT_AWS_CALL_LOG";
+
+/** Most bytes of an error body kept (the rest is not read; the SDK then reports the bare HTTP status). */
+export const MAX_ERROR_BODY_BYTES = 64 * 1024;
+/** Most bytes of any success body (SQS: 10 messages of at most 1 MiB each, plus the envelope). */
+export const MAX_BODY_BYTES = 16 * 1024 * 1024;
+/** Longest time from a response's headers to the end of its body. */
+export const BODY_TIMEOUT_MS = 15_000;
 
 /** Static credentials (tests); production leaves them to the default chain. */
 export interface StaticCredentials {
@@ -67,6 +84,8 @@ export function createAwsClients(options: AwsClientOptions = {}): AwsClients {
   const sns = new SNSClient(config);
   recordCalls(sqs.middlewareStack, "sqs", options);
   recordCalls(sns.middlewareStack, "sns", options);
+  boundResponses(sqs.middlewareStack);
+  boundResponses(sns.middlewareStack);
   return {
     sqs,
     sns,
@@ -87,6 +106,7 @@ export function createAwsClients(options: AwsClientOptions = {}): AwsClients {
 export function createS3Client(options: AwsClientOptions = {}): S3Client {
   const s3 = new S3Client({ ...clientConfig(options), ...(options.endpointUrl ? { forcePathStyle: true } : {}) });
   recordCalls(s3.middlewareStack, "s3", options);
+  boundResponses(s3.middlewareStack);
   return s3;
 }
 
@@ -119,4 +139,70 @@ function recordCalls(stack: { add: (m: any, o: any) => void }, service: string, 
       },
     { step: "initialize", name: "sfuConfigCallRecorder" },
   );
+}
+
+interface RawResponse {
+  statusCode: number;
+  headers: Record<string, string>;
+  body?: unknown;
+}
+
+/**
+ * Bounds every raw HTTP response before the SDK deserialises it (see the
+ * module doc). Sits innermost in the `deserialize` step, so it sees the
+ * response as the HTTP handler returned it, on every SDK attempt.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: see recordCalls.
+export function boundResponses(stack: { add: (m: any, o: any) => void }): void {
+  stack.add(
+    <T>(next: (args: T) => Promise<{ response: unknown }>) =>
+      async (args: T) => {
+        const out = await next(args);
+        const res = out.response as RawResponse | undefined;
+        if (!res || typeof res.statusCode !== "number" || res.body === undefined || res.body === null) return out;
+        if (res.statusCode >= 300) {
+          const read = await readBoundedStream(
+            res.body,
+            { maxBytes: MAX_ERROR_BODY_BYTES, timeoutMs: BODY_TIMEOUT_MS },
+            `HTTP ${res.statusCode} body`,
+          );
+          // Past a bound the body is dropped: the SDK reports the bare status (UnknownError, HTTP nnn).
+          res.body = Readable.from(read.ok ? [read.bytes] : []);
+          if (!read.ok) delete res.headers["content-length"];
+        } else if (typeof (res.body as Readable).pipe === "function") {
+          res.body = limitBody(res.body as Readable);
+        }
+        return out;
+      },
+    { step: "deserialize", priority: "low", name: "sfuConfigBoundedResponse" },
+  );
+}
+
+/** A pass-through of `body` that fails past MAX_BODY_BYTES or BODY_TIMEOUT_MS. */
+function limitBody(body: Readable): Readable {
+  let size = 0;
+  const fail = (message: string) => {
+    clearTimeout(timer);
+    body.destroy();
+    limited.destroy(Object.assign(new Error(message), { name: "ResponseBodyBoundError" }));
+  };
+  const limited = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) return fail(`response body exceeds ${MAX_BODY_BYTES} bytes`);
+      done(null, chunk);
+    },
+    flush(done) {
+      clearTimeout(timer);
+      done();
+    },
+  });
+  const timer = setTimeout(() => fail(`response body not read within ${BODY_TIMEOUT_MS} ms`), BODY_TIMEOUT_MS);
+  timer.unref();
+  body.on("error", (err) => {
+    clearTimeout(timer);
+    limited.destroy(err);
+  });
+  limited.on("close", () => clearTimeout(timer));
+  return body.pipe(limited);
 }

@@ -27,7 +27,7 @@ export interface QueueMetrics {
   pending: Gauge;
   /** `sfu_agent_queue_orphans_deleted_total`: queues of dead pods removed by this agent's sweeper. */
   orphansDeleted: Counter;
-  /** `sfu_agent_status_events_total{result}`: status events published (`published`) or lost (`failed`). */
+  /** `sfu_agent_status_events_total{result}`: status events published (`published`), lost (`failed`) or dropped in a burst (`dropped`). */
   statusEvents: Counter<"result">;
   /** `sfu_agent_health_events_total{result}`: call-health events published during a rollout (`published`) or lost (`failed`). */
   healthEvents: Counter<"result">;
@@ -112,7 +112,7 @@ export function createQueueMetrics(registry: Registry): QueueMetrics {
       () =>
         new Counter({
           name: "sfu_agent_status_events_total",
-          help: "Status events sent to --status-topic-arn, by result (published|failed)",
+          help: "Status events sent to --status-topic-arn, by result (published|failed|dropped)",
           labelNames: ["result"],
           registers,
         }),

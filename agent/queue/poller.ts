@@ -9,6 +9,10 @@
  * (deleted by a sweeper after a long outage, or an emulator restart) the
  * `onQueueMissing` hook re-provisions it. Nothing here touches /readyz: the
  * agent stays ready on its file watch whatever SQS does.
+ *
+ * A burst costs bounded memory: while more than {@link MAX_CALLS_IN_FLIGHT}
+ * delete and visibility calls are in flight, no more messages are received,
+ * so settled messages are deleted before more arrive.
  */
 import {
   ChangeMessageVisibilityCommand,
@@ -22,6 +26,9 @@ import { describeError, isAbort, isQueueMissing } from "./errors.ts";
 import type { QueueMetrics } from "./metrics.ts";
 import type { MessageActions, ReceivedMessage } from "./settlement.ts";
 import { sleep, type Timers } from "./timers.ts";
+
+/** Most DeleteMessage / ChangeMessageVisibility calls in flight before receiving pauses. */
+export const MAX_CALLS_IN_FLIGHT = 32;
 
 /** Tunables of {@link QueuePoller}. */
 export interface PollerOptions {
@@ -47,6 +54,8 @@ export class QueuePoller implements MessageActions {
   #abort: AbortController | null = null;
   #loop: Promise<void> | null = null;
   #failures = 0;
+  /** Delete and visibility calls in flight. */
+  readonly #calls = new Set<Promise<void>>();
 
   constructor(deps: {
     sqs: SQSClient;
@@ -100,6 +109,7 @@ export class QueuePoller implements MessageActions {
 
   async #run(signal: AbortSignal): Promise<void> {
     let lost = false;
+    const stopped = aborted(signal);
     while (!signal.aborted) {
       const url = this.#queueUrl();
       if (url === null || lost) {
@@ -119,6 +129,10 @@ export class QueuePoller implements MessageActions {
           continue;
         }
       }
+      while (this.#calls.size > MAX_CALLS_IN_FLIGHT && !signal.aborted) {
+        await Promise.race([...this.#calls, stopped]);
+      }
+      if (signal.aborted) break;
       try {
         const res = await this.#sqs.send(
           new ReceiveMessageCommand({
@@ -158,19 +172,28 @@ export class QueuePoller implements MessageActions {
     await sleep(this.#timers, delay, signal);
   }
 
+  /** Runs one delete or visibility call, tracked in {@link MAX_CALLS_IN_FLIGHT}'s count. */
+  #track(call: () => Promise<void>): Promise<void> {
+    const p: Promise<void> = call().finally(() => this.#calls.delete(p));
+    this.#calls.add(p);
+    return p;
+  }
+
   /** Deletes messages; failures are counted and logged (the message then reappears and is deduplicated). */
   async delete(receiptHandles: string[]): Promise<void> {
     const url = this.#queueUrl();
     if (url === null) return;
     await Promise.all(
-      receiptHandles.map(async (ReceiptHandle) => {
-        try {
-          await this.#sqs.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle }));
-        } catch (err) {
-          this.#metrics.sqsErrors.inc({ operation: "DeleteMessage" });
-          this.#logger.warn({ err: describeError(err) }, "SQS DeleteMessage failed");
-        }
-      }),
+      receiptHandles.map((ReceiptHandle) =>
+        this.#track(async () => {
+          try {
+            await this.#sqs.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle }));
+          } catch (err) {
+            this.#metrics.sqsErrors.inc({ operation: "DeleteMessage" });
+            this.#logger.warn({ err: describeError(err) }, "SQS DeleteMessage failed");
+          }
+        }),
+      ),
     );
   }
 
@@ -179,16 +202,26 @@ export class QueuePoller implements MessageActions {
     const url = this.#queueUrl();
     if (url === null) return;
     await Promise.all(
-      receiptHandles.map(async (ReceiptHandle) => {
-        try {
-          await this.#sqs.send(
-            new ChangeMessageVisibilityCommand({ QueueUrl: url, ReceiptHandle, VisibilityTimeout: seconds }),
-          );
-        } catch (err) {
-          this.#metrics.sqsErrors.inc({ operation: "ChangeMessageVisibility" });
-          this.#logger.warn({ err: describeError(err) }, "SQS ChangeMessageVisibility failed");
-        }
-      }),
+      receiptHandles.map((ReceiptHandle) =>
+        this.#track(async () => {
+          try {
+            await this.#sqs.send(
+              new ChangeMessageVisibilityCommand({ QueueUrl: url, ReceiptHandle, VisibilityTimeout: seconds }),
+            );
+          } catch (err) {
+            this.#metrics.sqsErrors.inc({ operation: "ChangeMessageVisibility" });
+            this.#logger.warn({ err: describeError(err) }, "SQS ChangeMessageVisibility failed");
+          }
+        }),
+      ),
     );
   }
+}
+
+/** Resolves when `signal` aborts (at once when it has). */
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
 }

@@ -23,6 +23,15 @@
  * new event for the hash already applied settles `applied` at once.
  * Malformed bodies can never succeed: they are deleted and counted.
  *
+ * An event storm costs bounded memory: at most `maxPending` hashes wait at
+ * once (the mounted file holds one hash, so only the newest events can still
+ * come true): past it the wait of the oldest-issued event that the file has
+ * not shown settles `superseded` (error code `COALESCED`) and its messages
+ * are deleted, and an event older than every wait settles so at once. One
+ * wait holds at most `maxMessagesPerWait` messages; further messages for the
+ * same hash are deleted at once (the held ones keep the wait durable).
+ * Article-style messages share one re-read of the file at a time.
+ *
  * The article-style message `{"event":"configReload","commit":"<sha>"}`
  * (legacy-event.ts) has no hash to wait for: it asks for a re-read of the
  * mounted file now (`checkFile`), then settles the hash found there like a
@@ -100,6 +109,10 @@ export interface SettlerOptions {
   visibilityTimeoutSeconds: number;
   /** How many settled message ids / events are remembered for duplicate detection (default 1024). */
   dedupeCapacity?: number;
+  /** Most hashes waiting at once (default {@link DEFAULT_MAX_PENDING}); see the module comment. */
+  maxPending?: number;
+  /** Most messages held by one wait (default {@link DEFAULT_MAX_MESSAGES_PER_WAIT}). */
+  maxMessagesPerWait?: number;
   /**
    * Interval of a re-check of every wait against the store's state (default
    * 1000 ms), a safety net for state changes that emit no event (an SFU
@@ -108,10 +121,17 @@ export interface SettlerOptions {
   recheckMs?: number;
 }
 
+/** Default {@link SettlerOptions.maxPending}. */
+export const DEFAULT_MAX_PENDING = 16;
+/** Default {@link SettlerOptions.maxMessagesPerWait}. */
+export const DEFAULT_MAX_MESSAGES_PER_WAIT = 10;
+
 interface Waiter {
   hash: string;
   revision: string | null;
   receivedAt: number;
+  /** The event's `issuedAt` in ms (-Infinity when unparsable): which wait a storm drops first. */
+  issuedAt: number;
   initialFileHash: string | null;
   sawFile: boolean;
   ackTimedOut: boolean;
@@ -143,6 +163,9 @@ export class Settler {
   readonly #issued = new Map<string, number>();
   #unsubscribe: (() => void) | null = null;
   #recheck: TimerHandle = null;
+  /** The re-read of the file in flight for article-style messages, and the one queued after it. */
+  #checking: Promise<void> | null = null;
+  #checkQueued: Promise<void> | null = null;
 
   constructor(deps: {
     store: SettlementStore;
@@ -164,6 +187,11 @@ export class Settler {
     if (!(Number.isInteger(o.visibilityTimeoutSeconds) && o.visibilityTimeoutSeconds >= 2)) {
       throw new RangeError(`visibilityTimeoutSeconds must be an integer >= 2, got ${o.visibilityTimeoutSeconds}`);
     }
+    for (const k of ["maxPending", "maxMessagesPerWait"] as const) {
+      const v = o[k];
+      if (v !== undefined && !(Number.isInteger(v) && v >= 1))
+        throw new RangeError(`${k} must be an integer >= 1, got ${v}`);
+    }
     this.#store = deps.store;
     this.#timers = deps.timers;
     this.#logger = deps.logger;
@@ -172,7 +200,13 @@ export class Settler {
     this.#onSettled = deps.onSettled ?? (() => {});
     this.#checkFile = deps.checkFile ?? (() => Promise.resolve());
     this.#onRolloutEvent = deps.onRolloutEvent ?? null;
-    this.#options = { dedupeCapacity: 1024, recheckMs: 1000, ...o };
+    this.#options = {
+      dedupeCapacity: 1024,
+      recheckMs: 1000,
+      maxPending: DEFAULT_MAX_PENDING,
+      maxMessagesPerWait: DEFAULT_MAX_MESSAGES_PER_WAIT,
+      ...o,
+    };
   }
 
   /** Subscribes to the store. Idempotent. */
@@ -222,9 +256,7 @@ export class Settler {
         { messageId: message.messageId, commit: legacy.commit },
         'article-style {"event":"configReload"} message: checking the mounted file now',
       );
-      void this.#checkFile()
-        .catch((err: unknown) => this.#logger.warn({ err }, "re-read of the mounted file failed"))
-        .then(() => this.#onLegacyChecked(message, legacy.commit));
+      void this.#sharedCheck().then(() => this.#onLegacyChecked(message, legacy.commit));
       return "legacy";
     }
     const parsed = parseReloadEvent(message.body);
@@ -249,6 +281,35 @@ export class Settler {
       return "accepted";
     }
     return this.#accept(message, parsed.event);
+  }
+
+  /**
+   * A re-read of the file that starts after this call: joins the one queued
+   * behind the re-read in flight, so a burst of messages costs two re-reads.
+   * Never rejects.
+   */
+  #sharedCheck(): Promise<void> {
+    const run = () =>
+      this.#checkFile().catch((err: unknown) => this.#logger.warn({ err }, "re-read of the mounted file failed"));
+    if (this.#checking === null) {
+      const p: Promise<void> = run().finally(() => {
+        if (this.#checking === p) this.#checking = null;
+      });
+      this.#checking = p;
+      return p;
+    }
+    if (this.#checkQueued === null) {
+      const q: Promise<void> = this.#checking.then(() => {
+        this.#checkQueued = null;
+        const p: Promise<void> = run().finally(() => {
+          if (this.#checking === p) this.#checking = null;
+        });
+        this.#checking = p;
+        return p;
+      });
+      this.#checkQueued = q;
+    }
+    return this.#checkQueued;
   }
 
   /** After the re-read asked by an article-style message: settle the file's hash with `commit` as its revision. */
@@ -276,6 +337,7 @@ export class Settler {
       hash,
       revision: commit,
       receivedAt: this.#timers.now(),
+      issuedAt: this.#timers.now(),
       initialFileHash: null,
       sawFile: false,
       ackTimedOut: false,
@@ -305,8 +367,16 @@ export class Settler {
     const existing = this.#waiters.get(ev.hash);
     if (existing) {
       const repeat = existing.messages.has(message.messageId) || existing.keys.has(evKey);
+      if (!existing.messages.has(message.messageId) && existing.messages.size >= this.#options.maxMessagesPerWait) {
+        // The held messages keep the wait durable; this one only repeats them.
+        this.#remember(msgKey);
+        this.#remember(evKey);
+        this.#delete([message.receiptHandle]);
+        return "duplicate";
+      }
       existing.messages.set(message.messageId, message.receiptHandle);
-      existing.keys.add(evKey);
+      if (existing.keys.size < this.#options.maxMessagesPerWait) existing.keys.add(evKey);
+      else this.#remember(evKey);
       return repeat ? "duplicate" : "joined";
     }
     this.#store.setRevision(ev.hash, revision);
@@ -315,6 +385,7 @@ export class Settler {
       hash: ev.hash,
       revision,
       receivedAt: now,
+      issuedAt: Number.isFinite(issuedAt) ? issuedAt : Number.NEGATIVE_INFINITY,
       initialFileHash: this.#store.fileHash(),
       sawFile: false,
       ackTimedOut: false,
@@ -336,6 +407,23 @@ export class Settler {
     if (verdict) {
       this.#settle(w, verdict);
       return "accepted";
+    }
+    if (this.#waiters.size >= this.#options.maxPending) {
+      // A storm: the oldest-issued wait the file has not shown (this one, when it is the oldest) gives way.
+      let oldest: Waiter | null = null;
+      for (const other of this.#waiters.values()) {
+        if (!other.sawFile && (oldest === null || other.issuedAt < oldest.issuedAt)) oldest = other;
+      }
+      const drop = oldest === null || w.issuedAt <= oldest.issuedAt ? w : oldest;
+      this.#settle(
+        drop,
+        this.#verdict(drop, "superseded", {
+          code: "COALESCED",
+          message: `${this.#options.maxPending} newer reload events are waiting; only the newest can still reach the file`,
+        }),
+        true,
+      );
+      if (drop === w) return "accepted";
     }
     this.#waiters.set(w.hash, w);
     this.#metrics.pending.set(this.#waiters.size);
@@ -442,7 +530,8 @@ export class Settler {
     this.#timers.clearTimeout(w.extend);
   }
 
-  #settle(w: Waiter, verdict: Verdict): void {
+  /** Settles `w`; `quiet`: logged at debug (a storm's coalesced waits, counted in the metrics). */
+  #settle(w: Waiter, verdict: Verdict, quiet = false): void {
     this.#clearTimers(w);
     if (this.#waiters.get(w.hash) === w) this.#waiters.delete(w.hash);
     this.#metrics.pending.set(this.#waiters.size);
@@ -460,7 +549,7 @@ export class Settler {
     this.#store.recordSettlement(record);
     this.#metrics.settlements.inc({ outcome: record.outcome });
     this.#metrics.settlementDuration.observe({ outcome: record.outcome }, (now - w.receivedAt) / 1000);
-    const log = record.outcome === "applied" || record.outcome === "superseded" ? "info" : "warn";
+    const log = quiet ? "debug" : record.outcome === "applied" || record.outcome === "superseded" ? "info" : "warn";
     this.#logger[log](
       {
         hash: record.hash,

@@ -5,6 +5,10 @@
  * (`sfu_agent_status_events_total{result="failed"}`), never retried forever
  * and never blocks settlement. The event carries outcome, hash, revision and
  * error code/message: never config values or credentials.
+ *
+ * Bounded in a burst: at most {@link MAX_PUBLISHES_IN_FLIGHT} publishes run
+ * at once and as many wait; past that the oldest waiting event is dropped
+ * (`result="dropped"`), so the newest outcomes are the ones sent.
  */
 import { PublishCommand, type SNSClient } from "@aws-sdk/client-sns";
 import type { Logger } from "pino";
@@ -29,6 +33,9 @@ export function statusEvent(pod: string, s: Settlement): StatusEvent {
   };
 }
 
+/** Most status publishes in flight at once, and most waiting behind them. */
+export const MAX_PUBLISHES_IN_FLIGHT = 16;
+
 /** Sends status events to one topic; see the module documentation. */
 export class StatusPublisher {
   readonly #sns: SNSClient;
@@ -37,6 +44,7 @@ export class StatusPublisher {
   readonly #logger: Logger;
   readonly #metrics: QueueMetrics;
   readonly #inflight = new Set<Promise<void>>();
+  readonly #waiting: Settlement[] = [];
 
   constructor(deps: { sns: SNSClient; topicArn: string; pod: string; logger: Logger; metrics: QueueMetrics }) {
     this.#sns = deps.sns;
@@ -48,7 +56,24 @@ export class StatusPublisher {
 
   /** Publishes the status event of `s` in the background. */
   publish(s: Settlement): void {
-    const p = this.#send(s).finally(() => this.#inflight.delete(p));
+    if (this.#inflight.size < MAX_PUBLISHES_IN_FLIGHT) {
+      this.#start(s);
+      return;
+    }
+    this.#waiting.push(s);
+    if (this.#waiting.length > MAX_PUBLISHES_IN_FLIGHT) {
+      const dropped = this.#waiting.shift() as Settlement;
+      this.#metrics.statusEvents.inc({ result: "dropped" });
+      this.#logger.debug({ hash: dropped.hash, outcome: dropped.outcome }, "status event dropped: too many in flight");
+    }
+  }
+
+  #start(s: Settlement): void {
+    const p = this.#send(s).finally(() => {
+      this.#inflight.delete(p);
+      const next = this.#waiting.shift();
+      if (next !== undefined) this.#start(next);
+    });
     this.#inflight.add(p);
   }
 
@@ -69,7 +94,9 @@ export class StatusPublisher {
   async flush(timeoutMs = 5_000): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
-      Promise.all([...this.#inflight]),
+      (async () => {
+        while (this.#inflight.size > 0) await Promise.all([...this.#inflight]);
+      })(),
       new Promise((resolve) => {
         timer = setTimeout(resolve, timeoutMs);
       }),

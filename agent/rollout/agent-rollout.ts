@@ -15,8 +15,11 @@
  *   hash), on every reload event carrying `rollout` (at-least-once and
  *   possibly duplicated: a re-read is idempotent), on every resync, and when
  *   the mount holds a hash the state does not know yet. A state that cannot
- *   be read keeps the last one read; before the first successful read
- *   nothing new is pushed;
+ *   be read keeps the last one read (or, at start, the one remembered in the
+ *   reader's cache file); before the first successful read nothing new is
+ *   pushed. A missing object (404) means "no rollout yet" only to an agent
+ *   that has never known a state: once one was read or remembered, a 404 is
+ *   STATE_MISSING and handled as unreadable (docs/rollout-faults.md);
  * - whether this pod's SFU ever ran the mounted hash (a halt then reports
  *   `reverted`, else `held`).
  *
@@ -41,6 +44,8 @@ import { type Decision, decideRollout } from "./decision.ts";
 /** What the controller needs of the state store: reads only (the driver is the one writer). */
 export interface RolloutStateReader {
   read(signal?: AbortSignal): Promise<RolloutState | null>;
+  /** The last state read before this process started (the pod-local memory), when the reader keeps one. */
+  readCache?(): Promise<{ state: RolloutState | null; error: string | null }>;
   /** `s3://bucket/key`, for messages. */
   readonly url: string;
   destroy?(): void;
@@ -115,6 +120,8 @@ export class AgentRollout {
   #policy: "absent" | "ok" | "invalid" = "absent";
   #policyMessage: string | null = null;
   #state: RolloutState | null | "unknown";
+  /** A non-null state was read or remembered: a 404 is then never "no rollout". */
+  #known = false;
   #stateError: RolloutStatus["stateError"] = null;
   #stateReadAt: string | null = null;
   #decision: Decision | null = null;
@@ -174,6 +181,23 @@ export class AgentRollout {
   /** Reads the state once (bounded by `startReadTimeoutMs`), then keeps it fresh every resync interval. */
   async start(): Promise<void> {
     if (this.#reader === null) return;
+    const cached = (await this.#reader.readCache?.()) ?? { state: null, error: null };
+    if (cached.error !== null) this.#logger.warn(`remembered rollout state not used: ${cached.error}`);
+    if (cached.state !== null && this.#state === "unknown") {
+      this.#state = cached.state;
+      this.#known = true;
+      const c = cached.state.candidate;
+      this.#logger.info(
+        {
+          id: c?.id ?? null,
+          hash: c?.hash ?? null,
+          state: c?.state ?? null,
+          stable: cached.state.stable?.hash ?? null,
+        },
+        "rollout state remembered from before the restart (until S3 answers)",
+      );
+      this.#apply();
+    }
     const first = this.#read("start");
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -454,6 +478,15 @@ export class AgentRollout {
     try {
       const state = await reader.read(this.#abort.signal);
       if (this.#stopped) return;
+      if (state === null && this.#known) {
+        throw Object.assign(
+          new Error(
+            `${reader.url} does not exist (404) but a rollout state was known: keeping the last one (never read as "no rollout"); restore the object or let the driver rewrite it`,
+          ),
+          { code: "STATE_MISSING" },
+        );
+      }
+      if (state !== null) this.#known = true;
       this.#retryAttempt = 0;
       if (this.#retry) clearTimeout(this.#retry);
       this.#retry = null;

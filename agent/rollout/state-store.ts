@@ -5,21 +5,33 @@
  * writes: a newer rollout simply overwrites the object, and the older
  * driver sees the changed candidate `id` on its next read and stops.
  *
- * Reads are bounded (at most {@link MAX_STATE_BYTES}, else STATE_TOO_LARGE),
- * validated against the rollout state schema, and the stable config is
- * validated as a config and checked against its hash, so a corrupted or
- * forged object is refused with an error saying what is wrong and never
- * makes an agent push anything. A missing object reads as null (no rollout
- * has run yet). Calls are retried with back-off a bounded number of times.
+ * Reads are bounded in bytes (at most {@link MAX_STATE_BYTES}, else
+ * STATE_TOO_LARGE), in shape (protocol/bounded-json.ts: depth, values, keys,
+ * before anything is built) and in time (each attempt has a deadline,
+ * `readTimeoutMs`, covering the request and the body), validated against the
+ * rollout state schema with unknown fields dropped, and the stable config is
+ * validated as a config (with the reader's own `secretsDir` and file-check
+ * mode) and checked against its hash, so a corrupted or forged object is
+ * refused with an error saying what is wrong and never makes an agent push
+ * anything. Error bodies are bounded by the client (aws-clients.ts).
+ *
+ * A missing object reads as null; what null means is the caller's rule
+ * (docs/rollout-faults.md: never "no rollout" once one has been seen). A 404
+ * that is a delete marker (a versioned bucket: the object existed and was
+ * deleted) is STATE_MISSING, never null. Calls are retried with back-off a
+ * bounded number of times.
  *
  * IAM: `s3:GetObject` (agents and driver) and `s3:PutObject` (driver only)
  * on the one object; nothing else.
  */
+import { open, rename, unlink, writeFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { createAjv } from "../../protocol/ajv.ts";
+import { parseBoundedJson, readBoundedStream } from "../../protocol/bounded-json.ts";
 import { validateConfigValue } from "../../protocol/config-loader.ts";
-import { type RolloutState, rolloutStateSchema } from "../../protocol/rollout-schema.ts";
+import type { RolloutCandidate, RolloutState } from "../../protocol/rollout-schema.ts";
+import { rolloutStateSchema } from "../../protocol/rollout-schema.ts";
 import { type AwsClientOptions, createS3Client } from "../queue/aws-clients.ts";
 import { backoffDelay } from "../queue/backoff.ts";
 import { parseS3Url, type S3Location } from "./s3-url.ts";
@@ -35,7 +47,8 @@ export type RolloutStateErrorCode =
   | "STATE_READ_FAILED"
   | "STATE_WRITE_FAILED"
   | "STATE_TOO_LARGE"
-  | "STATE_INVALID";
+  | "STATE_INVALID"
+  | "STATE_MISSING";
 
 /** A failed state operation; `code` says which kind. */
 export class RolloutStateError extends Error {
@@ -58,6 +71,25 @@ export interface RolloutStateStoreOptions
   attempts?: number;
   /** Back-off between attempts (default 200 ms doubling to 2 s). */
   backoff?: { baseMs: number; maxMs: number };
+  /** Deadline of one attempt, request and body (default 10 s). */
+  readTimeoutMs?: number;
+  /** How the stable config's secret files are checked: the reading process's own `--secrets-dir` and mode. */
+  secrets?: StateSecretsCheck;
+  /**
+   * A local file keeping the last state read (the agent's memory across its
+   * own and its SFU's restarts, in the pod's emptyDir): written after every
+   * successful non-null read, read by {@link RolloutStateStore.readCache}.
+   * Null or absent: no memory beyond the process.
+   */
+  cacheFile?: string | null;
+}
+
+/** How a state's stable config names secret files: checked like the process's own config. */
+export interface StateSecretsCheck {
+  /** The process's `--secrets-dir` (default the loader's, /etc/sfu/secrets). */
+  secretsDir?: string;
+  /** Whether the files must exist and be readable (default true; the driver: false, it has no Secret mounted). */
+  checkFiles?: boolean;
 }
 
 const validateState = createAjv().compile(rolloutStateSchema);
@@ -69,6 +101,9 @@ export class RolloutStateStore {
   readonly #owned: boolean;
   readonly #attempts: number;
   readonly #backoff: { baseMs: number; maxMs: number };
+  readonly #readTimeoutMs: number;
+  readonly #secrets: StateSecretsCheck;
+  readonly #cacheFile: string | null;
 
   /** Throws {@link RolloutStateError} `STATE_URL` on a malformed URL. */
   constructor(options: RolloutStateStoreOptions) {
@@ -88,6 +123,9 @@ export class RolloutStateStore {
       });
     this.#attempts = Math.max(1, options.attempts ?? 3);
     this.#backoff = options.backoff ?? { baseMs: 200, maxMs: 2_000 };
+    this.#readTimeoutMs = options.readTimeoutMs ?? 10_000;
+    this.#secrets = options.secrets ?? {};
+    this.#cacheFile = options.cacheFile ?? null;
   }
 
   /** `s3://bucket/key`. */
@@ -97,16 +135,21 @@ export class RolloutStateStore {
 
   /**
    * Reads the state: null when the object does not exist. Throws
-   * {@link RolloutStateError}: STATE_READ_FAILED (S3 unreachable or refusing,
-   * after the retries), STATE_TOO_LARGE, STATE_INVALID (not JSON, not the
-   * schema, a stable config that is invalid or does not match its hash).
+   * {@link RolloutStateError}: STATE_READ_FAILED (S3 unreachable, refusing,
+   * or not answering within the deadline, after the retries),
+   * STATE_MISSING (a delete marker), STATE_TOO_LARGE, STATE_INVALID (not
+   * JSON, beyond the shape limits, not the schema, a stable config that is
+   * invalid or does not match its hash).
    */
   async read(signal?: AbortSignal): Promise<RolloutState | null> {
     const body = await this.#retry("read", signal, async () => {
+      const deadline = AbortSignal.timeout(this.#readTimeoutMs);
+      const abortSignal = signal ? AbortSignal.any([signal, deadline]) : deadline;
+      const started = performance.now();
       try {
         const res = await this.#s3.send(
           new GetObjectCommand({ Bucket: this.location.bucket, Key: this.location.key }),
-          signal ? { abortSignal: signal } : {},
+          { abortSignal },
         );
         if (res.ContentLength !== undefined && res.ContentLength > MAX_STATE_BYTES) {
           await (res.Body as { destroy?: () => void } | undefined)?.destroy?.();
@@ -115,14 +158,74 @@ export class RolloutStateStore {
             `${this.url} is ${res.ContentLength} bytes; the limit is ${MAX_STATE_BYTES}`,
           );
         }
-        return await readBounded(res.Body, this.url);
+        const left = Math.max(1, this.#readTimeoutMs - (performance.now() - started));
+        const read = await readBoundedStream(
+          res.Body,
+          { maxBytes: MAX_STATE_BYTES, timeoutMs: left, ...(signal ? { signal } : {}) },
+          this.url,
+        );
+        if (read.ok) return read.bytes;
+        if (read.code === "TOO_LARGE") throw new RolloutStateError("STATE_TOO_LARGE", read.message);
+        if (read.code === "ABORTED") throw Object.assign(new Error(read.message), { name: "AbortError" });
+        throw Object.assign(new Error(read.message), { name: read.code === "TIMEOUT" ? "TimeoutError" : "ReadError" });
       } catch (err) {
+        if (deadline.aborted && !signal?.aborted && !(err instanceof RolloutStateError)) {
+          throw Object.assign(new Error(`no answer within ${this.#readTimeoutMs} ms`), { name: "TimeoutError" });
+        }
+        if (isDeleteMarker(err)) {
+          throw new RolloutStateError(
+            "STATE_MISSING",
+            `${this.url} was deleted (a delete marker): the rollout record is gone; restore the previous version`,
+          );
+        }
         if (isNoSuchKey(err)) return null;
         throw err;
       }
     });
     if (body === null) return null;
-    return parseState(body, this.url);
+    const state = await parseState(body, this.url, this.#secrets);
+    if (this.#cacheFile !== null) await this.#writeCache(body);
+    return state;
+  }
+
+  /**
+   * The last state this store read, from its cache file (see `cacheFile`),
+   * checked exactly as a read from S3; null when there is none or it cannot
+   * be used (the reason is returned, never thrown).
+   */
+  async readCache(): Promise<{ state: RolloutState | null; error: string | null }> {
+    if (this.#cacheFile === null) return { state: null, error: null };
+    let bytes: Buffer;
+    try {
+      const fd = await open(this.#cacheFile, "r");
+      try {
+        const { size } = await fd.stat();
+        if (size > MAX_STATE_BYTES) return { state: null, error: `${this.#cacheFile}: ${size} bytes, over the limit` };
+        bytes = await fd.readFile();
+      } finally {
+        await fd.close();
+      }
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      return { state: null, error: code === "ENOENT" ? null : `${this.#cacheFile}: ${code ?? String(err)}` };
+    }
+    try {
+      return { state: await parseState(bytes, this.#cacheFile, this.#secrets), error: null };
+    } catch (err) {
+      return { state: null, error: (err as Error).message };
+    }
+  }
+
+  async #writeCache(bytes: Buffer): Promise<void> {
+    const file = this.#cacheFile as string;
+    const tmp = `${file}.${process.pid}.tmp`;
+    try {
+      await writeFile(tmp, bytes, { mode: 0o600 });
+      await rename(tmp, file);
+    } catch {
+      // A memory that cannot be written only costs what it would have saved; S3 stays the record.
+      await unlink(tmp).catch(() => {});
+    }
   }
 
   /** Writes the state (driver only). Throws {@link RolloutStateError} STATE_WRITE_FAILED after the retries, STATE_INVALID for a state that breaks the schema. */
@@ -166,7 +269,7 @@ export class RolloutStateStore {
         return await fn();
       } catch (err) {
         if (err instanceof RolloutStateError) throw err;
-        if ((err as Error)?.name === "AbortError") throw err;
+        if ((err as Error)?.name === "AbortError" && signal?.aborted) throw err;
         last = err;
         if (!retryable(err)) break;
       }
@@ -176,18 +279,25 @@ export class RolloutStateStore {
   }
 }
 
-/** Parses and checks a state object's text; throws {@link RolloutStateError} STATE_INVALID. */
-export async function parseState(text: string, where = "the rollout state"): Promise<RolloutState> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new RolloutStateError("STATE_INVALID", `${where}: not JSON (${(err as Error).message})`);
+/** Parses and checks a state object's text or bytes; throws {@link RolloutStateError} STATE_INVALID / STATE_TOO_LARGE. */
+export async function parseState(
+  input: string | Uint8Array,
+  where = "the rollout state",
+  secrets: StateSecretsCheck = {},
+): Promise<RolloutState> {
+  const parsed = parseBoundedJson(input, { maxBytes: MAX_STATE_BYTES }, where);
+  if (!parsed.ok) {
+    throw new RolloutStateError(parsed.code === "TOO_LARGE" ? "STATE_TOO_LARGE" : "STATE_INVALID", parsed.message);
   }
+  const value = parsed.value;
   if (!validateState(value)) throw new RolloutStateError("STATE_INVALID", `${where}: ${ajvSummary()}`);
-  const state = value as RolloutState;
+  const state = knownFields(value as RolloutState);
   if (state.stable !== null) {
-    const checked = await validateConfigValue(state.stable.config, { source: `${where} stable.config` });
+    const checked = await validateConfigValue(state.stable.config, {
+      source: `${where} stable.config`,
+      ...(secrets.secretsDir === undefined ? {} : { secretsDir: secrets.secretsDir }),
+      ...(secrets.checkFiles === undefined ? {} : { checkFiles: secrets.checkFiles }),
+    });
     if (!checked.ok) {
       const first = checked.problems[0];
       throw new RolloutStateError(
@@ -206,30 +316,46 @@ export async function parseState(text: string, where = "the rollout state"): Pro
   return state;
 }
 
+/** The schema's fields only: whatever else a writer added is dropped, never kept or passed on. */
+function knownFields(v: RolloutState): RolloutState {
+  const c = v.candidate;
+  const candidate: RolloutCandidate | null =
+    c === null
+      ? null
+      : {
+          id: c.id,
+          hash: c.hash,
+          revision: c.revision,
+          state: c.state,
+          step: c.step,
+          threshold: c.threshold,
+          reason:
+            c.reason === null
+              ? null
+              : {
+                  step: c.reason.step,
+                  criterion: c.reason.criterion,
+                  pods: [...c.reason.pods],
+                  detail: c.reason.detail,
+                },
+        };
+  return {
+    type: v.type,
+    updatedAt: v.updatedAt,
+    stable: v.stable === null ? null : { hash: v.stable.hash, revision: v.stable.revision, config: v.stable.config },
+    candidate,
+  };
+}
+
 function ajvSummary(): string {
   const e = validateState.errors?.[0];
   if (!e) return "does not match the rollout state schema";
   return `${e.instancePath || "/"}: ${e.message ?? "is invalid"} (rollout state schema)`;
 }
 
-async function readBounded(body: unknown, url: string): Promise<string> {
-  if (body === undefined || body === null) return "";
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Uint8Array | string>) {
-    const b = typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk);
-    size += b.length;
-    if (size > MAX_STATE_BYTES) {
-      (body as { destroy?: () => void }).destroy?.();
-      throw new RolloutStateError("STATE_TOO_LARGE", `${url} exceeds ${MAX_STATE_BYTES} bytes`);
-    }
-    chunks.push(b);
-  }
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks));
-  } catch {
-    throw new RolloutStateError("STATE_INVALID", `${url}: not UTF-8 text`);
-  }
+function isDeleteMarker(err: unknown): boolean {
+  const headers = (err as { $response?: { headers?: Record<string, string> } })?.$response?.headers;
+  return headers?.["x-amz-delete-marker"] === "true";
 }
 
 function isNoSuchKey(err: unknown): boolean {

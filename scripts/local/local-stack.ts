@@ -73,6 +73,13 @@ export interface LocalStackOptions {
   rolloutPolicyFile?: string;
   /** The agents' `--health-report-interval` in rollout mode (default 2s). */
   healthReportInterval?: string;
+  /**
+   * The admission webhook (`npm start -- --admission`, admission-gate.ts):
+   * asked about the ConfigMap's data at start and on every source edit
+   * before the hook and the kubelet; a refused edit goes no further, and the
+   * kubelet keeps mounting the last admitted config.
+   */
+  admit?: (data: Record<string, string>) => Promise<{ allowed: boolean; message: string; warnings: string[] }>;
 }
 
 /** Bucket and key of the rollout state in the embedded S3. */
@@ -178,9 +185,28 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     },
   });
   let revision = 0;
+  /** With `admit`: the last config the webhook admitted (what the API server stored), which the kubelet mounts. */
+  let admitted: Buffer | null = null;
+  const admit = async (rev: string, content: string): Promise<boolean> => {
+    if (!opts.admit) return true;
+    const data: Record<string, string> = { "config.yaml": content };
+    if (opts.rolloutPolicyFile) data["rollout.yaml"] = await readFile(opts.rolloutPolicyFile, "utf8");
+    const verdict = await opts.admit(data);
+    for (const w of verdict.warnings) log(`admission: warning: ${w}`);
+    if (!verdict.allowed) {
+      const lines = verdict.message.split("\n").map((l) => `  ${l}`);
+      log(
+        `admission: ${rev} refused at admission; nothing stored, no hook run, the kubelet writes nothing:\n${lines.join("\n")}`,
+      );
+      return false;
+    }
+    admitted = Buffer.from(content);
+    log(`admission: ${rev} admitted`);
+    return true;
+  };
   /** What the kubelet mounts: the ConfigMap key and, when given, the TURN Secret item. */
   const payload = async (): Promise<Record<string, Uint8Array>> => ({
-    "config.yaml": await readFile(opts.configFile),
+    "config.yaml": admitted ?? (await readFile(opts.configFile)),
     ...(opts.turnCredentialFile ? { "secrets/turn-credential": await readFile(opts.turnCredentialFile) } : {}),
     ...(opts.turnAuthSecretFile ? { "secrets/turn-auth-secret": await readFile(opts.turnAuthSecretFile) } : {}),
     ...(opts.rolloutPolicyFile ? { "rollout.yaml": await readFile(opts.rolloutPolicyFile) } : {}),
@@ -243,6 +269,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   let timer: NodeJS.Timeout | undefined;
   let debounce: NodeJS.Timeout | undefined;
   try {
+    if (!(await admit("the initial config", await readFile(opts.configFile, "utf8")))) {
+      throw new Error(`${opts.configFile} is refused at admission (see above)`);
+    }
     for (let i = 0; i < opts.pods; i++) {
       const name = `sfu-local-${i}`;
       const configDir = join(workDir, name, "etc-sfu");
@@ -317,6 +346,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     lastContent = content;
     revision += 1;
     const rev = `local-${revision}`;
+    if (!(await admit(rev, content))) return;
     log(`source changed: revision ${rev}; kubelet swap in ${opts.kubeletDelayMs} ms`);
     notify(rev).catch((err: Error) => log(`hook: revision ${rev} not run: ${err.message}`));
     clearTimeout(timer);

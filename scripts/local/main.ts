@@ -11,8 +11,9 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { fetchFleet, renderFleetTable } from "../../agent/fleet-status.ts";
 import { parseDuration } from "../../agent/options.ts";
+import { type LocalAdmission, startLocalAdmission } from "./admission-gate.ts";
 import { COTURN_INSTALL, type Coturn, coturnInstalled, randomTurnSecret, startCoturn } from "./coturn.ts";
-import { LOCAL_STACK_DEFAULTS, startLocalStack } from "./local-stack.ts";
+import { LOCAL_SECRETS_DIR, LOCAL_STACK_DEFAULTS, startLocalStack } from "./local-stack.ts";
 import { DEMO_POLICY, demoConfig, runRolloutDemo } from "./rollout-demo.ts";
 
 /** The config `--turn` runs with unless `--config` names another: v2, the local coturn, REST credentials. */
@@ -44,6 +45,9 @@ Options:
   --rollout             progressive-rollout demo (3 pods by default): a bad change halted on
                         the canary and reverted while the others never move, then a good
                         change walking through the steps; with --once, stop after it
+  --admission           run the admission webhook (sfu-agent admission, HTTPS) in front of
+                        the kubelet: an invalid edit is refused at admission, with
+                        sfu-agent validate's lines, before anything is written
   -h, --help            show this help
 `;
 
@@ -58,6 +62,7 @@ async function main(): Promise<number> {
     "turn-port"?: string;
     once?: boolean;
     rollout?: boolean;
+    admission?: boolean;
     help?: boolean;
   };
   let pods: number;
@@ -74,6 +79,7 @@ async function main(): Promise<number> {
         "turn-port": { type: "string" },
         once: { type: "boolean" },
         rollout: { type: "boolean" },
+        admission: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -114,7 +120,11 @@ async function main(): Promise<number> {
   let secretDir: string | null = null;
   let authSecretFile = values["turn-auth-secret"];
   /** Stops coturn and removes the temporary files (TURN secret, rollout demo copies). */
+  let admission: LocalAdmission | null = null;
+  let admissionDir: string | null = null;
   const cleanup = async () => {
+    await admission?.stop();
+    if (admissionDir) await rm(admissionDir, { recursive: true, force: true });
     await turn?.stop();
     if (secretDir) await rm(secretDir, { recursive: true, force: true });
     if (demoDir) await rm(demoDir, { recursive: true, force: true });
@@ -143,6 +153,17 @@ async function main(): Promise<number> {
     }
     process.stdout.write(`coturn on ${turn.url} (log ${turn.logPath}); auth secret file ${authSecretFile}\n`);
   }
+  if (values.admission) {
+    admissionDir = await mkdtemp(join(tmpdir(), "sfu-local-admission-"));
+    try {
+      admission = await startLocalAdmission({ dir: admissionDir, secretsDir: LOCAL_SECRETS_DIR });
+    } catch (err) {
+      process.stderr.write(`local stack: the admission webhook did not start: ${(err as Error).message}\n`);
+      await cleanup();
+      return 1;
+    }
+    process.stdout.write(`admission webhook on ${admission.url} (failurePolicy Fail): every edit is reviewed first\n`);
+  }
   process.stdout.write(`starting ${pods} pod(s) with embedded SNS/SQS; config source: ${configFile}\n`);
   const restartTurn = async (previous: string, next: string) => {
     if (turn === null) return;
@@ -161,6 +182,7 @@ async function main(): Promise<number> {
       ...(values["turn-credential"] ? { turnCredentialFile: values["turn-credential"] } : {}),
       ...(authSecretFile ? { turnAuthSecretFile: authSecretFile, onTurnAuthSecretChange: restartTurn } : {}),
       ...(policyFile ? { rolloutPolicyFile: policyFile } : {}),
+      ...(admission ? { admit: admission.review } : {}),
       onEvent: event,
     });
   } catch (err) {

@@ -130,6 +130,29 @@ function aliasExpansion(urls: number, aliases: number): HostileConfig {
   });
 }
 
+/**
+ * One anchored list of `urls` long STUN URLs (about 830 bytes each) aliased
+ * 99 times: few nodes (99,000 once expanded, under the node limit), but about
+ * 82 MB of text once expanded from an 819 KB file. Refused by the bytes of
+ * text after expansion.
+ */
+function aliasTextExpansion(urls: number): HostileConfig {
+  const host = (i: number) => `h${i}${"-abcdefghij".repeat(5)}`.padEnd(60, "x");
+  const url = (i: number) => `stun:${Array.from({ length: 13 }, () => host(i)).join(".")}.example.net:3478`;
+  const parts = [`${WEBRTC_HEAD}  turnServers:\n    - urls: &stun\n`];
+  for (let i = 0; i < urls; i++) parts.push(`        - ${url(i)}\n`);
+  for (let i = 0; i < 99; i++) parts.push("    - urls: *stun\n");
+  const text = parts.join("") + TAIL;
+  return make({
+    name: "alias-text-expansion",
+    description: `${urls.toLocaleString("en")} long STUN URLs anchored once and aliased 99 times (about ${Math.round((Buffer.byteLength(text) * 100) / 1e6)} MB of text after expansion)`,
+    text,
+    problem: /bytes of text once aliases are expanded/,
+    line: lineOf(text, "    - urls: *stun") + 1,
+    secret: null,
+  });
+}
+
 /** `count` unknown top-level keys after a valid config. */
 function unknownKeys(count: number, smallerOf?: string): HostileConfig {
   const width = String(count - 1).length;
@@ -285,6 +308,7 @@ export function hostileConfigs(): HostileConfig[] {
   return [
     nestedFlow(400_000),
     aliasExpansion(19_000, 99),
+    aliasTextExpansion(990),
     unknownKeys(80_000),
     unknownKeys(20_000, "unknown-keys-80k"),
     badIps(20_000),

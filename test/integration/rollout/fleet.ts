@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { type RolloutDeps, runRolloutCommand } from "../../../agent/commands/rollout.ts";
 import type { AwsClients } from "../../../agent/queue/aws-clients.ts";
-import { createS3Client } from "../../../agent/queue/aws-clients.ts";
+import { createAwsClients, createS3Client } from "../../../agent/queue/aws-clients.ts";
 import { RolloutStateStore } from "../../../agent/rollout/state-store.ts";
 import { cohortRank } from "../../../protocol/cohort.ts";
 import type { ConfigMessage } from "../../../protocol/messages-schema.ts";
@@ -72,6 +72,12 @@ export interface Fleet {
   /** Counts of the AWS calls of the agents and of the hook, by action. */
   agentCalls: Map<string, number>;
   hookCalls: Map<string, number>;
+  /**
+   * Restarts pod `name` on the config last mounted: by default its agent (same
+   * ConfigMap directory and state cache file; the SFU reports what it ran);
+   * `newPod`: a new pod (fresh directory, no cache, an SFU that runs nothing).
+   */
+  restart(name: string, o?: { newPod?: boolean }): Promise<FleetPod>;
   dispose(): Promise<void>;
 }
 
@@ -83,6 +89,12 @@ export async function startFleet(o: {
   reply?: (name: string) => FakeSfuReply | ((msg: ConfigMessage) => FakeSfuReply);
   /** The agents' resync interval (default 2 s; the agent's own default is 60 s). */
   resyncIntervalMs?: number;
+  /** AWS endpoint of the agents and the hook (a fault proxy in front of fauxqs); default fauxqs itself. */
+  endpoint?: (fauxqs: string) => string | Promise<string>;
+  /** The agents' and the hook's S3 state reads: deadline per attempt and back-off (default the store's). */
+  stateReads?: { readTimeoutMs: number; backoff: { baseMs: number; maxMs: number } };
+  /** Give each agent a state cache file (`--rollout-state-cache`), kept across {@link Fleet.restart}. */
+  stateCache?: boolean;
 }): Promise<Fleet> {
   const f = await startQueueFixture();
   const dirs: string[] = [];
@@ -107,15 +119,29 @@ export async function startFleet(o: {
   const work = await mkdtemp(join(tmpdir(), "sfu-rollout-fleet-"));
   dirs.push(work);
   const policy = o.policy ?? FAST_POLICY;
+  const endpoint = o.endpoint ? await o.endpoint(f.fx.endpoint) : f.fx.endpoint;
+  const awsClients = (onCall: (a: string) => void): AwsClients =>
+    createAwsClients({
+      endpointUrl: endpoint,
+      region: FAUXQS_REGION,
+      credentials: FAUXQS_CREDENTIALS,
+      callLogFile: null,
+      onCall,
+    });
+  let mounted: { n: number; policy: string | null } = { n: o.initial ?? 1, policy };
 
-  const startPod = async (name: string): Promise<FleetPod> => {
+  const startPod = async (
+    name: string,
+    again?: { dir: string; sfuApplied: { version: number; hash: string } | null },
+  ): Promise<FleetPod> => {
     const { logger, logs } = capturedLogger("debug");
-    const clients: AwsClients = f.fx.clients({ onCall: (a) => agentActions.add(a) });
+    const clients: AwsClients = awsClients((a) => agentActions.add(a));
     const pod = await startQueuePod({
       name,
       tmpPrefix: "sfu-rollout-pod-",
-      initialConfig: configText(o.initial ?? 1),
-      files: { "rollout.yaml": policy },
+      ...(again ? { dir: again.dir, sfuApplied: again.sfuApplied } : {}),
+      initialConfig: configText(mounted.n),
+      files: mounted.policy === null ? {} : { "rollout.yaml": mounted.policy },
       logger,
       clients,
       ackTimeoutMs: 5_000,
@@ -135,10 +161,12 @@ export async function startFleet(o: {
         rolloutState: new RolloutStateStore({
           url: STATE_URL,
           region: FAUXQS_REGION,
-          endpointUrl: f.fx.endpoint,
+          endpointUrl: endpoint,
           credentials: FAUXQS_CREDENTIALS,
           callLogFile: null,
           onCall: (a) => agentActions.add(a),
+          ...(o.stateReads ?? {}),
+          ...(o.stateCache ? { cacheFile: join(work, `${name}.state-cache.json`) } : {}),
         }),
       },
     });
@@ -165,7 +193,7 @@ export async function startFleet(o: {
   for (const name of o.names) pods.push(await startPod(name));
   pods.sort((a, b) => a.rank - b.rank);
 
-  const hookClients = f.fx.clients({ onCall: (a) => hookActions.add(a) });
+  const hookClients = awsClients((a) => hookActions.add(a));
   let runs = 0;
   return {
     f,
@@ -176,6 +204,7 @@ export async function startFleet(o: {
     agentCalls,
     hookCalls,
     async mount(n, p = policy) {
+      mounted = { n, policy: p };
       for (const pod of pods)
         await pod.writer.write({ "config.yaml": configText(n), ...(p === null ? {} : { "rollout.yaml": p }) });
     },
@@ -210,10 +239,11 @@ export async function startFleet(o: {
       const store = new RolloutStateStore({
         url: STATE_URL,
         region: FAUXQS_REGION,
-        endpointUrl: f.fx.endpoint,
+        endpointUrl: endpoint,
         credentials: FAUXQS_CREDENTIALS,
         callLogFile: null,
         onCall: (a) => hookActions.add(a),
+        ...(o.stateReads ?? {}),
       });
       try {
         return await captureRun((io) =>
@@ -230,6 +260,22 @@ export async function startFleet(o: {
       } finally {
         store.destroy();
       }
+    },
+    async restart(name, ro = {}) {
+      const i = pods.findIndex((p) => p.name === name);
+      const old = pods[i];
+      if (!old) throw new Error(`no pod ${name}`);
+      const applied = old.agent.store.applied();
+      await old.stop();
+      if (ro.newPod) await rm(join(work, `${name}.state-cache.json`), { force: true });
+      const pod = await startPod(
+        name,
+        ro.newPod
+          ? undefined
+          : { dir: old.dir, sfuApplied: applied && { version: applied.version, hash: applied.hash } },
+      );
+      pods[i] = pod;
+      return pod;
     },
     async dispose() {
       for (const p of pods) await p.stop().catch(() => {});

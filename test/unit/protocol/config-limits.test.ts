@@ -18,6 +18,7 @@ import {
   MAX_REPORTED_PROBLEMS,
   MAX_YAML_ALIASES,
   MAX_YAML_DEPTH,
+  MAX_YAML_EXPANDED_BYTES,
   MAX_YAML_KEYS,
   MAX_YAML_NODES,
   MAX_YAML_TOKENS,
@@ -66,7 +67,8 @@ describe("nesting", () => {
 
 describe("alias expansion", () => {
   it("refuses an anchored list aliased 99 times (within the alias limit) by its expanded size", async () => {
-    const urls = Array.from({ length: 2_000 }, (_, i) => `        - stun:stun-${i}.example.net:3478\n`).join("");
+    // Short URLs: the 49 aliases' text (about 1.4 MB) stays under the text limit.
+    const urls = Array.from({ length: 2_000 }, (_, i) => `        - stun:s-${i}.net\n`).join("");
     const text = `${MINIMAL}  turnServers:\n    - urls: &stun\n${urls}${"    - urls: *stun\n".repeat(99)}`;
     const out = lines(await loadConfigText(text));
     assert.equal(out.length, 1, out.join("\n"));
@@ -85,6 +87,20 @@ describe("alias expansion", () => {
     const r = await loadConfigText(text);
     assert.ok(!r.ok);
     assert.match(lines(r).join("\n"), /file too large to read: more than 30000 YAML tokens/);
+  });
+
+  it("refuses an 819 KB list of long STUN URLs aliased 99 times (few nodes) by its text after expansion", async () => {
+    // 990 URLs of about 830 bytes: 99,000 nodes expanded fit the node limit, 82 MB of text does not.
+    const host = (i: number) => `h${i}${"-abcdefghij".repeat(5)}`.padEnd(60, "x");
+    const url = (i: number) => `stun:${Array.from({ length: 13 }, () => host(i)).join(".")}.example.net:3478`;
+    const urls = Array.from({ length: 990 }, (_, i) => `        - ${url(i)}\n`).join("");
+    const text = `${MINIMAL}  turnServers:\n    - urls: &stun\n${urls}${"    - urls: *stun\n".repeat(99)}`;
+    assert.ok(Buffer.byteLength(text) > 800_000 && Buffer.byteLength(text) <= MAX_CONFIG_BYTES);
+    const out = lines(await loadConfigText(text));
+    // The anchored list is about 820 KB: the second alias (turnServers/2) crosses 2 MiB.
+    assert.deepEqual(out, [
+      `c.yaml:${MINIMAL_LINES + 3 + 990 + 1}:13: /webrtc/turnServers/2/urls: YAML: more than ${MAX_YAML_EXPANDED_BYTES} bytes of text once aliases are expanded (each alias counts its anchor's text again)`,
+    ]);
   });
 
   it("refuses a billion-laughs ladder, and more than the alias limit", async () => {
@@ -278,7 +294,7 @@ describe("frame limit", () => {
     assert.match(
       out[0]!,
       new RegExp(
-        `^c\\.yaml:1:1: /: config is too large to deliver: its canonical JSON is \\d+ bytes, but a push frame is limited to ${MAX_FRAME_BYTES} bytes`,
+        `^c\\.yaml:1:1: /: config is too large to deliver: its canonical JSON is more than \\d+ bytes, but a push frame is limited to ${MAX_FRAME_BYTES} bytes`,
       ),
     );
   });
@@ -304,7 +320,7 @@ describe("frame limit", () => {
     assert.deepEqual(
       lines(over).map((l) => l.replace(/\d+ bytes, but/, "N bytes, but")),
       [
-        `c.yaml:1:1: /: config is too large to deliver: its canonical JSON is N bytes, but a push frame is limited to ${MAX_FRAME_BYTES} bytes (the protocol's MAX_FRAME_BYTES), which leaves ${MAX_CONFIG_JSON_BYTES} bytes for the config`,
+        `c.yaml:1:1: /: config is too large to deliver: its canonical JSON is more than N bytes, but a push frame is limited to ${MAX_FRAME_BYTES} bytes (the protocol's MAX_FRAME_BYTES), which leaves ${MAX_CONFIG_JSON_BYTES} bytes for the config`,
       ],
     );
   });
@@ -320,6 +336,7 @@ describe("README", () => {
       ["nesting of lists and mappings", `${MAX_YAML_DEPTH} levels`],
       ["YAML tokens read", n(MAX_YAML_TOKENS)],
       ["nodes, counting each alias", n(MAX_YAML_NODES)],
+      ["text after alias expansion", `2 MiB (${n(MAX_YAML_EXPANDED_BYTES)} bytes)`],
       ["aliases", n(MAX_YAML_ALIASES)],
       ["mapping keys", n(MAX_YAML_KEYS)],
       ["canonical JSON of the normalised config", `${n(MAX_CONFIG_JSON_BYTES)} bytes`],

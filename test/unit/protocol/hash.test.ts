@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { canonicalJson, configHash, HASH_PATTERN } from "../../../protocol/hash.ts";
+import { canonicalJson, canonicalJsonBytes, configHash, HASH_PATTERN } from "../../../protocol/hash.ts";
 
 describe("canonicalJson", () => {
   it("sorts keys at every level, drops whitespace, keeps array order", () => {
@@ -58,6 +58,26 @@ describe("canonicalJson", () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("canonicalJsonBytes", () => {
+  it("equals the UTF-8 length of canonicalJson for any JSON value (escapes, astral and lone surrogates)", () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.string({ unit: "binary" }), (value, text) => {
+        for (const v of [value, text, { [text]: [value, text] }]) {
+          assert.equal(canonicalJsonBytes(v), Buffer.byteLength(canonicalJson(v), "utf8"));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("stops soon after the count passes the limit: a shared 1 MB string used 10,000 times", () => {
+    const big = "x".repeat(1_000_000);
+    const value = { list: Array.from({ length: 10_000 }, () => big) };
+    const n = canonicalJsonBytes(value, 2_000_000);
+    assert.ok(n > 2_000_000 && n < 4_000_000, String(n));
   });
 });
 

@@ -3,7 +3,12 @@ import { beforeEach, describe, it } from "node:test";
 import pino from "pino";
 import { Registry } from "prom-client";
 import { createQueueMetrics, type QueueMetrics } from "../../../agent/queue/metrics.ts";
-import { type MessageActions, Settler } from "../../../agent/queue/settlement.ts";
+import {
+  DEFAULT_MAX_MESSAGES_PER_WAIT,
+  DEFAULT_MAX_PENDING,
+  type MessageActions,
+  Settler,
+} from "../../../agent/queue/settlement.ts";
 import type { Settlement } from "../../../agent/snapshot-store.ts";
 import { SnapshotStore } from "../../../agent/snapshot-store.ts";
 import { StatusTracker } from "../../../agent/status-tracker.ts";
@@ -346,6 +351,91 @@ describe("Settler", () => {
         "malformed",
       );
     }
+  });
+
+  it("a storm of 10,000 events for hashes that never arrive: bounded waits, each deleted once, the next real change settles", () => {
+    const v1 = store.offerValid(C1.config, C1.hash).version;
+    store.markApplied(v1, C1.hash);
+    const storm = Array.from({ length: 10_000 }, (_, i) => event(`sha256:${i.toString(16).padStart(64, "0")}`));
+    for (const m of storm) {
+      settler.handle(m);
+      assert.ok(settler.pendingHashes().length <= DEFAULT_MAX_PENDING);
+    }
+    // Only the newest events still wait; every other message is deleted exactly once.
+    const waiting = storm.slice(-DEFAULT_MAX_PENDING);
+    assert.deepEqual(new Set(settler.pendingHashes()), new Set(waiting.map((m) => JSON.parse(m.body).hash)));
+    assert.equal(actions.deleted.length, storm.length - DEFAULT_MAX_PENDING);
+    assert.equal(new Set(actions.deleted).size, actions.deleted.length, "no message deleted twice");
+    assert.equal(settled.length, storm.length - DEFAULT_MAX_PENDING);
+    assert.ok(settled.every((r) => r.outcome === "superseded" && r.error?.code === "COALESCED"));
+    // Redeliveries of coalesced messages are duplicates, never settled again.
+    for (const m of storm.slice(-100, -DEFAULT_MAX_PENDING)) assert.equal(settler.handle(m), "duplicate");
+    assert.equal(settled.length, storm.length - DEFAULT_MAX_PENDING);
+    // Extensions cover only the waiting messages.
+    timers.advance(30_000);
+    assert.equal(actions.extended.flatMap((e) => e.handles).length, DEFAULT_MAX_PENDING);
+    // A legitimate event published after the burst waits and settles applied once the file has it.
+    const real = event(C2.hash, { revision: "rev-real" });
+    settler.handle(real);
+    assert.ok(settler.pendingHashes().includes(C2.hash));
+    const { version } = store.offerValid(C2.config, C2.hash, tracker.revisionOf(C2.hash));
+    store.markApplied(version, C2.hash);
+    const last = settled.find((r) => r.hash === C2.hash);
+    assert.equal(last?.outcome, "applied");
+    assert.equal(last?.revision, "rev-real");
+    assert.ok(actions.deleted.includes(real.receiptHandle));
+  });
+
+  it("an event older than every wait in a full storm settles at once; the file's hash is never dropped", () => {
+    store.offerValid(C1.config, C1.hash);
+    const older = event(C3.hash, { issuedAt: "2020-01-01T00:00:00Z" });
+    // The awaited hash reaches the file (waiting for the ack), then newer events pile up.
+    settler.handle(event(C2.hash));
+    store.offerValid(C2.config, C2.hash);
+    for (let i = 0; i < 3 * DEFAULT_MAX_PENDING; i++)
+      settler.handle(event(`sha256:${i.toString(16).padStart(64, "a")}`));
+    assert.ok(settler.pendingHashes().includes(C2.hash), "the wait the file has shown is kept");
+    const old = older;
+    assert.equal(settler.handle(old), "accepted");
+    assert.equal(settled.at(-1)?.hash, C3.hash);
+    assert.equal(settled.at(-1)?.outcome, "superseded");
+    assert.ok(settler.pendingHashes().length <= DEFAULT_MAX_PENDING);
+    assert.ok(actions.deleted.includes(old.receiptHandle));
+  });
+
+  it("in a full storm, an event issued before every wait is the one that gives way", () => {
+    store.offerValid(C1.config, C1.hash);
+    for (let i = 0; i < DEFAULT_MAX_PENDING; i++) settler.handle(event(`sha256:${i.toString(16).padStart(64, "b")}`));
+    const before = [...settler.pendingHashes()];
+    const old = event(C3.hash, { issuedAt: "2020-01-01T00:00:00Z" });
+    assert.equal(settler.handle(old), "accepted");
+    assert.deepEqual(settler.pendingHashes(), before);
+    assert.equal(settled.at(-1)?.hash, C3.hash);
+    assert.equal(settled.at(-1)?.error?.code, "COALESCED");
+    assert.deepEqual(actions.deleted, [old.receiptHandle]);
+  });
+
+  it("holds at most maxMessagesPerWait messages for one hash and deletes the rest at once", () => {
+    store.offerValid(C1.config, C1.hash);
+    const ms = Array.from({ length: 100 }, () => event(C2.hash));
+    for (const m of ms) settler.handle(m);
+    assert.equal(actions.deleted.length, 100 - DEFAULT_MAX_MESSAGES_PER_WAIT);
+    timers.advance(30_000);
+    assert.equal(actions.extended.flatMap((e) => e.handles).length, DEFAULT_MAX_MESSAGES_PER_WAIT);
+    const { version } = store.offerValid(C2.config, C2.hash);
+    store.markApplied(version, C2.hash);
+    assert.equal(settled.length, 1);
+    assert.equal(new Set(actions.deleted).size, 100);
+  });
+
+  it("a burst of article-style messages shares the re-reads of the file", async () => {
+    const { version } = store.offerValid(C1.config, C1.hash);
+    store.markApplied(version, C1.hash);
+    const body = JSON.stringify({ event: "configReload", commit: "abc" });
+    for (let i = 0; i < 1_000; i++) settler.handle({ messageId: `burst-${i}`, receiptHandle: `rhb-${i}`, body });
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    assert.ok(checks <= 2, `${checks} re-reads`);
+    assert.equal(new Set(actions.deleted).size, 1_000);
   });
 
   it("checks its options at construction", () => {

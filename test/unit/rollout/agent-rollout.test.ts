@@ -40,6 +40,11 @@ class MemoryReader implements RolloutStateReader {
   state: RolloutState | null = null;
   fail: Error | null = null;
   reads = 0;
+  /** The pod-local memory (the store's cache file), when set. */
+  cached: RolloutState | null | undefined;
+  async readCache(): Promise<{ state: RolloutState | null; error: string | null }> {
+    return { state: this.cached === undefined ? null : structuredClone(this.cached), error: null };
+  }
   async read(): Promise<RolloutState | null> {
     this.reads++;
     if (this.fail) throw this.fail;
@@ -289,6 +294,54 @@ describe("AgentRollout", () => {
 });
 
 describe("Settler with a rollout handler", () => {
+  it("a 404 after a halt was read is STATE_MISSING: the halted hash is never desired", async () => {
+    // Fails on today's main: null read as "no rollout yet" and the mounted (halted) hash applied.
+    const t = await setup();
+    t.reader!.state = stateWith({
+      id: "r",
+      hash: C2.hash,
+      revision: null,
+      state: "halted",
+      step: 0,
+      threshold: 0.5,
+      reason: { step: 0, criterion: "nack", pods: ["x"], detail: "d" },
+    });
+    await t.rollout.start();
+    t.rollout.onValidReading(C2.config, C2.hash);
+    assert.equal(t.store.desired()?.hash, C1.hash);
+    t.reader!.state = null; // deleted by a lifecycle rule
+    await t.rollout.refresh();
+    t.rollout.onValidReading(C2.config, C2.hash);
+    assert.equal(t.store.desired()?.hash, C1.hash, "still the stable config");
+    assert.equal(t.rollout.status()?.stateError?.code, "STATE_MISSING");
+    assert.equal(t.rollout.status()?.state, "halted");
+    await t.rollout.stop();
+  });
+
+  it("restarted with a 404 or an outage, the remembered state decides (never 'no rollout')", async () => {
+    // Fails on today's main: the restarted agent bootstrapped the halted mounted hash on a 404.
+    for (const fault of ["404", "outage"] as const) {
+      const reader = new MemoryReader();
+      reader.cached = stateWith({
+        id: "r",
+        hash: C2.hash,
+        revision: null,
+        state: "halted",
+        step: 0,
+        threshold: 0.5,
+        reason: { step: 0, criterion: "nack", pods: ["x"], detail: "d" },
+      });
+      if (fault === "outage") reader.fail = Object.assign(new Error("S3 down"), { code: "STATE_READ_FAILED" });
+      const t = await setup({ reader });
+      await t.rollout.start();
+      t.rollout.onValidReading(C2.config, C2.hash);
+      assert.equal(t.store.desired()?.hash, C1.hash, fault);
+      assert.equal(t.rollout.status()?.stage, "held", fault);
+      assert.equal(t.rollout.status()?.stateError?.code, fault === "404" ? "STATE_MISSING" : "STATE_READ_FAILED");
+      await t.rollout.stop();
+    }
+  });
+
   it("hands rollout events over and deletes them without settling; plain events settle as before", async () => {
     const timers = new ManualTimers();
     const store = new SnapshotStore({ clock: () => new Date(timers.now()) });

@@ -271,3 +271,140 @@ describe("runRollout on a simulated fleet", () => {
     assert.equal(r.steps.length, 3);
   });
 });
+
+describe("runRollout owns its failures (issue 20)", () => {
+  const down = (from: number, to: number) => (_n: number, now: number) =>
+    now >= from && now < to ? Object.assign(new Error("connect ECONNREFUSED"), { code: "STATE_READ_FAILED" }) : null;
+  const T0 = Date.UTC(2026, 0, 1);
+  const FAST: DriverPolicy = { ...POLICY, halt: { ...POLICY.halt, noTraffic: "proceed" } };
+
+  it("S3 and SNS down briefly mid-rollout: retried with back-off, the rollout completes", async () => {
+    // Fails on today's main: the first failed write ended the run as "failed", the fleet half done.
+    const outage = down(T0 + 4.5 * MIN, T0 + 6 * MIN); // over step 2's write
+    const sim = fleetSim({
+      stableHash: OLD,
+      newHash: NEW,
+      pods: fleet(4),
+      state: stableState(),
+      faults: { read: outage, write: outage, publish: outage },
+    });
+    const r = await runRollout(input({ expect: 4, policy: FAST }), sim.deps);
+    assert.equal(r.outcome, "complete", sim.logs.join("\n"));
+    assert.ok(sim.logs.some((l) => /failed \(attempt 1, retrying/.test(l)));
+    assert.equal(sim.state.doc?.stable?.hash, NEW);
+  });
+
+  it("S3 down for longer than the timeout: the halt is written once S3 is back, the cohort reverts", async () => {
+    const outage = down(T0 + 4.5 * MIN, T0 + 31 * MIN); // past the 30 min timeout, within the halt's retries
+    const sim = fleetSim({
+      stableHash: OLD,
+      newHash: NEW,
+      pods: fleet(4),
+      state: stableState(),
+      faults: { read: outage, write: outage },
+    });
+    const r = await runRollout(input({ expect: 4, policy: FAST, timeoutMs: 30 * MIN }), sim.deps);
+    assert.ok(r.outcome === "halted", sim.logs.join("\n"));
+    assert.equal(r.reason.criterion, "driver-error");
+    assert.equal(sim.state.doc?.candidate?.state, "halted");
+    assert.equal(sim.state.doc?.stable?.hash, OLD);
+    for (const p of sim.pods.values()) assert.equal(p.running, OLD, p.name);
+  });
+
+  it("S3 never back: the run fails naming the rerun, the state left as 'running' (a rerun resumes)", async () => {
+    const sim = fleetSim({
+      stableHash: OLD,
+      newHash: NEW,
+      pods: fleet(4),
+      state: stableState(),
+      faults: { write: down(T0 + 6 * MIN, Number.POSITIVE_INFINITY) },
+    });
+    const r = await runRollout(input({ expect: 4, policy: FAST, timeoutMs: 20 * MIN }), sim.deps);
+    assert.ok(r.outcome === "failed", sim.logs.join("\n"));
+    assert.match(r.message, /halting: .*rerun the hook/);
+  });
+
+  it("a rerun after a driver died mid-step resumes at that step: no canary flips back", async () => {
+    // Fails on today's main: the rerun started again at step 1 and the step-2 cohort went back to the old config.
+    const order = byRank(names(10));
+    const threshold = (simRank(order[4] as string) + simRank(order[5] as string)) / 2;
+    const running: RolloutStateDoc = {
+      ...stableState(),
+      candidate: { id: "dead", hash: NEW, revision: "r2", state: "running", step: 1, threshold, reason: null },
+    };
+    const sim = fleetSim({ stableHash: OLD, newHash: NEW, pods: fleet(10), state: running });
+    const r = await runRollout(input(), sim.deps);
+    assert.ok(r.outcome === "complete", sim.logs.join("\n"));
+    assert.deepEqual(
+      r.steps.map((s) => s.step),
+      [1, 2],
+    );
+    assert.ok(sim.logs.some((l) => /resuming rollout dead/.test(l)));
+    for (const p of sim.pods.values()) assert.deepEqual(p.history, [OLD, NEW], p.name);
+  });
+
+  it("a deleted state (404) after a halt: the rerun never records the halted hash stable", async () => {
+    // Fails on today's main: null read as "no rollout", the halted hash became stable at once.
+    const halted: RolloutStateDoc = {
+      ...stableState(),
+      candidate: {
+        id: "x",
+        hash: NEW,
+        revision: "r2",
+        state: "halted",
+        step: 0,
+        threshold: 0.1,
+        reason: { step: 0, criterion: "nack", pods: ["p"], detail: "p reported rejected" },
+      },
+    };
+    const sim = fleetSim({ stableHash: OLD, newHash: NEW, pods: fleet(3), state: halted });
+    sim.state.doc = null; // deleted by a lifecycle rule; the agents still know the halt
+    const r = await runRollout(input({ expect: 3, timeoutMs: 5 * MIN }), sim.deps);
+    assert.ok(r.outcome === "failed", sim.logs.join("\n"));
+    assert.match(r.message, /STATE_MISSING.*0\/3 pods report/);
+    assert.equal(sim.state.doc, null, "nothing written");
+    for (const p of sim.pods.values()) assert.deepEqual(p.history, [OLD], p.name);
+  });
+
+  it("the state deleted mid-rollout is written again, not read as 'superseded'", async () => {
+    const sim = fleetSim({ stableHash: OLD, newHash: NEW, pods: fleet(4), state: stableState() });
+    sim.at(T0 + 3 * MIN, () => {
+      sim.state.doc = null;
+    });
+    const r = await runRollout(input({ expect: 4, policy: FAST, stateCheckIntervalMs: 60_000 }), sim.deps);
+    assert.equal(r.outcome, "complete", sim.logs.join("\n"));
+    assert.equal(sim.state.doc?.stable?.hash, NEW);
+  });
+
+  it("a held pod running another config is not baseline", async () => {
+    // Fails on today's main: the stuck pod's clean calls lowered the baseline and the ratio halted.
+    const order = byRank(names(6));
+    const last = order[5] as string;
+    const other = `sha256:${"c".repeat(64)}`;
+    const sim = fleetSim({
+      stableHash: OLD,
+      newHash: NEW,
+      pods: fleet(6, (name) =>
+        name === last
+          ? { joinsPerReport: 1000, stuckOn: other }
+          : { joinsPerReport: 50, iceFailureOnNew: 0.08, iceFailureOnStable: 0.05 },
+      ),
+      state: stableState(),
+    });
+    const policy: DriverPolicy = {
+      ...POLICY,
+      steps: [
+        { percent: 20, bakeMs: 5 * MIN },
+        { percent: 50, bakeMs: 5 * MIN },
+      ],
+    };
+    const r = await runRollout(input({ expect: 6, policy }), sim.deps);
+    assert.equal(r.outcome, "complete", sim.logs.join("\n"));
+    assert.ok(r.outcome === "complete");
+    assert.equal(
+      r.steps[0]?.baseline.pods,
+      6 - 1 - (r.steps[0]?.pods.length ?? 0),
+      "every pod on the stable config but the stuck one",
+    );
+  });
+});

@@ -33,6 +33,15 @@ export interface SimPodOptions {
   iceFailureOnStable?: number;
   /** Never reports anything (a dead pod). */
   silent?: boolean;
+  /** Its SFU runs this hash throughout (an agent holding what it runs): reported as `held`. */
+  stuckOn?: string;
+}
+
+/** Failures of the driver's own calls: return an Error to make that call fail (n counts calls of that kind from 1). */
+export interface SimFaults {
+  read?: (n: number, now: number) => Error | null;
+  write?: (n: number, now: number) => Error | null;
+  publish?: (n: number, now: number) => Error | null;
 }
 
 interface SimPod {
@@ -47,6 +56,8 @@ interface SimPod {
   counters: { joins: number; joinFailures: number; iceConnected: number; iceFailures: number };
   /** Every hash this pod's SFU ever ran, in order. */
   history: string[];
+  /** The last state this pod's agent read (a missing object keeps it, as the agent does). */
+  memory: RolloutStateDoc | null;
 }
 
 /** The simulation plus the engine's dependencies wired to it. */
@@ -61,7 +72,7 @@ export interface FleetSim {
   /** Schedules `fn` at simulated time `at`. */
   at(at: number, fn: () => void): void;
   /** Counts of store calls. */
-  calls: { read: number; write: number };
+  calls: { read: number; write: number; publish: number };
 }
 
 /** Builds a fleet of `pods` running `stableHash` with `newHash` about to be mounted. */
@@ -72,6 +83,7 @@ export function fleetSim(o: {
   state: RolloutStateDoc | null;
   /** Delay between a publish and a pod's reaction, ms. */
   reactMs?: number;
+  faults?: SimFaults;
 }): FleetSim {
   let now = Date.UTC(2026, 0, 1);
   const start = now;
@@ -79,7 +91,7 @@ export function fleetSim(o: {
   const queue: Array<{ at: number; seq: number; fn: () => void }> = [];
   const inbox: DriverEvent[] = [];
   const state = { doc: o.state };
-  const calls = { read: 0, write: 0 };
+  const calls = { read: 0, write: 0, publish: 0 };
   const published: Array<RolloutRef | null> = [];
   const halted: Array<{ reason: HaltReason; rollout: RolloutRef }> = [];
   const logs: string[] = [];
@@ -94,11 +106,12 @@ export function fleetSim(o: {
       rank: simRank(name),
       o: po,
       mounted: o.stableHash,
-      running: o.stableHash,
+      running: po.stuckOn ?? o.stableHash,
       stage: null,
       appliedNew: false,
       counters: { joins: 0, joinFailures: 0, iceConnected: 0, iceFailures: 0 },
-      history: [o.stableHash],
+      history: [po.stuckOn ?? o.stableHash],
+      memory: o.state,
     });
   }
   const report = (p: SimPod, e: DriverEvent) => {
@@ -112,7 +125,26 @@ export function fleetSim(o: {
   };
   /** The agent's decision, re-evaluated on every event and mount change. */
   const decide = (p: SimPod) => {
-    const doc = state.doc;
+    if (state.doc !== null) p.memory = state.doc;
+    const doc = p.memory;
+    if (doc === null) {
+      // Never knew a state: the mounted config applies (bootstrap) and is reported.
+      if (p.mounted === o.newHash && p.stage !== "applied") {
+        p.stage = "applied";
+        run(p, o.newHash);
+        report(p, {
+          kind: "status",
+          pod: p.name,
+          hash: o.newHash,
+          stage: "applied",
+          rolloutId: null,
+          outcome: "applied",
+          error: null,
+          at: now,
+        });
+      }
+      return;
+    }
     const c = doc?.candidate;
     const stable = doc?.stable?.hash ?? o.stableHash;
     if (p.mounted !== o.newHash || !c || c.hash !== o.newHash) return;
@@ -122,6 +154,7 @@ export function fleetSim(o: {
     else if (c.state === "halted") [stage, target] = [p.appliedNew ? "reverted" : "held", stable];
     else if (p.rank < c.threshold) [stage, target] = ["canary", o.newHash];
     else [stage, target] = [p.appliedNew ? "reverted" : "held", stable];
+    if (p.o.stuckOn !== undefined) target = p.o.stuckOn;
     if (stage === p.stage) return;
     p.stage = stage;
     if (target === o.newHash && p.o.nack) {
@@ -181,14 +214,21 @@ export function fleetSim(o: {
     store: {
       read: async () => {
         calls.read++;
+        const f = o.faults?.read?.(calls.read, now);
+        if (f) throw f;
         return state.doc === null ? null : structuredClone(state.doc);
       },
       write: async (doc) => {
         calls.write++;
+        const f = o.faults?.write?.(calls.write, now);
+        if (f) throw f;
         state.doc = structuredClone(doc);
       },
     },
     publishReload: async (r) => {
+      calls.publish++;
+      const f = o.faults?.publish?.(calls.publish, now);
+      if (f) throw f;
       published.push(r);
       for (const p of pods.values()) at(now + react, () => decide(p));
     },
