@@ -65,6 +65,8 @@ export interface PodApi {
   requests: RecordedRequest[];
   /** Verbs answered 403; pod names whose patch is answered 403. */
   deny: Set<PodApiVerb | `patch-pod:${string}`>;
+  /** Pods listed but answered 404 on patch: deleted between the hook's list and its patch. */
+  gone: Set<string>;
   /** Called when a patch changed a pod's annotations. */
   onPodUpdate: (pod: string) => void;
   /** Writes a kubeconfig for this server (token `local`) to `file`. */
@@ -84,6 +86,7 @@ export async function startPodApi(o: { namespace: string }): Promise<PodApi> {
     deployments: new Map(),
     requests: [],
     deny: new Set(),
+    gone: new Set(),
     onPodUpdate: () => {},
     async kubeconfig(file) {
       await writeFile(
@@ -158,7 +161,7 @@ async function handle(api: PodApi, req: IncomingMessage, res: ServerResponse): P
   if (pod && req.method === "PATCH") {
     const name = decodeURIComponent(pod[2] ?? "");
     if (api.deny.has("patch-pods") || api.deny.has(`patch-pod:${name}`)) return forbidden(res, "patch", "pods", name);
-    const p = pod[1] === ns ? api.pods.get(name) : undefined;
+    const p = pod[1] === ns && !api.gone.has(name) ? api.pods.get(name) : undefined;
     if (!p) return status(res, 404, "NotFound", `pods "${name}" not found`);
     const ct = req.headers["content-type"] ?? "";
     if (ct !== "application/merge-patch+json" && ct !== "application/strategic-merge-patch+json")
