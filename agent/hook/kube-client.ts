@@ -31,6 +31,7 @@ import {
   ServerConfiguration,
   setHeaderOptions,
 } from "@kubernetes/client-node";
+import { parseBoundedJson, readBoundedStream } from "../../protocol/bounded-json.ts";
 
 /** Where a pod finds its ServiceAccount token and the cluster CA. */
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -95,17 +96,27 @@ const MAX_QUOTE = 200;
 /** The Role these calls need (k8s/base/hook-rbac.yaml). */
 const ROLE = "Role sfu-config-hook, k8s/base/hook-rbac.yaml";
 
-/** A response body over the byte bound (the typed error the bounded reader throws). */
-export class BodyTooLargeError extends Error {
-  readonly code = "BODY_TOO_LARGE" as const;
-  constructor(limit: number) {
-    super(`response body over ${limit} bytes`);
+/**
+ * A response body refused by the bounded reader (protocol/bounded-json.ts):
+ * over the byte bound, not complete in time, or JSON past its limits.
+ */
+export class BodyRefusedError extends Error {
+  readonly code = "BODY_REFUSED" as const;
+  /** The response's HTTP status. */
+  readonly status: number;
+  /** The bounded reader's refusal (`TOO_LARGE`, `TIMEOUT`, `TOO_DEEP`, ...). */
+  readonly reason: string;
+  constructor(status: number, reason: string, message: string) {
+    super(message);
+    this.status = status;
+    this.reason = reason;
   }
 }
 
 /**
  * The client's own HTTP library with a time budget per request (an abort
- * signal covering headers and body) and a byte bound on the body.
+ * signal covering headers and body, and the bounded reader's deadline) and
+ * the bounded reader on the body: bytes, then JSON depth, values and keys.
  */
 class BoundedHttpLibrary implements HttpLibrary {
   readonly #inner = new IsomorphicFetchHttpLibrary();
@@ -121,34 +132,25 @@ class BoundedHttpLibrary implements HttpLibrary {
     const own = AbortSignal.timeout(this.#timeoutMs);
     const given = request.getSignal();
     request.setSignal(given ? AbortSignal.any([given, own]) : own);
-    const max = this.#maxBytes;
+    const limits = { maxBytes: this.#maxBytes, timeoutMs: this.#timeoutMs, signal: own };
     return this.#inner.send(request).pipe((res: ResponseContext) => {
-      const text = async () => (await readBounded(res.body.stream(), max)).toString("utf8");
-      return new ResponseContext(res.httpStatusCode, res.headers, {
-        text,
-        binary: () => readBounded(res.body.stream(), max),
-        stream: () => res.body.stream(),
-      });
+      const status = res.httpStatusCode;
+      const bytes = async () => {
+        const r = await readBoundedStream(res.body.stream(), limits, `HTTP ${status} body`);
+        // The request's own deadline aborts the body mid-read: that is a timeout too.
+        if (!r.ok) throw new BodyRefusedError(status, own.aborted ? "TIMEOUT" : r.code, r.message);
+        return r.bytes;
+      };
+      const text = async () => {
+        const b = await bytes();
+        const json = parseBoundedJson(b, { maxBytes: this.#maxBytes }, `HTTP ${status} body`);
+        // Not JSON at all is the client's to report (a SyntaxError); JSON past the limits is refused here.
+        if (!json.ok && json.code !== "BAD_JSON") throw new BodyRefusedError(status, json.code, json.message);
+        return b.toString("utf8");
+      };
+      return new ResponseContext(status, res.headers, { text, binary: bytes, stream: () => res.body.stream() });
     });
   }
-}
-
-async function readBounded(stream: ReadableStream<Uint8Array> | null | undefined, max: number): Promise<Buffer> {
-  if (!stream) return Buffer.alloc(0);
-  const reader = stream.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel().catch(() => {});
-      throw new BodyTooLargeError(max);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks);
 }
 
 /**
@@ -368,8 +370,16 @@ function classify(
     message?: string;
     cause?: { code?: string; message?: string; name?: string };
   };
-  if (err instanceof BodyTooLargeError || e?.cause instanceof BodyTooLargeError)
-    return { code: "BAD_RESPONSE", message: `${what}: ${(err as Error).message}` };
+  const refused = err instanceof BodyRefusedError ? err : e?.cause instanceof BodyRefusedError ? e.cause : null;
+  if (refused !== null) {
+    if (refused.reason === "TIMEOUT" || refused.reason === "ABORTED")
+      return { code: "API_TIMEOUT", message: `${what}: no complete answer from ${server} within ${timeoutMs} ms` };
+    const ok = refused.status >= 200 && refused.status < 300;
+    return {
+      code: ok ? "BAD_RESPONSE" : refused.status === 403 ? "API_FORBIDDEN" : "API_ERROR",
+      message: `${what}: ${quote(refused.message)}${refused.status === 403 ? ` (the hook's ServiceAccount needs ${rule}, ${ROLE})` : ""}`,
+    };
+  }
   if (e?.name === "TimeoutError" || e?.name === "AbortError" || e?.cause?.name === "TimeoutError")
     return { code: "API_TIMEOUT", message: `${what}: no complete answer from ${server} within ${timeoutMs} ms` };
   if (err instanceof SyntaxError)
