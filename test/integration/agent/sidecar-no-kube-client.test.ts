@@ -1,5 +1,5 @@
 /**
- * The sidecar never loads `@kubernetes/client-node` (issue 22's contract):
+ * The sidecar never loads `@kubernetes/client-node` (docs/propagation.md):
  * only the hook's commands import it, dynamically, when they are given
  * `--expect-deployment`. Checked on the real processes with a module load
  * hook (`module.registerHooks`, preloaded with `--import`) that records every
