@@ -16,8 +16,10 @@ import { after, before, beforeEach, describe, it } from "node:test";
 import { CreateTopicCommand } from "@aws-sdk/client-sns";
 import { CreateQueueCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { runNotify } from "../../../agent/commands/notify.ts";
+import { DeploymentHook } from "../../../agent/hook/deployment-hook.ts";
 import { NUDGE_ANNOTATION } from "../../../agent/hook/pod-nudger.ts";
 import type { AwsClients } from "../../../agent/queue/aws-clients.ts";
+import { realTimers } from "../../../agent/queue/timers.ts";
 import { loadConfigFile } from "../../../protocol/config-loader.ts";
 import { type FauxqsHandle, startFauxqs } from "../../../scripts/local/fauxqs.ts";
 import { type PodApi, startPodApi } from "../../../scripts/local/pod-api.ts";
@@ -227,6 +229,22 @@ describe("the kubelet nudge (notify against the local pod API)", { timeout: 60_0
       ["GET /apis/apps/v1/namespaces/sfu/deployments/sfu-server"],
     );
     assert.doesNotMatch(r.stdout, /nudged/);
+  });
+
+  it("rollout's use: every pod (held ones too) nudged once per new hash, whatever the steps", async () => {
+    const io = { stdout: () => {}, stderr: () => {} };
+    const hook = await DeploymentHook.open("rollout", "sfu/sfu-server", env, io, { nudge: NUDGE });
+    assert.ok(hook);
+    // Each step of a rollout publishes the same hash again: one nudge per pod in all.
+    for (let step = 0; step < 3; step++) await hook.nudge(hash, realTimers, 1);
+    const other = `sha256:${"c".repeat(64)}`;
+    await hook.nudge(other, realTimers, 1);
+    await hook.finish();
+    const values = (pod: string) =>
+      patchesOf(pod).map((p) => JSON.parse(p.body).metadata.annotations[NUDGE_ANNOTATION]);
+    for (const pod of ["sfu-server-a", "sfu-server-b", "sfu-server-c"])
+      assert.deepEqual(values(pod), [`${hash};n=1`, `${other};n=1`], pod);
+    assert.equal(hook.requests(), 1 + 2 * (1 + 3), "get the Deployment, then per hash one list and three patches");
   });
 
   it("without --wait: one nudge per pod and no re-nudge (nobody reports to the hook)", async () => {
