@@ -183,7 +183,9 @@ const loadStart = performance.now();
 await import("../agent/hook/deployment-hook.ts");
 const loadMs = performance.now() - loadStart;
 figures.kube_client_load_ms = { value: loadMs, unit: "ms", better: "lower" };
-process.stdout.write(`@kubernetes/client-node loaded in ${loadMs.toFixed(0)} ms (once per hook run, not in the cases)\n`);
+process.stdout.write(
+  `@kubernetes/client-node loaded in ${loadMs.toFixed(0)} ms (once per hook run, not in the cases)\n`,
+);
 process.stdout.write(
   `bench:propagation: kubelet sync ${SYNC_MS} ms + up to 50% jitter, cache lag up to ${CACHE_LAG_MS} ms\n`,
 );
