@@ -216,6 +216,20 @@ describe("k8s/components/nudge-policy", () => {
     }
   });
 
+  it("pods are not resources of the Argo CD Application: the nudge's annotation is no drift", () => {
+    // What Argo CD applies (and compares) is the overlay's render; pods come from the ReplicaSet.
+    assert.deepEqual(
+      withPolicy.filter((o) => o.kind === "Pod"),
+      [],
+    );
+    const deployment = findObject(withPolicy, "Deployment", "sfu-server");
+    assert.equal(
+      JSON.stringify(deployment.spec.template).includes(NUDGE_ANNOTATION),
+      false,
+      "the pod template never carries the annotation",
+    );
+  });
+
   it("leaves everyone else's pod updates alone", () => {
     assert.equal(
       review(
