@@ -1,8 +1,9 @@
 /**
  * The hook's Kubernetes API access, through `@kubernetes/client-node`: the
  * configuration is kubectl's (`KUBECONFIG`, then `~/.kube/config`) outside a
- * pod and the mounted ServiceAccount inside one (its token file is re-read
- * by the client as the kubelet rotates it; the cluster CA is trusted). Only
+ * pod and the mounted ServiceAccount inside one (the address from `env`; its
+ * token file is re-read by the client once a minute, so a token the kubelet
+ * rotated is picked up; the cluster CA is trusted). Only
  * the hook's commands (`sfu-agent notify`, `sfu-agent rollout`) load this
  * module, with a dynamic import: the sidecar never does.
  *
@@ -15,6 +16,7 @@
  * - {@link KubeClient.annotatePod}: a JSON merge patch of one annotation.
  */
 import { existsSync } from "node:fs";
+import { isIPv6 } from "node:net";
 import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
 import {
@@ -182,6 +184,12 @@ export function loadKubeConfig(env: Record<string, string | undefined>, root = "
             message: `no ServiceAccount ${f} in ${serviceAccountDir}: set automountServiceAccountToken: true on the hook's pod`,
           };
       kc.loadFromCluster(root || undefined);
+      // The address from `env` (loadFromCluster reads process.env), with its token file and CA.
+      const [cluster, user] = [kc.clusters[0], kc.users[0]];
+      const host = env.KUBERNETES_SERVICE_HOST;
+      if (!cluster || !user) throw new Error("no in-cluster configuration");
+      const server = `https://${isIPv6(host) ? `[${host}]` : host}:${env.KUBERNETES_SERVICE_PORT ?? "443"}`;
+      kc.loadFromClusterAndUser({ ...cluster, server }, user);
     } else {
       const file = join(env.HOME ?? homedir(), ".kube", "config");
       if (!existsSync(file))
