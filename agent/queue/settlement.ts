@@ -2,8 +2,8 @@
  * Propagation-aware settlement of reload events.
  *
  * A reload event says "Git now wants config hash H". The mounted file is the
- * source of truth and usually changes 60-120 s *after* the event arrives (the
- * kubelet's ConfigMap sync), so an event is held, its SQS message kept
+ * source of truth and changes *after* the event arrives (the kubelet's
+ * ConfigMap sync: seconds with the hook's nudge, else 60-90 s), so an event is held, its SQS message kept
  * invisible, until one of these settles it:
  *
  * | what happens                                                   | outcome      |
