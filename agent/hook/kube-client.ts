@@ -86,12 +86,16 @@ export interface PodInfo {
 export interface KubeClientOptions {
   /** Time budget of one call, headers and body (default 10 s). */
   timeoutMs?: number;
-  /** Bytes of one response body at most (default 4 MiB: a list of a few hundred pods). */
+  /** Bytes of one response body at most (default 4 MiB: a page of 100 pods is well under). */
   maxBodyBytes?: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** Pods per list page (a page of real pod objects is well under the byte bound). */
+export const LIST_PAGE = 100;
+/** Pages of one list at most (5,000 pods). */
+export const MAX_LIST_PAGES = 50;
 /** Characters of an API server's error message quoted in ours. */
 const MAX_QUOTE = 200;
 
@@ -268,48 +272,47 @@ export class KubeClient {
     return { ok: true, desired: desired as number, current: current as number, ready: ready as number, selector };
   }
 
-  /** Lists the pods of `namespace` matching `selector`. Never rejects. */
+  /**
+   * Lists the pods of `namespace` matching `selector`, {@link LIST_PAGE} at a
+   * time (each page within the byte bound), at most {@link MAX_LIST_PAGES}
+   * pages. Never rejects.
+   */
   async listPods(namespace: string, selector: string): Promise<KubeResult<{ pods: PodInfo[] }>> {
     const what = `pods in ${namespace} (${selector})`;
-    const r = await this.#call(what, `"list" on pods`, "API_ERROR", () =>
-      this.#core.listNamespacedPod({ namespace, labelSelector: selector }),
-    );
-    if (!r.ok) return r;
-    const list = r.value as { items?: unknown };
-    if (list === null || typeof list !== "object" || !Array.isArray(list.items))
-      return {
-        ok: false,
-        code: "BAD_RESPONSE",
-        message: `${what}: the API answered with something that is not a pod list`,
-      };
     const pods: PodInfo[] = [];
-    for (const item of list.items as unknown[]) {
-      const p = item as {
-        metadata?: { name?: unknown; annotations?: unknown; deletionTimestamp?: unknown };
-        status?: { phase?: unknown; conditions?: unknown };
-      };
-      const name = p?.metadata?.name;
-      if (typeof name !== "string" || name.length === 0 || name.length > 253)
-        return { ok: false, code: "BAD_RESPONSE", message: `${what}: a pod without a valid metadata.name` };
-      const annotations: Record<string, string> = {};
-      const a = p.metadata?.annotations;
-      if (a !== null && typeof a === "object")
-        for (const [k, v] of Object.entries(a as Record<string, unknown>))
-          if (typeof v === "string") annotations[k] = v;
-      const conditions = Array.isArray(p.status?.conditions) ? (p.status?.conditions as unknown[]) : [];
-      const ready = conditions.some((c) => {
-        const cond = c as { type?: unknown; status?: unknown };
-        return cond?.type === "Ready" && cond?.status === "True";
-      });
-      pods.push({
-        name,
-        phase: typeof p.status?.phase === "string" ? p.status.phase : "Unknown",
-        ready,
-        terminating: p.metadata?.deletionTimestamp !== undefined && p.metadata?.deletionTimestamp !== null,
-        annotations,
-      });
+    let token: string | undefined;
+    for (let page = 0; page < MAX_LIST_PAGES; page++) {
+      const r = await this.#call(what, `"list" on pods`, "API_ERROR", () =>
+        this.#core.listNamespacedPod({
+          namespace,
+          labelSelector: selector,
+          limit: LIST_PAGE,
+          ...(token === undefined ? {} : { _continue: token }),
+        }),
+      );
+      if (!r.ok) return r;
+      const list = r.value as { items?: unknown; metadata?: { _continue?: unknown } };
+      if (list === null || typeof list !== "object" || !Array.isArray(list.items))
+        return {
+          ok: false,
+          code: "BAD_RESPONSE",
+          message: `${what}: the API answered with something that is not a pod list`,
+        };
+      for (const item of list.items as unknown[]) {
+        const pod = podInfo(item);
+        if (pod === null)
+          return { ok: false, code: "BAD_RESPONSE", message: `${what}: a pod without a valid metadata.name` };
+        pods.push(pod);
+      }
+      const next = list.metadata?._continue;
+      if (typeof next !== "string" || next.length === 0) return { ok: true, pods };
+      token = next;
     }
-    return { ok: true, pods };
+    return {
+      ok: false,
+      code: "BAD_RESPONSE",
+      message: `${what}: more than ${MAX_LIST_PAGES * LIST_PAGE} pods (${MAX_LIST_PAGES} pages)`,
+    };
   }
 
   /**
@@ -340,6 +343,32 @@ export class KubeClient {
       return { ok: false, ...classify(err, what, rule, notFound, this.#server, this.#timeoutMs) };
     }
   }
+}
+
+/** One pod of a list answer, or null without a valid name. */
+function podInfo(item: unknown): PodInfo | null {
+  const p = item as {
+    metadata?: { name?: unknown; annotations?: unknown; deletionTimestamp?: unknown };
+    status?: { phase?: unknown; conditions?: unknown };
+  };
+  const name = p?.metadata?.name;
+  if (typeof name !== "string" || name.length === 0 || name.length > 253) return null;
+  const annotations: Record<string, string> = {};
+  const a = p.metadata?.annotations;
+  if (a !== null && typeof a === "object")
+    for (const [k, v] of Object.entries(a as Record<string, unknown>)) if (typeof v === "string") annotations[k] = v;
+  const conditions = Array.isArray(p.status?.conditions) ? (p.status?.conditions as unknown[]) : [];
+  const ready = conditions.some((c) => {
+    const cond = c as { type?: unknown; status?: unknown };
+    return cond?.type === "Ready" && cond?.status === "True";
+  });
+  return {
+    name,
+    phase: typeof p.status?.phase === "string" ? p.status.phase : "Unknown",
+    ready,
+    terminating: p.metadata?.deletionTimestamp !== undefined && p.metadata?.deletionTimestamp !== null,
+    annotations,
+  };
 }
 
 function classify(

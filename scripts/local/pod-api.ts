@@ -7,7 +7,7 @@
  *
  * - `GET /apis/apps/v1/namespaces/NS/deployments/NAME`
  * - `GET /api/v1/namespaces/NS/pods?labelSelector=...` (`k=v`, `k!=v`, `k`,
- *   `!k`, `k in (a,b)`, `k notin (a,b)`)
+ *   `!k`, `k in (a,b)`, `k notin (a,b)`), in pages with `limit` and `continue`
  * - `PATCH /api/v1/namespaces/NS/pods/NAME` with a JSON merge patch
  *   (`application/merge-patch+json`) or a strategic merge patch: like the real
  *   API server it refuses (422) a patch of anything a pod cannot change in
@@ -154,8 +154,20 @@ async function handle(api: PodApi, req: IncomingMessage, res: ServerResponse): P
     if (api.deny.has("list-pods")) return forbidden(res, "list", "pods", "");
     const sel = parseSelector(url.searchParams.get("labelSelector") ?? "");
     if (sel === null) return status(res, 400, "BadRequest", "unable to parse requirement");
-    const items = [...api.pods.values()].filter((p) => matches(p.labels, sel)).map((p) => podJson(ns, p));
-    return json(res, 200, { apiVersion: "v1", kind: "PodList", metadata: {}, items });
+    const all = [...api.pods.values()].filter((p) => matches(p.labels, sel)).map((p) => podJson(ns, p));
+    // Pages as the API server does: `limit`, and `continue` (here the offset) for the next page.
+    const limit = Number(url.searchParams.get("limit") ?? "0");
+    const from = Number(url.searchParams.get("continue") ?? "0");
+    if (!(Number.isSafeInteger(limit) && limit >= 0 && Number.isSafeInteger(from) && from >= 0))
+      return status(res, 400, "BadRequest", "bad limit or continue");
+    const items = limit > 0 ? all.slice(from, from + limit) : all;
+    const more = limit > 0 && from + limit < all.length;
+    return json(res, 200, {
+      apiVersion: "v1",
+      kind: "PodList",
+      metadata: more ? { continue: String(from + limit) } : {},
+      items,
+    });
   }
   const pod = url.pathname.match(/^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)$/);
   if (pod && req.method === "PATCH") {

@@ -231,6 +231,27 @@ describe("the kubelet nudge (notify against the local pod API)", { timeout: 60_0
     assert.doesNotMatch(r.stdout, /nudged/);
   });
 
+  it("lists the pods in pages (limit and continue): 250 pods, three pages, every pod nudged", async () => {
+    for (let i = 0; i < 247; i++) {
+      const name = `sfu-server-p${String(i).padStart(3, "0")}`;
+      api.pods.set(name, { name, labels: { ...SFU }, annotations: {} });
+    }
+    behaviour = () => false;
+    const r = await notify([], false);
+    assert.equal(r.code, 0, r.stderr);
+    const lists = api.requests.filter((q) => q.method === "GET" && q.path === "/api/v1/namespaces/sfu/pods");
+    assert.deepEqual(
+      lists.map((q) => [new URLSearchParams(q.query).get("limit"), new URLSearchParams(q.query).get("continue")]),
+      [
+        ["100", null],
+        ["100", "100"],
+        ["100", "200"],
+      ],
+    );
+    assert.equal(new Set(patches().map((p) => p.path)).size, 250);
+    assert.match(r.stdout, /nudged 250\/250 pods/);
+  });
+
   it("rollout's use: every pod (held ones too) nudged once per new hash, whatever the steps", async () => {
     const io = { stdout: () => {}, stderr: () => {} };
     const hook = await DeploymentHook.open("rollout", "sfu/sfu-server", env, io, { nudge: NUDGE });
