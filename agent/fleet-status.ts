@@ -15,7 +15,16 @@ export interface AgentStatusDoc {
   lastError: { code: string; message: string; at: string } | null;
   sfu: { connected: boolean; name?: string | null; version?: string | null };
   queue: { mode: "per-pod" | "given" | "none"; url: string | null };
-  settlements: Array<{ revision: string | null; hash: string; outcome: string; at: string }>;
+  settlements: Array<{
+    revision: string | null;
+    hash: string;
+    outcome: string;
+    at: string;
+    /** Seconds from the reload event's publication to the file swap (when measured). */
+    propagationSeconds?: unknown;
+    /** Seconds from the reload event's publication to the SFU's ack (when measured). */
+    eventToAppliedSeconds?: unknown;
+  }>;
   /** Present (non-null) when a rollout policy is mounted (agents of this version; older ones lack it). */
   rollout?: {
     stage: string;
@@ -98,6 +107,8 @@ export function converged(rows: readonly FleetRow[]): boolean {
 /** Renders the fleet as a fixed-width text table (one line per target), then one line per rollout seen. */
 export function renderFleetTable(rows: readonly FleetRow[]): string {
   const staged = rows.some((r) => r.ok && r.status.rollout);
+  // The propagation column (docs/propagation.md) once some agent measured a reload event.
+  const timed = rows.some((r) => r.ok && r.status.settlements.some((x) => propagationOf(x) !== null));
   const header = [
     "POD",
     "SFU",
@@ -107,12 +118,25 @@ export function renderFleetTable(rows: readonly FleetRow[]): string {
     "HASH",
     "REVISION",
     "LAST OUTCOME",
+    ...(timed ? ["PROPAGATION"] : []),
     "LAST ERROR",
   ];
   // Every cell comes from outside (agents' documents): control characters are shown escaped.
   const lines = rows.map((r) => row(r).map(escapeControlChars));
   function row(r: FleetRow): string[] {
-    if (!r.ok) return [r.target, "?", ...(staged ? ["-"] : []), "-", "-", "-", "-", "unreachable", r.error];
+    if (!r.ok)
+      return [
+        r.target,
+        "?",
+        ...(staged ? ["-"] : []),
+        "-",
+        "-",
+        "-",
+        "-",
+        "unreachable",
+        ...(timed ? ["-"] : []),
+        r.error,
+      ];
     const s = r.status;
     const last = s.settlements.at(-1);
     const inSync = s.applied !== null && s.applied.hash === s.desired?.hash;
@@ -125,6 +149,7 @@ export function renderFleetTable(rows: readonly FleetRow[]): string {
       shortHash(s.applied?.hash ?? s.desired?.hash),
       s.desired?.revision ?? "-",
       last ? last.outcome : inSync ? "applied" : "-",
+      ...(timed ? [formatPropagation(last ? propagationOf(last) : null)] : []),
       s.lastError ? `${s.lastError.code}: ${s.lastError.message}`.slice(0, 80) : "-",
     ];
   }
@@ -135,6 +160,17 @@ export function renderFleetTable(rows: readonly FleetRow[]): string {
       .join("  ")
       .trimEnd();
   return [fmt(header), ...lines.map(fmt), ...rolloutLines(rows).map(escapeControlChars)].join("\n");
+}
+
+/** A settlement's time from publication to applied (else to the file swap), seconds; null when not measured. */
+function propagationOf(s: AgentStatusDoc["settlements"][number]): number | null {
+  for (const v of [s.eventToAppliedSeconds, s.propagationSeconds])
+    if (typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= 86_400) return v;
+  return null;
+}
+
+function formatPropagation(v: number | null): string {
+  return v === null ? "-" : `${v.toFixed(v < 10 ? 2 : 1)}s`;
 }
 
 /**

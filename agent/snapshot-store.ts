@@ -74,6 +74,10 @@ export interface Settlement {
   outcome: SettlementOutcome;
   error: { code: string; message: string } | null;
   at: string;
+  /** Seconds from the reload event's publication (`issuedAt`) to the mounted file having the hash; absent when not measured. */
+  propagationSeconds?: number;
+  /** Seconds from the reload event's publication to the SFU's ack (`applied` only); absent when not measured. */
+  eventToAppliedSeconds?: number;
   /** During a progressive rollout (a policy is mounted): the pod's stage when this was recorded. */
   stage?: RolloutStage;
   /** With `stage`: the pod's cohort rank. */

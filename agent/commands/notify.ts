@@ -7,8 +7,11 @@
  * for that hash, printing a per-pod table, so an Argo CD PostSync hook fails
  * the sync when a pod rejects the config. N is `--expect N`, or, with
  * `--expect-deployment NS/NAME`, that Deployment's ready pods read from the
- * in-cluster API just before publishing (deployment-replicas.ts), so the hook
- * follows replica changes and an HPA.
+ * Kubernetes API just before publishing (agent/hook/deployment-hook.ts), so
+ * the hook follows replica changes and an HPA. With `--expect-deployment`
+ * it also nudges the kubelet of each of the Deployment's pods after
+ * publishing (agent/hook/pod-nudger.ts; `--no-nudge` turns it off), and
+ * `--wait` prints the pods' propagation times.
  *
  * Exit status: 0 published (and, with --wait, applied by N pods); 1 invalid
  * config, a failed publish, a pod reporting rejected/invalid/timeout, or the
@@ -19,6 +22,8 @@ import { type FlagSpecs, formatFlagHelp } from "../../protocol/cli-flags.ts";
 import { formatProblem, loadConfigFile } from "../../protocol/config-loader.ts";
 import type { ReloadEvent } from "../../protocol/messages-schema.ts";
 import { DEFAULT_SECRETS_DIR } from "../../protocol/secret-paths.ts";
+import type { DeploymentHook, DeploymentHookOptions } from "../hook/deployment-hook.ts";
+import { formatPropagationSummary } from "../hook/propagation-summary.ts";
 import { envName, parseDuration } from "../options.ts";
 import { type AwsClients, createAwsClients, regionFromResource } from "../queue/aws-clients.ts";
 import { describeError } from "../queue/errors.ts";
@@ -26,7 +31,6 @@ import { checkTopicArn } from "../queue/options.ts";
 import { collectStatuses, formatPodTable } from "../queue/status-collector.ts";
 import { realTimers, type Timers } from "../queue/timers.ts";
 import { type CommandIo, parseCommandFlags } from "./command-io.ts";
-import { inClusterApi, type KubeApiTarget, readDeploymentReplicas } from "./deployment-replicas.ts";
 
 /** The flags of `sfu-agent notify`: parsed, listed by --help and in docs/reference/cli.md from here. */
 export const NOTIFY_FLAGS = {
@@ -42,7 +46,11 @@ export const NOTIFY_FLAGS = {
   "expect-deployment": {
     type: "string",
     arg: "NS/NAME",
-    help: "wait for as many pods as that Deployment has ready\n(status.readyReplicas, read through the in-cluster API\nwith the pod's ServiceAccount: needs get on it)",
+    help: "wait for as many pods as that Deployment has ready\n(status.readyReplicas, read through the Kubernetes API:\nKUBECONFIG, else the pod's ServiceAccount; needs get on\nit), and nudge the kubelet of each of its pods\n(annotation sfu-config.dev/config-hash; needs list and\npatch on pods) so they get the file within seconds",
+  },
+  "no-nudge": {
+    type: "boolean",
+    help: "do not annotate the pods: they get the file on the\nkubelet's periodic sync (60-90 s)",
   },
   "status-queue-url": {
     type: "string",
@@ -84,8 +92,8 @@ export interface NotifyDeps {
   /** AWS clients (default: built from the flags by createAwsClients; then closed at the end). */
   clients?: AwsClients;
   timers?: Timers;
-  /** Kubernetes API for --expect-deployment (default: the in-cluster API from env and the ServiceAccount mount). */
-  kubeApi?: KubeApiTarget;
+  /** Kubernetes client and nudge tunables for --expect-deployment (the API itself comes from env, as kubectl's). */
+  hook?: DeploymentHookOptions;
 }
 
 /** Entry point of `sfu-agent notify`; returns the exit code. */
@@ -116,8 +124,11 @@ export async function runNotify(argv: string[], io: CommandIo, deps: NotifyDeps)
   const expectDeployment = str("expect-deployment");
   const statusQueueUrl = str("status-queue-url");
   const timeoutText = str("timeout");
+  const noNudge = values["no-nudge"] === true || deps.env[envName("no-nudge")] === "true";
   let expect = 0;
   let timeoutMs = 300_000;
+  if (expectDeployment !== null && !/^[a-z0-9.-]+\/[a-z0-9.-]+$/.test(expectDeployment))
+    return usage(`--expect-deployment: ${JSON.stringify(expectDeployment)} is not NAMESPACE/NAME`);
   if (wait) {
     if (expectText === null && expectDeployment === null)
       return usage("--wait needs --expect N or --expect-deployment NS/NAME");
@@ -128,16 +139,14 @@ export async function runNotify(argv: string[], io: CommandIo, deps: NotifyDeps)
       expect = Number(expectText);
       if (!(Number.isInteger(expect) && expect >= 1))
         return usage(`--expect: ${JSON.stringify(expectText)} is not a positive integer`);
-    } else if (!/^[a-z0-9.-]+\/[a-z0-9.-]+$/.test(expectDeployment ?? "")) {
-      return usage(`--expect-deployment: ${JSON.stringify(expectDeployment)} is not NAMESPACE/NAME`);
     }
     if (timeoutText !== null) {
       const ms = parseTimeoutFlag(timeoutText);
       if (ms === null) return usage(`--timeout: ${JSON.stringify(timeoutText)} is not a duration (300, 90s, 5m)`);
       timeoutMs = ms;
     }
-  } else if (expectText !== null || expectDeployment !== null || statusQueueUrl !== null || timeoutText !== null) {
-    return usage("--expect, --expect-deployment, --status-queue-url and --timeout only apply with --wait");
+  } else if (expectText !== null || statusQueueUrl !== null || timeoutText !== null) {
+    return usage("--expect, --status-queue-url and --timeout only apply with --wait");
   }
 
   const loaded = await loadConfigFile(file, {
@@ -151,11 +160,12 @@ export async function runNotify(argv: string[], io: CommandIo, deps: NotifyDeps)
   }
   for (const w of loaded.warnings) io.stderr(`${formatProblem(loaded.source, w)}\n`);
 
-  if (wait && expectDeployment !== null) {
+  let hook: DeploymentHook | null = null;
+  if (expectDeployment !== null) {
     // Read before publishing: a hook that cannot count the pods publishes nothing.
-    const counted = await countDeploymentPods("notify", expectDeployment, deps, io);
-    if (counted === null) return 1;
-    expect = counted;
+    hook = await openDeployment("notify", expectDeployment, deps, io);
+    if (hook === null) return 1;
+    expect = hook.ready;
   }
 
   const timers = deps.timers ?? realTimers;
@@ -166,10 +176,15 @@ export async function runNotify(argv: string[], io: CommandIo, deps: NotifyDeps)
     const issuedAt = new Date(timers.now()).toISOString();
     const event: ReloadEvent = { type: "sfu-config.reload", revision, hash: loaded.hash, configMap, issuedAt };
     if (!(await publishReloadEvent("notify", clients, topicArn, event, io))) return 1;
-    if (!wait || statusQueueUrl === null) return 0;
+    // Without --wait nobody reports: one nudge per pod, no re-nudge.
+    if (hook && !noNudge) await hook.nudge(loaded.hash, timers, wait ? undefined : 1);
+    if (!wait || statusQueueUrl === null) {
+      await hook?.finish();
+      return 0;
+    }
     return await waitForApplied(
       "notify",
-      { clients, statusQueueUrl, hash: loaded.hash, expect, timeoutMs, timers },
+      { clients, statusQueueUrl, hash: loaded.hash, expect, timeoutMs, timers, hook },
       io,
     );
   } finally {
@@ -184,39 +199,19 @@ export function parseTimeoutFlag(text: string): number | null {
 }
 
 /**
- * `--expect-deployment NS/NAME`: that Deployment's ready pods, read from the
- * in-cluster API (or `deps.kubeApi`). Prints what it found; returns null
- * (after printing why) when it cannot count or nobody is ready to tell.
+ * `--expect-deployment NS/NAME`: reads that Deployment (its ready pods, its
+ * selector) through the Kubernetes API, loading the client only now (the
+ * sidecar never does). Prints what it found; null (after printing why) when
+ * it cannot count or nobody is ready to tell.
  */
-export async function countDeploymentPods(
+export async function openDeployment(
   command: string,
   expectDeployment: string,
-  deps: Pick<NotifyDeps, "env" | "kubeApi">,
+  deps: { env: Record<string, string | undefined>; hook?: DeploymentHookOptions },
   io: CommandIo,
-): Promise<number | null> {
-  const [namespace, name] = expectDeployment.split("/") as [string, string];
-  let api = deps.kubeApi;
-  if (!api) {
-    const found = await inClusterApi(deps.env);
-    if (!found.ok) {
-      io.stderr(`sfu-agent ${command}: --expect-deployment: ${found.message}; nothing published\n`);
-      return null;
-    }
-    api = found.api;
-  }
-  const replicas = await readDeploymentReplicas(api, namespace, name);
-  if (!replicas.ok) {
-    io.stderr(`sfu-agent ${command}: --expect-deployment: ${replicas.message} (${replicas.code}); nothing published\n`);
-    return null;
-  }
-  io.stdout(
-    `deployment ${expectDeployment}: ${replicas.ready} ready of ${replicas.desired} desired; waiting for ${replicas.ready} pods\n`,
-  );
-  if (replicas.ready === 0 && replicas.desired > 0) {
-    io.stderr(`sfu-agent ${command}: deployment ${expectDeployment} has no ready pod to tell; nothing published\n`);
-    return null;
-  }
-  return replicas.ready;
+): Promise<DeploymentHook | null> {
+  const { DeploymentHook } = await import("../hook/deployment-hook.ts");
+  return DeploymentHook.open(command, expectDeployment, deps.env, io, deps.hook);
 }
 
 /** Publishes a reload event (with any extra fields) to the topic; false (after printing why) when it failed. */
@@ -245,10 +240,20 @@ export async function publishReloadEvent(
  */
 export async function waitForApplied(
   command: string,
-  o: { clients: AwsClients; statusQueueUrl: string; hash: string; expect: number; timeoutMs: number; timers: Timers },
+  o: {
+    clients: AwsClients;
+    statusQueueUrl: string;
+    hash: string;
+    expect: number;
+    timeoutMs: number;
+    timers: Timers;
+    /** The Deployment being nudged: told of each report, its nudges summarised. */
+    hook?: DeploymentHook | null;
+  },
   io: CommandIo,
 ): Promise<number> {
   if (o.expect === 0) {
+    await o.hook?.finish();
     io.stdout("the deployment is scaled to 0: no pod to wait for\n");
     return 0;
   }
@@ -263,8 +268,11 @@ export async function waitForApplied(
     deadline: start + o.timeoutMs,
     timers: o.timers,
     onError: (m) => io.stderr(`sfu-agent ${command}: ${m}\n`),
+    onReport: (r) => o.hook?.reported(r.pod),
   });
+  const nudges = (await o.hook?.finish()) ?? [];
   if (result.pods.length > 0) io.stdout(formatPodTable(result.pods));
+  io.stdout(formatPropagationSummary(result.pods, nudges));
   const applied = result.pods.filter((p) => p.outcome === "applied").length;
   if (result.result === "applied") {
     io.stdout(`${applied}/${o.expect} pods applied ${o.hash}\n`);

@@ -27,6 +27,8 @@ import type { ReloadEvent } from "../../protocol/messages-schema.ts";
 import { loadRolloutPolicyFile } from "../../protocol/rollout-policy.ts";
 import { ROLLOUT_STATE_TYPE } from "../../protocol/rollout-schema.ts";
 import { DEFAULT_SECRETS_DIR } from "../../protocol/secret-paths.ts";
+import type { DeploymentHook, DeploymentHookOptions } from "../hook/deployment-hook.ts";
+import { envName } from "../options.ts";
 import { type AwsClients, createAwsClients, regionFromResource } from "../queue/aws-clients.ts";
 import { describeError } from "../queue/errors.ts";
 import { checkTopicArn } from "../queue/options.ts";
@@ -41,8 +43,7 @@ import {
 import { StatusQueueSource } from "../rollout/driver-events.ts";
 import { parseS3Url, RolloutStateStore } from "../rollout/state-store.ts";
 import { type CommandIo, parseCommandFlags } from "./command-io.ts";
-import type { KubeApiTarget } from "./deployment-replicas.ts";
-import { countDeploymentPods, parseTimeoutFlag, publishReloadEvent, waitForApplied } from "./notify.ts";
+import { openDeployment, parseTimeoutFlag, publishReloadEvent, waitForApplied } from "./notify.ts";
 
 /** The flags of `sfu-agent rollout`: parsed, listed by --help and in docs/reference/cli.md from here. */
 export const ROLLOUT_FLAGS = {
@@ -63,8 +64,9 @@ export const ROLLOUT_FLAGS = {
   "expect-deployment": {
     type: "string",
     arg: "NS/NAME",
-    help: "as many pods as that Deployment has ready (in-cluster API)",
+    help: "as many pods as that Deployment has ready (Kubernetes API),\nand nudge the kubelet of each of its pods once per new\nhash (annotation sfu-config.dev/config-hash)",
   },
+  "no-nudge": { type: "boolean", help: "do not annotate the pods (periodic kubelet sync only)" },
   revision: { type: "string", arg: "REV", help: "Git revision to report (e.g. $ARGOCD_APP_REVISION)" },
   "config-map": { type: "string", arg: "NS/NAME", help: "the ConfigMap the agents mount, for the record" },
   "status-topic-arn": {
@@ -131,7 +133,8 @@ export interface RolloutDeps {
   /** The state store (default: S3 at --rollout-state, built from the flags). */
   store?: Pick<RolloutStateStore, "read" | "write">;
   timers?: Timers;
-  kubeApi?: KubeApiTarget;
+  /** Kubernetes client and nudge tunables for --expect-deployment. */
+  hook?: DeploymentHookOptions;
   /** Long-poll cap of the status queue, seconds (default 20). */
   waitTimeSeconds?: number;
   /** After a halt, how long to wait for the cohort's `reverted` reports (default 120 s). */
@@ -220,12 +223,15 @@ export async function runRolloutCommand(argv: string[], io: CommandIo, deps: Rol
     return 1;
   }
 
+  let hook: DeploymentHook | null = null;
   if (expectDeployment !== null) {
     // Read before publishing: a hook that cannot count the pods publishes nothing.
-    const counted = await countDeploymentPods("rollout", expectDeployment, deps, io);
-    if (counted === null) return 1;
-    expect = counted;
+    hook = await openDeployment("rollout", expectDeployment, deps, io);
+    if (hook === null) return 1;
+    expect = hook.ready;
   }
+  // The kubelet nudge: once per pod and hash, held pods included (they must have the file too).
+  const nudge = parsed.values["no-nudge"] === true || deps.env[envName("no-nudge")] === "true" ? null : hook;
 
   const timers = deps.timers ?? heldTimers;
   const region = str("region") ?? regionFromResource(topicArn);
@@ -255,9 +261,10 @@ export async function runRolloutCommand(argv: string[], io: CommandIo, deps: Rol
     if (!policy) {
       io.stdout(`no rollout policy at ${policyFile}: every pod applies ${loaded.hash} at once (as notify --wait)\n`);
       if (!(await publishReloadEvent("rollout", clients, topicArn, reloadEvent(null), io))) return 1;
+      await nudge?.nudge(loaded.hash, timers);
       const code = await waitForApplied(
         "rollout",
-        { clients, statusQueueUrl, hash: loaded.hash, expect, timeoutMs, timers },
+        { clients, statusQueueUrl, hash: loaded.hash, expect, timeoutMs, timers, hook: nudge },
         io,
       );
       if (code !== 0) return code;
@@ -294,6 +301,7 @@ export async function runRolloutCommand(argv: string[], io: CommandIo, deps: Rol
     const publishOrThrow = async (rollout: RolloutRef | null) => {
       if (!(await publishReloadEvent("rollout", clients, topicArn, reloadEvent(rollout), io)))
         throw new Error(`publishing to ${topicArn} failed`);
+      await nudge?.nudge(loaded.hash, timers, 1);
     };
     const result = await runRollout(
       {
@@ -341,6 +349,7 @@ export async function runRolloutCommand(argv: string[], io: CommandIo, deps: Rol
     deps.onResult?.(result);
     return report(result, policy.policy.steps, loaded.hash, io);
   } finally {
+    await nudge?.finish();
     if (!deps.clients) clients.destroy();
     ownStore?.destroy();
   }

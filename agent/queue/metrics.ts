@@ -19,6 +19,10 @@ export interface QueueMetrics {
   settlements: Counter<"outcome">;
   /** `sfu_agent_settlement_duration_seconds{outcome}`: receive-to-settle time. */
   settlementDuration: Histogram<"outcome">;
+  /** `sfu_agent_propagation_seconds`: a reload event's publication (`issuedAt`) to the mounted file having its hash. */
+  propagation: Histogram;
+  /** `sfu_agent_event_to_applied_seconds`: a reload event's publication to the SFU's ack of its hash. */
+  eventToApplied: Histogram;
   /** `sfu_agent_queue_messages_total{result}`: messages received, by what became of them. */
   messages: Counter<"result">;
   /** `sfu_agent_sqs_errors_total{operation}`: failed SQS/SNS calls, by API action. */
@@ -32,6 +36,9 @@ export interface QueueMetrics {
   /** `sfu_agent_health_events_total{result}`: call-health events published during a rollout (`published`) or lost (`failed`). */
   healthEvents: Counter<"result">;
 }
+
+/** Buckets of the propagation histograms: seconds with the kubelet nudge, 60-90 s on the periodic sync. */
+const PROPAGATION_BUCKETS = [0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 45, 60, 75, 90, 120, 180, 300, 600];
 
 function once<T>(registry: Registry, name: string, make: () => T): T {
   return (registry.getSingleMetric(name) as T | undefined) ?? make();
@@ -61,6 +68,28 @@ export function createQueueMetrics(registry: Registry): QueueMetrics {
           help: "Time from receiving a reload event to settling it, by outcome",
           labelNames: ["outcome"],
           buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 30, 60, 120, 300, 600],
+          registers,
+        }),
+    ),
+    propagation: once(
+      registry,
+      "sfu_agent_propagation_seconds",
+      () =>
+        new Histogram({
+          name: "sfu_agent_propagation_seconds",
+          help: "Time from a reload event's publication (issuedAt) to the mounted file having its hash",
+          buckets: PROPAGATION_BUCKETS,
+          registers,
+        }),
+    ),
+    eventToApplied: once(
+      registry,
+      "sfu_agent_event_to_applied_seconds",
+      () =>
+        new Histogram({
+          name: "sfu_agent_event_to_applied_seconds",
+          help: "Time from a reload event's publication (issuedAt) to the SFU's ack of its hash",
+          buckets: PROPAGATION_BUCKETS,
           registers,
         }),
     ),

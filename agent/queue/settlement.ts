@@ -2,8 +2,8 @@
  * Propagation-aware settlement of reload events.
  *
  * A reload event says "Git now wants config hash H". The mounted file is the
- * source of truth and usually changes 60-120 s *after* the event arrives (the
- * kubelet's ConfigMap sync), so an event is held, its SQS message kept
+ * source of truth and changes *after* the event arrives (the kubelet's
+ * ConfigMap sync: seconds with the hook's nudge, else 60-90 s), so an event is held, its SQS message kept
  * invisible, until one of these settles it:
  *
  * | what happens                                                   | outcome      |
@@ -134,6 +134,10 @@ interface Waiter {
   issuedAt: number;
   initialFileHash: string | null;
   sawFile: boolean;
+  /** When the wait first saw the hash in the file (ms), or null. */
+  fileAt: number | null;
+  /** `issuedAt` is a publication time (false for article-style messages): the propagation figures are measured. */
+  measured: boolean;
   ackTimedOut: boolean;
   keys: Set<string>;
   /** messageId -> latest receipt handle. */
@@ -324,7 +328,7 @@ export class Settler {
         configMap: null,
         issuedAt: new Date(this.#timers.now()).toISOString(),
       } as ReloadEvent;
-      this.#accept(message, ev);
+      this.#accept(message, ev, false);
       return;
     }
     const hash = this.#store.desired()?.hash ?? null;
@@ -340,6 +344,8 @@ export class Settler {
       issuedAt: this.#timers.now(),
       initialFileHash: null,
       sawFile: false,
+      fileAt: null,
+      measured: false,
       ackTimedOut: false,
       keys: new Set(),
       messages: new Map([[message.messageId, message.receiptHandle]]),
@@ -350,7 +356,7 @@ export class Settler {
     this.#settle(w, { outcome: "invalid", version: null, error });
   }
 
-  #accept(message: ReceivedMessage, ev: ReloadEvent): MessageResult {
+  #accept(message: ReceivedMessage, ev: ReloadEvent, measured = true): MessageResult {
     const msgKey = `msg:${message.messageId}`;
     const revision = ev.revision ?? null;
     const evKey = `evt:${ev.hash}|${revision}|${ev.issuedAt}`;
@@ -388,6 +394,8 @@ export class Settler {
       issuedAt: Number.isFinite(issuedAt) ? issuedAt : Number.NEGATIVE_INFINITY,
       initialFileHash: this.#store.fileHash(),
       sawFile: false,
+      fileAt: null,
+      measured: measured && Number.isFinite(issuedAt),
       ackTimedOut: false,
       keys: new Set([evKey]),
       messages: new Map([[message.messageId, message.receiptHandle]]),
@@ -464,7 +472,10 @@ export class Settler {
       );
     }
     const fh = this.#store.fileHash();
-    if (fh === w.hash || (trigger?.type === "desired" && trigger.hash === w.hash)) w.sawFile = true;
+    if (!w.sawFile && (fh === w.hash || (trigger?.type === "desired" && trigger.hash === w.hash))) {
+      w.sawFile = true;
+      w.fileAt = this.#timers.now();
+    }
     if (w.sawFile) {
       const applied = this.#store.applied();
       if (applied?.hash === w.hash) return { outcome: "applied", version: applied.version, error: null };
@@ -530,6 +541,31 @@ export class Settler {
     this.#timers.clearTimeout(w.extend);
   }
 
+  /**
+   * The propagation figures of a settling wait, observed in the histograms:
+   * publication to the file having the hash (when it did), and to the SFU's
+   * ack (`applied`). Clamped at 0 (the hook's clock may run ahead of ours).
+   */
+  #propagation(
+    w: Waiter,
+    outcome: SettlementOutcome,
+    now: number,
+  ): Pick<Settlement, "propagationSeconds" | "eventToAppliedSeconds"> {
+    if (!w.measured) return {};
+    const secs = (t: number) => Math.max(0, Math.round(t - w.issuedAt)) / 1000;
+    const out: Pick<Settlement, "propagationSeconds" | "eventToAppliedSeconds"> = {};
+    const fileAt = w.fileAt ?? (outcome === "applied" ? now : null);
+    if (fileAt !== null) {
+      out.propagationSeconds = secs(fileAt);
+      this.#metrics.propagation.observe(out.propagationSeconds);
+    }
+    if (outcome === "applied") {
+      out.eventToAppliedSeconds = secs(now);
+      this.#metrics.eventToApplied.observe(out.eventToAppliedSeconds);
+    }
+    return out;
+  }
+
   /** Settles `w`; `quiet`: logged at debug (a storm's coalesced waits, counted in the metrics). */
   #settle(w: Waiter, verdict: Verdict, quiet = false): void {
     this.#clearTimers(w);
@@ -545,6 +581,7 @@ export class Settler {
       outcome: verdict.outcome,
       error: verdict.error,
       at: new Date(now).toISOString(),
+      ...this.#propagation(w, verdict.outcome, now),
     };
     this.#store.recordSettlement(record);
     this.#metrics.settlements.inc({ outcome: record.outcome });

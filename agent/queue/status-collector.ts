@@ -25,6 +25,10 @@ export interface PodReport {
   revision: string | null;
   error: { code: string; message: string } | null;
   at: string;
+  /** Seconds from the event's publication to the pod's mounted file having the hash (when the agent said). */
+  propagationSeconds: number | null;
+  /** Seconds from the event's publication to the SFU's ack (when the agent said). */
+  eventToAppliedSeconds: number | null;
 }
 
 /** Result of {@link collectStatuses}. */
@@ -53,6 +57,8 @@ export async function collectStatuses(deps: {
   /** Long-poll cap per call, seconds (default 20). */
   waitTimeSeconds?: number;
   onError?: (message: string) => void;
+  /** Sees each report of this hash as it is recorded. */
+  onReport?: (report: PodReport) => void;
   signal?: AbortSignal;
 }): Promise<CollectResult> {
   const pods = new Map<string, PodReport>();
@@ -117,16 +123,25 @@ export async function collectStatuses(deps: {
       if (stale) continue;
       const prev = pods.get(e.pod);
       if (prev && Date.parse(prev.at) > at) continue;
-      pods.set(e.pod, {
+      const report: PodReport = {
         pod: e.pod,
         outcome: e.outcome,
         version: e.version ?? null,
         revision: e.revision ?? null,
         error: e.error ? { code: e.error.code, message: e.error.message } : null,
         at: e.at,
-      });
+        propagationSeconds: seconds((e as { propagationSeconds?: unknown }).propagationSeconds),
+        eventToAppliedSeconds: seconds((e as { eventToAppliedSeconds?: unknown }).eventToAppliedSeconds),
+      };
+      pods.set(e.pod, report);
+      deps.onReport?.(report);
     }
   }
+}
+
+/** A figure from a report: a finite number of seconds in [0, 1 day], else null. */
+function seconds(v: unknown): number | null {
+  return typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= 86_400 ? v : null;
 }
 
 /** Formats reports as an aligned table (POD OUTCOME VERSION REVISION ERROR). */

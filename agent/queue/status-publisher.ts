@@ -28,6 +28,8 @@ export function statusEvent(pod: string, s: Settlement): StatusEvent {
     outcome: s.outcome,
     error: s.error ? { code: s.error.code, message: s.error.message } : null,
     at: s.at,
+    ...(s.propagationSeconds === undefined ? {} : { propagationSeconds: s.propagationSeconds }),
+    ...(s.eventToAppliedSeconds === undefined ? {} : { eventToAppliedSeconds: s.eventToAppliedSeconds }),
     // Rollout stage reports (see agent/rollout/agent-rollout.ts) carry their stage, rank and rollout.
     ...(s.stage === undefined ? {} : { stage: s.stage, rank: s.rank ?? null, rollout: s.rollout ?? null }),
   };

@@ -7,8 +7,14 @@
  *
  * Timing follows production: when the source file changes, the PostSync hook's
  * `sfu-agent notify` runs at once (Argo CD fires it right after the sync) and
- * the kubelet swaps the mounted files `kubeletDelayMs` later (60-120 s on a
- * real cluster), so agents see the event before the file, as they do in EKS.
+ * the kubelet swaps the mounted files later, so agents see the event before
+ * the file, as they do in EKS. Two kubelet stand-ins:
+ * - `kubeletDelayMs`: every pod is swapped that long after the edit (fast demos);
+ * - `kubeletSyncMs` (`npm start`'s default, docs/propagation.md): the kubelet
+ *   model (kubelet-model.ts) syncs each pod on its own jittered period and at
+ *   once when the pod's annotations change, read from a local pod API
+ *   (pod-api.ts); the hook runs with `--expect-deployment sfu/sfu-server`
+ *   through @kubernetes/client-node and nudges every pod, as on a cluster.
  */
 import { type FSWatcher, watch as fsWatch } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
@@ -18,8 +24,11 @@ import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { CreateTopicCommand, SubscribeCommand } from "@aws-sdk/client-sns";
 import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { createS3Client } from "../../agent/queue/aws-clients.ts";
+import { realTimers } from "../../agent/queue/timers.ts";
 import { AtomicWriter } from "./atomic-writer.ts";
 import { FAUXQS_CREDENTIALS, FAUXQS_REGION, startFauxqs } from "./fauxqs.ts";
+import { KubeletModel } from "./kubelet-model.ts";
+import { type PodApi, startPodApi } from "./pod-api.ts";
 import { AGENT_CLI, agentRunArgs, freePort, type NodeProcess, ProcessGroup, SFU_CLI } from "./processes.ts";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
@@ -31,8 +40,14 @@ const LOCAL_AWS_ENV = { AWS_ACCESS_KEY_ID: "local", AWS_SECRET_ACCESS_KEY: "loca
 export interface LocalStackOptions {
   /** Number of simulated pods (agent + SFU). */
   pods: number;
-  /** Delay between a source edit and the kubelet's swap in every pod. */
+  /** Delay between a source edit and the kubelet's swap in every pod (unless `kubeletSyncMs`). */
   kubeletDelayMs: number;
+  /**
+   * The kubelet model instead of the fixed delay: each pod's periodic sync
+   * period (60 s on a cluster, plus up to 50 % jitter), a local pod API, and
+   * the hook's nudge. Secret edits still swap after `kubeletDelayMs`.
+   */
+  kubeletSyncMs?: number;
   /** The source config file (what Git holds). */
   configFile: string;
   /** Called with progress lines (defaults to nothing). */
@@ -137,6 +152,8 @@ export interface LocalStack {
   workDir: string;
   /** Mirrors the current source file into every pod now (skips the delay) and notifies. */
   syncNow(): Promise<void>;
+  /** With `kubeletSyncMs`: the local pod API the hook talks to. */
+  podApi: PodApi | null;
   /** The latest hook run (started by a source change or `syncNow`), null before the first. */
   lastHook(): Promise<HookRun> | null;
   /** Stops every process, fauxqs, and removes the temporary directory. */
@@ -175,9 +192,14 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     await s3.send(new CreateBucketCommand({ Bucket: "sfu-config-local" }));
     s3.destroy();
   }
+  // The kubelet model's pod API, and the kubeconfig the hook reaches it with (as kubectl would).
+  const podApi = opts.kubeletSyncMs === undefined ? null : await startPodApi({ namespace: "sfu" });
+  const kubeconfig = join(workDir, "kubeconfig");
+  await podApi?.kubeconfig(kubeconfig);
   const procs = new ProcessGroup(workDir, {
     env: {
       ...process.env,
+      ...(podApi ? { KUBECONFIG: kubeconfig } : {}),
       ...LOCAL_AWS_ENV,
       AWS_ENDPOINT_URL: endpoint,
       SFU_AGENT_SECRETS_DIR: LOCAL_SECRETS_DIR,
@@ -214,7 +236,31 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const mirror = async () => {
     const files = await payload();
     await Promise.all(pods.map((p) => p.writer.write(files, { defaultMode: LOCAL_VOLUME_MODE })));
+    stored = files;
+    for (const p of pods) written.set(p.name, files);
   };
+  /** With the kubelet model: the ConfigMap (and Secret items) the API server holds, and what each pod has. */
+  let stored: Record<string, Uint8Array> | null = null;
+  const written = new Map<string, Record<string, Uint8Array>>();
+  const kubelet =
+    opts.kubeletSyncMs === undefined
+      ? null
+      : new KubeletModel({
+          timers: realTimers,
+          options: { syncMs: opts.kubeletSyncMs },
+          sync: async (name, cause) => {
+            const pod = pods.find((p) => p.name === name);
+            const files = stored;
+            if (!pod || files === null || written.get(name) === files) return;
+            await pod.writer.write(files, { defaultMode: LOCAL_VOLUME_MODE });
+            written.set(name, files);
+            log(
+              `kubelet: swapped ..data in ${name} (${cause === "pod-update" ? "pod annotated: synced at once" : "periodic sync"})`,
+            );
+          },
+        });
+  // The hook finds the pods through the Deployment's selector, as on a cluster.
+  const deploymentArgs = podApi ? ["--expect-deployment", "sfu/sfu-server"] : [];
   let lastHook: Promise<HookRun> | null = null;
   const notify = (rev: string): Promise<HookRun> => {
     const run = opts.rolloutPolicyFile ? rolloutHook(rev, opts.rolloutPolicyFile) : notifyHook(rev);
@@ -237,8 +283,15 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       endpoint,
       "--region",
       REGION,
+      ...deploymentArgs,
+      ...(podApi ? ["--wait", "--status-queue-url", statusQueueUrl, "--timeout", "300s"] : []),
     ]);
     const code = await child.exited;
+    if (podApi) {
+      // The hook's propagation summary: per-pod nudges and times.
+      const text = await readFile(child.logPath, "utf8").catch(() => "");
+      for (const line of text.split("\n").filter((l) => /^(nudged|event to)/.test(l))) log(`hook: ${line}`);
+    }
     log(
       code === 0
         ? `notify: published revision ${rev}`
@@ -253,7 +306,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       "rollout",
       ...["--topic-arn", topicArn, "--config", opts.configFile, "--policy", policyFile],
       ...["--rollout-state", LOCAL_ROLLOUT_STATE, "--status-queue-url", statusQueueUrl],
-      ...["--status-topic-arn", statusTopicArn, "--expect", String(pods.length), "--timeout", "300"],
+      ...["--status-topic-arn", statusTopicArn, "--timeout", "300"],
+      ...(podApi ? deploymentArgs : ["--expect", String(pods.length)]),
       ...["--revision", rev, "--config-map", "sfu/sfu-config", "--endpoint-url", endpoint, "--region", REGION],
     ]);
     log(`hook: sfu-agent rollout of revision ${rev} started (log: ${child.logPath})`);
@@ -311,6 +365,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         [SFU_CLI, "--agent", `ws://127.0.0.1:${listen}`, "--port", String(sfuPort)],
         podDir,
       );
+      podApi?.pods.set(name, { name, labels: { "app.kubernetes.io/name": "sfu-server" }, annotations: {} });
       pods.push({
         name,
         configDir,
@@ -321,6 +376,18 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         sfu,
         writer,
       });
+    }
+    if (podApi) {
+      podApi.deployments.set("sfu-server", {
+        name: "sfu-server",
+        replicas: pods.length,
+        selector: { "app.kubernetes.io/name": "sfu-server" },
+        template: {},
+      });
+      podApi.onPodUpdate = (pod) => kubelet?.podUpdated(pod);
+      stored = await payload();
+      for (const p of pods) written.set(p.name, stored);
+      kubelet?.start(pods.map((p) => p.name));
     }
     for (const p of pods) {
       // A loaded machine starts Node slowly; an agent with a rollout state also reads it first.
@@ -347,6 +414,15 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     revision += 1;
     const rev = `local-${revision}`;
     if (!(await admit(rev, content))) return;
+    if (kubelet) {
+      // The API server now holds the new ConfigMap; the kubelets sync it when nudged or on their period.
+      stored = await payload();
+      log(
+        `source changed: revision ${rev}; the hook nudges every pod (periodic sync every ${opts.kubeletSyncMs} ms + jitter)`,
+      );
+      notify(rev).catch((err: Error) => log(`hook: revision ${rev} not run: ${err.message}`));
+      return;
+    }
     log(`source changed: revision ${rev}; kubelet swap in ${opts.kubeletDelayMs} ms`);
     notify(rev).catch((err: Error) => log(`hook: revision ${rev} not run: ${err.message}`));
     clearTimeout(timer);
@@ -401,6 +477,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     : null;
 
   async function stopAll(): Promise<void> {
+    kubelet?.stop();
+    await podApi?.stop();
     clearTimeout(timer);
     clearTimeout(debounce);
     clearTimeout(secretDebounce);
@@ -415,6 +493,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     statusQueueUrl,
     endpoint,
     workDir,
+    podApi,
     async syncNow() {
       revision += 1;
       lastContent = await readFile(opts.configFile, "utf8");

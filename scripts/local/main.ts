@@ -23,8 +23,10 @@ const TURN_CONFIG = resolve(import.meta.dirname, "config-turn.yaml");
 
 const HELP = `Usage: npm start -- [options]
 
-Runs an embedded SNS+SQS, N simulated pods (agent + SFU each) and a local
-kubelet that mirrors the config file into every pod after a delay.
+Runs an embedded SNS+SQS, N simulated pods (agent + SFU each), a local pod
+API and a kubelet model that syncs each pod's config volume on its own
+jittered period, and at once when the hook annotates the pod (the nudge:
+docs/propagation.md).
 
 Options:
 ${formatFlagHelp(START_FLAGS, 27)}`;
@@ -33,6 +35,7 @@ async function main(): Promise<number> {
   let values: {
     pods?: string;
     "kubelet-delay"?: string;
+    "kubelet-sync"?: string;
     config?: string;
     "turn-credential"?: string;
     "turn-auth-secret"?: string;
@@ -45,6 +48,7 @@ async function main(): Promise<number> {
   };
   let pods: number;
   let delay: number;
+  let syncMs: number | null = null;
   try {
     ({ values } = parseArgs({
       options: START_FLAGS,
@@ -55,6 +59,13 @@ async function main(): Promise<number> {
     const parsedDelay = parseDuration(values["kubelet-delay"] ?? "2s");
     if (parsedDelay === null) throw new Error("--kubelet-delay must be a duration such as 2s or 500ms");
     delay = parsedDelay;
+    if (values["kubelet-delay"] !== undefined && values["kubelet-sync"] !== undefined)
+      throw new Error("--kubelet-delay and --kubelet-sync are exclusive");
+    if (values["kubelet-delay"] === undefined) {
+      syncMs = parseDuration(values["kubelet-sync"] ?? "60s");
+      if (syncMs === null || syncMs < 1000)
+        throw new Error("--kubelet-sync must be a duration of at least 1s, such as 60s");
+    }
     const tp = values["turn-port"];
     if (tp !== undefined && !(/^\d+$/.test(tp) && Number(tp) >= 1 && Number(tp) <= 65535)) {
       throw new Error("--turn-port must be 1..65535");
@@ -144,6 +155,7 @@ async function main(): Promise<number> {
     stack = await startLocalStack({
       pods,
       kubeletDelayMs: delay,
+      ...(syncMs === null ? {} : { kubeletSyncMs: syncMs }),
       configFile,
       ...(values["turn-credential"] ? { turnCredentialFile: values["turn-credential"] } : {}),
       ...(authSecretFile ? { turnAuthSecretFile: authSecretFile, onTurnAuthSecretChange: restartTurn } : {}),
@@ -166,7 +178,11 @@ async function main(): Promise<number> {
     );
   }
   process.stdout.write(
-    `\nEdit ${configFile} and save: the change is notified at once and swapped into every pod after ${delay} ms.\n` +
+    `\nEdit ${configFile} and save: the change is notified at once and ${
+      syncMs === null
+        ? `swapped into every pod after ${delay} ms.`
+        : `the hook nudges every pod's kubelet (seconds; without the nudge each pod waits for its periodic sync, ${syncMs / 1000}-${(syncMs * 1.5) / 1000} s: PROPAGATION column).`
+    }\n` +
       `Fleet status any time: npm run agent -- status ${stack.pods.map((p) => p.agentUrl).join(" ")}\n` +
       `Logs: ${stack.workDir}/*.log (removed on exit). Ctrl-C to stop.\n\n`,
   );

@@ -13,10 +13,15 @@ export const DEFAULT_TURN_PORT = 3478;
 /** The flags of `npm start`: parsed, listed by --help and in docs/reference/cli.md from here. */
 export const START_FLAGS = {
   pods: { type: "string", arg: "N", help: `number of simulated pods (default ${LOCAL_STACK_DEFAULTS.pods})` },
+  "kubelet-sync": {
+    type: "string",
+    arg: "DUR",
+    help: "the kubelet's periodic sync, plus up to 50% jitter per pod\n(default 60s, as syncFrequency on a cluster)",
+  },
   "kubelet-delay": {
     type: "string",
     arg: "DUR",
-    help: "delay before the kubelet swap, e.g. 2s, 500ms (default 2s)",
+    help: "instead of the kubelet model: swap every pod that long after\neach edit, e.g. 2s, 500ms (fast demos; no nudge)",
   },
   config: { type: "string", arg: "FILE", help: "source config file (default k8s/base/config.yaml)" },
   "turn-credential": {

@@ -73,6 +73,34 @@ describe("sfu-agent status", () => {
     assert.match(row ?? "", /^sfu-0\s+up\s+v4\s+v4\s+sha256:aaaaaaaaaaaa\s+1a2b3c\s+applied\s+-$/);
   });
 
+  it("adds a PROPAGATION column once an agent measured a reload event (publication to applied)", async () => {
+    const doc = statusDoc("sfu-2", H1, H1);
+    doc.settlements = [
+      {
+        revision: "1a2b3c",
+        hash: H1,
+        outcome: "applied",
+        at: "x",
+        propagationSeconds: 0.41,
+        eventToAppliedSeconds: 0.44,
+      },
+    ];
+    const timed = await serve(doc);
+    try {
+      const run = await cli("status", timed.url, good.url);
+      assert.equal(run.code, 0, run.stderr);
+      const [header, row, other] = run.stdout.trimEnd().split("\n");
+      assert.match(
+        header ?? "",
+        /^POD\s+SFU\s+DESIRED\s+APPLIED\s+HASH\s+REVISION\s+LAST OUTCOME\s+PROPAGATION\s+LAST ERROR$/,
+      );
+      assert.match(row ?? "", /^sfu-2\s+up\s+v4\s+v4\s+sha256:aaaaaaaaaaaa\s+1a2b3c\s+applied\s+0\.44s\s+-$/);
+      assert.match(other ?? "", /^sfu-0\s+.*applied\s+-\s+-$/);
+    } finally {
+      timed.server.close();
+    }
+  });
+
   it("exits 1 and shows the lag, the last outcome and the error when an agent is behind or unreachable", async () => {
     const run = await cli("status", good.url, behind.url, closedUrl);
     assert.equal(run.code, 1);

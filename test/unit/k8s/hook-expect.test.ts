@@ -2,10 +2,13 @@
  * The PostSync hook's pod count comes from the Deployment, not a constant:
  * `sfu-agent notify --wait --expect-deployment sfu/sfu-server` reads the
  * Deployment's ready replicas through the Kubernetes API (here a local HTTP
- * server answering as the API server does) and waits for that many pods,
- * against a real SNS/SQS (fauxqs). The manifests give the hook exactly what
- * that needs: a Role with `get` on that one Deployment, bound to the hook's
- * ServiceAccount, and an API token on the hook's pod only.
+ * server answering as the API server does, reached through a kubeconfig as
+ * kubectl would) and waits for that many pods, against a real SNS/SQS
+ * (fauxqs). The manifests give the hook exactly what that needs: a Role with
+ * `get` on that one Deployment and `list`/`patch` on pods (the kubelet
+ * nudge), bound to the hook's ServiceAccount, and an API token on the hook's
+ * pod only. The API's failure cases are in
+ * test/integration/faults/kubernetes-api.test.ts.
  */
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -15,11 +18,6 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CreateTopicCommand } from "@aws-sdk/client-sns";
 import { CreateQueueCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
-import {
-  inClusterApi,
-  type KubeApiTarget,
-  readDeploymentReplicas,
-} from "../../../agent/commands/deployment-replicas.ts";
 import { runNotify } from "../../../agent/commands/notify.ts";
 import type { AwsClients } from "../../../agent/queue/aws-clients.ts";
 import { loadConfigFile } from "../../../protocol/config-loader.ts";
@@ -46,7 +44,9 @@ function deployment(replicas: number, ready: number | undefined): string {
 }
 
 let api: Server;
-let apiTarget: KubeApiTarget;
+let kubeDir = "";
+/** The notify command's environment: KUBECONFIG naming the fake server. */
+let env: Record<string, string> = {};
 let fx: FauxqsHandle;
 let clients: AwsClients;
 let topicArn = "";
@@ -55,14 +55,28 @@ let statusQueueUrl = "";
 before(async () => {
   api = createServer((req: IncomingMessage, res) => {
     seen.push({ path: req.url ?? "", auth: req.headers.authorization });
-    if (answer.status === 0) return; // never answers (timeout case)
     res.writeHead(answer.status, { "content-type": "application/json" });
-    res.end(answer.body);
+    // The nudge lists the pods: none here (the nudge has its own tests).
+    res.end(req.url?.startsWith("/api/v1/") ? '{"kind":"PodList","items":[]}' : answer.body);
   });
   await new Promise<void>((resolve) => api.listen(0, "127.0.0.1", resolve));
   const address = api.address();
   assert.ok(address && typeof address === "object");
-  apiTarget = { url: `http://127.0.0.1:${address.port}`, token: TOKEN, ca: null };
+  kubeDir = await mkdtemp(join(tmpdir(), "hook-kube-"));
+  env = { KUBECONFIG: join(kubeDir, "config") };
+  await writeFile(
+    env.KUBECONFIG ?? "",
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [
+        { name: "c", cluster: { server: `http://127.0.0.1:${address.port}`, "insecure-skip-tls-verify": true } },
+      ],
+      users: [{ name: "u", user: { token: TOKEN } }],
+      contexts: [{ name: "x", context: { cluster: "c", user: "u" } }],
+      "current-context": "x",
+    }),
+  );
   fx = await startFauxqs();
   clients = fx.clients();
   topicArn = (await clients.sns.send(new CreateTopicCommand({ Name: "sfu-config-reload" }))).TopicArn ?? "";
@@ -74,75 +88,7 @@ after(async () => {
   await new Promise<void>((resolve) => (api ? api.close(() => resolve()) : resolve()));
   clients?.destroy();
   await fx?.stop();
-});
-
-describe("readDeploymentReplicas (against an HTTP server answering as the API server)", () => {
-  it("GETs the one Deployment with the ServiceAccount token and returns its counts", async () => {
-    answer = { status: 200, body: deployment(3, 2) };
-    seen.length = 0;
-    const r = await readDeploymentReplicas(apiTarget, "sfu", "sfu-server");
-    assert.deepEqual(r, { ok: true, desired: 3, current: 3, ready: 2 });
-    assert.deepEqual(seen, [{ path: "/apis/apps/v1/namespaces/sfu/deployments/sfu-server", auth: `Bearer ${TOKEN}` }]);
-  });
-
-  it("counts an absent readyReplicas as 0", async () => {
-    answer = { status: 200, body: deployment(2, undefined) };
-    const r = await readDeploymentReplicas(apiTarget, "sfu", "sfu-server");
-    assert.ok(r.ok);
-    assert.equal(r.ready, 0);
-  });
-
-  it("turns every failure into a coded value naming what to fix", async () => {
-    const cases: Array<[{ status: number; body: string }, string, RegExp]> = [
-      [{ status: 403, body: "{}" }, "API_FORBIDDEN", /needs "get" on this Deployment/],
-      [{ status: 404, body: "{}" }, "DEPLOYMENT_NOT_FOUND", /deployment sfu\/sfu-server not found/],
-      [{ status: 500, body: "{}" }, "API_ERROR", /HTTP 500/],
-      [{ status: 200, body: "<html>" }, "BAD_RESPONSE", /not JSON/],
-      [{ status: 200, body: '{"kind":"Pod"}' }, "BAD_RESPONSE", /not a Deployment/],
-      [{ status: 200, body: deployment(3, -1) }, "BAD_RESPONSE", /status.readyReplicas is -1/],
-      [{ status: 200, body: " ".repeat(1024 * 1024 + 1) }, "BAD_RESPONSE", /over 1048576 bytes/],
-    ];
-    for (const [a, code, message] of cases) {
-      answer = a;
-      const r = await readDeploymentReplicas(apiTarget, "sfu", "sfu-server");
-      assert.equal(r.ok, false, code);
-      if (!r.ok) {
-        assert.equal(r.code, code);
-        assert.match(r.message, message);
-      }
-    }
-  });
-
-  it("gives up after its timeout, and reports a refused connection", async () => {
-    answer = { status: 0, body: "" };
-    const slow = await readDeploymentReplicas(apiTarget, "sfu", "sfu-server", 200);
-    assert.equal(slow.ok ? "ok" : slow.code, "API_TIMEOUT");
-    const closed = await readDeploymentReplicas({ url: "http://127.0.0.1:1", token: null, ca: null }, "sfu", "x", 2000);
-    assert.equal(closed.ok ? "ok" : closed.code, "API_UNREACHABLE");
-  });
-});
-
-describe("inClusterApi", () => {
-  it("says what is missing outside a pod, and builds the in-cluster target inside one", async () => {
-    const none = await inClusterApi({});
-    assert.equal(none.ok ? "ok" : none.code, "NOT_IN_CLUSTER");
-    const dir = await mkdtemp(join(tmpdir(), "sa-"));
-    try {
-      const noToken = await inClusterApi({ KUBERNETES_SERVICE_HOST: "10.100.0.1" }, dir);
-      assert.ok(!noToken.ok && /automountServiceAccountToken: true/.test(noToken.message));
-      await writeFile(join(dir, "token"), `${TOKEN}\n`);
-      await writeFile(join(dir, "ca.crt"), "-----BEGIN CERTIFICATE-----\n");
-      const r = await inClusterApi({ KUBERNETES_SERVICE_HOST: "10.100.0.1", KUBERNETES_SERVICE_PORT: "443" }, dir);
-      assert.ok(r.ok);
-      assert.equal(r.api.url, "https://10.100.0.1:443");
-      assert.equal(r.api.token, TOKEN);
-      const v6 = await inClusterApi({ KUBERNETES_SERVICE_HOST: "fd00::1", KUBERNETES_SERVICE_PORT: "443" }, dir);
-      assert.ok(v6.ok);
-      assert.equal(v6.api.url, "https://[fd00::1]:443");
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
+  await rm(kubeDir, { recursive: true, force: true });
 });
 
 describe("notify --wait --expect-deployment over fauxqs", { timeout: 60_000 }, () => {
@@ -157,7 +103,7 @@ describe("notify --wait --expect-deployment over fauxqs", { timeout: 60_000 }, (
         stderr += t;
       },
     };
-    const code = await runNotify(argv, io, { env: {}, clients, kubeApi: apiTarget });
+    const code = await runNotify(argv, io, { env, clients });
     return { code, stdout, stderr };
   }
   const argv = (timeout: string) => [
@@ -198,6 +144,10 @@ describe("notify --wait --expect-deployment over fauxqs", { timeout: 60_000 }, (
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /deployment sfu\/sfu-server: 2 ready of 2 desired; waiting for 2 pods/);
     assert.match(r.stdout, /2\/2 pods applied sha256:/);
+    assert.ok(
+      seen.every((s) => s.auth === `Bearer ${TOKEN}`),
+      "every request carries the kubeconfig's token",
+    );
   });
 
   it("follows a scale-up (e.g. an HPA): 5 ready now, 2 applied is not enough", async () => {
@@ -238,7 +188,7 @@ describe("notify --wait --expect-deployment over fauxqs", { timeout: 60_000 }, (
     const bad = await notify(argv("5").map((a) => (a === "sfu/sfu-server" ? "sfu-server" : a)));
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--expect-deployment: "sfu-server" is not NAMESPACE\/NAME/);
-    const noWait = await notify(["--topic-arn", topicArn, "--config", CONFIG, "--expect-deployment", "sfu/x"]);
+    const noWait = await notify(["--topic-arn", topicArn, "--config", CONFIG, "--expect", "3"]);
     assert.equal(noWait.code, 2);
   });
 });
@@ -250,7 +200,7 @@ describe("the manifests give the hook exactly that access", () => {
     [base, hook] = await Promise.all([renderK8s("base"), renderK8s("hook")]);
   });
 
-  it("a Role with only `get` on the Deployment the hook names, bound to the hook's ServiceAccount", async () => {
+  it("a Role with `get` on the Deployment the hook names and `list`/`patch` on pods, bound to the hook's ServiceAccount", async () => {
     const job = findObject(hook, "Job", "sfu-config-notify");
     const spec = podSpec(job);
     const arg = (spec.containers[0].args as string[]).find((a) => a.startsWith("--expect-deployment="));
@@ -260,8 +210,10 @@ describe("the manifests give the hook exactly that access", () => {
     assert.equal(target.metadata.namespace, namespace);
     const role = findObject(base, "Role", "sfu-config-hook");
     assert.equal(role.metadata.namespace, namespace);
+    // Exactly what the hook's requests need (test/integration/hook/nudge.test.ts derives it from them).
     assert.deepEqual(role.rules, [
       { apiGroups: ["apps"], resources: ["deployments"], resourceNames: [name], verbs: ["get"] },
+      { apiGroups: [""], resources: ["pods"], verbs: ["list", "patch"] },
     ]);
     const binding = findObject(base, "RoleBinding", "sfu-config-hook");
     assert.deepEqual(binding.roleRef, {

@@ -9,6 +9,7 @@ import {
   type MessageActions,
   Settler,
 } from "../../../agent/queue/settlement.ts";
+import { statusEvent } from "../../../agent/queue/status-publisher.ts";
 import type { Settlement } from "../../../agent/snapshot-store.ts";
 import { SnapshotStore } from "../../../agent/snapshot-store.ts";
 import { StatusTracker } from "../../../agent/status-tracker.ts";
@@ -115,6 +116,55 @@ describe("Settler", () => {
     assert.equal(tracker.settlements().length, 1);
     assert.equal(await metric("sfu_agent_settlements_total", { outcome: "applied" }), 1);
     assert.equal(timers.pending, 0);
+  });
+
+  it("measures publication to file swap and to the SFU's ack (settlement, status event, histograms)", async () => {
+    const v1 = store.offerValid(C1.config, C1.hash).version;
+    store.markApplied(v1, C1.hash);
+    // Published 2 s before the agent's clock: the agent receives it now.
+    settler.handle(event(C2.hash, { issuedAt: new Date(timers.now() - 2_000).toISOString() }));
+    timers.advance(1_500);
+    const { version } = store.offerValid(C2.config, C2.hash);
+    timers.advance(250);
+    store.markApplied(version, C2.hash);
+    assert.equal(settled[0]?.outcome, "applied");
+    assert.equal(settled[0]?.propagationSeconds, 3.5);
+    assert.equal(settled[0]?.eventToAppliedSeconds, 3.75);
+    assert.equal(tracker.settlements()[0]?.propagationSeconds, 3.5, "/status shows the figures");
+    const ev = statusEvent("pod-a", settled[0] as Settlement) as Record<string, unknown>;
+    assert.equal(ev.propagationSeconds, 3.5);
+    assert.equal(ev.eventToAppliedSeconds, 3.75);
+    const hist = async (name: string) => {
+      const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
+      const values = m?.values as Array<{ metricName?: string; labels: Record<string, unknown>; value: number }>;
+      const sum = values.find((x) => x.metricName === `${name}_sum`)?.value;
+      const le5 = values.find((x) => x.metricName === `${name}_bucket` && x.labels.le === 5)?.value;
+      const le3 = values.find((x) => x.metricName === `${name}_bucket` && x.labels.le === 3)?.value;
+      return { sum, le3, le5 };
+    };
+    assert.deepEqual(await hist("sfu_agent_propagation_seconds"), { sum: 3.5, le3: 0, le5: 1 });
+    assert.deepEqual(await hist("sfu_agent_event_to_applied_seconds"), { sum: 3.75, le3: 0, le5: 1 });
+  });
+
+  it("a rejected hash has a propagation figure but no event-to-applied one; an issuedAt ahead of our clock counts 0", async () => {
+    const v1 = store.offerValid(C1.config, C1.hash).version;
+    store.markApplied(v1, C1.hash);
+    settler.handle(event(C2.hash, { issuedAt: new Date(timers.now() + 60_000).toISOString() }));
+    const { version } = store.offerValid(C2.config, C2.hash);
+    store.markRejected(version, C2.hash, { code: "UNSUPPORTED", message: "no" });
+    assert.equal(settled[0]?.outcome, "rejected");
+    assert.equal(settled[0]?.propagationSeconds, 0);
+    assert.equal(settled[0]?.eventToAppliedSeconds, undefined);
+  });
+
+  it("an article-style message (no publication time) carries no propagation figures", async () => {
+    const v1 = store.offerValid(C1.config, C1.hash).version;
+    store.markApplied(v1, C1.hash);
+    settler.handle({ messageId: "legacy-1", receiptHandle: "rh-l", body: '{"event":"configReload","commit":"abc"}' });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(settled[0]?.outcome, "applied");
+    assert.equal(settled[0]?.propagationSeconds, undefined);
+    assert.equal(settled[0]?.eventToAppliedSeconds, undefined);
   });
 
   it("holds an event that arrives before the swap, extends its visibility, and settles applied after the ack", async () => {
