@@ -17,10 +17,19 @@
  * {@link readSecretFile} adds the read itself: a regular file, at most
  * {@link MAX_SECRET_BYTES}. Messages name the path, never the content.
  *
+ * The check and the read are one step: the resolved path is opened with
+ * `O_NOFOLLOW`, and the *opened descriptor* is checked, not the path again:
+ * on Linux its own path (`/proc/self/fd/N`, what the kernel opened) must lie
+ * under the directory's real path; elsewhere the path is resolved once more
+ * after the open and its file identity (dev, ino) must be the descriptor's.
+ * A swapper renaming a directory or file inside the secrets directory for a
+ * symlink out between the check and the open thus gets a refusal
+ * (`SYMLINK_ESCAPES`), never a read of the file outside.
+ *
  * Expected failures are returned values; nothing here throws for bad input.
  */
 import { constants as fsConstants } from "node:fs";
-import { open, realpath } from "node:fs/promises";
+import { open, readlink, realpath, stat } from "node:fs/promises";
 import { isAbsolute, relative, resolve, sep } from "node:path";
 
 /** Default secrets directory of both binaries. */
@@ -109,15 +118,16 @@ async function resolveOnce(
   } catch (err) {
     return fsError(path, err, "secret file");
   }
-  const rel = relative(realDir, real);
-  if (rel === "" || rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
-    return {
-      ok: false,
-      code: "SYMLINK_ESCAPES",
-      message: `${path}: is a symlink leading outside the secrets directory ${secretsDir}; secret files must live under it`,
-    };
-  }
+  if (!isUnder(realDir, real)) return escapes(path, secretsDir);
   return { ok: true, realPath: real };
+}
+
+function escapes(path: string, secretsDir: string): SecretFileError {
+  return {
+    ok: false,
+    code: "SYMLINK_ESCAPES",
+    message: `${path}: is a symlink leading outside the secrets directory ${secretsDir}; secret files must live under it`,
+  };
 }
 
 /**
@@ -144,12 +154,59 @@ export async function readSecretFile(
   path: string,
   secretsDir: string = DEFAULT_SECRETS_DIR,
 ): Promise<{ ok: true; value: Buffer } | SecretFileError> {
+  // A kubelet swap of `..data` (or of a directory holding the secrets dir)
+  // between the resolve and the open makes the descriptor check fail once
+  // for a legitimate file: try once more before refusing.
+  const first = await readOnce(path, secretsDir);
+  return !first.ok && first.code === "SYMLINK_ESCAPES" ? readOnce(path, secretsDir) : first;
+}
+
+type FileHandle = Awaited<ReturnType<typeof open>>;
+
+/** True when the file `handle` has open lies under `realDir` (see the module header). */
+async function openedInside(handle: FileHandle, realPath: string, realDir: string): Promise<boolean> {
+  let opened: string | null = null;
+  try {
+    opened = await readlink(`/proc/self/fd/${handle.fd}`);
+  } catch {
+    opened = null; // no procfs (not Linux): fall back to the identity check
+  }
+  if (opened !== null) return isUnder(realDir, opened);
+  try {
+    const again = await realpath(realPath);
+    if (!isUnder(realDir, again)) return false;
+    const [a, b] = await Promise.all([handle.stat(), stat(again)]);
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return false;
+  }
+}
+
+function isUnder(realDir: string, real: string): boolean {
+  const rel = relative(realDir, real);
+  return !(rel === "" || rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel));
+}
+
+async function readOnce(path: string, secretsDir: string): Promise<{ ok: true; value: Buffer } | SecretFileError> {
   const resolved = await resolveSecretFile(path, secretsDir);
   if (!resolved.ok) return resolved;
-  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  let realDir: string;
+  try {
+    realDir = await realpath(resolve(secretsDir));
+  } catch (err) {
+    return fsError(path, err, `the secrets directory ${secretsDir}`);
+  }
+  let handle: FileHandle | undefined;
   try {
     // O_NONBLOCK: a FIFO must not block the open; the stat below refuses it.
-    handle = await open(resolved.realPath, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    // O_NOFOLLOW: the resolved path ends in no symlink; one swapped in since is refused (ELOOP).
+    try {
+      handle = await open(resolved.realPath, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOFOLLOW);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ELOOP") return escapes(path, secretsDir);
+      throw err;
+    }
+    if (!(await openedInside(handle, resolved.realPath, realDir))) return escapes(path, secretsDir);
     const stat = await handle.stat();
     if (stat.isDirectory()) return { ok: false, code: "NOT_A_FILE", message: `${path}: is a directory` };
     if (!stat.isFile()) return { ok: false, code: "NOT_A_FILE", message: `${path}: secret file is not a regular file` };
