@@ -58,6 +58,8 @@ export type SecretFileErrorCode =
   | "NOT_READABLE"
   | "NOT_A_FILE"
   | "TOO_LARGE"
+  /** Nothing but whitespace in it: no credential, no secret to mint from. */
+  | "EMPTY"
   | "READ_FAILED";
 
 /** A failed secret-file check: a code and a message naming the path (never its content). */
@@ -141,8 +143,21 @@ export async function checkSecretFile(
 ): Promise<SecretFileError | null> {
   const r = await readSecretFile(path, secretsDir);
   if (!r.ok) return r;
+  const empty = emptySecret(path, r.value);
   r.value.fill(0);
-  return null;
+  return empty;
+}
+
+/**
+ * The refusal of a secret file's content that is empty or only whitespace
+ * (the SFU trims both a credential and an auth secret; nothing would be
+ * left), else null. The one rule `validate`, the agent's loader and the SFU
+ * share.
+ */
+export function emptySecret(path: string, value: Buffer): SecretFileError | null {
+  // The SFU's own rule: the UTF-8 text, trimmed.
+  if (value.toString("utf8").trim() !== "") return null;
+  return { ok: false, code: "EMPTY", message: `${path}: secret file is empty (or only whitespace)` };
 }
 
 /**
