@@ -154,7 +154,7 @@ export function createSfuMetrics(sources: SfuMetricsSources): SfuMetrics {
   });
   const secretsReloads = new Counter({
     name: "sfu_secrets_reloads_total",
-    help: "Secret reloads asked by the agent, by outcome (ack: files re-read; nack: a file failed, previous secrets kept).",
+    help: "Secret reloads (asked by the agent; standalone: rotations seen in the secrets directory), by outcome (ack: files re-read; nack: a file failed, previous secrets kept).",
     labelNames: ["outcome"] as const,
     registers: [registry],
   });
