@@ -12,6 +12,7 @@ export * from "./config-schema-v2.ts";
 export * from "./hash.ts";
 export * from "./messages.ts";
 export * from "./messages-schema.ts";
+export * from "./request-target.ts";
 export * from "./rollout-policy.ts";
 export * from "./rollout-schema.ts";
 export * from "./secret-paths.ts";

@@ -27,6 +27,7 @@ import {
   formatProblem,
   type HealthCounters,
   loadConfigFile,
+  requestHost,
   secretFileRefs,
 } from "../protocol/index.ts";
 import { CallHealth } from "./call-health.ts";
@@ -266,6 +267,11 @@ export class SfuServer {
   }
 
   async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const target = requestHost(req.url, req.headers.host);
+    if (!target.ok) {
+      res.writeHead(400, { "content-type": "text/plain; charset=utf-8" }).end(`${target.reason}\n`);
+      return;
+    }
     const path = new URL(req.url ?? "/", "http://x").pathname;
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405, { allow: "GET, HEAD" }).end();

@@ -14,6 +14,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { type RawData, type ServerOptions, WebSocket, WebSocketServer } from "ws";
+import { requestHost } from "../protocol/index.ts";
 import type { ConfigState } from "./config-state.ts";
 import { SignalErrorCode } from "./errors.ts";
 import { checkRequestOrigin } from "./origin-policy.ts";
@@ -35,7 +36,7 @@ export interface SignallingOptions {
   /** Interval of WebSocket pings that detect dead clients (default 10 s). */
   pingIntervalMs?: number;
   /** Called when a handshake is refused (for metrics). */
-  onRefused?: (reason: "origin") => void;
+  onRefused?: (reason: "origin" | "target") => void;
 }
 
 /** Accepts `/ws` upgrades and runs one session per socket. */
@@ -87,6 +88,16 @@ export class SignallingServer {
     // A client that re-dials at once must not join an SFU that is shutting down.
     if (this.#stopping) {
       socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      return;
+    }
+    // An absolute-form target must name the Host's host (protocol/request-target.ts); then Host is the host.
+    const target = requestHost(req.url, req.headers.host);
+    if (!target.ok) {
+      this.#options.onRefused?.("target");
+      const body = `${target.reason}\n`;
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
       return;
     }
     const origin = req.headers.origin;
