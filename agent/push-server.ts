@@ -75,6 +75,7 @@ import {
   SUBPROTOCOL,
 } from "../protocol/messages-schema.ts";
 import { helloFeatures, SECRETS_RELOAD_FEATURE, secretsReloadMessage } from "../protocol/secrets-reload.ts";
+import { guardPings, webSocketVersionRefusal } from "../protocol/websocket-guard.ts";
 import { LifecycleError, type ListenError } from "./errors.ts";
 import { listenOn } from "./listen.ts";
 import type { AgentMetrics } from "./metrics.ts";
@@ -149,6 +150,7 @@ export class PushServer {
       noServer: true,
       maxPayload: WS_MAX_PAYLOAD,
       perMessageDeflate: false,
+      autoPong: false, // pongs through guardPings (protocol/websocket-guard.ts)
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
     // Advertises the optional frames this agent accepts (see the module comment).
@@ -233,6 +235,13 @@ export class PushServer {
       this.#refuse(socket, 503, "Service Unavailable", "shutting down");
       return;
     }
+    const version = webSocketVersionRefusal(req.headers["sec-websocket-version"]);
+    if (version !== null) {
+      this.#deps.metrics?.connectionsRefused.inc({ reason: "version" });
+      this.#deps.logger.warn(peer, "refused a WebSocket upgrade that is not version 13");
+      socket.end(version);
+      return;
+    }
     if (req.headers.origin !== undefined) {
       this.#deps.logger.warn(peer, "refused a connection carrying an Origin header (browsers may not connect)");
       this.#refuse(socket, 403, "Forbidden", "origin");
@@ -250,6 +259,7 @@ export class PushServer {
       return;
     }
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      guardPings(ws, (reason) => this.#deps.logger.warn({ ...peer, reason }, "closed the SFU connection: ping flood"));
       if (this.#session !== null || this.#state !== "listening") {
         this.#deps.metrics?.connectionsRefused.inc({ reason: "busy" });
         this.#deps.logger.warn(peer, "refused a second SFU connection: one SFU at a time");

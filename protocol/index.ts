@@ -17,3 +17,4 @@ export * from "./rollout-policy.ts";
 export * from "./rollout-schema.ts";
 export * from "./secret-paths.ts";
 export * from "./secrets-reload.ts";
+export * from "./websocket-guard.ts";

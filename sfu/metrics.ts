@@ -148,7 +148,7 @@ export function createSfuMetrics(sources: SfuMetricsSources): SfuMetrics {
   });
   const signallingRefused = new Counter({
     name: "sfu_signalling_refused_total",
-    help: "Signalling WebSocket handshakes refused, by reason (origin: the page's Origin is not allowed; target: an absolute-form target naming another host than Host).",
+    help: "Signalling WebSocket handshakes refused, by reason (origin: the page's Origin is not allowed; target: an absolute-form target naming another host than Host; version: not WebSocket version 13).",
     labelNames: ["reason"] as const,
     registers: [registry],
   });
