@@ -19,7 +19,12 @@ test("pongs the burst at once, refills at the rate, closes 1008 once when over",
   let now = 0;
   const ws = new FakeSocket();
   const floods: string[] = [];
-  guardPings(ws, (r) => floods.push(r), { burst: 3, perSecond: 2 }, () => now);
+  guardPings(
+    ws,
+    (r) => floods.push(r),
+    { burst: 3, perSecond: 2 },
+    () => now,
+  );
   for (let i = 0; i < 3; i++) ws.emit("ping", Buffer.alloc(0));
   assert.equal(ws.pongs, 3);
   now += 1000; // two more tokens
