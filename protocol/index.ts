@@ -10,6 +10,7 @@ export * from "./config-loader.ts";
 export * from "./config-schema.ts";
 export * from "./config-schema-v2.ts";
 export * from "./hash.ts";
+export * from "./health-checks.ts";
 export * from "./messages.ts";
 export * from "./messages-schema.ts";
 export * from "./request-target.ts";
