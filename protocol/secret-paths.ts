@@ -222,32 +222,61 @@ async function readOnce(path: string, secretsDir: string): Promise<{ ok: true; v
       throw err;
     }
     if (!(await openedInside(handle, resolved.realPath, realDir))) return escapes(path, secretsDir);
-    const stat = await handle.stat();
-    if (stat.isDirectory()) return { ok: false, code: "NOT_A_FILE", message: `${path}: is a directory` };
-    if (!stat.isFile()) return { ok: false, code: "NOT_A_FILE", message: `${path}: secret file is not a regular file` };
-    if (stat.size > MAX_SECRET_BYTES) {
-      return {
-        ok: false,
-        code: "TOO_LARGE",
-        message: `${path}: secret file is ${stat.size} bytes; the limit is ${MAX_SECRET_BYTES}`,
-      };
-    }
-    const buf = Buffer.alloc(MAX_SECRET_BYTES + 1);
-    let length = 0;
-    for (;;) {
-      const { bytesRead } = await handle.read(buf, length, buf.length - length, length);
-      length += bytesRead;
-      if (bytesRead === 0 || length === buf.length) break;
-    }
-    if (length > MAX_SECRET_BYTES) {
-      buf.fill(0);
-      return { ok: false, code: "TOO_LARGE", message: `${path}: secret file exceeds ${MAX_SECRET_BYTES} bytes` };
-    }
-    const value = Buffer.from(buf.subarray(0, length));
-    buf.fill(0);
-    return { ok: true, value };
+    return await readOpened(handle, path);
   } catch (err) {
     return fsError(path, err, "secret file");
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
+}
+
+/** Reads an opened secret file: a regular file of at most {@link MAX_SECRET_BYTES}. Throws only what the fs throws. */
+async function readOpened(handle: FileHandle, path: string): Promise<{ ok: true; value: Buffer } | SecretFileError> {
+  const stat = await handle.stat();
+  if (stat.isDirectory()) return { ok: false, code: "NOT_A_FILE", message: `${path}: is a directory` };
+  if (!stat.isFile()) return { ok: false, code: "NOT_A_FILE", message: `${path}: secret file is not a regular file` };
+  if (stat.size > MAX_SECRET_BYTES) {
+    return {
+      ok: false,
+      code: "TOO_LARGE",
+      message: `${path}: secret file is ${stat.size} bytes; the limit is ${MAX_SECRET_BYTES}`,
+    };
+  }
+  const buf = Buffer.alloc(MAX_SECRET_BYTES + 1);
+  let length = 0;
+  for (;;) {
+    const { bytesRead } = await handle.read(buf, length, buf.length - length, length);
+    length += bytesRead;
+    if (bytesRead === 0 || length === buf.length) break;
+  }
+  if (length > MAX_SECRET_BYTES) {
+    buf.fill(0);
+    return { ok: false, code: "TOO_LARGE", message: `${path}: secret file exceeds ${MAX_SECRET_BYTES} bytes` };
+  }
+  const value = Buffer.from(buf.subarray(0, length));
+  buf.fill(0);
+  return { ok: true, value };
+}
+
+/**
+ * Reads a shared token file (`--token-file` of both binaries): named by the
+ * operator on the command line, so not confined to the secrets directory,
+ * but read with the same bounds as a secret file (a regular file, at most
+ * {@link MAX_SECRET_BYTES}, a FIFO never blocks) and trimmed; empty or only
+ * whitespace is `EMPTY`. Never log the value.
+ */
+export async function readTokenFile(path: string): Promise<{ ok: true; value: string } | SecretFileError> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    const r = await readOpened(handle, path);
+    if (!r.ok) return r;
+    const empty = emptySecret(path, r.value);
+    const value = r.value.toString("utf8").trim();
+    r.value.fill(0);
+    return empty ?? { ok: true, value };
+  } catch (err) {
+    return fsError(path, err, "token file");
   } finally {
     await handle?.close().catch(() => undefined);
   }
