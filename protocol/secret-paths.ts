@@ -20,11 +20,14 @@
  * The check and the read are one step: the resolved path is opened with
  * `O_NOFOLLOW`, and the *opened descriptor* is checked, not the path again:
  * on Linux its own path (`/proc/self/fd/N`, what the kernel opened) must lie
- * under the directory's real path; elsewhere the path is resolved once more
- * after the open and its file identity (dev, ino) must be the descriptor's.
- * A swapper renaming a directory or file inside the secrets directory for a
- * symlink out between the check and the open thus gets a refusal
- * (`SYMLINK_ESCAPES`), never a read of the file outside.
+ * under the directory's real path. A swapper renaming a directory or file
+ * inside the secrets directory for a symlink out between the check and the
+ * open thus gets a refusal (`SYMLINK_ESCAPES`), never a read of the file
+ * outside. Without procfs (not Linux; Node has no `openat`) the path is
+ * resolved once more after the open and its file identity (dev, ino) must be
+ * the descriptor's: this narrows the window but cannot close it against a
+ * swapper that swaps back in between (the race test reads the outside file
+ * a few times in a thousand there), so production runs on Linux.
  *
  * Expected failures are returned values; nothing here throws for bad input.
  */
@@ -168,21 +171,33 @@ export function emptySecret(path: string, value: Buffer): SecretFileError | null
 export async function readSecretFile(
   path: string,
   secretsDir: string = DEFAULT_SECRETS_DIR,
+  options: SecretReadOptions = {},
 ): Promise<{ ok: true; value: Buffer } | SecretFileError> {
   // A kubelet swap of `..data` (or of a directory holding the secrets dir)
   // between the resolve and the open makes the descriptor check fail once
   // for a legitimate file: try once more before refusing.
-  const first = await readOnce(path, secretsDir);
-  return !first.ok && first.code === "SYMLINK_ESCAPES" ? readOnce(path, secretsDir) : first;
+  const procfs = options.procfs ?? true;
+  const first = await readOnce(path, secretsDir, procfs);
+  return !first.ok && first.code === "SYMLINK_ESCAPES" ? readOnce(path, secretsDir, procfs) : first;
+}
+
+/** Options of {@link readSecretFile}. */
+export interface SecretReadOptions {
+  /**
+   * Check the opened descriptor through `/proc/self/fd` (default true; where
+   * there is no procfs the identity check is used either way). False forces
+   * the identity check, for tests of the non-Linux path.
+   */
+  procfs?: boolean;
 }
 
 type FileHandle = Awaited<ReturnType<typeof open>>;
 
 /** True when the file `handle` has open lies under `realDir` (see the module header). */
-async function openedInside(handle: FileHandle, realPath: string, realDir: string): Promise<boolean> {
+async function openedInside(handle: FileHandle, realPath: string, realDir: string, procfs: boolean): Promise<boolean> {
   let opened: string | null = null;
   try {
-    opened = await readlink(`/proc/self/fd/${handle.fd}`);
+    opened = procfs ? await readlink(`/proc/self/fd/${handle.fd}`) : null;
   } catch {
     opened = null; // no procfs (not Linux): fall back to the identity check
   }
@@ -202,7 +217,11 @@ function isUnder(realDir: string, real: string): boolean {
   return !(rel === "" || rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel));
 }
 
-async function readOnce(path: string, secretsDir: string): Promise<{ ok: true; value: Buffer } | SecretFileError> {
+async function readOnce(
+  path: string,
+  secretsDir: string,
+  procfs: boolean,
+): Promise<{ ok: true; value: Buffer } | SecretFileError> {
   const resolved = await resolveSecretFile(path, secretsDir);
   if (!resolved.ok) return resolved;
   let realDir: string;
@@ -221,7 +240,7 @@ async function readOnce(path: string, secretsDir: string): Promise<{ ok: true; v
       if ((err as NodeJS.ErrnoException).code === "ELOOP") return escapes(path, secretsDir);
       throw err;
     }
-    if (!(await openedInside(handle, resolved.realPath, realDir))) return escapes(path, secretsDir);
+    if (!(await openedInside(handle, resolved.realPath, realDir, procfs))) return escapes(path, secretsDir);
     return await readOpened(handle, path);
   } catch (err) {
     return fsError(path, err, "secret file");
