@@ -58,11 +58,16 @@ export interface PingableSocket {
   on(event: "ping", listener: (data: Buffer) => void): unknown;
   pong(data: Buffer): void;
   close(code: number, reason: string): void;
+  terminate(): void;
 }
+
+/** A flooding peer that does not answer the close frame within this time is cut off (ms). */
+export const FLOOD_CLOSE_TIMEOUT_MS = 2_000;
 
 /**
  * Answers each ping of `ws` with a pong while the peer stays under `limits`;
- * over them, closes `ws` with {@link POLICY_VIOLATION_CLOSE} and calls
+ * over them, closes `ws` with {@link POLICY_VIOLATION_CLOSE} (cut off after
+ * {@link FLOOD_CLOSE_TIMEOUT_MS} without a closing handshake) and calls
  * `onFlood` once with the reason (for the caller's log and metrics). The
  * socket must have been created with `autoPong: false`. `now` is the clock
  * (ms), for tests.
@@ -86,6 +91,7 @@ export function guardPings(
       flooded = true;
       const reason = `ping flood: over ${limits.burst} pings at once or ${limits.perSecond} a second`;
       ws.close(POLICY_VIOLATION_CLOSE, reason);
+      setTimeout(() => ws.terminate(), FLOOD_CLOSE_TIMEOUT_MS).unref();
       onFlood(reason);
       return;
     }

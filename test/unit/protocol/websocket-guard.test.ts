@@ -13,6 +13,7 @@ class FakeSocket extends EventEmitter {
   close(code: number, reason: string): void {
     this.closes.push([code, reason]);
   }
+  terminate(): void {}
 }
 
 test("pongs the burst at once, refills at the rate, closes 1008 once when over", () => {
