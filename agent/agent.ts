@@ -20,12 +20,11 @@
  * stop the queue trigger, stop accepting SFU connections and let an
  * unanswered push finish within `drainMs`, close the SFU connection, stop HTTP.
  */
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
 import { formatProblem } from "../protocol/config-loader.ts";
-import { DEFAULT_SECRETS_DIR } from "../protocol/secret-paths.ts";
+import { DEFAULT_SECRETS_DIR, readTokenFile } from "../protocol/secret-paths.ts";
 import { type ConfigReading, ConfigSource, type ConfigSourceOptions } from "./config-source.ts";
 import { LifecycleError, TokenFileError } from "./errors.ts";
 import { HttpPusher } from "./http-pusher.ts";
@@ -444,13 +443,7 @@ function rolloutReader(options: AgentOptions): RolloutStateReader | null {
 
 /** Reads a shared token: trimmed, non-empty. Throws {@link TokenFileError}. */
 export async function readToken(path: string): Promise<string> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    throw new TokenFileError(`cannot read --token-file ${path}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
-  }
-  const token = text.trim();
-  if (token.length === 0) throw new TokenFileError(`--token-file ${path} is empty`);
-  return token;
+  const r = await readTokenFile(path);
+  if (!r.ok) throw new TokenFileError(`--token-file ${r.message}`);
+  return r.value;
 }

@@ -14,12 +14,16 @@
  * kubelet's probes and Prometheus send, `Host: <podIP>:<port>`), or a name
  * given with `--http-allowed-hosts`. Anything else gets 421 Misdirected
  * Request. A request without `Host` (HTTP/1.0; no browser sends one) passes.
+ * An absolute-form target (`GET http://host/ HTTP/1.1`) must name the same
+ * host as `Host` (else 400; protocol/request-target.ts), which is then
+ * checked as above.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { type AddressInfo, isIP } from "node:net";
 import { networkInterfaces } from "node:os";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
+import { requestHost } from "../protocol/request-target.ts";
 import { LifecycleError, type ListenError } from "./errors.ts";
 import { listenOn } from "./listen.ts";
 import type { AgentStatus } from "./status.ts";
@@ -163,7 +167,12 @@ export class HttpServer {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!this.hostAllowed(req.headers.host)) {
+    const target = requestHost(req.url, req.headers.host);
+    if (!target.ok) {
+      this.#deps.logger.debug({ reason: target.reason }, "refused a request with an ambiguous target");
+      return send(res, target.status, "text/plain", `bad request: ${target.reason}\n`);
+    }
+    if (!this.hostAllowed(target.host)) {
       this.#deps.logger.debug({ host: String(req.headers.host).slice(0, 100) }, "refused a request for another Host");
       return send(
         res,

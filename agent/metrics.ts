@@ -17,6 +17,8 @@
  * counters of the SFU's latest `health` report (gauges: they restart from 0
  * when the SFU applies another config hash, at
  * `sfu_agent_sfu_health_since_timestamp_seconds`); 0 until a first report.
+ * A report the push server refuses (protocol/health-checks.ts) is counted in
+ * `sfu_agent_health_reports_dropped_total{reason}` instead.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from "prom-client";
 import type {
@@ -70,6 +72,7 @@ export class AgentMetrics {
   readonly healthIceConnected: Gauge;
   readonly healthIceFailures: Gauge;
   readonly healthSince: Gauge;
+  readonly healthFramesDropped: Counter<"reason">;
 
   /** Registers every instrument on `registry`; `defaultMetrics` adds prom-client's process metrics (prefixed too). */
   constructor(registry: Registry, options: { defaultMetrics?: boolean } = {}) {
@@ -193,6 +196,12 @@ export class AgentMetrics {
       "sfu_agent_sfu_health_since_timestamp_seconds",
       "Unix time the SFU applied the config hash its latest call-health report counts from.",
     );
+    this.healthFramesDropped = new Counter({
+      name: "sfu_agent_health_reports_dropped_total",
+      help: "SFU health reports not stored, by reason: UNKNOWN_HASH (a hash the SFU does not run), CONTRADICTORY_COUNTERS, ABSURD_COUNTER.",
+      labelNames: ["reason"],
+      registers,
+    });
     for (const o of ["applied", "rejected", "invalid", "timeout"]) this.reloads.inc({ outcome: o }, 0);
     for (const k of ["swap", "file", "resync"]) this.watchEvents.inc({ kind: k }, 0);
     if (options.defaultMetrics) {

@@ -86,7 +86,7 @@ export const RUN_FLAGS = [
   [
     "token-file",
     "",
-    "file with a shared token (Authorization: Bearer): the SFU presents it, or with --push the agent sends it",
+    "file with a shared token (Authorization: Bearer): the SFU presents it, or with --push the agent sends it (read trimmed: a regular file of at most 64 KiB, not empty)",
   ],
   [
     "secrets-dir",

@@ -63,11 +63,13 @@ import type { Logger } from "pino";
 import { type WebSocket, WebSocketServer } from "ws";
 import { CloseCode } from "../protocol/close-codes.ts";
 import { SUPPORTED_SCHEMA_VERSIONS } from "../protocol/config-schema.ts";
+import { type HealthRefusal, healthCountersRefusal } from "../protocol/health-checks.ts";
 import { closeReason, parseSfuFrame } from "../protocol/messages.ts";
 import {
   type AckMessage,
   FEATURES_HEADER,
   HEALTH_FEATURE,
+  type HealthCounters,
   type HealthMessage,
   type HelloMessage,
   MAX_FRAME_BYTES,
@@ -75,6 +77,7 @@ import {
   SUBPROTOCOL,
 } from "../protocol/messages-schema.ts";
 import { helloFeatures, SECRETS_RELOAD_FEATURE, secretsReloadMessage } from "../protocol/secrets-reload.ts";
+import { guardPings, webSocketVersionRefusal } from "../protocol/websocket-guard.ts";
 import { LifecycleError, type ListenError } from "./errors.ts";
 import { listenOn } from "./listen.ts";
 import type { AgentMetrics } from "./metrics.ts";
@@ -149,6 +152,7 @@ export class PushServer {
       noServer: true,
       maxPayload: WS_MAX_PAYLOAD,
       perMessageDeflate: false,
+      autoPong: false, // pongs through guardPings (protocol/websocket-guard.ts)
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
     // Advertises the optional frames this agent accepts (see the module comment).
@@ -233,6 +237,13 @@ export class PushServer {
       this.#refuse(socket, 503, "Service Unavailable", "shutting down");
       return;
     }
+    const version = webSocketVersionRefusal(req.headers["sec-websocket-version"]);
+    if (version !== null) {
+      this.#deps.metrics?.connectionsRefused.inc({ reason: "version" });
+      this.#deps.logger.warn(peer, "refused a WebSocket upgrade that is not version 13");
+      socket.end(version);
+      return;
+    }
     if (req.headers.origin !== undefined) {
       this.#deps.logger.warn(peer, "refused a connection carrying an Origin header (browsers may not connect)");
       this.#refuse(socket, 403, "Forbidden", "origin");
@@ -250,6 +261,7 @@ export class PushServer {
       return;
     }
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      guardPings(ws, (reason) => this.#deps.logger.warn({ ...peer, reason }, "closed the SFU connection: ping flood"));
       if (this.#session !== null || this.#state !== "listening") {
         this.#deps.metrics?.connectionsRefused.inc({ reason: "busy" });
         this.#deps.logger.warn(peer, "refused a second SFU connection: one SFU at a time");
@@ -286,6 +298,9 @@ interface SessionOptions {
   helloTimeoutMs: number;
   nackRetry: NackRetryOptions | null;
 }
+
+/** At most one debug line per this interval for dropped health reports (a flood of bad reports must not flood the log). */
+const HEALTH_DROP_LOG_INTERVAL_MS = 10_000;
 
 interface InFlight {
   /** A config push, or a `secrets-reload` (version and hash then name the applied config). */
@@ -541,8 +556,50 @@ export class SfuSession {
 
   #onHealth(msg: HealthMessage): void {
     const { type: _type, ...counters } = msg;
+    const refusal = this.#healthRefusal(counters);
+    if (refusal !== null) {
+      this.#deps.metrics?.healthFramesDropped.inc({ reason: refusal.code });
+      this.#logHealthDrop(refusal);
+      return;
+    }
     this.#log.debug({ health: counters }, "SFU call health");
     this.#deps.tracker?.recordHealth(counters);
+  }
+
+  /**
+   * Why a health report is not stored: about a hash the SFU does not run
+   * (its applied hash, or the config in flight: the SFU reports a new hash
+   * as it applies it, before its ack arrives), or counters that contradict
+   * each other (protocol/health-checks.ts). Null when it is stored.
+   */
+  #healthRefusal(counters: HealthCounters): HealthRefusal | null {
+    const inFlight = this.#inFlight?.kind === "config" ? this.#inFlight.hash : null;
+    if (counters.hash !== this.#ledger.applied?.hash && counters.hash !== inFlight) {
+      return {
+        ok: false,
+        code: "UNKNOWN_HASH",
+        message: `health for ${counters.hash}, which the SFU does not run (applied ${this.#ledger.applied?.hash ?? "none"})`,
+      };
+    }
+    return healthCountersRefusal(counters);
+  }
+
+  #healthDropsUnlogged = 0;
+  #healthDropLoggedAt = Number.NEGATIVE_INFINITY;
+
+  /** Debug-logs a dropped health report: at most one line per {@link HEALTH_DROP_LOG_INTERVAL_MS}, with the count skipped. */
+  #logHealthDrop(refusal: HealthRefusal): void {
+    const now = Date.now();
+    if (now - this.#healthDropLoggedAt < HEALTH_DROP_LOG_INTERVAL_MS) {
+      this.#healthDropsUnlogged++;
+      return;
+    }
+    this.#log.debug(
+      { code: refusal.code, reason: refusal.message, notLogged: this.#healthDropsUnlogged },
+      "dropped an SFU health report",
+    );
+    this.#healthDropLoggedAt = now;
+    this.#healthDropsUnlogged = 0;
   }
 
   #onHello(hello: HelloMessage): void {

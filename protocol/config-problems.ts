@@ -6,6 +6,7 @@
  * public types are re-exported by config-loader.ts.
  */
 import type { ErrorObject } from "ajv";
+import { NOT_BLANK } from "./config-schema.ts";
 import { capText, MAX_MESSAGE_CHARS, safeMessage } from "./safe-text.ts";
 import { MAX_YAML_DEPTH, MAX_YAML_KEYS, MAX_YAML_NODES } from "./yaml-document.ts";
 
@@ -171,6 +172,9 @@ export function schemaProblems(errors: ErrorObject[]): ConfigProblem[] {
       }
       case "false schema":
         message = "unexpected extra item";
+        break;
+      case "pattern":
+        message = e.params.pattern === NOT_BLANK ? "must not be blank (only whitespace)" : (e.message ?? "is invalid");
         break;
       default:
         message = e.message ?? "is invalid";

@@ -25,6 +25,7 @@ import {
   type CodecName,
   configSchemaV1,
   type LogLevel,
+  NOT_BLANK,
   type NormalisedConfigV1,
   normalise,
   type SfuConfigV1,
@@ -96,6 +97,7 @@ export const configSchemaV2 = {
               authSecretFile: {
                 type: "string",
                 minLength: 1,
+                pattern: NOT_BLANK,
                 maxLength: 4096,
                 description:
                   "Path of a file holding the TURN REST shared secret (coturn static-auth-secret; a mounted Secret under the secrets directory). The SFU mints per-participant credentials from it; excludes username, credential and credentialFile.",

@@ -10,6 +10,9 @@
  */
 import type { FromSchema } from "json-schema-to-ts";
 
+/** The `pattern` of a path that must hold more than whitespace (`credentialFile`, `authSecretFile`); refused as "must not be blank". */
+export const NOT_BLANK = "\\S";
+
 /** Video codecs an SFU of this protocol may be told to negotiate. */
 export const VIDEO_CODECS = ["vp8", "vp9", "h264", "av1"] as const;
 /** Audio codecs an SFU of this protocol may be told to negotiate. */
@@ -101,6 +104,7 @@ export const configSchemaV1 = {
               credentialFile: {
                 type: "string",
                 minLength: 1,
+                pattern: NOT_BLANK,
                 maxLength: 4096,
                 description: "Path of a file holding the credential (a mounted Secret). Preferred.",
               },

@@ -39,59 +39,92 @@ export function parseBake(text: string): number | null {
   return Math.round(Number(m[1]) * unit);
 }
 
-/** Reads and loads a policy file. Never throws for bad input. */
+/** Reads and loads a policy file (no cache: `validate`, the driver). Never throws for bad input. */
 export function loadRolloutPolicyFile(path: string, options: { source?: string } = {}): PolicyLoadResult {
-  const source = options.source ?? path;
-  const fail = (code: PolicyFailureCode, message: string): PolicyLoadResult => ({
-    ok: false,
-    source,
-    code,
-    problems: [problem("", message)],
-  });
-  let fd: number | undefined;
-  let bytes: Buffer;
-  try {
-    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-    const stat = fstatSync(fd);
-    if (stat.isDirectory()) return fail("READ_FAILED", "is a directory, not a rollout policy");
-    if (!stat.isFile()) return fail("READ_FAILED", "is not a regular file");
-    if (stat.size > MAX_POLICY_BYTES) {
-      return fail("INVALID_POLICY", `file is ${stat.size} bytes; the limit is ${MAX_POLICY_BYTES}`);
-    }
-    const buf = Buffer.allocUnsafe(MAX_POLICY_BYTES + 1);
-    let length = 0;
-    for (;;) {
-      const n = readSync(fd, buf, length, buf.length - length, length);
-      length += n;
-      if (n === 0 || length > MAX_POLICY_BYTES) break;
-    }
-    if (length > MAX_POLICY_BYTES) return fail("INVALID_POLICY", `file exceeds ${MAX_POLICY_BYTES} bytes`);
-    bytes = buf.subarray(0, length);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (e.code === "ENOENT") return fail("NOT_FOUND", "no such file");
-    if (e.code === "EISDIR") return fail("READ_FAILED", "is a directory, not a rollout policy");
-    if (e.code === "EACCES" || e.code === "EPERM") return fail("READ_FAILED", "permission denied");
-    return fail("READ_FAILED", `cannot read: ${e.code ?? e.message}`);
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-  // Parsed once per content: the agent re-reads the policy on every config reading (resync, events).
-  const key = `${source}\u0000${createHash("sha256").update(bytes).digest("hex")}`;
-  if (lastParsed?.key === key) return lastParsed.result;
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    return fail("INVALID_POLICY", "file is not valid UTF-8 text");
-  }
-  const result = loadRolloutPolicyText(text, { source });
-  lastParsed = { key, result };
-  return result;
+  return new PolicyFileCache().load(path, options);
 }
 
-/** The last policy file parsed (its source and content hash), reused while the content stays the same. */
-let lastParsed: { key: string; result: PolicyLoadResult } | null = null;
+/** Dependencies of {@link PolicyFileCache} (a seam for tests). */
+export interface PolicyFileCacheDeps {
+  /** Parses policy text; default {@link loadRolloutPolicyText}. */
+  parse?: (text: string, options: { source: string }) => PolicyLoadResult;
+}
+
+/**
+ * A policy file read on every config reading (the agent: every resync and
+ * event) is parsed once per change. The file is opened, and while the
+ * opened file's identity (device, inode, size, modification and change
+ * times, nanoseconds) is the one last read, the last result is returned
+ * without reading it; the kubelet's `..data` swap gives every new version a
+ * new inode. A new identity with the same content (sha256) is not parsed
+ * again either. Identity and content come from the same descriptor, so a
+ * swap between the check and the read cannot pair one file's identity with
+ * another's content.
+ */
+export class PolicyFileCache {
+  readonly #parse: (text: string, options: { source: string }) => PolicyLoadResult;
+  #last: { identity: string; digest: string; source: string; result: PolicyLoadResult } | null = null;
+
+  constructor(deps: PolicyFileCacheDeps = {}) {
+    this.#parse = deps.parse ?? loadRolloutPolicyText;
+  }
+
+  /** Loads `path` (see the class comment). Never throws for bad input. */
+  load(path: string, options: { source?: string } = {}): PolicyLoadResult {
+    const source = options.source ?? path;
+    const fail = (code: PolicyFailureCode, message: string): PolicyLoadResult => {
+      this.#last = null;
+      return { ok: false, source, code, problems: [problem("", message)] };
+    };
+    let fd: number | undefined;
+    let bytes: Buffer;
+    let identity: string;
+    try {
+      fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+      const stat = fstatSync(fd, { bigint: true });
+      if (stat.isDirectory()) return fail("READ_FAILED", "is a directory, not a rollout policy");
+      if (!stat.isFile()) return fail("READ_FAILED", "is not a regular file");
+      if (stat.size > BigInt(MAX_POLICY_BYTES)) {
+        return fail("INVALID_POLICY", `file is ${stat.size} bytes; the limit is ${MAX_POLICY_BYTES}`);
+      }
+      identity = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
+      const last = this.#last;
+      if (last !== null && last.identity === identity && last.source === source) return last.result;
+      const buf = Buffer.allocUnsafe(MAX_POLICY_BYTES + 1);
+      let length = 0;
+      for (;;) {
+        const n = readSync(fd, buf, length, buf.length - length, length);
+        length += n;
+        if (n === 0 || length > MAX_POLICY_BYTES) break;
+      }
+      if (length > MAX_POLICY_BYTES) return fail("INVALID_POLICY", `file exceeds ${MAX_POLICY_BYTES} bytes`);
+      bytes = buf.subarray(0, length);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === "ENOENT") return fail("NOT_FOUND", "no such file");
+      if (e.code === "EISDIR") return fail("READ_FAILED", "is a directory, not a rollout policy");
+      if (e.code === "EACCES" || e.code === "EPERM") return fail("READ_FAILED", "permission denied");
+      return fail("READ_FAILED", `cannot read: ${e.code ?? e.message}`);
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+    const digest = createHash("sha256").update(bytes).digest("hex");
+    const last = this.#last;
+    if (last !== null && last.digest === digest && last.source === source) {
+      this.#last = { ...last, identity };
+      return last.result;
+    }
+    let text: string;
+    try {
+      text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    } catch {
+      return fail("INVALID_POLICY", "file is not valid UTF-8 text");
+    }
+    const result = this.#parse(text, { source });
+    this.#last = { identity, digest, source, result };
+    return result;
+  }
+}
 
 /** Parses, validates and normalises policy text (YAML or JSON). Never throws for bad input. */
 export function loadRolloutPolicyText(text: string, options: { source?: string } = {}): PolicyLoadResult {

@@ -17,10 +17,22 @@
  * {@link readSecretFile} adds the read itself: a regular file, at most
  * {@link MAX_SECRET_BYTES}. Messages name the path, never the content.
  *
+ * The check and the read are one step: the resolved path is opened with
+ * `O_NOFOLLOW`, and the *opened descriptor* is checked, not the path again:
+ * on Linux its own path (`/proc/self/fd/N`, what the kernel opened) must lie
+ * under the directory's real path. A swapper renaming a directory or file
+ * inside the secrets directory for a symlink out between the check and the
+ * open thus gets a refusal (`SYMLINK_ESCAPES`), never a read of the file
+ * outside. Without procfs (not Linux; Node has no `openat`) the path is
+ * resolved once more after the open and its file identity (dev, ino) must be
+ * the descriptor's: this narrows the window but cannot close it against a
+ * swapper that swaps back in between (the race test reads the outside file
+ * a few times in a thousand there), so production runs on Linux.
+ *
  * Expected failures are returned values; nothing here throws for bad input.
  */
 import { constants as fsConstants } from "node:fs";
-import { open, realpath } from "node:fs/promises";
+import { open, readlink, realpath, stat } from "node:fs/promises";
 import { isAbsolute, relative, resolve, sep } from "node:path";
 
 /** Default secrets directory of both binaries. */
@@ -49,6 +61,8 @@ export type SecretFileErrorCode =
   | "NOT_READABLE"
   | "NOT_A_FILE"
   | "TOO_LARGE"
+  /** Nothing but whitespace in it: no credential, no secret to mint from. */
+  | "EMPTY"
   | "READ_FAILED";
 
 /** A failed secret-file check: a code and a message naming the path (never its content). */
@@ -109,15 +123,16 @@ async function resolveOnce(
   } catch (err) {
     return fsError(path, err, "secret file");
   }
-  const rel = relative(realDir, real);
-  if (rel === "" || rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
-    return {
-      ok: false,
-      code: "SYMLINK_ESCAPES",
-      message: `${path}: is a symlink leading outside the secrets directory ${secretsDir}; secret files must live under it`,
-    };
-  }
+  if (!isUnder(realDir, real)) return escapes(path, secretsDir);
   return { ok: true, realPath: real };
+}
+
+function escapes(path: string, secretsDir: string): SecretFileError {
+  return {
+    ok: false,
+    code: "SYMLINK_ESCAPES",
+    message: `${path}: is a symlink leading outside the secrets directory ${secretsDir}; secret files must live under it`,
+  };
 }
 
 /**
@@ -131,8 +146,21 @@ export async function checkSecretFile(
 ): Promise<SecretFileError | null> {
   const r = await readSecretFile(path, secretsDir);
   if (!r.ok) return r;
+  const empty = emptySecret(path, r.value);
   r.value.fill(0);
-  return null;
+  return empty;
+}
+
+/**
+ * The refusal of a secret file's content that is empty or only whitespace
+ * (the SFU trims both a credential and an auth secret; nothing would be
+ * left), else null. The one rule `validate`, the agent's loader and the SFU
+ * share.
+ */
+export function emptySecret(path: string, value: Buffer): SecretFileError | null {
+  // The SFU's own rule: the UTF-8 text, trimmed.
+  if (value.toString("utf8").trim() !== "") return null;
+  return { ok: false, code: "EMPTY", message: `${path}: secret file is empty (or only whitespace)` };
 }
 
 /**
@@ -143,39 +171,131 @@ export async function checkSecretFile(
 export async function readSecretFile(
   path: string,
   secretsDir: string = DEFAULT_SECRETS_DIR,
+  options: SecretReadOptions = {},
+): Promise<{ ok: true; value: Buffer } | SecretFileError> {
+  // A kubelet swap of `..data` (or of a directory holding the secrets dir)
+  // between the resolve and the open makes the descriptor check fail once
+  // for a legitimate file: try once more before refusing.
+  const procfs = options.procfs ?? true;
+  const first = await readOnce(path, secretsDir, procfs);
+  return !first.ok && first.code === "SYMLINK_ESCAPES" ? readOnce(path, secretsDir, procfs) : first;
+}
+
+/** Options of {@link readSecretFile}. */
+export interface SecretReadOptions {
+  /**
+   * Check the opened descriptor through `/proc/self/fd` (default true; where
+   * there is no procfs the identity check is used either way). False forces
+   * the identity check, for tests of the non-Linux path.
+   */
+  procfs?: boolean;
+}
+
+type FileHandle = Awaited<ReturnType<typeof open>>;
+
+/** True when the file `handle` has open lies under `realDir` (see the module header). */
+async function openedInside(handle: FileHandle, realPath: string, realDir: string, procfs: boolean): Promise<boolean> {
+  let opened: string | null = null;
+  try {
+    opened = procfs ? await readlink(`/proc/self/fd/${handle.fd}`) : null;
+  } catch {
+    opened = null; // no procfs (not Linux): fall back to the identity check
+  }
+  if (opened !== null) return isUnder(realDir, opened);
+  try {
+    const again = await realpath(realPath);
+    if (!isUnder(realDir, again)) return false;
+    const [a, b] = await Promise.all([handle.stat(), stat(again)]);
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return false;
+  }
+}
+
+function isUnder(realDir: string, real: string): boolean {
+  const rel = relative(realDir, real);
+  return !(rel === "" || rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel));
+}
+
+async function readOnce(
+  path: string,
+  secretsDir: string,
+  procfs: boolean,
 ): Promise<{ ok: true; value: Buffer } | SecretFileError> {
   const resolved = await resolveSecretFile(path, secretsDir);
   if (!resolved.ok) return resolved;
-  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  let realDir: string;
+  try {
+    realDir = await realpath(resolve(secretsDir));
+  } catch (err) {
+    return fsError(path, err, `the secrets directory ${secretsDir}`);
+  }
+  let handle: FileHandle | undefined;
   try {
     // O_NONBLOCK: a FIFO must not block the open; the stat below refuses it.
-    handle = await open(resolved.realPath, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-    const stat = await handle.stat();
-    if (stat.isDirectory()) return { ok: false, code: "NOT_A_FILE", message: `${path}: is a directory` };
-    if (!stat.isFile()) return { ok: false, code: "NOT_A_FILE", message: `${path}: secret file is not a regular file` };
-    if (stat.size > MAX_SECRET_BYTES) {
-      return {
-        ok: false,
-        code: "TOO_LARGE",
-        message: `${path}: secret file is ${stat.size} bytes; the limit is ${MAX_SECRET_BYTES}`,
-      };
+    // O_NOFOLLOW: the resolved path ends in no symlink; one swapped in since is refused (ELOOP).
+    try {
+      handle = await open(resolved.realPath, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOFOLLOW);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ELOOP") return escapes(path, secretsDir);
+      throw err;
     }
-    const buf = Buffer.alloc(MAX_SECRET_BYTES + 1);
-    let length = 0;
-    for (;;) {
-      const { bytesRead } = await handle.read(buf, length, buf.length - length, length);
-      length += bytesRead;
-      if (bytesRead === 0 || length === buf.length) break;
-    }
-    if (length > MAX_SECRET_BYTES) {
-      buf.fill(0);
-      return { ok: false, code: "TOO_LARGE", message: `${path}: secret file exceeds ${MAX_SECRET_BYTES} bytes` };
-    }
-    const value = Buffer.from(buf.subarray(0, length));
-    buf.fill(0);
-    return { ok: true, value };
+    if (!(await openedInside(handle, resolved.realPath, realDir, procfs))) return escapes(path, secretsDir);
+    return await readOpened(handle, path);
   } catch (err) {
     return fsError(path, err, "secret file");
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
+}
+
+/** Reads an opened secret file: a regular file of at most {@link MAX_SECRET_BYTES}. Throws only what the fs throws. */
+async function readOpened(handle: FileHandle, path: string): Promise<{ ok: true; value: Buffer } | SecretFileError> {
+  const stat = await handle.stat();
+  if (stat.isDirectory()) return { ok: false, code: "NOT_A_FILE", message: `${path}: is a directory` };
+  if (!stat.isFile()) return { ok: false, code: "NOT_A_FILE", message: `${path}: secret file is not a regular file` };
+  if (stat.size > MAX_SECRET_BYTES) {
+    return {
+      ok: false,
+      code: "TOO_LARGE",
+      message: `${path}: secret file is ${stat.size} bytes; the limit is ${MAX_SECRET_BYTES}`,
+    };
+  }
+  const buf = Buffer.alloc(MAX_SECRET_BYTES + 1);
+  let length = 0;
+  for (;;) {
+    const { bytesRead } = await handle.read(buf, length, buf.length - length, length);
+    length += bytesRead;
+    if (bytesRead === 0 || length === buf.length) break;
+  }
+  if (length > MAX_SECRET_BYTES) {
+    buf.fill(0);
+    return { ok: false, code: "TOO_LARGE", message: `${path}: secret file exceeds ${MAX_SECRET_BYTES} bytes` };
+  }
+  const value = Buffer.from(buf.subarray(0, length));
+  buf.fill(0);
+  return { ok: true, value };
+}
+
+/**
+ * Reads a shared token file (`--token-file` of both binaries): named by the
+ * operator on the command line, so not confined to the secrets directory,
+ * but read with the same bounds as a secret file (a regular file, at most
+ * {@link MAX_SECRET_BYTES}, a FIFO never blocks) and trimmed; empty or only
+ * whitespace is `EMPTY`. Never log the value.
+ */
+export async function readTokenFile(path: string): Promise<{ ok: true; value: string } | SecretFileError> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    const r = await readOpened(handle, path);
+    if (!r.ok) return r;
+    const empty = emptySecret(path, r.value);
+    const value = r.value.toString("utf8").trim();
+    r.value.fill(0);
+    return empty ?? { ok: true, value };
+  } catch (err) {
+    return fsError(path, err, "token file");
   } finally {
     await handle?.close().catch(() => undefined);
   }

@@ -25,7 +25,6 @@
  * `healthIntervalMs` while they changed. Without the header it never sends
  * one, so an agent that does not know the frame never sees it.
  */
-import { readFile } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
 import { type ClientOptions, type RawData, WebSocket } from "ws";
@@ -43,6 +42,7 @@ import {
   type NackMessage,
   PROTOCOL_VERSION,
   parseAgentFrame,
+  readTokenFile,
   reconnectDelay,
   SECRETS_RELOAD_FEATURE,
   type SecretsReloadMessage,
@@ -185,16 +185,13 @@ export class ConfigClient {
     if (!this.#running) return;
     const headers: Record<string, string> = {};
     if (this.#o.tokenFile) {
-      try {
-        headers.authorization = `Bearer ${(await readFile(this.#o.tokenFile, "utf8")).trim()}`;
-      } catch (err) {
-        this.#log.error(
-          { code: (err as NodeJS.ErrnoException).code, file: this.#o.tokenFile },
-          "cannot read token file",
-        );
+      const token = await readTokenFile(this.#o.tokenFile);
+      if (!token.ok) {
+        this.#log.error({ code: token.code, file: this.#o.tokenFile, reason: token.message }, "cannot read token file");
         this.#scheduleReconnect();
         return;
       }
+      headers.authorization = `Bearer ${token.value}`;
     }
     if (!this.#running) return;
     // closeTimeout is a ws option its type definitions do not list yet.

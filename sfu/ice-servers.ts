@@ -20,6 +20,7 @@ import {
   type AnyTurnServer,
   CREDENTIAL_TTL,
   DEFAULT_SECRETS_DIR,
+  emptySecret,
   type NormalisedConfig,
   readSecretFile,
 } from "../protocol/index.ts";
@@ -50,8 +51,9 @@ export type SecretReader = typeof readSecretFile;
 
 /**
  * Reads every secret file `config` names (under `secretsDir`) and returns
- * the entries, or the first failure. Static credentials read from a file
- * are trimmed, as before; an auth secret must not be empty.
+ * the entries, or the first failure. Secrets read from a file are trimmed;
+ * one that is empty or only whitespace is refused (protocol's
+ * {@link emptySecret}, the rule `validate` applies too).
  */
 export async function resolveTurnEntries(
   config: Readonly<NormalisedConfig>,
@@ -66,6 +68,11 @@ export async function resolveTurnEntries(
     if (t.authSecretFile !== undefined) {
       const r = await read(t.authSecretFile, secretsDir);
       if (!r.ok) return { ok: false, pointer: `${base}/authSecretFile`, message: `authSecretFile: ${r.message}` };
+      const empty = emptySecret(t.authSecretFile, r.value);
+      if (empty !== null) {
+        r.value.fill(0);
+        return { ok: false, pointer: `${base}/authSecretFile`, message: `authSecretFile: ${empty.message}` };
+      }
       let secret: TurnAuthSecret;
       try {
         secret = new TurnAuthSecret(r.value);
@@ -87,6 +94,11 @@ export async function resolveTurnEntries(
     if (t.credentialFile !== undefined) {
       const r = await read(t.credentialFile, secretsDir);
       if (!r.ok) return { ok: false, pointer: `${base}/credentialFile`, message: `credentialFile: ${r.message}` };
+      const empty = emptySecret(t.credentialFile, r.value);
+      if (empty !== null) {
+        r.value.fill(0);
+        return { ok: false, pointer: `${base}/credentialFile`, message: `credentialFile: ${empty.message}` };
+      }
       server.credential = r.value.toString("utf8").trim();
       r.value.fill(0);
     }

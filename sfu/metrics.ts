@@ -148,13 +148,13 @@ export function createSfuMetrics(sources: SfuMetricsSources): SfuMetrics {
   });
   const signallingRefused = new Counter({
     name: "sfu_signalling_refused_total",
-    help: "Signalling WebSocket handshakes refused, by reason (origin: the page's Origin is not allowed).",
+    help: "Signalling WebSocket handshakes refused, by reason (origin: the page's Origin is not allowed; target: an absolute-form target naming another host than Host; version: not WebSocket version 13).",
     labelNames: ["reason"] as const,
     registers: [registry],
   });
   const secretsReloads = new Counter({
     name: "sfu_secrets_reloads_total",
-    help: "Secret reloads asked by the agent, by outcome (ack: files re-read; nack: a file failed, previous secrets kept).",
+    help: "Secret reloads (asked by the agent; standalone: rotations seen in the secrets directory), by outcome (ack: files re-read; nack: a file failed, previous secrets kept).",
     labelNames: ["outcome"] as const,
     registers: [registry],
   });

@@ -8,6 +8,10 @@
  * `health` holds the call-health counters of the applied hash, see
  * call-health.ts).
  *
+ * Standalone (`configFile`), a config naming secret files gets a watch of
+ * the secrets directory (secret-file-watch.ts): a rotated Secret is picked up
+ * as an agent's `secrets-reload` would be.
+ *
  * Port: `port` (the `--port` override) when given, else `server.port` of the
  * first applied config; with an agent and no override the HTTP server starts
  * once the first config arrives.
@@ -18,7 +22,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
-import { DEFAULT_SECRETS_DIR, formatProblem, type HealthCounters, loadConfigFile } from "../protocol/index.ts";
+import {
+  DEFAULT_SECRETS_DIR,
+  formatProblem,
+  type HealthCounters,
+  loadConfigFile,
+  requestHost,
+  secretFileRefs,
+} from "../protocol/index.ts";
 import { CallHealth } from "./call-health.ts";
 import { ConfigApplier } from "./config-applier.ts";
 import { ConfigClient } from "./config-client.ts";
@@ -26,6 +37,7 @@ import { ConfigState } from "./config-state.ts";
 import { InvalidOptionsError, SfuError } from "./errors.ts";
 import { createSfuMetrics, type SfuMetrics } from "./metrics.ts";
 import { RoomRegistry } from "./room.ts";
+import { SecretFileWatch, type SecretFileWatchOptions } from "./secret-file-watch.ts";
 import { SignallingServer } from "./signalling.ts";
 
 /** Options of {@link SfuServer}. Exactly one of `agentUrl` and `configFile`. */
@@ -54,6 +66,8 @@ export interface SfuServerOptions {
   iceConnectTimeoutMs?: number;
   /** Interval of `health` frames to the agent while the counters change (ms; default 5 s). */
   healthIntervalMs?: number;
+  /** Standalone mode: timings of the secrets-directory watch (see secret-file-watch.ts). */
+  secretWatch?: Omit<SecretFileWatchOptions, "secretsDir">;
 }
 
 function defaultWebRoot(): string {
@@ -85,6 +99,7 @@ export class SfuServer {
   #listening = false;
   #stopped = false;
   #unsubscribe: (() => void) | undefined;
+  #secretWatch: SecretFileWatch | null = null;
 
   constructor(options: SfuServerOptions) {
     const hasAgent = typeof options.agentUrl === "string" && options.agentUrl.length > 0;
@@ -188,6 +203,19 @@ export class SfuServer {
       });
       if (!outcome.ok)
         throw new SfuError("CONFIG_REQUIRED", `config not applied: ${outcome.error.code}: ${outcome.error.message}`);
+      // No agent sends secrets-reload here: watch the secrets directory ourselves.
+      if (secretFileRefs(loaded.config).length > 0 && !this.#stopped) {
+        this.#secretWatch = new SecretFileWatch(
+          {
+            logger: this.#log,
+            applier: this.applier,
+            state: this.state,
+            onReload: (o) => this.metrics.secretsReloads.inc({ outcome: o }),
+          },
+          { ...this.#o.secretWatch, secretsDir: this.#o.secretsDir ?? DEFAULT_SECRETS_DIR },
+        );
+        await this.#secretWatch.start();
+      }
       await this.#listen(this.#o.port ?? outcome.snapshot.config.server.port);
       return;
     }
@@ -239,6 +267,11 @@ export class SfuServer {
   }
 
   async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const target = requestHost(req.url, req.headers.host);
+    if (!target.ok) {
+      res.writeHead(400, { "content-type": "text/plain; charset=utf-8" }).end(`${target.reason}\n`);
+      return;
+    }
     const path = new URL(req.url ?? "/", "http://x").pathname;
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405, { allow: "GET, HEAD" }).end();
@@ -276,6 +309,7 @@ export class SfuServer {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#unsubscribe?.();
+    await this.#secretWatch?.stop();
     await this.signalling.stop(); // first: refuses new sockets while the rest shuts down
     await this.configClient?.stop();
     await this.rooms.stop();

@@ -14,6 +14,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { type RawData, type ServerOptions, WebSocket, WebSocketServer } from "ws";
+import { guardPings, requestHost, webSocketVersionRefusal } from "../protocol/index.ts";
 import type { ConfigState } from "./config-state.ts";
 import { SignalErrorCode } from "./errors.ts";
 import { checkRequestOrigin } from "./origin-policy.ts";
@@ -35,7 +36,7 @@ export interface SignallingOptions {
   /** Interval of WebSocket pings that detect dead clients (default 10 s). */
   pingIntervalMs?: number;
   /** Called when a handshake is refused (for metrics). */
-  onRefused?: (reason: "origin") => void;
+  onRefused?: (reason: "origin" | "target" | "version") => void;
 }
 
 /** Accepts `/ws` upgrades and runs one session per socket. */
@@ -56,6 +57,7 @@ export class SignallingServer {
     const wsOptions: ServerOptions & { closeTimeout: number } = {
       noServer: true,
       maxPayload: MAX_SIGNAL_FRAME_BYTES,
+      autoPong: false, // pongs through guardPings (protocol/websocket-guard.ts)
       closeTimeout: SIGNAL_CLOSE_TIMEOUT_MS,
     };
     this.#wss = new WebSocketServer(wsOptions);
@@ -89,6 +91,22 @@ export class SignallingServer {
       socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
       return;
     }
+    const version = webSocketVersionRefusal(req.headers["sec-websocket-version"]);
+    if (version !== null) {
+      this.#options.onRefused?.("version");
+      socket.end(version);
+      return;
+    }
+    // An absolute-form target must name the Host's host (protocol/request-target.ts); then Host is the host.
+    const target = requestHost(req.url, req.headers.host);
+    if (!target.ok) {
+      this.#options.onRefused?.("target");
+      const body = `${target.reason}\n`;
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+      return;
+    }
     const origin = req.headers.origin;
     const allowed = (this.#options.state.current?.config.server as { allowedOrigins?: readonly string[] } | undefined)
       ?.allowedOrigins;
@@ -102,7 +120,14 @@ export class SignallingServer {
       );
       return;
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => (this.#stopping ? ws.terminate() : this.#session(ws)));
+    this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      if (this.#stopping) {
+        ws.terminate();
+        return;
+      }
+      guardPings(ws, (reason) => this.#log.warn({ reason }, "closed a signalling connection: ping flood"));
+      this.#session(ws);
+    });
   }
 
   #refusalLoggedAt = Number.NEGATIVE_INFINITY;

@@ -13,9 +13,9 @@
  * base config). Progress and refused dial-ins go to stderr; the token is
  * never printed.
  */
-import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { type FlagSpecs, formatFlagHelp } from "../../protocol/cli-flags.ts";
+import { readTokenFile } from "../../protocol/secret-paths.ts";
 import { CASES } from "../conformance/cases.ts";
 import { ConformanceServer } from "../conformance/kit-server.ts";
 import { runSuite } from "../conformance/suite.ts";
@@ -180,13 +180,7 @@ function seconds(flag: string, text: string): number {
 }
 
 async function readToken(path: string): Promise<string> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    throw new UsageError(`--token-file ${path}: ${(err as NodeJS.ErrnoException).code ?? "cannot read"}`);
-  }
-  const token = text.trim();
-  if (token.length === 0) throw new UsageError(`--token-file ${path} is empty`);
-  return token;
+  const r = await readTokenFile(path);
+  if (!r.ok) throw new UsageError(`--token-file ${r.message}`);
+  return r.value;
 }

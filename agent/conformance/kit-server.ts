@@ -19,6 +19,7 @@ import type { Duplex } from "node:stream";
 import { WebSocketServer } from "ws";
 import { CloseCode } from "../../protocol/close-codes.ts";
 import { FEATURES_HEADER, HEALTH_FEATURE, MAX_FRAME_BYTES, SUBPROTOCOL } from "../../protocol/messages-schema.ts";
+import { guardPings, webSocketVersionRefusal } from "../../protocol/websocket-guard.ts";
 import { ConformanceLifecycleError, ConformanceListenError, ConformanceOptionsError } from "./errors.ts";
 import { SfuSession } from "./sfu-session.ts";
 
@@ -108,6 +109,7 @@ export class ConformanceServer {
     const wss = new WebSocketServer({
       noServer: true,
       maxPayload: MAX_FRAME_BYTES,
+      autoPong: false, // pongs through guardPings (protocol/websocket-guard.ts)
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
     wss.on("headers", (headers) => headers.push(`${FEATURES_HEADER}: ${HEALTH_FEATURE}`));
@@ -202,6 +204,13 @@ export class ConformanceServer {
           `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
       );
     };
+    const version = webSocketVersionRefusal(req.headers["sec-websocket-version"]);
+    if (version !== null) {
+      this.attempts.push({ at, outcome: 426 });
+      this.#deps.log("refused a dial-in with HTTP 426: WebSocket version 13 required");
+      socket.end(version);
+      return;
+    }
     if (req.headers.origin !== undefined) {
       refuse(403, "an Origin header is present (browsers may not dial)");
       return;
@@ -222,6 +231,7 @@ export class ConformanceServer {
     }
     this.attempts.push({ at, outcome: "accepted" });
     wss.handleUpgrade(req, socket, head, (ws) => {
+      guardPings(ws, (reason) => this.#deps.log(`closed a connection with 1008: ${reason}`));
       const session = new SfuSession(ws, { helloTimeoutMs: this.options.helloTimeoutMs }, { clock: this.#deps.clock });
       this.#sessions.add(session);
       ws.on("close", () => {

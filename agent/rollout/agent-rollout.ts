@@ -34,7 +34,7 @@ import type { Logger } from "pino";
 import { cohortRank } from "../../protocol/cohort.ts";
 import { formatProblem } from "../../protocol/config-loader.ts";
 import type { NormalisedConfig } from "../../protocol/config-schema-v2.ts";
-import { loadRolloutPolicyFile } from "../../protocol/rollout-policy.ts";
+import { PolicyFileCache } from "../../protocol/rollout-policy.ts";
 import type { ReloadRolloutField, RolloutStage, RolloutState } from "../../protocol/rollout-schema.ts";
 import type { RolloutHealthContext } from "../queue/health-publisher.ts";
 import type { Settlement, SnapshotStore } from "../snapshot-store.ts";
@@ -118,6 +118,8 @@ export class AgentRollout {
   #health: HealthContextSink | null = null;
   #mounted: { config: NormalisedConfig; hash: string } | null = null;
   #policy: "absent" | "ok" | "invalid" = "absent";
+  /** The policy file, parsed once per change (it is looked at on every config reading). */
+  readonly #policyFile = new PolicyFileCache();
   #policyMessage: string | null = null;
   #state: RolloutState | null | "unknown";
   /** A non-null state was read or remembered: a 404 is then never "no rollout". */
@@ -322,7 +324,7 @@ export class AgentRollout {
       this.#policyMessage = null;
       return;
     }
-    const r = loadRolloutPolicyFile(path, { source: this.#opts.policyKey });
+    const r = this.#policyFile.load(path, { source: this.#opts.policyKey });
     if (this.#policy === "absent" && this.#reader === null && (r.ok || r.code !== "NOT_FOUND")) {
       this.#logger.warn(
         { path },

@@ -9,12 +9,14 @@
  * another candidate hash): while a newer rollout replaces an older one both
  * drivers may read the queue for a moment, and each must leave the other's
  * reports (they come back after a short visibility timeout). Malformed
- * bodies, reports older than `notBefore` (a previous run) and the driver's
- * own `halted` event are deleted and dropped. AWS errors never throw: they
+ * bodies, health reports whose counters cannot be true together
+ * (protocol/health-checks.ts), reports older than `notBefore` (a previous
+ * run) and the driver's own `halted` event are deleted and dropped. AWS errors never throw: they
  * are reported to `onError` and retried with back-off within the caller's
  * wait.
  */
 import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { healthCountersRefusal } from "../../protocol/health-checks.ts";
 import { parseHealthEvent, parseStatusEvent } from "../../protocol/messages.ts";
 import { backoffDelay } from "../queue/backoff.ts";
 import { describeError } from "../queue/errors.ts";
@@ -144,6 +146,8 @@ export class StatusQueueSource {
       const at = Date.parse(e.at);
       if (!Number.isFinite(at) || at < this.#o.notBefore) return null;
       if (e.hash !== this.#o.hash) return "other";
+      // Counters that cannot be true together are never judged on (protocol/health-checks.ts).
+      if (healthCountersRefusal(e.health) !== null) return null;
       return {
         kind: "health",
         pod: e.pod,

@@ -5,6 +5,7 @@ import { test } from "node:test";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { HttpServer, hostOfHeader, isLoopbackName } from "../../../agent/http-server.ts";
+import { rawRequest } from "../../helpers/raw-http.ts";
 
 test("hostOfHeader: name or IP without port, brackets or trailing dot; null when malformed", () => {
   assert.equal(hostOfHeader("Example.COM:9090"), "example.com");
@@ -57,6 +58,40 @@ test("on 0.0.0.0 every interface IP passes (the kubelet's Host: <podIP>:<port>);
     assert.equal(await get(port, "rebind.attacker.example"), 421);
     assert.equal(await get(port, "203.0.113.9"), 421, "an IP that is not this host's");
     assert.equal(server.hostAllowed(undefined), true, "no Host header (HTTP/1.0)");
+  } finally {
+    await server.stop();
+  }
+});
+
+test("an absolute-form request target is checked too: another host than Host is 400, a foreign host 421", async () => {
+  const server = new HttpServer(
+    {
+      logger: pino({ level: "silent" }),
+      registry: new Registry(),
+      status: () => {
+        throw new Error("/status must not be answered");
+      },
+      notReadyReason: () => null,
+    },
+    { host: "127.0.0.1", port: 0, allowedHosts: [], podIp: null },
+  );
+  await server.start();
+  try {
+    const port = server.address().port;
+    const req = (target: string, host: string | null) =>
+      rawRequest(
+        port,
+        `GET ${target} HTTP/1.1\r\n${host === null ? "" : `Host: ${host}\r\n`}Connection: close\r\n\r\n`,
+      );
+    assert.equal((await req("http://evil.example/status", "127.0.0.1")).status, 400, "target host differs from Host");
+    assert.equal((await req("http://evil.example/status", "evil.example")).status, 421, "both name a foreign host");
+    assert.equal((await req(`http://127.0.0.1:${port}/status`, "evil.example")).status, 400);
+    assert.equal((await req("https://user:pw@127.0.0.1/healthz", "127.0.0.1")).status, 400, "userinfo");
+    assert.equal((await req("ftp://127.0.0.1/healthz", "127.0.0.1")).status, 400, "scheme");
+    // The same request for this agent is answered, default ports folded by the target's scheme.
+    assert.equal((await req(`http://127.0.0.1:${port}/healthz`, `127.0.0.1:${port}`)).status, 200);
+    assert.equal((await req("http://localhost/healthz", "localhost:80")).status, 200);
+    assert.equal((await req("/healthz", `127.0.0.1:${port}`)).status, 200, "origin-form as before");
   } finally {
     await server.stop();
   }

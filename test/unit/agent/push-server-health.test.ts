@@ -21,7 +21,14 @@ import { configHash } from "../../../protocol/hash.ts";
 import { FEATURES_HEADER, SUBPROTOCOL } from "../../../protocol/messages-schema.ts";
 
 const H = configHash({ x: 1 });
-const hello = { type: "hello", protocol: 1, sfu: { name: "t", version: "1" }, schemaVersions: [1], applied: null };
+/** The SFU runs H (its hello says so): health about H is stored. */
+const hello = {
+  type: "hello",
+  protocol: 1,
+  sfu: { name: "t", version: "1" },
+  schemaVersions: [1],
+  applied: { version: 1, hash: H },
+};
 const health = {
   type: "health",
   hash: H,
@@ -54,7 +61,11 @@ async function setup() {
     return { ws, res };
   };
   const gauge = async (name: string) => (await registry.getSingleMetric(name)?.get())?.values[0]?.value;
-  return { server, tracker, connect, gauge };
+  const dropped = async (reason: string) =>
+    (await registry.getSingleMetric("sfu_agent_health_reports_dropped_total")?.get())?.values.find(
+      (v) => v.labels.reason === reason,
+    )?.value ?? 0;
+  return { server, store, tracker, connect, gauge, dropped };
 }
 
 const closeOf = (ws: WebSocket) =>
@@ -117,5 +128,51 @@ describe("push server: call health", { timeout: 20_000 }, () => {
     assert.equal(code, CloseCode.INVALID_MESSAGE);
     assert.match(reason, /invalid health: \/iceFailures/);
     assert.equal(tracker.health(), null);
+  });
+
+  it("drops a report for a hash the SFU does not run and contradictory or absurd counters, counted; the link stays", async () => {
+    const { server, tracker, connect, dropped } = await setup();
+    const { ws } = await connect();
+    ws.send(JSON.stringify(hello));
+    const other = configHash({ x: 2 });
+    ws.send(JSON.stringify({ ...health, hash: other }));
+    ws.send(JSON.stringify({ ...health, joins: 1, joinFailures: 5, iceConnected: 0, iceFailures: 0 }));
+    ws.send(JSON.stringify({ ...health, joins: 2, joinFailures: 0, iceConnected: 2, iceFailures: 1 }));
+    ws.send(JSON.stringify({ ...health, joins: 2 ** 40 }));
+    for (let i = 0; i < 200 && (await dropped("ABSURD_COUNTER")) < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(await dropped("UNKNOWN_HASH"), 1);
+    assert.equal(await dropped("CONTRADICTORY_COUNTERS"), 2);
+    assert.equal(await dropped("ABSURD_COUNTER"), 1);
+    assert.equal(tracker.health(), null, "none of them is stored");
+    // A consistent report for the hash it runs is stored, on the same connection.
+    ws.send(JSON.stringify(health));
+    for (let i = 0; i < 100 && tracker.health() === null; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(tracker.health()?.hash, H);
+    assert.ok(server.session !== null, "the connection stays open");
+    ws.close();
+    await once(ws, "close");
+  });
+
+  it("stores a report for the config in flight (the SFU reports a new hash before its ack)", async () => {
+    const { store, tracker, connect } = await setup();
+    const { ws } = await connect();
+    const frames: { type: string; hash?: string }[] = [];
+    ws.on("message", (d) => frames.push(JSON.parse(String(d))));
+    ws.send(JSON.stringify({ ...hello, applied: null }));
+    const config = {
+      schemaVersion: 1,
+      server: { port: 8080 },
+      webrtc: { icePortRange: [20000, 20100], codecs: ["vp8", "opus"] },
+      logging: { level: "info" },
+    };
+    store.offerValid(config as never, configHash(config));
+    for (let i = 0; i < 200 && frames.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    const pushed = frames[0];
+    assert.equal(pushed?.type, "config");
+    ws.send(JSON.stringify({ ...health, hash: pushed?.hash }));
+    for (let i = 0; i < 100 && tracker.health() === null; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(tracker.health()?.hash, pushed?.hash);
+    ws.close();
+    await once(ws, "close");
   });
 });

@@ -264,6 +264,53 @@ describe("validate: valid files", () => {
   });
 });
 
+describe("validate: empty secret files and blank paths", () => {
+  it("refuses an empty or whitespace-only credentialFile or authSecretFile (FILE:LINE:COL), and a blank path", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sfu-validate-empty-secret-"));
+    try {
+      const secrets = join(dir, "secrets");
+      mkdirSync(secrets);
+      writeFileSync(join(secrets, "empty"), "");
+      writeFileSync(join(secrets, "blank"), " \n\t\r\n");
+      writeFileSync(join(secrets, "good"), "s3cret\n");
+      const head =
+        "server: {port: 8080}\nwebrtc:\n  icePortRange: [20000, 20100]\n  codecs: [vp8, opus]\n  turnServers:\n";
+      const v1 = (path: string) =>
+        `schemaVersion: 1\n${head}    - urls: ["turn:turn.example.com:3478"]\n      username: u\n      credentialFile: ${path}\n`;
+      const v2 = (path: string) =>
+        `schemaVersion: 2\n${head}    - urls: ["turn:turn.example.com:3478"]\n      authSecretFile: ${path}\n`;
+      const sd = ["--secrets-dir", secrets];
+      for (const [name, body, key] of [
+        ["v1", v1, "credentialFile"],
+        ["v2", v2, "authSecretFile"],
+      ] as const) {
+        writeFileSync(join(dir, `${name}-good.yaml`), body(join(secrets, "good")));
+        assert.equal((await cli("validate", ...sd, join(dir, `${name}-good.yaml`))).code, 0, `${name} good`);
+        for (const secret of ["empty", "blank"]) {
+          const file = join(dir, `${name}-${secret}.yaml`);
+          writeFileSync(file, body(join(secrets, secret)));
+          const run = await cli("validate", ...sd, file);
+          assert.equal(run.code, 1, `${name} ${secret}: ${run.stdout}`);
+          assert.equal(
+            run.stdout.trim(),
+            `${file}:${name === "v1" ? 9 : 8}:23: /webrtc/turnServers/0/${key}: ${join(secrets, secret)}: secret file is empty (or only whitespace)`,
+          );
+        }
+        // A blank path is refused by the schema, with or without file checks.
+        const blank = join(dir, `${name}-blank-path.yaml`);
+        writeFileSync(blank, body('"   "'));
+        for (const extra of [[], ["--no-check-files"]]) {
+          const run = await cli("validate", ...sd, ...extra, blank);
+          assert.equal(run.code, 1, `${name} blank path ${extra.join(" ")}`);
+          assert.match(run.stdout, new RegExp(`:\\d+:\\d+: /webrtc/turnServers/0/${key}: `));
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("validate: usage and output formats", () => {
   it("no FILE is a usage error (exit 2, usage on stderr)", async () => {
     const run = await cli("validate");

@@ -103,6 +103,16 @@ describe("resolveSecretFile and readSecretFile", () => {
     assert.ok(!out.ok && out.code === "OUTSIDE_SECRETS_DIR");
   });
 
+  it("without procfs (the identity check): kubelet links pass, links out are refused", async () => {
+    const inside = await readSecretFile(join(secrets, "turn"), secrets, { procfs: false });
+    assert.ok(inside.ok);
+    assert.equal(inside.value.toString("utf8"), "shared-secret\n");
+    for (const name of ["escape", "escape-absolute"]) {
+      const r = await readSecretFile(join(secrets, name), secrets, { procfs: false });
+      assert.ok(!r.ok && r.code === "SYMLINK_ESCAPES", name);
+    }
+  });
+
   it("refuses a path outside before touching the disk", async () => {
     const r = await readSecretFile("/etc/passwd", secrets);
     assert.ok(!r.ok && r.code === "OUTSIDE_SECRETS_DIR");

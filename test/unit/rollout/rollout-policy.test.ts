@@ -13,8 +13,10 @@ import {
   loadRolloutPolicyText,
   looksLikeRolloutPolicy,
   MAX_POLICY_BYTES,
+  PolicyFileCache,
   parseBake,
 } from "../../../protocol/rollout-policy.ts";
+import { AtomicWriter } from "../../../scripts/local/atomic-writer.ts";
 
 const FULL = `schemaVersion: 1
 steps:
@@ -185,5 +187,52 @@ halt:
     assert.equal(looksLikeRolloutPolicy({ schemaVersion: 1, steps: [] }), true);
     assert.equal(looksLikeRolloutPolicy({ schemaVersion: 1, server: {}, webrtc: {} }), false);
     assert.equal(looksLikeRolloutPolicy(null), false);
+  });
+});
+
+describe("PolicyFileCache: one parse per change", () => {
+  it("re-reads of an unchanged file parse nothing; a kubelet swap with new content parses once; a touch does not", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sfu-policy-cache-"));
+    try {
+      const writer = new AtomicWriter(dir);
+      // A large policy (about 60 KB of comments), as in the issue.
+      const padding = `# ${"x".repeat(98)}\n`.repeat(600);
+      await writer.write({ "rollout.yaml": `${padding}${FULL}` });
+      let parses = 0;
+      const cache = new PolicyFileCache({
+        parse: (text, o) => {
+          parses++;
+          return loadRolloutPolicyText(text, o);
+        },
+      });
+      const path = join(dir, "rollout.yaml");
+      for (let i = 0; i < 200; i++) {
+        const r = cache.load(path, { source: "rollout.yaml" });
+        assert.ok(r.ok && r.policy.steps.length === 3);
+      }
+      assert.equal(parses, 1, "200 reads of one file: one parse");
+      // The same content written again (a new inode): identity changed, content did not.
+      await writer.write({ "rollout.yaml": `${padding}${FULL}` });
+      assert.ok(cache.load(path, { source: "rollout.yaml" }).ok);
+      assert.equal(parses, 1, "same content, no parse");
+      // New content through the kubelet's ..data swap: parsed once, then cached again.
+      await writer.write({ "rollout.yaml": `${padding}schemaVersion: 1\nsteps:\n  - { percent: 100 }\n` });
+      for (let i = 0; i < 50; i++) {
+        const r = cache.load(path, { source: "rollout.yaml" });
+        assert.ok(r.ok && r.policy.steps.length === 1);
+      }
+      assert.equal(parses, 2);
+      // An invalid file is reported, and the next valid one parsed again.
+      await writer.write({ "rollout.yaml": "schemaVersion: 1\nsteps: []\n" });
+      assert.equal(cache.load(path, { source: "rollout.yaml" }).ok, false);
+      assert.equal(cache.load(path, { source: "rollout.yaml" }).ok, false);
+      assert.equal(parses, 3);
+      // A file removed is NOT_FOUND, never the cached result.
+      rmSync(join(dir, "rollout.yaml"));
+      const gone = cache.load(path, { source: "rollout.yaml" });
+      assert.ok(!gone.ok && gone.code === "NOT_FOUND");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

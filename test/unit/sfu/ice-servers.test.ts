@@ -75,6 +75,17 @@ describe("resolveTurnEntries / iceServersFor", () => {
       reader({ "/s/e": " \n" }).read,
     );
     assert.ok(!empty.ok && /empty/.test(empty.message));
+    // A whitespace-only static credential is refused too (validate refuses the same file).
+    const blank = await resolveTurnEntries(
+      config([{ urls: ["turn:b"], username: "u", credentialFile: "/s/blank" }]),
+      "/s",
+      reader({ "/s/blank": "\t \r\n" }).read,
+    );
+    assert.deepEqual(blank, {
+      ok: false,
+      pointer: "/webrtc/turnServers/0/credentialFile",
+      message: "credentialFile: /s/blank: secret file is empty (or only whitespace)",
+    });
   });
 
   it("sameTurnEntries tells a changed secret from an unchanged one", async () => {
