@@ -75,9 +75,10 @@ export interface Fleet {
   /**
    * Restarts pod `name` on the config last mounted: by default its agent (same
    * ConfigMap directory and state cache file; the SFU reports what it ran);
-   * `newPod`: a new pod (fresh directory, no cache, an SFU that runs nothing).
+   * `newPod`: a new pod (fresh directory, no cache, an SFU that runs nothing);
+   * `sfuRestarted`: both containers restarted (same directory and cache, an SFU that runs nothing).
    */
-  restart(name: string, o?: { newPod?: boolean }): Promise<FleetPod>;
+  restart(name: string, o?: { newPod?: boolean; sfuRestarted?: boolean }): Promise<FleetPod>;
   dispose(): Promise<void>;
 }
 
@@ -272,7 +273,10 @@ export async function startFleet(o: {
         name,
         ro.newPod
           ? undefined
-          : { dir: old.dir, sfuApplied: applied && { version: applied.version, hash: applied.hash } },
+          : {
+              dir: old.dir,
+              sfuApplied: ro.sfuRestarted ? null : applied && { version: applied.version, hash: applied.hash },
+            },
       );
       pods[i] = pod;
       return pod;
