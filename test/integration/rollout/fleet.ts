@@ -20,7 +20,7 @@ import { FAUXQS_CREDENTIALS, FAUXQS_REGION } from "../../../scripts/local/fauxqs
 import { capturedLogger } from "../../helpers/captured-logger.ts";
 import { type CliRun, captureRun } from "../../helpers/cli-run.ts";
 import { configText } from "../../helpers/config-text.ts";
-import type { FakeSfuReply } from "../../helpers/fake-sfu.ts";
+import { FakeSfu, type FakeSfuReply } from "../../helpers/fake-sfu.ts";
 import { type QueuePod, startQueuePod } from "../../helpers/queue-pod.ts";
 import { PREFIX, type QueueFixture, startQueueFixture } from "../queue/harness.ts";
 
@@ -49,6 +49,13 @@ export interface FleetPod extends QueuePod {
   received(): string[];
   /** The hash its SFU has applied (as the agent knows it). */
   applied(): string | null;
+  /**
+   * Restarts its SFU (the agent keeps running): the connection closes, stays
+   * down `downMs`, and a new SFU dials in that runs nothing (a real SFU loses
+   * its config on restart) unless `keepApplied` (it reports what it ran).
+   * {@link FleetPod.received} spans every SFU of the pod.
+   */
+  restartSfu(o?: { downMs?: number; keepApplied?: boolean }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -174,17 +181,31 @@ export async function startFleet(o: {
     if (o.reply) pod.sfu.setReply(o.reply(name));
     dirs.push(pod.dir);
     let stopped = false;
+    const sfus = [pod.sfu];
+    const current = () => sfus[sfus.length - 1] as FakeSfu;
     return {
       ...pod,
       name,
       rank: cohortRank(name),
       logs,
-      received: () => pod.sfu.received.map((r) => r.message.hash),
+      received: () => sfus.flatMap((s) => s.received.map((r) => r.message.hash)),
       applied: () => pod.agent.status().applied?.hash ?? null,
+      restartSfu: async (ro = {}) => {
+        const ran = pod.agent.store.applied();
+        await current().close();
+        if (ro.downMs) await new Promise((r) => setTimeout(r, ro.downMs));
+        const next = await FakeSfu.connect({
+          url: pod.agent.pushUrl,
+          name,
+          applied: ro.keepApplied && ran ? { version: ran.version, hash: ran.hash } : null,
+          reply: o.reply ? o.reply(name) : { kind: "ack" },
+        });
+        sfus.push(next);
+      },
       stop: async () => {
         if (stopped) return;
         stopped = true;
-        await pod.sfu.close();
+        await current().close();
         await pod.agent.stop(500);
         clients.destroy();
       },
