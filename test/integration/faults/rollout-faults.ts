@@ -157,8 +157,7 @@ export interface FaultRun {
  * Runs `sfu-agent rollout` for config `n`; once the candidate is at step
  * `step` (0-based) fails `service` with `fault` for `outageMs` (or, with
  * `outageMs: "past-timeout"`, until the state records the halt), then
- * waits until every pod runs the final config: the candidate when complete,
- * the stable config when halted (never left running).
+ * waits until every pod runs the final config (see {@link runWithAction}).
  */
 export async function runWithFault(
   ff: FaultFleet,
@@ -173,10 +172,55 @@ export async function runWithFault(
   },
 ): Promise<FaultRun> {
   const { fleet, proxy } = ff;
+  const outage = o.outageMs;
+  return await runWithAction(ff, {
+    n: o.n,
+    step: o.step,
+    timeout: o.timeout,
+    act: async () => {
+      proxy.fail(o.service, o.fault ?? { kind: "down" });
+      try {
+        if (outage === "past-timeout") await untilHalted(fleet, o.maxOutageMs);
+        else await new Promise((r) => setTimeout(r, outage));
+      } finally {
+        proxy.fail(o.service, null);
+      }
+    },
+  });
+}
+
+/** Waits until the state records a halt (the driver gave up), then 500 ms more. */
+export async function untilHalted(fleet: Fleet, maxMs = 30_000): Promise<void> {
+  await until(
+    async () => (await fleet.state.read())?.candidate?.state === "halted",
+    maxMs,
+    "the driver gave up and recorded the halt during the fault",
+  );
+  await new Promise((r) => setTimeout(r, 500));
+}
+
+/**
+ * Runs `sfu-agent rollout` for config `n` (in-process, or `o.run` for
+ * another driver); once the candidate is at step `step` (0-based) runs
+ * `act` (the fault), then waits until every pod runs the final config: the
+ * candidate when complete, the stable config when halted (never left
+ * running), and checks the halt watch.
+ */
+export async function runWithAction(
+  ff: FaultFleet,
+  o: {
+    n: number;
+    step: number;
+    timeout: string;
+    act: () => Promise<void>;
+    run?: () => Promise<CliRun>;
+  },
+): Promise<FaultRun> {
+  const { fleet } = ff;
   const hash = await ff.hash(o.n);
   const before = (await fleet.state.read())?.stable?.hash ?? null;
   const t0 = performance.now();
-  const run = fleet.rollout(o.n, { timeout: o.timeout });
+  const run = o.run ? o.run() : fleet.rollout(o.n, { timeout: o.timeout });
   await fleet.mount(o.n);
   await until(
     async () => {
@@ -186,20 +230,7 @@ export async function runWithFault(
     30_000,
     `rollout of config ${o.n} at step ${o.step + 1}`,
   );
-  proxy.fail(o.service, o.fault ?? { kind: "down" });
-  const outage = o.outageMs;
-  try {
-    if (outage === "past-timeout") {
-      await until(
-        async () => (await fleet.state.read())?.candidate?.state === "halted",
-        o.maxOutageMs ?? 30_000,
-        "the driver gave up and recorded the halt during the outage",
-      );
-      await new Promise((r) => setTimeout(r, 500));
-    } else await new Promise((r) => setTimeout(r, outage));
-  } finally {
-    proxy.fail(o.service, null);
-  }
+  await o.act();
   const result = await run;
   const state = (await fleet.state.read()) as RolloutState;
   assert.ok(state?.candidate, "a candidate is recorded");

@@ -55,7 +55,9 @@ export interface FleetPod extends QueuePod {
    * its config on restart) unless `keepApplied` (it reports what it ran).
    * {@link FleetPod.received} spans every SFU of the pod.
    */
-  restartSfu(o?: { downMs?: number; keepApplied?: boolean }): Promise<void>;
+  restartSfu(o?: { downMs?: number; downUntil?: () => Promise<void>; keepApplied?: boolean }): Promise<void>;
+  /** Its SFU now (the last one that dialled in). */
+  sfuNow(): FakeSfu;
   stop(): Promise<void>;
 }
 
@@ -190,10 +192,12 @@ export async function startFleet(o: {
       logs,
       received: () => sfus.flatMap((s) => s.received.map((r) => r.message.hash)),
       applied: () => pod.agent.status().applied?.hash ?? null,
+      sfuNow: current,
       restartSfu: async (ro = {}) => {
         const ran = pod.agent.store.applied();
         await current().close();
         if (ro.downMs) await new Promise((r) => setTimeout(r, ro.downMs));
+        await ro.downUntil?.();
         const next = await FakeSfu.connect({
           url: pod.agent.pushUrl,
           name,
