@@ -6,6 +6,8 @@
  * holding `config.yaml` and `rollout.yaml`; and `sfu-agent rollout` run
  * in-process against all of it.
  */
+import { type ChildProcess, spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,6 +28,8 @@ import { PREFIX, type QueueFixture, startQueueFixture } from "../queue/harness.t
 
 export { configText } from "../../helpers/config-text.ts";
 export { hashOf } from "../queue/harness.ts";
+
+const CLI = join(import.meta.dirname, "../../../agent/cli.ts");
 
 export const BUCKET = "sfu-rollout";
 export const STATE_URL = `s3://${BUCKET}/sfu/rollout-state.json`;
@@ -74,6 +78,15 @@ export interface Fleet {
     n: number | string,
     o?: { policy?: string | null; expect?: number; timeout?: string; extra?: string[]; deps?: Partial<RolloutDeps> },
   ): Promise<CliRun>;
+  /**
+   * Spawns a real `sfu-agent rollout` process for config `n` (the same flags,
+   * through the same endpoint): `done` resolves with its exit code (null when
+   * killed by a signal) and output.
+   */
+  spawnRollout(
+    n: number,
+    o?: { timeout?: string },
+  ): { child: ChildProcess; done: Promise<CliRun & { signal: string | null }> };
   /** The clients the hook used (their calls recorded in `hookActions`). */
   hookActions: Set<string>;
   /** Every AWS call of the agents. */
@@ -221,6 +234,27 @@ export async function startFleet(o: {
 
   const hookClients = awsClients((a) => hookActions.add(a));
   let runs = 0;
+  const children: ChildProcess[] = [];
+  const hookArgv = (configFile: string, policyFile: string, revision: string, expect: number, timeout: string) => [
+    "--topic-arn",
+    f.topicArn,
+    "--config",
+    configFile,
+    "--policy",
+    policyFile,
+    "--rollout-state",
+    STATE_URL,
+    "--status-queue-url",
+    f.statusQueueUrl,
+    "--status-topic-arn",
+    f.statusTopicArn,
+    "--revision",
+    revision,
+    "--expect",
+    String(expect),
+    "--timeout",
+    timeout,
+  ];
   return {
     f,
     state,
@@ -234,6 +268,46 @@ export async function startFleet(o: {
       for (const pod of pods)
         await pod.writer.write({ "config.yaml": configText(n), ...(p === null ? {} : { "rollout.yaml": p }) });
     },
+    spawnRollout(n, so = {}) {
+      const run = ++runs;
+      const configFile = join(work, `config-${run}.yaml`);
+      const policyFile = join(work, `rollout-${run}.yaml`);
+      writeFileSync(configFile, configText(n));
+      writeFileSync(policyFile, policy);
+      const child = spawn(
+        process.execPath,
+        [
+          CLI,
+          "rollout",
+          ...hookArgv(configFile, policyFile, `rev-${n}`, pods.length, so.timeout ?? "60"),
+          "--endpoint-url",
+          endpoint,
+          "--region",
+          FAUXQS_REGION,
+        ],
+        {
+          env: {
+            ...process.env,
+            AWS_ACCESS_KEY_ID: FAUXQS_CREDENTIALS.accessKeyId,
+            AWS_SECRET_ACCESS_KEY: FAUXQS_CREDENTIALS.secretAccessKey,
+          },
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      );
+      let stdout = "";
+      let stderr = "";
+      child.stdout?.on("data", (c: Buffer) => {
+        stdout += c.toString();
+      });
+      child.stderr?.on("data", (c: Buffer) => {
+        stderr += c.toString();
+      });
+      const done = new Promise<CliRun & { signal: string | null }>((resolve) =>
+        child.once("exit", (code, signal) => resolve({ code: code ?? -1, signal, stdout, stderr })),
+      );
+      children.push(child);
+      return { child, done };
+    },
     async rollout(n, ro = {}) {
       const run = ++runs;
       const configFile = join(work, `config-${run}.yaml`);
@@ -242,24 +316,13 @@ export async function startFleet(o: {
       const p = ro.policy === undefined ? policy : ro.policy;
       if (p !== null) await writeFile(policyFile, p);
       const argv = [
-        "--topic-arn",
-        f.topicArn,
-        "--config",
-        configFile,
-        "--policy",
-        policyFile,
-        "--rollout-state",
-        STATE_URL,
-        "--status-queue-url",
-        f.statusQueueUrl,
-        "--status-topic-arn",
-        f.statusTopicArn,
-        "--revision",
-        `rev-${typeof n === "string" ? run : n}`,
-        "--expect",
-        String(ro.expect ?? pods.length),
-        "--timeout",
-        ro.timeout ?? "60",
+        ...hookArgv(
+          configFile,
+          policyFile,
+          `rev-${typeof n === "string" ? run : n}`,
+          ro.expect ?? pods.length,
+          ro.timeout ?? "60",
+        ),
         ...(ro.extra ?? []),
       ];
       const store = new RolloutStateStore({
@@ -307,6 +370,7 @@ export async function startFleet(o: {
       return pod;
     },
     async dispose() {
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
       for (const p of pods) await p.stop().catch(() => {});
       hookClients.destroy();
       s3.destroy();
