@@ -272,7 +272,7 @@ describe("runRollout on a simulated fleet", () => {
   });
 });
 
-describe("runRollout owns its failures (issue 20)", () => {
+describe("runRollout owns its failures", () => {
   const down = (from: number, to: number) => (_n: number, now: number) =>
     now >= from && now < to ? Object.assign(new Error("connect ECONNREFUSED"), { code: "STATE_READ_FAILED" }) : null;
   const T0 = Date.UTC(2026, 0, 1);
