@@ -5,8 +5,9 @@
  * once its SFU answers again), down for a moment and down past the driver's
  * timeout (it comes back to the stable config, never the halted hash),
  * restarted mid-push (it disconnects on the candidate and dials in again
- * running nothing), sending garbage frames, and an agent restarted
- * mid-rollout. In every run no pod receives a halted hash after its halt, and
+ * running nothing), sending garbage frames, an agent restarted mid-rollout,
+ * and a canary pod restarted during an S3 outage (memory vouches for the
+ * stable config only). In every run no pod receives a halted hash after its halt, and
  * the rollout ends complete or halted, never running.
  */
 import assert from "node:assert/strict";
@@ -110,6 +111,37 @@ describe("fault suite: the SFU", { timeout: 240_000 }, () => {
           // The agent closes a connection that speaks garbage (PROTOCOL.md): a real SFU dials in again.
           await sfu.closed;
           await p.restartSfu({ keepApplied: true });
+        }
+      },
+    });
+    assert.equal(r.outcome, "complete", r.result.stdout + r.result.stderr);
+  });
+
+  it("a cohort pod restarted (both containers) during an S3 outage: the remembered stable config, never the candidate from memory", async () => {
+    const k = await next();
+    const hash = candidate;
+    const stable = await ff.hash(k - 1);
+    const name = first().name;
+    const r = await runWithAction(ff, {
+      n: k,
+      step: 0,
+      timeout: "40",
+      act: async () => {
+        const t0 = Date.now();
+        while (first().applied() !== hash && Date.now() - t0 < 10_000) await new Promise((res) => setTimeout(res, 50));
+        assert.equal(first().applied(), hash, "the canary runs the candidate");
+        ff.proxy.fail("s3", { kind: "down" });
+        try {
+          const pod = await ff.fleet.restart(name, { sfuRestarted: true });
+          ff.watch.rebase(name);
+          const t1 = Date.now();
+          while (pod.applied() !== stable && Date.now() - t1 < 10_000) await new Promise((res) => setTimeout(res, 50));
+          await new Promise((res) => setTimeout(res, 1_000));
+          // The rollout may have halted meanwhile: memory vouches for the stable config only.
+          assert.deepEqual(pod.received(), [stable]);
+          assert.match(pod.agent.status().rollout?.reason ?? "", /only remembered/);
+        } finally {
+          ff.proxy.fail("s3", null);
         }
       },
     });
