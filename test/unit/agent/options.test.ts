@@ -35,6 +35,7 @@ test("defaults are the documented ones (README flag table)", () => {
     logLevel: "info",
     rolloutKey: "rollout.yaml",
     rolloutState: null,
+    rolloutStateCache: null,
     healthReportIntervalMs: 10_000,
   });
 });
