@@ -11,7 +11,8 @@
  * resumes or halts from the state it finds: the soak reruns it once).
  *
  * Prints, per run: the outcome (complete, halted), the time to converge
- * (from the end of the outage until every pod runs the final config), the
+ * (from the end of the outage until every pod runs the final config;
+ * "during the outage" when they all ran it before the outage ended), the
  * total time, and the halted-hash applies (configs an SFU received after its
  * rollout halted: must be 0). Asserts nothing beyond what the fault suite's
  * run checks; a run that fails is printed as failed, with its error.
@@ -107,7 +108,7 @@ try {
       while (outageEnd === 0) await new Promise((r) => setTimeout(r, 200));
       const row = rows[rows.length - 1] as Row;
       process.stdout.write(
-        `${row.service} down ${row.outageS} s: ${row.outcome}; converged ${row.convergeS?.toFixed(1) ?? "-"} s after the outage (total ${row.totalS?.toFixed(1)} s); driver reruns ${row.reruns}; halted-hash applies ${row.haltedApplies}${row.note ? `; ${row.note}` : ""}\n`,
+        `${row.service} down ${row.outageS} s: ${row.outcome}; converged ${row.convergeS === null ? "during the outage" : `${row.convergeS.toFixed(1)} s after the outage`} (total ${row.totalS?.toFixed(1)} s); driver reruns ${row.reruns}; halted-hash applies ${row.haltedApplies}${row.note ? `; ${row.note}` : ""}\n`,
       );
     }
   }
@@ -120,7 +121,7 @@ process.stdout.write(
 );
 for (const r of rows) {
   process.stdout.write(
-    `| ${r.service.toUpperCase()} | ${r.outageS} s | ${r.outcome} | ${r.convergeS === null ? "-" : `${r.convergeS.toFixed(1)} s`} | ${r.totalS?.toFixed(1)} s | ${r.reruns} | ${r.haltedApplies} |\n`,
+    `| ${r.service.toUpperCase()} | ${r.outageS} s | ${r.outcome} | ${r.convergeS === null ? "during the outage" : `${r.convergeS.toFixed(1)} s`} | ${r.totalS?.toFixed(1)} s | ${r.reruns} | ${r.haltedApplies} |\n`,
   );
 }
 const applies = rows.reduce((a, r) => a + r.haltedApplies, 0);
