@@ -351,13 +351,20 @@ export class Agent {
     });
   }
 
-  /** Null when ready (a valid config loaded and the push server listening, or the HTTP pusher running), else why not. */
+  /**
+   * Null when ready (a valid config loaded and the push server listening, or
+   * the HTTP pusher running), else why not. Never depends on S3: an agent that
+   * holds for want of a readable rollout state (a new pod during an outage)
+   * has a valid config loaded and does what it must (push nothing it cannot
+   * vouch for), so it is ready and its startup probe passes; /status
+   * `rollout` and `sfu_agent_rollout_holding` say why, and the SFU, with no
+   * config applied, stays unready (docs/rollout-faults.md).
+   */
   notReadyReason(): string | null {
-    if (this.store.desired() === null) {
-      // The SFU runs what it applied before this agent (re)started: the agent vouches for it and keeps it,
-      // so readiness does not wait for the rollout state (an S3 outage must not stop a restarted agent).
-      const running = this.store.applied();
-      if (running !== null && this.store.fileHash() !== null && this.rollout.stage() === "held") return null;
+    if (this.store.desired() === null && !this.rollout.holdingWithoutState()) {
+      // The SFU runs what it applied before this agent (re)started: the agent vouches for it and keeps it.
+      if (this.store.applied() !== null && this.store.fileHash() !== null && this.rollout.stage() === "held")
+        return null;
       if (this.store.fileHash() !== null && this.rollout.stage() === "held") {
         return `holding: ${this.rollout.status()?.reason ?? "waiting for the rollout state"}`;
       }

@@ -109,7 +109,14 @@ export async function startQueueTrigger(deps: {
         })
       : null;
   const statusPublisher = o.statusTopicArn
-    ? new StatusPublisher({ sns: clients.sns, topicArn: o.statusTopicArn, pod: o.podName, logger, metrics })
+    ? new StatusPublisher({
+        sns: clients.sns,
+        topicArn: o.statusTopicArn,
+        pod: o.podName,
+        logger,
+        metrics,
+        retryBackoff: { baseMs: o.backoffBaseMs, maxMs: o.backoffMaxMs },
+      })
     : null;
 
   const healthPublisher =
@@ -205,6 +212,7 @@ export async function startQueueTrigger(deps: {
         settler.stop();
         unsubscribeSettled?.();
         await sweeper?.stop();
+        statusPublisher?.stop();
         await statusPublisher?.flush(5_000);
         await healthPublisher?.stop(5_000);
         await perPod?.stop();

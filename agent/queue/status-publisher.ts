@@ -9,11 +9,19 @@
  * Bounded in a burst: at most {@link MAX_PUBLISHES_IN_FLIGHT} publishes run
  * at once and as many wait; past that the oldest waiting event is dropped
  * (`result="dropped"`), so the newest outcomes are the ones sent.
+ *
+ * Rollout stage reports (a settlement with `stage`) are the exception to
+ * "best effort": the rollout driver waits for them, and an agent reports a
+ * stage only when it changes, so a report lost to an SNS outage would leave
+ * the driver waiting until its timeout. The newest failed stage report is
+ * kept (one, bounded) and retried with back-off until it is published or a
+ * newer stage report supersedes it.
  */
 import { PublishCommand, type SNSClient } from "@aws-sdk/client-sns";
 import type { Logger } from "pino";
 import type { StatusEvent } from "../../protocol/messages-schema.ts";
 import type { Settlement } from "../snapshot-store.ts";
+import { type BackoffOptions, backoffDelay } from "./backoff.ts";
 import { describeError } from "./errors.ts";
 import type { QueueMetrics } from "./metrics.ts";
 
@@ -47,8 +55,23 @@ export class StatusPublisher {
   readonly #metrics: QueueMetrics;
   readonly #inflight = new Set<Promise<void>>();
   readonly #waiting: Settlement[] = [];
+  readonly #retryBackoff: BackoffOptions;
+  /** The newest stage report, until it is published (then null). */
+  #stage: Settlement | null = null;
+  #stageAttempt = 0;
+  #stageTimer: NodeJS.Timeout | null = null;
+  #stopped = false;
 
-  constructor(deps: { sns: SNSClient; topicArn: string; pod: string; logger: Logger; metrics: QueueMetrics }) {
+  constructor(deps: {
+    sns: SNSClient;
+    topicArn: string;
+    pod: string;
+    logger: Logger;
+    metrics: QueueMetrics;
+    /** Back-off between retries of a failed stage report (default 1 s doubling to 30 s). */
+    retryBackoff?: BackoffOptions;
+  }) {
+    this.#retryBackoff = deps.retryBackoff ?? { baseMs: 1_000, maxMs: 30_000 };
     this.#sns = deps.sns;
     this.#topicArn = deps.topicArn;
     this.#pod = deps.pod;
@@ -58,6 +81,14 @@ export class StatusPublisher {
 
   /** Publishes the status event of `s` in the background. */
   publish(s: Settlement): void {
+    if (this.#stopped) return;
+    if (s.stage !== undefined) {
+      // A newer stage report supersedes one waiting for its retry.
+      this.#stage = s;
+      this.#stageAttempt = 0;
+      if (this.#stageTimer) clearTimeout(this.#stageTimer);
+      this.#stageTimer = null;
+    }
     if (this.#inflight.size < MAX_PUBLISHES_IN_FLIGHT) {
       this.#start(s);
       return;
@@ -85,11 +116,33 @@ export class StatusPublisher {
         new PublishCommand({ TopicArn: this.#topicArn, Message: JSON.stringify(statusEvent(this.#pod, s)) }),
       );
       this.#metrics.statusEvents.inc({ result: "published" });
+      if (this.#stage === s) this.#stage = null;
     } catch (err) {
       this.#metrics.statusEvents.inc({ result: "failed" });
       this.#metrics.sqsErrors.inc({ operation: "Publish" });
-      this.#logger.warn({ err: describeError(err), hash: s.hash }, "status event publish failed");
+      const retry = this.#stage === s && !this.#stopped;
+      this.#logger.warn(
+        { err: describeError(err), hash: s.hash, stage: s.stage ?? null },
+        retry ? "stage report publish failed (retried until published or superseded)" : "status event publish failed",
+      );
+      if (retry && this.#stageTimer === null) {
+        this.#stageTimer = setTimeout(
+          () => {
+            this.#stageTimer = null;
+            if (this.#stage === s && !this.#stopped) this.#start(s);
+          },
+          backoffDelay(this.#stageAttempt++, this.#retryBackoff),
+        );
+        this.#stageTimer.unref();
+      }
     }
+  }
+
+  /** Stops retrying the stage report (publishes in flight finish; see {@link flush}). */
+  stop(): void {
+    this.#stopped = true;
+    if (this.#stageTimer) clearTimeout(this.#stageTimer);
+    this.#stageTimer = null;
   }
 
   /** Waits (at most `timeoutMs`) for publishes in flight: called on stop, so the last outcome is not lost. */

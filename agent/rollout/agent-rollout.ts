@@ -124,6 +124,8 @@ export class AgentRollout {
   #state: RolloutState | null | "unknown";
   /** A non-null state was read or remembered: a 404 is then never "no rollout". */
   #known = false;
+  /** The state in force is only the remembered one (no read has worked in this process yet). */
+  #remembered = false;
   #stateError: RolloutStatus["stateError"] = null;
   #stateReadAt: string | null = null;
   #decision: Decision | null = null;
@@ -188,6 +190,7 @@ export class AgentRollout {
     if (cached.state !== null && this.#state === "unknown") {
       this.#state = cached.state;
       this.#known = true;
+      this.#remembered = true;
       const c = cached.state.candidate;
       this.#logger.info(
         {
@@ -302,6 +305,23 @@ export class AgentRollout {
     };
   }
 
+  /**
+   * Whether the agent holds with nothing it can vouch for: a rollout policy
+   * is mounted, the state was never read nor remembered, and nothing is
+   * desired (a new pod during an S3 outage). The agent stays alive and ready;
+   * the SFU, with no config applied, stays unready.
+   */
+  holdingWithoutState(): boolean {
+    return (
+      this.#reader !== null && this.#policy !== "absent" && this.#state === "unknown" && this.#store.desired() === null
+    );
+  }
+
+  /** Whether the last state read failed (the rollout state is unreadable now). */
+  stateUnreadable(): boolean {
+    return this.#stateError !== null;
+  }
+
   /** The stage this pod reports, null without a policy. */
   stage(): RolloutStage | null {
     return this.#decision?.stage ?? null;
@@ -382,6 +402,19 @@ export class AgentRollout {
     });
     const previous = this.#decision;
     this.#decision = d;
+    if (this.#remembered && d.stage === "canary" && !this.#appliedHashes.has(m.hash)) {
+      // A remembered state vouches for its stable config only: the rollout may
+      // have halted since it was written, so a running candidate is kept where
+      // the SFU already runs it, never newly pushed, until S3 answers.
+      const s = this.#state === "unknown" || this.#state === null ? null : this.#state;
+      d.stage = "held";
+      d.push = s?.stable ? "stable" : "none";
+      d.reason = `the rollout state is only remembered (S3 not read since the restart): a running candidate is not applied; ${
+        s?.stable
+          ? `running the stable config ${s.stable.hash}`
+          : "no stable config is recorded: holding the running config"
+      }`;
+    }
     if (previous?.stage !== d.stage || previous.push !== d.push) {
       if (d.stage !== null) this.#logger.info({ stage: d.stage, push: d.push, hash: m.hash }, d.reason);
     }
@@ -497,6 +530,7 @@ export class AgentRollout {
       this.#stateError = null;
       const before = this.#state;
       this.#state = state;
+      this.#remembered = false;
       this.#confirming = null;
       if (JSON.stringify(stateKey(before)) !== JSON.stringify(stateKey(state))) {
         const c = state?.candidate ?? null;

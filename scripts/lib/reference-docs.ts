@@ -221,7 +221,12 @@ export function agentMetricsRegistry(): Registry {
   const registry = new Registry();
   new AgentMetrics(registry, { defaultMetrics: false });
   createQueueMetrics(registry);
-  registerRolloutMetrics(registry, { stage: () => null, rank: 0 });
+  registerRolloutMetrics(registry, {
+    stage: () => null,
+    rank: 0,
+    holdingWithoutState: () => false,
+    stateUnreadable: () => false,
+  });
   return registry;
 }
 

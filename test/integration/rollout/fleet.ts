@@ -6,6 +6,8 @@
  * holding `config.yaml` and `rollout.yaml`; and `sfu-agent rollout` run
  * in-process against all of it.
  */
+import { type ChildProcess, spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,12 +22,14 @@ import { FAUXQS_CREDENTIALS, FAUXQS_REGION } from "../../../scripts/local/fauxqs
 import { capturedLogger } from "../../helpers/captured-logger.ts";
 import { type CliRun, captureRun } from "../../helpers/cli-run.ts";
 import { configText } from "../../helpers/config-text.ts";
-import type { FakeSfuReply } from "../../helpers/fake-sfu.ts";
+import { FakeSfu, type FakeSfuReply } from "../../helpers/fake-sfu.ts";
 import { type QueuePod, startQueuePod } from "../../helpers/queue-pod.ts";
 import { PREFIX, type QueueFixture, startQueueFixture } from "../queue/harness.ts";
 
 export { configText } from "../../helpers/config-text.ts";
 export { hashOf } from "../queue/harness.ts";
+
+const CLI = join(import.meta.dirname, "../../../agent/cli.ts");
 
 export const BUCKET = "sfu-rollout";
 export const STATE_URL = `s3://${BUCKET}/sfu/rollout-state.json`;
@@ -49,6 +53,15 @@ export interface FleetPod extends QueuePod {
   received(): string[];
   /** The hash its SFU has applied (as the agent knows it). */
   applied(): string | null;
+  /**
+   * Restarts its SFU (the agent keeps running): the connection closes, stays
+   * down `downMs`, and a new SFU dials in that runs nothing (a real SFU loses
+   * its config on restart) unless `keepApplied` (it reports what it ran).
+   * {@link FleetPod.received} spans every SFU of the pod.
+   */
+  restartSfu(o?: { downMs?: number; downUntil?: () => Promise<void>; keepApplied?: boolean }): Promise<void>;
+  /** Its SFU now (the last one that dialled in). */
+  sfuNow(): FakeSfu;
   stop(): Promise<void>;
 }
 
@@ -65,6 +78,15 @@ export interface Fleet {
     n: number | string,
     o?: { policy?: string | null; expect?: number; timeout?: string; extra?: string[]; deps?: Partial<RolloutDeps> },
   ): Promise<CliRun>;
+  /**
+   * Spawns a real `sfu-agent rollout` process for config `n` (the same flags,
+   * through the same endpoint): `done` resolves with its exit code (null when
+   * killed by a signal) and output.
+   */
+  spawnRollout(
+    n: number,
+    o?: { timeout?: string },
+  ): { child: ChildProcess; done: Promise<CliRun & { signal: string | null }> };
   /** The clients the hook used (their calls recorded in `hookActions`). */
   hookActions: Set<string>;
   /** Every AWS call of the agents. */
@@ -75,9 +97,10 @@ export interface Fleet {
   /**
    * Restarts pod `name` on the config last mounted: by default its agent (same
    * ConfigMap directory and state cache file; the SFU reports what it ran);
-   * `newPod`: a new pod (fresh directory, no cache, an SFU that runs nothing).
+   * `newPod`: a new pod (fresh directory, no cache, an SFU that runs nothing);
+   * `sfuRestarted`: both containers restarted (same directory and cache, an SFU that runs nothing).
    */
-  restart(name: string, o?: { newPod?: boolean }): Promise<FleetPod>;
+  restart(name: string, o?: { newPod?: boolean; sfuRestarted?: boolean }): Promise<FleetPod>;
   dispose(): Promise<void>;
 }
 
@@ -173,17 +196,33 @@ export async function startFleet(o: {
     if (o.reply) pod.sfu.setReply(o.reply(name));
     dirs.push(pod.dir);
     let stopped = false;
+    const sfus = [pod.sfu];
+    const current = () => sfus[sfus.length - 1] as FakeSfu;
     return {
       ...pod,
       name,
       rank: cohortRank(name),
       logs,
-      received: () => pod.sfu.received.map((r) => r.message.hash),
+      received: () => sfus.flatMap((s) => s.received.map((r) => r.message.hash)),
       applied: () => pod.agent.status().applied?.hash ?? null,
+      sfuNow: current,
+      restartSfu: async (ro = {}) => {
+        const ran = pod.agent.store.applied();
+        await current().close();
+        if (ro.downMs) await new Promise((r) => setTimeout(r, ro.downMs));
+        await ro.downUntil?.();
+        const next = await FakeSfu.connect({
+          url: pod.agent.pushUrl,
+          name,
+          applied: ro.keepApplied && ran ? { version: ran.version, hash: ran.hash } : null,
+          reply: o.reply ? o.reply(name) : { kind: "ack" },
+        });
+        sfus.push(next);
+      },
       stop: async () => {
         if (stopped) return;
         stopped = true;
-        await pod.sfu.close();
+        await current().close();
         await pod.agent.stop(500);
         clients.destroy();
       },
@@ -195,6 +234,27 @@ export async function startFleet(o: {
 
   const hookClients = awsClients((a) => hookActions.add(a));
   let runs = 0;
+  const children: ChildProcess[] = [];
+  const hookArgv = (configFile: string, policyFile: string, revision: string, expect: number, timeout: string) => [
+    "--topic-arn",
+    f.topicArn,
+    "--config",
+    configFile,
+    "--policy",
+    policyFile,
+    "--rollout-state",
+    STATE_URL,
+    "--status-queue-url",
+    f.statusQueueUrl,
+    "--status-topic-arn",
+    f.statusTopicArn,
+    "--revision",
+    revision,
+    "--expect",
+    String(expect),
+    "--timeout",
+    timeout,
+  ];
   return {
     f,
     state,
@@ -208,6 +268,46 @@ export async function startFleet(o: {
       for (const pod of pods)
         await pod.writer.write({ "config.yaml": configText(n), ...(p === null ? {} : { "rollout.yaml": p }) });
     },
+    spawnRollout(n, so = {}) {
+      const run = ++runs;
+      const configFile = join(work, `config-${run}.yaml`);
+      const policyFile = join(work, `rollout-${run}.yaml`);
+      writeFileSync(configFile, configText(n));
+      writeFileSync(policyFile, policy);
+      const child = spawn(
+        process.execPath,
+        [
+          CLI,
+          "rollout",
+          ...hookArgv(configFile, policyFile, `rev-${n}`, pods.length, so.timeout ?? "60"),
+          "--endpoint-url",
+          endpoint,
+          "--region",
+          FAUXQS_REGION,
+        ],
+        {
+          env: {
+            ...process.env,
+            AWS_ACCESS_KEY_ID: FAUXQS_CREDENTIALS.accessKeyId,
+            AWS_SECRET_ACCESS_KEY: FAUXQS_CREDENTIALS.secretAccessKey,
+          },
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      );
+      let stdout = "";
+      let stderr = "";
+      child.stdout?.on("data", (c: Buffer) => {
+        stdout += c.toString();
+      });
+      child.stderr?.on("data", (c: Buffer) => {
+        stderr += c.toString();
+      });
+      const done = new Promise<CliRun & { signal: string | null }>((resolve) =>
+        child.once("exit", (code, signal) => resolve({ code: code ?? -1, signal, stdout, stderr })),
+      );
+      children.push(child);
+      return { child, done };
+    },
     async rollout(n, ro = {}) {
       const run = ++runs;
       const configFile = join(work, `config-${run}.yaml`);
@@ -216,24 +316,13 @@ export async function startFleet(o: {
       const p = ro.policy === undefined ? policy : ro.policy;
       if (p !== null) await writeFile(policyFile, p);
       const argv = [
-        "--topic-arn",
-        f.topicArn,
-        "--config",
-        configFile,
-        "--policy",
-        policyFile,
-        "--rollout-state",
-        STATE_URL,
-        "--status-queue-url",
-        f.statusQueueUrl,
-        "--status-topic-arn",
-        f.statusTopicArn,
-        "--revision",
-        `rev-${typeof n === "string" ? run : n}`,
-        "--expect",
-        String(ro.expect ?? pods.length),
-        "--timeout",
-        ro.timeout ?? "60",
+        ...hookArgv(
+          configFile,
+          policyFile,
+          `rev-${typeof n === "string" ? run : n}`,
+          ro.expect ?? pods.length,
+          ro.timeout ?? "60",
+        ),
         ...(ro.extra ?? []),
       ];
       const store = new RolloutStateStore({
@@ -272,12 +361,16 @@ export async function startFleet(o: {
         name,
         ro.newPod
           ? undefined
-          : { dir: old.dir, sfuApplied: applied && { version: applied.version, hash: applied.hash } },
+          : {
+              dir: old.dir,
+              sfuApplied: ro.sfuRestarted ? null : applied && { version: applied.version, hash: applied.hash },
+            },
       );
       pods[i] = pod;
       return pod;
     },
     async dispose() {
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
       for (const p of pods) await p.stop().catch(() => {});
       hookClients.destroy();
       s3.destroy();

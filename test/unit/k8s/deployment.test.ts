@@ -114,6 +114,10 @@ describe("base: the Deployment", () => {
     assert.equal(o.queuePrefix, "sfu-config-");
     const mount = agent.volumeMounts.find((m: K8sObject) => m.name === "config");
     assert.equal(o.configDir, mount.mountPath);
+    // The state cache lives in the pod's emptyDir (kept across container restarts, never in the image).
+    const tmp = agent.volumeMounts.find((m: K8sObject) => m.name === "tmp");
+    assert.ok(String(o.rolloutStateCache).startsWith(`${tmp.mountPath}/`), String(o.rolloutStateCache));
+    assert.ok(spec.volumes.find((v: K8sObject) => v.name === "tmp").emptyDir);
     const sfuAgentUrl = sfu.args.find((a: string) => a.startsWith("--agent="));
     assert.equal(sfuAgentUrl, `--agent=ws://${o.listen.host}:${o.listen.port}`);
   });

@@ -342,6 +342,62 @@ describe("Settler with a rollout handler", () => {
     }
   });
 
+  it("restarted during an outage, a remembered running candidate is never newly pushed (it may have halted since)", async () => {
+    // Fails on today's main: the remembered state put an in-cohort pod's fresh SFU on the candidate.
+    const reader = new MemoryReader();
+    reader.cached = stateWith({
+      id: "r",
+      hash: C2.hash,
+      revision: null,
+      state: "running",
+      step: 0,
+      threshold: 1,
+      reason: null,
+    });
+    reader.fail = Object.assign(new Error("S3 down"), { code: "STATE_READ_FAILED" });
+    const t = await setup({ reader });
+    await t.rollout.start();
+    t.rollout.onValidReading(C2.config, C2.hash);
+    assert.equal(t.store.desired()?.hash, C1.hash, "the remembered stable config");
+    assert.equal(t.rollout.status()?.stage, "held");
+    assert.match(t.rollout.status()?.reason ?? "", /only remembered/);
+    assert.equal(t.rollout.holdingWithoutState(), false);
+    // An SFU that already runs the candidate keeps it (nothing newly applied) ...
+    t.store.adoptSfuApplied({ version: 1, hash: C2.hash });
+    assert.equal(t.store.desired()?.hash, C2.hash);
+    assert.equal(t.rollout.status()?.stage, "canary");
+    await t.rollout.stop();
+    // ... and once S3 answers, the state read decides.
+    const u = await setup({ reader: Object.assign(new MemoryReader(), { cached: reader.cached, fail: reader.fail }) });
+    await u.rollout.start();
+    u.rollout.onValidReading(C2.config, C2.hash);
+    assert.equal(u.store.desired()?.hash, C1.hash);
+    (u.reader as MemoryReader).fail = null;
+    (u.reader as MemoryReader).state = reader.cached ?? null;
+    await u.rollout.refresh();
+    assert.equal(u.store.desired()?.hash, C2.hash, "the read state puts the cohort pod on the candidate");
+    assert.equal(u.rollout.status()?.stage, "canary");
+    await u.rollout.stop();
+  });
+
+  it("a new pod that cannot read the state holds with nothing to vouch for (holdingWithoutState)", async () => {
+    const reader = new MemoryReader();
+    reader.fail = Object.assign(new Error("S3 down"), { code: "STATE_READ_FAILED" });
+    const t = await setup({ reader });
+    await t.rollout.start();
+    t.rollout.onValidReading(C1.config, C1.hash);
+    assert.equal(t.store.desired(), null);
+    assert.equal(t.rollout.holdingWithoutState(), true);
+    assert.equal(t.rollout.stateUnreadable(), true);
+    reader.fail = null;
+    reader.state = stateWith(null);
+    await t.rollout.refresh();
+    assert.equal(t.store.desired()?.hash, C1.hash);
+    assert.equal(t.rollout.holdingWithoutState(), false);
+    assert.equal(t.rollout.stateUnreadable(), false);
+    await t.rollout.stop();
+  });
+
   it("hands rollout events over and deletes them without settling; plain events settle as before", async () => {
     const timers = new ManualTimers();
     const store = new SnapshotStore({ clock: () => new Date(timers.now()) });
