@@ -14,6 +14,7 @@
 import { readFile } from "node:fs/promises";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
+import { type JsonLimits, parseBoundedJson } from "../../protocol/bounded-json.ts";
 
 /** Where the Kubernetes API is and how to authenticate to it. */
 export interface KubeApiTarget {
@@ -59,6 +60,8 @@ export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccoun
 
 /** A Deployment JSON is a few KiB; anything past this is not one. */
 const MAX_BODY_BYTES = 1024 * 1024;
+/** Limits on a Deployment answer: MAX_BODY_BYTES, 32 levels deep (a pod template nests about 12), the config file's value and key limits. */
+export const DEPLOYMENT_JSON_LIMITS: Readonly<JsonLimits> = { maxBytes: MAX_BODY_BYTES, maxDepth: 32 };
 
 /**
  * The in-cluster API target: `KUBERNETES_SERVICE_HOST`/`_PORT` and the
@@ -130,7 +133,7 @@ export function readDeploymentReplicas(
         chunks.push(c);
       });
       res.on("error", (err) => finish({ ok: false, code: "API_UNREACHABLE", message: `${what}: ${err.message}` }));
-      res.on("end", () => finish(interpret(what, res.statusCode ?? 0, Buffer.concat(chunks).toString("utf8"))));
+      res.on("end", () => finish(interpret(what, res.statusCode ?? 0, Buffer.concat(chunks, size))));
     });
     const timer = setTimeout(() => {
       finish({ ok: false, code: "API_TIMEOUT", message: `${what}: no answer from ${api.url} within ${timeoutMs} ms` });
@@ -143,7 +146,7 @@ export function readDeploymentReplicas(
   });
 }
 
-function interpret(what: string, status: number, body: string): DeploymentReadResult {
+function interpret(what: string, status: number, body: Buffer): DeploymentReadResult {
   if (status === 401 || status === 403)
     return {
       ok: false,
@@ -152,12 +155,15 @@ function interpret(what: string, status: number, body: string): DeploymentReadRe
     };
   if (status === 404) return { ok: false, code: "DEPLOYMENT_NOT_FOUND", message: `${what} not found` };
   if (status !== 200) return { ok: false, code: "API_ERROR", message: `${what}: HTTP ${status}` };
-  let doc: unknown;
-  try {
-    doc = JSON.parse(body);
-  } catch {
-    return { ok: false, code: "BAD_RESPONSE", message: `${what}: the API answered with something that is not JSON` };
+  const parsed = parseBoundedJson(body, DEPLOYMENT_JSON_LIMITS, "the answer");
+  if (!parsed.ok) {
+    const message =
+      parsed.code === "BAD_JSON" || parsed.code === "NOT_UTF8"
+        ? `${what}: the API answered with something that is not JSON`
+        : `${what}: ${parsed.message}`;
+    return { ok: false, code: "BAD_RESPONSE", message };
   }
+  const doc = parsed.value;
   const d = doc as { kind?: unknown; spec?: { replicas?: unknown }; status?: Record<string, unknown> };
   if (d === null || typeof d !== "object" || d.kind !== "Deployment")
     return {
@@ -167,7 +173,9 @@ function interpret(what: string, status: number, body: string): DeploymentReadRe
     };
   const count = (v: unknown, fallback: number, field: string): number | string => {
     if (v === undefined || v === null) return fallback;
-    return Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : `${field} is ${JSON.stringify(v)}`;
+    return Number.isSafeInteger(v) && (v as number) >= 0
+      ? (v as number)
+      : `${field} is ${JSON.stringify(v).slice(0, 64)}`;
   };
   const desired = count(d.spec?.replicas, 1, "spec.replicas");
   const current = count(d.status?.replicas, 0, "status.replicas");

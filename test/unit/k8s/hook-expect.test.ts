@@ -101,6 +101,19 @@ describe("readDeploymentReplicas (against an HTTP server answering as the API se
       [{ status: 200, body: '{"kind":"Pod"}' }, "BAD_RESPONSE", /not a Deployment/],
       [{ status: 200, body: deployment(3, -1) }, "BAD_RESPONSE", /status.readyReplicas is -1/],
       [{ status: 200, body: " ".repeat(1024 * 1024 + 1) }, "BAD_RESPONSE", /over 1048576 bytes/],
+      [
+        { status: 200, body: `{"kind":"Deployment","x":${"[".repeat(40_000)}${"]".repeat(40_000)}}` },
+        "BAD_RESPONSE",
+        /the answer: nested more than 32 levels deep/,
+      ],
+      [
+        {
+          status: 200,
+          body: `{"kind":"Deployment",${Array.from({ length: 12_000 }, (_, i) => `"k${i}":0`).join(",")}}`,
+        },
+        "BAD_RESPONSE",
+        /the answer: more than 10000 object keys/,
+      ],
     ];
     for (const [a, code, message] of cases) {
       answer = a;
