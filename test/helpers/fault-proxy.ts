@@ -61,8 +61,8 @@ export interface FaultProxy {
 
 /** Options of {@link startFaultProxy}. */
 export interface FaultProxyOptions {
-  /** Sees every request and its body before the rule (e.g. to count SQS deletes). */
-  observe?: (req: FaultRequest, body: Buffer) => void;
+  /** Sees every request, its body and headers, before the rule (e.g. to count SQS deletes). */
+  observe?: (req: FaultRequest, body: Buffer, headers: IncomingMessage["headers"]) => void;
 }
 
 /** Starts a proxy in front of `upstream` (an `http://host:port` URL). */
@@ -131,7 +131,7 @@ export async function startFaultProxy(upstream: string, options: FaultProxyOptio
     req.on("end", () => {
       const body = Buffer.concat(chunks);
       const info = classify(req, body);
-      options.observe?.(info, body);
+      options.observe?.(info, body, req.headers);
       const fault = rule?.(info) ?? byService.get(info.service) ?? null;
       if (fault === null) return forward(req, res, body);
       counts.failed[fault.kind]++;
