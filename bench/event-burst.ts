@@ -27,7 +27,8 @@ import { emitFigures } from "./figures.ts";
 
 const { values } = parseArgs({ options: { events: { type: "string", default: "10000" } } });
 const EVENTS = Number(values.events);
-if (!Number.isInteger(EVENTS) || EVENTS < 1) throw new RangeError(`--events must be a positive integer, got ${values.events}`);
+if (!Number.isInteger(EVENTS) || EVENTS < 1)
+  throw new RangeError(`--events must be a positive integer, got ${values.events}`);
 const TIMEOUT_MS = 300_000;
 
 const fauxqs = await startFauxqs();
@@ -71,7 +72,13 @@ const depth = async (): Promise<number> => {
   );
 };
 const reload = (hash: string, at: Date) =>
-  JSON.stringify({ type: "sfu-config.reload", revision: "burst", hash, configMap: "sfu/sfu-config", issuedAt: at.toISOString() });
+  JSON.stringify({
+    type: "sfu-config.reload",
+    revision: "burst",
+    hash,
+    configMap: "sfu/sfu-config",
+    issuedAt: at.toISOString(),
+  });
 const send = async (bodies: string[]) => {
   let next = 0;
   const batches = Math.ceil(bodies.length / 10);
@@ -89,7 +96,9 @@ const rssBefore = await rssKiB();
 const cpu0 = await agent.cpuMs();
 const issued = Date.now() - 60_000;
 const t0 = performance.now();
-await send(Array.from({ length: EVENTS }, (_, i) => reload(`sha256:${i.toString(16).padStart(64, "f")}`, new Date(issued + i))));
+await send(
+  Array.from({ length: EVENTS }, (_, i) => reload(`sha256:${i.toString(16).padStart(64, "f")}`, new Date(issued + i))),
+);
 const sentMs = performance.now() - t0;
 const text = goodConfig(2);
 const hash = await configHash(text);
@@ -130,7 +139,9 @@ process.stdout.write(
   ].join("\n"),
 );
 if (!alive || !applied || left > 0) {
-  process.stderr.write("event-burst: the agent did not survive the burst with the change applied and the queue empty\n");
+  process.stderr.write(
+    "event-burst: the agent did not survive the burst with the change applied and the queue empty\n",
+  );
   process.exit(1);
 }
 emitFigures("event-burst", {
