@@ -34,6 +34,8 @@ export interface LimitedAgentOptions {
   args?: string[];
   /** More environment variables. */
   env?: Record<string, string>;
+  /** Pass `--listen 127.0.0.1:0` (default true; false for `--push`, which excludes it). */
+  listen?: boolean;
 }
 
 export interface HealthPoll {
@@ -90,8 +92,7 @@ export async function startLimitedAgent(dir: string, options: LimitedAgentOption
     "run",
     "--config-dir",
     dir,
-    "--listen",
-    "127.0.0.1:0",
+    ...(options.listen === false ? [] : ["--listen", "127.0.0.1:0"]),
     "--http",
     "127.0.0.1:0",
     ...(options.args ?? []),
