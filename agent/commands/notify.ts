@@ -267,6 +267,11 @@ export async function waitForApplied(
     timers: o.timers,
     onError: (m) => io.stderr(`sfu-agent ${command}: ${m}\n`),
   });
+  if (result.malformed > 0) {
+    io.stderr(
+      `sfu-agent ${command}: ${result.malformed} message(s) on the status queue were not status events and were deleted (first: ${result.firstMalformed})\n`,
+    );
+  }
   if (result.pods.length > 0) io.stdout(formatPodTable(result.pods));
   const applied = result.pods.filter((p) => p.outcome === "applied").length;
   if (result.result === "applied") {
