@@ -5,6 +5,7 @@
  * applied, reverted) and a line per rollout under it (id, candidate hash,
  * state, step, cohort threshold, and why it halted).
  */
+import { type JsonLimits, parseBoundedJson, readBoundedStream } from "../protocol/bounded-json.ts";
 import { escapeControlChars } from "../protocol/safe-text.ts";
 
 /** The agent `/status` document (the fields this table reads). */
@@ -50,11 +51,23 @@ export async function fetchAgentStatus(target: string, timeoutMs = 3000): Promis
   const base = target.replace(/\/+$/, "");
   const url = /\/status$/.test(base) ? base : `${base}/status`;
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const signal = AbortSignal.timeout(timeoutMs);
+    const res = await fetch(url, { signal });
     if (!res.ok) return { target, ok: false, error: `HTTP ${res.status}` };
-    const text = await readCapped(res, MAX_STATUS_BYTES);
-    if (text === null) return { target, ok: false, error: `status document over ${MAX_STATUS_BYTES} bytes` };
-    const body = JSON.parse(text) as AgentStatusDoc;
+    // The fetch signal bounds the whole exchange; the read bounds the bytes (and the time again).
+    const read = await readBoundedStream(res.body, { maxBytes: MAX_STATUS_BYTES, timeoutMs }, "status document");
+    if (!read.ok) {
+      const error =
+        read.code === "TOO_LARGE"
+          ? `status document over ${MAX_STATUS_BYTES} bytes`
+          : read.code === "TIMEOUT" || signal.aborted
+            ? `no answer within ${timeoutMs} ms`
+            : read.message;
+      return { target, ok: false, error };
+    }
+    const parsed = parseBoundedJson(read.bytes, STATUS_JSON_LIMITS, "status document");
+    if (!parsed.ok) return { target, ok: false, error: parsed.message };
+    const body = parsed.value as AgentStatusDoc;
     if (typeof body !== "object" || body === null || typeof body.pod !== "string") {
       return { target, ok: false, error: "not an sfu-agent /status document" };
     }
@@ -69,24 +82,8 @@ export async function fetchAgentStatus(target: string, timeoutMs = 3000): Promis
 
 /** Largest `/status` body read from an agent (a real one is a few KiB; an agent caps its errors). */
 export const MAX_STATUS_BYTES = 1024 * 1024;
-
-/** The body as UTF-8 text, or null (and the rest not read) once it passes `max` bytes. */
-async function readCapped(res: Response, max: number): Promise<string | null> {
-  if (res.body === null) return "";
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return Buffer.concat(chunks).toString("utf8");
-    total += value.byteLength;
-    if (total > max) {
-      await reader.cancel();
-      return null;
-    }
-    chunks.push(value);
-  }
-}
+/** Limits on a `/status` document: MAX_STATUS_BYTES, and the config file's value and key limits (the defaults), 16 levels deep. */
+export const STATUS_JSON_LIMITS: Readonly<JsonLimits> = { maxBytes: MAX_STATUS_BYTES, maxDepth: 16 };
 
 /** Fetches every target concurrently, preserving order. */
 export function fetchFleet(targets: readonly string[], timeoutMs?: number): Promise<FleetRow[]> {

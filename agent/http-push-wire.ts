@@ -3,10 +3,21 @@
  * as pure functions: the push URL check, the GET applied-state document, the
  * 409/422 error document (the retry backoff is protocol/backoff.ts).
  */
+import { type JsonLimits, parseBoundedJson } from "../protocol/bounded-json.ts";
 import { HASH_PATTERN } from "../protocol/hash.ts";
 import type { AppliedRef, PushError } from "./push-ledger.ts";
 
 const hashRe = new RegExp(HASH_PATTERN);
+
+/** Body bytes kept of a push response (an applied or error document is small; http-request.ts stops reading past it). */
+export const MAX_PUSH_RESPONSE_BYTES = 64 * 1024;
+/** Limits on a push response document: a few fields, a shallow object. */
+export const PUSH_RESPONSE_JSON_LIMITS: Readonly<JsonLimits> = {
+  maxBytes: MAX_PUSH_RESPONSE_BYTES,
+  maxDepth: 8,
+  maxValues: 256,
+  maxKeys: 64,
+};
 
 /**
  * Checks a push URL: `http:` or `https:`, with a host, without userinfo
@@ -54,10 +65,8 @@ export function parseErrorDocument(body: Buffer): PushError | null {
 }
 
 function parseJsonObject(body: Buffer): Record<string, unknown> | null {
-  try {
-    const v: unknown = JSON.parse(body.toString("utf8"));
-    return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
-  } catch {
-    return null;
-  }
+  const parsed = parseBoundedJson(body, PUSH_RESPONSE_JSON_LIMITS, "push response");
+  if (!parsed.ok) return null;
+  const v = parsed.value;
+  return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
 }

@@ -38,7 +38,7 @@
 import type { Logger } from "pino";
 import { reconnectDelay } from "../protocol/backoff.ts";
 import { LifecycleError } from "./errors.ts";
-import { checkPushUrl, parseAppliedDocument, parseErrorDocument } from "./http-push-wire.ts";
+import { checkPushUrl, MAX_PUSH_RESPONSE_BYTES, parseAppliedDocument, parseErrorDocument } from "./http-push-wire.ts";
 import { type ExchangeResult, exchange } from "./http-request.ts";
 import type { AgentMetrics } from "./metrics.ts";
 import { type AppliedRef, configMessage, type NackRetryOptions, PushLedger } from "./push-ledger.ts";
@@ -88,8 +88,6 @@ export interface HttpPusherDeps {
   random?: () => number;
 }
 
-/** Body bytes kept of a response (an error document is small). */
-const MAX_BODY_BYTES = 64 * 1024;
 /** Statuses of a GET meaning "this SFU does not serve its applied state". */
 const GET_UNSUPPORTED = new Set([404, 405, 501]);
 
@@ -247,7 +245,7 @@ export class HttpPusher {
       method: "GET",
       headers: this.#headers(),
       timeoutMs: this.#opts.ackTimeoutMs,
-      maxBodyBytes: MAX_BODY_BYTES,
+      maxBodyBytes: MAX_PUSH_RESPONSE_BYTES,
       signal: this.#abort.signal,
     });
     if (this.#state === "stopped" || this.#abort.signal.aborted) return;
@@ -315,7 +313,7 @@ export class HttpPusher {
       headers: { ...this.#headers(), "content-type": "application/json" },
       body,
       timeoutMs: this.#opts.ackTimeoutMs,
-      maxBodyBytes: MAX_BODY_BYTES,
+      maxBodyBytes: MAX_PUSH_RESPONSE_BYTES,
       signal: this.#abort.signal,
     });
     if (this.#state === "stopped" || this.#abort.signal.aborted) return; // cut off by stop(): no outcome

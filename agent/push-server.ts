@@ -265,6 +265,9 @@ export class PushServer {
       if (this.#session !== null || this.#state !== "listening") {
         this.#deps.metrics?.connectionsRefused.inc({ reason: "busy" });
         this.#deps.logger.warn(peer, "refused a second SFU connection: one SFU at a time");
+        // Frames may still arrive before the close completes; a bad one (invalid UTF-8, over
+        // maxPayload) is an 'error' on this socket, which must not take the process down.
+        ws.on("error", (err) => this.#deps.logger.debug({ ...peer, err: err.message }, "refused connection errored"));
         ws.close(CloseCode.ALREADY_CONNECTED, "another SFU is already connected to this agent; one at a time");
         return;
       }

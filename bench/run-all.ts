@@ -28,6 +28,10 @@ const BENCHES: ReadonlyArray<{ script: string; title: string }> = [
   { script: "bench/restart-vs-reload.ts", title: "Media interruption: rolling restart vs hot reload" },
   { script: "bench/hostile-configs.ts", title: "Hostile configs: validate time and peak RSS, worst case" },
   {
+    script: "bench/event-burst.ts",
+    title: "Event burst: 10,000 reload events for hashes that never arrive, then one change (agent under its limits)",
+  },
+  {
     script: "bench/rollout.ts",
     title: "Progressive rollout: time added per step beyond bake, requests per pod per rollout",
   },

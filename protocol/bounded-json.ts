@@ -73,7 +73,9 @@ export function parseBoundedJson(input: string | Uint8Array, limits: JsonLimits,
   try {
     return { ok: true, value: JSON.parse(text) };
   } catch (err) {
-    return refuse("BAD_JSON", `${where}: not JSON (${(err as Error).message.slice(0, 200)})`);
+    // JSON.parse's message quotes the text around the error; say only where (the text may hold a secret).
+    const at = /at position (\d+)/.exec((err as Error).message);
+    return refuse("BAD_JSON", `${where}: not JSON${at ? ` (at position ${at[1]})` : ""}`);
   }
 }
 

@@ -4,6 +4,7 @@
  */
 import type { ValidateFunction } from "ajv";
 import { createAjv } from "./ajv.ts";
+import { type JsonLimits, parseBoundedJson } from "./bounded-json.ts";
 import { CloseCode, type CloseCodeValue } from "./close-codes.ts";
 import {
   type AckMessage,
@@ -25,6 +26,33 @@ import {
   statusEventSchema,
 } from "./messages-schema.ts";
 import { type SecretsReloadMessage, secretsReloadSchema } from "./secrets-reload.ts";
+import { MAX_YAML_DEPTH, MAX_YAML_KEYS, MAX_YAML_NODES } from "./yaml-limits.ts";
+
+/**
+ * Limits on one sfu-config/1 frame, either way: MAX_FRAME_BYTES, and the
+ * config file's own depth, value and key limits plus the room the frame's
+ * envelope (`{type, nonce, config: ...}`) takes around a config.
+ */
+export const FRAME_JSON_LIMITS: Readonly<JsonLimits> = {
+  maxBytes: MAX_FRAME_BYTES,
+  maxDepth: MAX_YAML_DEPTH + 2,
+  maxValues: MAX_YAML_NODES + 16,
+  maxKeys: MAX_YAML_KEYS + 16,
+};
+
+/** Most bytes of one SQS message body (SQS's own maximum message size is 256 KiB). */
+export const MAX_EVENT_BODY_BYTES = 256 * 1024;
+/**
+ * Limits on one SQS message body (a reload, status or health event, raw or in
+ * its SNS envelope): the envelope's string fields and its Message text. An
+ * event holds a few dozen values; the limits leave room and refuse floods.
+ */
+export const EVENT_JSON_LIMITS: Readonly<JsonLimits> = {
+  maxBytes: MAX_EVENT_BODY_BYTES,
+  maxDepth: 8,
+  maxValues: 1_000,
+  maxKeys: 256,
+};
 
 const ajv = createAjv();
 const validators = {
@@ -67,12 +95,18 @@ function parseFrame(data: string | Buffer, allowed: readonly (keyof typeof valid
       reason: `frame of ${size} bytes exceeds ${MAX_FRAME_BYTES}`,
     };
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(typeof data === "string" ? data : data.toString("utf8"));
-  } catch (err) {
-    return { ok: false, closeCode: CloseCode.BAD_JSON, reason: closeReason(`bad JSON: ${(err as Error).message}`) };
+  const parsed = parseBoundedJson(data, FRAME_JSON_LIMITS, "frame");
+  if (!parsed.ok) {
+    // Too deep or too many values/keys is valid JSON that no message schema admits: 4003.
+    const closeCode =
+      parsed.code === "BAD_JSON" || parsed.code === "NOT_UTF8"
+        ? CloseCode.BAD_JSON
+        : parsed.code === "TOO_LARGE"
+          ? CloseCode.FRAME_TOO_LARGE
+          : CloseCode.INVALID_MESSAGE;
+    return { ok: false, closeCode, reason: closeReason(parsed.message) };
   }
+  const value = parsed.value;
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     return { ok: false, closeCode: CloseCode.INVALID_MESSAGE, reason: "frame is not a JSON object" };
   }
@@ -137,13 +171,28 @@ export function parseHealthEvent(body: string): EventResult<HealthEvent> {
 }
 
 function parseEvent(body: string, validate: ValidateFunction): EventResult<unknown> {
-  if (Buffer.byteLength(body, "utf8") > 256 * 1024) return { ok: false, reason: "body exceeds 256 KiB" };
-  let value: unknown;
-  try {
-    value = JSON.parse(body);
-  } catch (err) {
-    return { ok: false, reason: `body is not JSON: ${(err as Error).message}` };
-  }
+  const unwrapped = parseEventJson(body);
+  if (!unwrapped.ok) return unwrapped;
+  const { value, envelope } = unwrapped;
+  if (!validate(value)) return { ok: false, reason: describe(validate).slice(0, MAX_REASON_CHARS) };
+  return { ok: true, event: value, envelope };
+}
+
+/** Longest reason text returned for a refused message body (errors are capped). */
+const MAX_REASON_CHARS = 1024;
+
+/**
+ * Parses an SQS message body within EVENT_JSON_LIMITS and unwraps the standard
+ * SNS envelope (`{"Type":"Notification","Message":"..."}`, whose Message text
+ * is parsed within the same limits). Never throws; reasons are capped and hold
+ * no part of the body.
+ */
+export function parseEventJson(
+  body: string,
+): { ok: true; value: unknown; envelope: boolean } | { ok: false; reason: string } {
+  const outer = parseBoundedJson(body, EVENT_JSON_LIMITS, "message body");
+  if (!outer.ok) return { ok: false, reason: outer.message };
+  let value = outer.value;
   let envelope = false;
   if (
     typeof value === "object" &&
@@ -152,12 +201,9 @@ function parseEvent(body: string, validate: ValidateFunction): EventResult<unkno
     typeof (value as { Message?: unknown }).Message === "string"
   ) {
     envelope = true;
-    try {
-      value = JSON.parse((value as { Message: string }).Message);
-    } catch (err) {
-      return { ok: false, reason: `SNS envelope Message is not JSON: ${(err as Error).message}` };
-    }
+    const inner = parseBoundedJson((value as { Message: string }).Message, EVENT_JSON_LIMITS, "SNS envelope Message");
+    if (!inner.ok) return { ok: false, reason: inner.message };
+    value = inner.value;
   }
-  if (!validate(value)) return { ok: false, reason: describe(validate) };
-  return { ok: true, event: value, envelope };
+  return { ok: true, value, envelope };
 }

@@ -3,12 +3,20 @@
  * `/ws`, documented in sfu/README.md). The SFU is the only side that sends
  * SDP offers; the client only answers, so renegotiation never glares.
  */
+import { type JsonLimits, parseBoundedJson } from "../protocol/bounded-json.ts";
 import type { AppliedRef } from "./config-state.ts";
 import type { SignalErrorCodeValue } from "./errors.ts";
 import type { ClientIceServer } from "./ice-servers.ts";
 
 /** Largest signalling frame accepted from a client, in bytes. */
 export const MAX_SIGNAL_FRAME_BYTES = 256 * 1024;
+/** Limits on one client frame: MAX_SIGNAL_FRAME_BYTES (an SDP answer is most of it), and a shallow object of a few fields. */
+export const SIGNAL_JSON_LIMITS: Readonly<JsonLimits> = {
+  maxBytes: MAX_SIGNAL_FRAME_BYTES,
+  maxDepth: 8,
+  maxValues: 1_000,
+  maxKeys: 256,
+};
 /** Longest room or display name, in characters. */
 export const MAX_NAME_LENGTH = 64;
 
@@ -94,13 +102,13 @@ function parsePublish(v: unknown, fallback: PublishRequest): PublishRequest | nu
 
 /** Parses and checks one client frame. Never throws. */
 export function parseClientMessage(data: string): ParseResult {
-  if (data.length > MAX_SIGNAL_FRAME_BYTES) return { ok: false, message: "frame too large" };
-  let v: unknown;
-  try {
-    v = JSON.parse(data);
-  } catch {
-    return { ok: false, message: "frame is not JSON" };
+  const parsed = parseBoundedJson(data, SIGNAL_JSON_LIMITS, "frame");
+  if (!parsed.ok) {
+    if (parsed.code === "TOO_LARGE") return { ok: false, message: "frame too large" };
+    if (parsed.code === "BAD_JSON") return { ok: false, message: "frame is not JSON" };
+    return { ok: false, message: parsed.message };
   }
+  const v = parsed.value;
   if (typeof v !== "object" || v === null || Array.isArray(v)) return { ok: false, message: "frame is not an object" };
   const m = v as Record<string, unknown>;
   switch (m.type) {

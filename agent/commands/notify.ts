@@ -271,6 +271,11 @@ export async function waitForApplied(
     onReport: (r) => o.hook?.reported(r.pod),
   });
   const nudges = (await o.hook?.finish()) ?? [];
+  if (result.malformed > 0) {
+    io.stderr(
+      `sfu-agent ${command}: ${result.malformed} message(s) on the status queue were not status events and were deleted (first: ${result.firstMalformed})\n`,
+    );
+  }
   if (result.pods.length > 0) io.stdout(formatPodTable(result.pods));
   io.stdout(formatPropagationSummary(result.pods, nudges));
   const applied = result.pods.filter((p) => p.outcome === "applied").length;

@@ -122,6 +122,9 @@ function clientConfig(options: AwsClientOptions) {
   };
 }
 
+/** Calls recorded as the IAM action that authorises them (a batch call needs its single action's permission). */
+const IAM_ACTION: Record<string, string> = { DeleteMessageBatch: "DeleteMessage" };
+
 /** Adds the call recorder (see the module doc) to a client's middleware stack, when anything records. */
 // biome-ignore lint/suspicious/noExplicitAny: the SDK's middleware generics differ per client; this one is type-agnostic.
 function recordCalls(stack: { add: (m: any, o: any) => void }, service: string, options: AwsClientOptions): void {
@@ -134,7 +137,8 @@ function recordCalls(stack: { add: (m: any, o: any) => void }, service: string, 
   stack.add(
     <T>(next: (args: T) => Promise<unknown>, context: { commandName?: string }) =>
       async (args: T) => {
-        record(`${service}:${String(context.commandName ?? "Unknown").replace(/Command$/, "")}`);
+        const name = String(context.commandName ?? "Unknown").replace(/Command$/, "");
+        record(`${service}:${IAM_ACTION[name] ?? name}`);
         return next(args);
       },
     { step: "initialize", name: "sfuConfigCallRecorder" },

@@ -9,6 +9,8 @@
  * says how to move to the full event.
  */
 
+import { parseEventJson } from "../../protocol/messages.ts";
+
 /** Longest `commit` accepted (a full SHA-256 object name is 64 hex digits; refs may be longer). */
 const MAX_COMMIT_LENGTH = 128;
 
@@ -21,27 +23,15 @@ export interface LegacyReload {
 /**
  * Recognises an article-style message (raw or in an SNS envelope): an object
  * whose `event` is `"configReload"` and whose `commit` is a non-empty string
- * of printable ASCII without spaces, at most 128 characters. Returns null for
+ * of printable ASCII without spaces, at most 128 characters. Bodies are read within
+ * EVENT_JSON_LIMITS (protocol/messages.ts). Returns null for
  * anything else (which the caller parses as a full reload event).
  */
 export function parseLegacyReload(body: string): LegacyReload | null {
-  if (body.length > 64 * 1024) return null;
-  let value: unknown;
-  try {
-    value = JSON.parse(body);
-  } catch {
-    return null;
-  }
-  let envelope = false;
-  const v = value as { Type?: unknown; Message?: unknown } | null;
-  if (typeof v === "object" && v !== null && v.Type === "Notification" && typeof v.Message === "string") {
-    envelope = true;
-    try {
-      value = JSON.parse(v.Message);
-    } catch {
-      return null;
-    }
-  }
+  // The same bounded reader (bytes, depth, values, keys) as every other SQS body.
+  const parsed = parseEventJson(body);
+  if (!parsed.ok) return null;
+  const { value, envelope } = parsed;
   if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
   const o = value as Record<string, unknown>;
   if (o["event"] !== "configReload") return null;

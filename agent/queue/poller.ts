@@ -12,11 +12,14 @@
  *
  * A burst costs bounded memory: while more than {@link MAX_CALLS_IN_FLIGHT}
  * delete and visibility calls are in flight, no more messages are received,
- * so settled messages are deleted before more arrive.
+ * so settled messages are deleted before more arrive. Deletes asked for in
+ * the same turn (a received batch settling at once) go out together, up to
+ * 10 per `DeleteMessageBatch` call (authorised by `sqs:DeleteMessage`), which
+ * cuts a burst's CPU per message.
  */
 import {
   ChangeMessageVisibilityCommand,
-  DeleteMessageCommand,
+  DeleteMessageBatchCommand,
   ReceiveMessageCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
@@ -29,6 +32,8 @@ import { sleep, type Timers } from "./timers.ts";
 
 /** Most DeleteMessage / ChangeMessageVisibility calls in flight before receiving pauses. */
 export const MAX_CALLS_IN_FLIGHT = 32;
+/** Most receipts per DeleteMessageBatch (the SQS maximum). */
+const DELETE_BATCH = 10;
 
 /** Tunables of {@link QueuePoller}. */
 export interface PollerOptions {
@@ -56,6 +61,8 @@ export class QueuePoller implements MessageActions {
   #failures = 0;
   /** Delete and visibility calls in flight. */
   readonly #calls = new Set<Promise<void>>();
+  /** Deletes asked for this turn, sent together at its end. */
+  #deletes: { handle: string; done: () => void }[] = [];
 
   constructor(deps: {
     sqs: SQSClient;
@@ -179,22 +186,56 @@ export class QueuePoller implements MessageActions {
     return p;
   }
 
-  /** Deletes messages; failures are counted and logged (the message then reappears and is deduplicated). */
+  /**
+   * Deletes messages (with the other deletes of this turn, 10 a call);
+   * failures are counted and logged (the message then reappears and is
+   * deduplicated). Resolves when its receipts' calls ended.
+   */
   async delete(receiptHandles: string[]): Promise<void> {
+    if (this.#queueUrl() === null || receiptHandles.length === 0) return;
+    const waits = receiptHandles.map((handle) => new Promise<void>((done) => this.#deletes.push({ handle, done })));
+    if (this.#deletes.length === waits.length) queueMicrotask(() => this.#flushDeletes());
+    await Promise.all(waits);
+  }
+
+  #flushDeletes(): void {
+    const all = this.#deletes;
+    this.#deletes = [];
     const url = this.#queueUrl();
-    if (url === null) return;
-    await Promise.all(
-      receiptHandles.map((ReceiptHandle) =>
-        this.#track(async () => {
-          try {
-            await this.#sqs.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle }));
-          } catch (err) {
-            this.#metrics.sqsErrors.inc({ operation: "DeleteMessage" });
-            this.#logger.warn({ err: describeError(err) }, "SQS DeleteMessage failed");
+    for (let i = 0; i < all.length; i += DELETE_BATCH) {
+      const batch = all.slice(i, i + DELETE_BATCH);
+      const finish = () => {
+        for (const b of batch) b.done();
+      };
+      if (url === null) {
+        finish();
+        continue;
+      }
+      void this.#track(async () => {
+        try {
+          const r = await this.#sqs.send(
+            new DeleteMessageBatchCommand({
+              QueueUrl: url,
+              Entries: batch.map((b, k) => ({ Id: String(k), ReceiptHandle: b.handle })),
+            }),
+          );
+          const failed = r.Failed ?? [];
+          if (failed.length > 0) {
+            this.#metrics.sqsErrors.inc({ operation: "DeleteMessage" }, failed.length);
+            const f = failed[0];
+            this.#logger.warn(
+              { failed: failed.length, of: batch.length, code: f?.Code, message: f?.Message?.slice(0, 200) },
+              "SQS DeleteMessage failed",
+            );
           }
-        }),
-      ),
-    );
+        } catch (err) {
+          this.#metrics.sqsErrors.inc({ operation: "DeleteMessage" }, batch.length);
+          this.#logger.warn({ err: describeError(err), of: batch.length }, "SQS DeleteMessage failed");
+        } finally {
+          finish();
+        }
+      });
+    }
   }
 
   /** Extends the visibility of held messages; failures are counted and logged. */

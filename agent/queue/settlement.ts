@@ -452,6 +452,9 @@ export class Settler {
 
   #onStoreEvent(e: SettlementStoreEvent): void {
     for (const w of [...this.#waiters.values()]) {
+      // Settling one wait can re-enter (a listener's store event): skip the waits that settled meanwhile,
+      // or each would be settled, recorded and deleted again.
+      if (this.#waiters.get(w.hash) !== w) continue;
       if (e.type === "ack-timeout" && e.hash === w.hash) w.ackTimedOut = true;
       const verdict = this.#evaluate(w, e);
       if (verdict) this.#settle(w, verdict);

@@ -38,6 +38,10 @@ export interface CollectResult {
   pods: PodReport[];
   /** Failed receive calls (each retried with back-off). */
   receiveErrors: number;
+  /** Messages that were not status events (refused by the bounded reader or the schema), deleted. */
+  malformed: number;
+  /** Why the first of them was refused (capped; never quotes the body); null when none. */
+  firstMalformed: string | null;
 }
 
 /** Outcomes that fail a `notify --wait` at once. */
@@ -62,11 +66,15 @@ export async function collectStatuses(deps: {
   signal?: AbortSignal;
 }): Promise<CollectResult> {
   const pods = new Map<string, PodReport>();
+  let malformed = 0;
+  let firstMalformed: string | null = null;
   let receiveErrors = 0;
   const done = (result: CollectResult["result"]): CollectResult => ({
     result,
     pods: [...pods.values()].sort((a, b) => (a.pod < b.pod ? -1 : a.pod > b.pod ? 1 : 0)),
     receiveErrors,
+    malformed,
+    firstMalformed,
   });
   const remove = async (ReceiptHandle: string) => {
     try {
@@ -104,6 +112,8 @@ export async function collectStatuses(deps: {
       if (!m.ReceiptHandle) continue;
       const parsed = parseStatusEvent(m.Body ?? "");
       if (!parsed.ok) {
+        malformed++;
+        firstMalformed ??= parsed.reason.slice(0, 300);
         await remove(m.ReceiptHandle);
         continue;
       }

@@ -113,7 +113,9 @@ export class StatusQueueSource {
       else this.counters.dropped++;
       if (m.ReceiptHandle) await this.#delete(m.ReceiptHandle);
     }
-    if (short && out.length === 0) await sleep(timers, Math.max(0, until - timers.now()), signal);
+    // Sleep only when the queue was empty: a receive of junk (dropped, no event) must not cost the rest of
+    // the interval, or a backlog of junk holds the real reports back past the step's timeout.
+    if (short && messages.length === 0) await sleep(timers, Math.max(0, until - timers.now()), signal);
     return out;
   }
 

@@ -59,8 +59,14 @@ export interface FaultProxy {
   stop(): Promise<void>;
 }
 
+/** Options of {@link startFaultProxy}. */
+export interface FaultProxyOptions {
+  /** Sees every request, its body and headers, before the rule (e.g. to count SQS deletes). */
+  observe?: (req: FaultRequest, body: Buffer, headers: IncomingMessage["headers"]) => void;
+}
+
 /** Starts a proxy in front of `upstream` (an `http://host:port` URL). */
-export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
+export async function startFaultProxy(upstream: string, options: FaultProxyOptions = {}): Promise<FaultProxy> {
   const target = new URL(upstream);
   const byService = new Map<FaultService, Fault>();
   let rule: FaultRule | null = null;
@@ -125,6 +131,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     req.on("end", () => {
       const body = Buffer.concat(chunks);
       const info = classify(req, body);
+      options.observe?.(info, body, req.headers);
       const fault = rule?.(info) ?? byService.get(info.service) ?? null;
       if (fault === null) return forward(req, res, body);
       counts.failed[fault.kind]++;

@@ -56,6 +56,21 @@ describe("push server access control", { timeout: 30_000 }, () => {
     const third = await sfu({ url: a.agent.pushUrl });
     await third.waitForConfig(() => true);
   });
+
+  test("a refused second connection sending a bad frame (invalid UTF-8, over maxPayload) does not take the agent down", async () => {
+    const a = await agent();
+    const s = await sfu({ url: a.agent.pushUrl });
+    await s.waitForConfig(() => true);
+    for (const frame of [Buffer.from([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x7d]), Buffer.alloc(5 * MAX_FRAME_BYTES, 0x20)]) {
+      const ws = new WebSocket(a.agent.pushUrl, ["sfu-config.v1"], { perMessageDeflate: false });
+      ws.on("error", () => {});
+      ws.on("open", () => ws.send(frame, { binary: false }));
+      const code = await new Promise<number>((r) => ws.on("close", (c) => r(c)));
+      assert.ok([CloseCode.ALREADY_CONNECTED, 1007, 1009, 1006].includes(code as 4010), `close code ${code}`);
+    }
+    await sleep(200);
+    assert.equal(s.open, true, "the first SFU stays connected");
+  });
 });
 
 describe("protocol violations close with 4xxx", { timeout: 30_000 }, () => {

@@ -82,6 +82,15 @@ test("parseErrorDocument: {code, message, path?} or a nack-shaped {error}", () =
   assert.equal(parseErrorDocument(buf({ code: "X".repeat(65), message: "m" })), null);
   assert.equal(parseErrorDocument(buf("not json")), null);
   assert.equal(parseErrorDocument(buf({ code: "C", message: "m".repeat(9000) }))?.message.length, 8192);
+  // Read with the bounded reader: a key flood, deep nesting or bad UTF-8 around a valid document is refused.
+  const flood = `{"code":"C","message":"m",${Array.from({ length: 500 }, (_, i) => `"k${i}":0`).join(",")}}`;
+  assert.equal(parseErrorDocument(Buffer.from(flood)), null);
+  assert.equal(
+    parseErrorDocument(Buffer.from(`{"code":"C","message":"m","x":${"[".repeat(30)}${"]".repeat(30)}}`)),
+    null,
+  );
+  assert.equal(parseErrorDocument(Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x30, 0x7d])), null);
+  assert.equal(parseAppliedDocument(Buffer.from(`{"applied":null,${flood.slice(1)}`)), undefined);
 });
 
 test("HttpPusher options are checked at construction", () => {

@@ -94,7 +94,7 @@ describe("SFU -> agent frames", () => {
   });
 
   it("bad JSON closes with 4001; a non-object with 4003; an unknown or missing type with 4002", () => {
-    closesWith(parseSfuFrame("{not json"), CloseCode.BAD_JSON, /^bad JSON/);
+    closesWith(parseSfuFrame("{not json"), CloseCode.BAD_JSON, /^frame: not JSON/);
     closesWith(parseSfuFrame(""), CloseCode.BAD_JSON);
     closesWith(parseSfuFrame(Buffer.from([0xff, 0xfe, 0x00])), CloseCode.BAD_JSON);
     for (const t of ["[]", "null", "42", '"hello"']) closesWith(parseSfuFrame(t), CloseCode.INVALID_MESSAGE);
@@ -113,6 +113,27 @@ describe("SFU -> agent frames", () => {
     // Multi-byte characters count as bytes, not characters.
     const wide = `{"type":"ack","pad":"${"é".repeat(MAX_FRAME_BYTES / 2)}"}`;
     closesWith(parseSfuFrame(wide), CloseCode.FRAME_TOO_LARGE);
+  });
+
+  it("frames are read within the bounded reader's limits: too deep or too many values/keys is 4003, bad UTF-8 4001", () => {
+    const deep = `{"type":"health","x":${"[".repeat(100_000)}${"]".repeat(100_000)}}`;
+    closesWith(parseSfuFrame(deep), CloseCode.INVALID_MESSAGE, /^frame: nested more than 66 levels deep/);
+    closesWith(parseAgentFrame(deep), CloseCode.INVALID_MESSAGE, /nested/);
+    const keys = `{"type":"ack",${Array.from({ length: 20_000 }, (_, i) => `"k${i}":0`).join(",")}}`;
+    closesWith(parseSfuFrame(keys), CloseCode.INVALID_MESSAGE, /more than 10016 object keys/);
+    const values = `{"type":"ack","v":[${"0,".repeat(200_000)}0]}`;
+    closesWith(parseSfuFrame(values), CloseCode.INVALID_MESSAGE, /more than 100016 values/);
+    closesWith(parseSfuFrame(Buffer.from([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x7d])), CloseCode.BAD_JSON, /not UTF-8/);
+    // A config as deep as a config file may be still passes.
+    let nested: unknown = 1;
+    for (let i = 0; i < 60; i++) nested = { a: nested };
+    assert.ok(parseAgentFrame(JSON.stringify({ ...config, config: nested })).ok);
+  });
+
+  it("a bad-JSON reason never quotes the frame's text (it may hold a credential)", () => {
+    const r = parseAgentFrame(`{"type":"config","config":{"credential":"hunter2-secret"} oops`);
+    closesWith(r, CloseCode.BAD_JSON);
+    assert.ok(!r.ok && !r.reason.includes("hunter2"), !r.ok ? r.reason : "");
   });
 
   it("a huge bad-JSON reason is truncated to 123 bytes on a character boundary", () => {
@@ -194,6 +215,28 @@ describe("SNS events", () => {
       const r = parseReloadEvent(body);
       assert.equal(r.ok, false, body.slice(0, 80));
       if (!r.ok) assert.ok(r.reason.length > 0);
+    }
+  });
+
+  it("bodies and envelope Messages are read within EVENT_JSON_LIMITS; reasons are capped and quote nothing", () => {
+    const deep = `${"[".repeat(50_000)}${"]".repeat(50_000)}`;
+    const keys = `{${Array.from({ length: 5_000 }, (_, i) => `"k${i}":0`).join(",")}}`;
+    const cases: [string, RegExp][] = [
+      [deep, /^message body: nested more than 8 levels deep/],
+      [envelope(deep), /^SNS envelope Message: nested more than 8 levels deep/],
+      [keys, /^message body: more than 256 object keys/],
+      [envelope(keys), /^SNS envelope Message: more than 256 object keys/],
+      [`[${"0,".repeat(5_000)}0]`, /more than 1000 values/],
+      [envelope(`{"hash":"x","credential":"hunter2-secret" !!`), /^SNS envelope Message: not JSON/],
+      [JSON.stringify({ ...reload, pad: "x".repeat(256 * 1024) }), /more than 262144 bytes/],
+    ];
+    for (const [body, reason] of cases) {
+      for (const parse of [parseReloadEvent, parseStatusEvent]) {
+        const r = parse(body);
+        assert.ok(!r.ok, body.slice(0, 60));
+        assert.match(r.reason, reason);
+        assert.ok(r.reason.length <= 1024 && !r.reason.includes("hunter2"), r.reason);
+      }
     }
   });
 

@@ -434,6 +434,13 @@ describe("Settler", () => {
     assert.equal(last?.outcome, "applied");
     assert.equal(last?.revision, "rev-real");
     assert.ok(actions.deleted.includes(real.receiptHandle));
+    // The change settles the 16 waits left (superseded) in one store event, each once: settling one
+    // re-enters the settler (the tracker's "settled" event), which must not settle the others again.
+    const waitingHashes = new Set(waiting.map((m) => JSON.parse(m.body).hash as string));
+    assert.equal(settled.filter((r) => waitingHashes.has(r.hash)).length, DEFAULT_MAX_PENDING);
+    for (const m of waiting) {
+      assert.equal(actions.deleted.filter((h) => h === m.receiptHandle).length, 1, `${m.receiptHandle} deleted once`);
+    }
   });
 
   it("an event older than every wait in a full storm settles at once; the file's hash is never dropped", () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseClientMessage } from "../../../sfu/signal-messages.ts";
+import { MAX_SIGNAL_FRAME_BYTES, parseClientMessage } from "../../../sfu/signal-messages.ts";
 
 describe("parseClientMessage", () => {
   it("parses join with default publish", () => {
@@ -43,6 +43,22 @@ describe("parseClientMessage", () => {
       const r = parseClientMessage(bad);
       assert.equal(r.ok, false, bad);
       if (!r.ok) assert.ok(r.message.length > 0);
+    }
+  });
+  it("reads frames within SIGNAL_JSON_LIMITS: deep nesting and key or value floods are refused saying which", () => {
+    const cases: [string, RegExp][] = [
+      [`{"type":"leave","x":${"[".repeat(50_000)}${"]".repeat(50_000)}}`, /^frame: nested more than 8 levels deep/],
+      [
+        `{"type":"leave",${Array.from({ length: 1_000 }, (_, i) => `"k${i}":0`).join(",")}}`,
+        /more than 256 object keys/,
+      ],
+      [`{"type":"leave","x":[${"0,".repeat(2_000)}0]}`, /more than 1000 values/],
+      [`{"type":"answer","sdp":"${"é".repeat(MAX_SIGNAL_FRAME_BYTES / 2)}"}`, /^frame too large$/],
+    ];
+    for (const [frame, message] of cases) {
+      const r = parseClientMessage(frame);
+      assert.ok(!r.ok, frame.slice(0, 40));
+      assert.match(r.message, message);
     }
   });
 });
