@@ -64,15 +64,19 @@ describe("fault suite: the SFU", { timeout: 240_000 }, () => {
   it("the cohort's SFU down past the driver's timeout: halted; back up, it takes the stable config", async () => {
     const k = await next();
     const pod = first();
-    const r = await runWithAction(ff, {
-      n: k,
-      step: 0,
-      timeout: "6",
-      act: async () => {
-        // Down from before the step reaches it until after the driver has given up.
-        await pod.restartSfu({ downUntil: () => untilHalted(ff.fleet) });
+    const halted = candidate;
+    // Down before the config is even mounted (so no push can reach it first) until after the
+    // driver has given up on this candidate.
+    const closed = pod.sfuNow().closed;
+    const down = pod.restartSfu({
+      downUntil: async () => {
+        while ((await ff.fleet.state.read())?.candidate?.hash !== halted)
+          await new Promise((res) => setTimeout(res, 50));
+        await untilHalted(ff.fleet);
       },
     });
+    await closed;
+    const r = await runWithAction(ff, { n: k, step: 0, timeout: "6", act: () => down });
     assert.equal(r.outcome, "halted");
     assert.equal(r.state.candidate?.reason?.criterion, "timeout");
   });
