@@ -32,12 +32,26 @@ import { collectStatuses, formatPodTable } from "../queue/status-collector.ts";
 import { realTimers, type Timers } from "../queue/timers.ts";
 import { type CommandIo, parseCommandFlags } from "./command-io.ts";
 
-/** The flags of `sfu-agent notify`: parsed, listed by --help and in docs/reference/cli.md from here. */
-export const NOTIFY_FLAGS = {
+/**
+ * The flags `sfu-agent notify` and `sfu-agent rollout` share, word for word
+ * (each command lists its own in its own order).
+ */
+export const HOOK_FLAGS = {
   "topic-arn": { type: "string", arg: "ARN", help: "SNS topic of the per-pod queues (required)" },
   config: { type: "string", arg: "FILE", help: "the config file (as committed / synced) (required)" },
   revision: { type: "string", arg: "REV", help: "Git revision to report (e.g. $ARGOCD_APP_REVISION)" },
   "config-map": { type: "string", arg: "NS/NAME", help: "the ConfigMap the agents mount, for the record" },
+  region: { type: "string", arg: "REGION", help: "AWS region (default: from the topic ARN)" },
+  "endpoint-url": { type: "string", arg: "URL", help: "AWS endpoint override (default: AWS_ENDPOINT_URL)" },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} as const satisfies FlagSpecs;
+
+/** The flags of `sfu-agent notify`: parsed, listed by --help and in docs/reference/cli.md from here. */
+export const NOTIFY_FLAGS = {
+  "topic-arn": HOOK_FLAGS["topic-arn"],
+  config: HOOK_FLAGS.config,
+  revision: HOOK_FLAGS.revision,
+  "config-map": HOOK_FLAGS["config-map"],
   wait: {
     type: "boolean",
     help: "wait for the pods' status events (needs --status-queue-url\nand one of --expect, --expect-deployment)",
@@ -58,14 +72,14 @@ export const NOTIFY_FLAGS = {
     help: "SQS queue subscribed to the agents' --status-topic-arn",
   },
   timeout: { type: "string", arg: "DURATION", help: "how long --wait waits: seconds or 90s, 5m (default 300s)" },
-  region: { type: "string", arg: "REGION", help: "AWS region (default: from the topic ARN)" },
-  "endpoint-url": { type: "string", arg: "URL", help: "AWS endpoint override (default: AWS_ENDPOINT_URL)" },
+  region: HOOK_FLAGS.region,
+  "endpoint-url": HOOK_FLAGS["endpoint-url"],
   "secrets-dir": {
     type: "string",
     arg: "DIR",
     help: "the agents' secrets directory: secret file paths in\nthe config must lie under it (default /etc/sfu/secrets;\nthe files themselves are not read: the Job does not\nmount the Secret)",
   },
-  help: { type: "boolean", short: "h", help: "show this help" },
+  help: HOOK_FLAGS.help,
 } as const satisfies FlagSpecs;
 
 /** Help text of `sfu-agent notify`. */

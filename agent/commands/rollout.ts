@@ -43,12 +43,12 @@ import {
 import { StatusQueueSource } from "../rollout/driver-events.ts";
 import { parseS3Url, RolloutStateStore } from "../rollout/state-store.ts";
 import { type CommandIo, parseCommandFlags } from "./command-io.ts";
-import { openDeployment, parseTimeoutFlag, publishReloadEvent, waitForApplied } from "./notify.ts";
+import { HOOK_FLAGS, openDeployment, parseTimeoutFlag, publishReloadEvent, waitForApplied } from "./notify.ts";
 
 /** The flags of `sfu-agent rollout`: parsed, listed by --help and in docs/reference/cli.md from here. */
 export const ROLLOUT_FLAGS = {
-  "topic-arn": { type: "string", arg: "ARN", help: "SNS topic of the per-pod queues (required)" },
-  config: { type: "string", arg: "FILE", help: "the config file (as committed / synced) (required)" },
+  "topic-arn": HOOK_FLAGS["topic-arn"],
+  config: HOOK_FLAGS.config,
   policy: {
     type: "string",
     arg: "FILE",
@@ -67,8 +67,8 @@ export const ROLLOUT_FLAGS = {
     help: "as many pods as that Deployment has ready (Kubernetes API),\nand nudge the kubelet of each of its pods once per new\nhash (annotation sfu-config.dev/config-hash)",
   },
   "no-nudge": { type: "boolean", help: "do not annotate the pods (periodic kubelet sync only)" },
-  revision: { type: "string", arg: "REV", help: "Git revision to report (e.g. $ARGOCD_APP_REVISION)" },
-  "config-map": { type: "string", arg: "NS/NAME", help: "the ConfigMap the agents mount, for the record" },
+  revision: HOOK_FLAGS.revision,
+  "config-map": HOOK_FLAGS["config-map"],
   "status-topic-arn": {
     type: "string",
     arg: "ARN",
@@ -79,14 +79,14 @@ export const ROLLOUT_FLAGS = {
     arg: "DURATION",
     help: "the whole rollout: seconds or 90s, 30m (default 1800);\nwhen it passes, the rollout halts",
   },
-  region: { type: "string", arg: "REGION", help: "AWS region (default: from the topic ARN)" },
-  "endpoint-url": { type: "string", arg: "URL", help: "AWS endpoint override (default: AWS_ENDPOINT_URL)" },
+  region: HOOK_FLAGS.region,
+  "endpoint-url": HOOK_FLAGS["endpoint-url"],
   "secrets-dir": {
     type: "string",
     arg: "DIR",
     help: "the agents' --secrets-dir: secret file paths of the config and\nof the state's stable config must lie under it (paths only: the\nhook needs no Secret mounted) (default /etc/sfu/secrets)",
   },
-  help: { type: "boolean", short: "h", help: "show this help" },
+  help: HOOK_FLAGS.help,
 } as const satisfies FlagSpecs;
 
 /** Help text of `sfu-agent rollout`. */
