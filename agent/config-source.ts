@@ -21,8 +21,8 @@
 import { createHash } from "node:crypto";
 import { constants as fsConstants, lstatSync, statSync } from "node:fs";
 import { open } from "node:fs/promises";
-import { join } from "node:path";
-import type { FSWatcher } from "chokidar";
+import { basename, join } from "node:path";
+import { type FSWatcher, watch } from "chokidar";
 import type { Logger } from "pino";
 import {
   type ConfigProblem,
@@ -33,7 +33,6 @@ import {
 } from "../protocol/config-loader.ts";
 import type { NormalisedConfig } from "../protocol/config-schema-v2.ts";
 import { DEFAULT_SECRETS_DIR } from "../protocol/secret-paths.ts";
-import { watchMount } from "../protocol/watch-mount.ts";
 import { LifecycleError } from "./errors.ts";
 import type { AgentMetrics, WatchEventKind } from "./metrics.ts";
 
@@ -129,13 +128,24 @@ export class ConfigSource {
     if (this.#state !== "new") throw new LifecycleError(`ConfigSource already ${this.#state}`);
     this.#state = "started";
     await this.#read("start");
-    this.#watcher = await watchMount(this.#opts.dir, {
-      change: (name) => {
-        if (name === "..data") this.trigger("swap");
-        else this.#debounced();
-      },
-      error: (err) => this.#deps.logger.warn({ err }, "config watch error"),
+    const watcher = watch(this.#opts.dir, {
+      depth: 0,
+      followSymlinks: false,
+      atomic: false,
+      ignoreInitial: true,
+      ignorePermissionErrors: true,
     });
+    this.#watcher = watcher;
+    watcher.on("raw", (_event: string, name: string | null) => {
+      if (name !== null && basename(name) === "..data") this.trigger("swap");
+      else this.#debounced();
+    });
+    watcher.on("all", (_event: string, path: string) => {
+      if (basename(path) === "..data") this.trigger("swap");
+      else this.#debounced();
+    });
+    watcher.on("error", (err: unknown) => this.#deps.logger.warn({ err }, "config watch error"));
+    await new Promise<void>((resolve) => watcher.once("ready", () => resolve()));
     this.#scheduleResync();
     this.#deps.logger.info({ dir: this.#opts.dir, key: this.#opts.key }, "watching config directory");
   }

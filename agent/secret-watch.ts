@@ -23,10 +23,9 @@
  * to see.
  */
 import { createHmac, randomBytes } from "node:crypto";
-import type { FSWatcher } from "chokidar";
+import { type FSWatcher, watch } from "chokidar";
 import type { Logger } from "pino";
 import { DEFAULT_SECRETS_DIR, readSecretFile, secretFileRefs } from "../protocol/secret-paths.ts";
-import { watchMount } from "../protocol/watch-mount.ts";
 import { LifecycleError } from "./errors.ts";
 import type { SnapshotStore } from "./snapshot-store.ts";
 
@@ -107,10 +106,18 @@ export class SecretWatch {
       if (e.type === "desired") this.check();
     });
     await this.#run();
-    this.#watcher = await watchMount(this.#opts.secretsDir, {
-      change: () => this.#debounced(),
-      error: (err) => this.#deps.logger.warn({ err }, "secrets directory watch error"),
+    const watcher = watch(this.#opts.secretsDir, {
+      depth: 0,
+      followSymlinks: false,
+      atomic: false,
+      ignoreInitial: true,
+      ignorePermissionErrors: true,
     });
+    this.#watcher = watcher;
+    watcher.on("raw", () => this.#debounced());
+    watcher.on("all", () => this.#debounced());
+    watcher.on("error", (err: unknown) => this.#deps.logger.warn({ err }, "secrets directory watch error"));
+    await new Promise<void>((resolve) => watcher.once("ready", () => resolve()));
     this.#scheduleResync();
   }
 

@@ -16,10 +16,9 @@
  * that stays unreadable is not logged at every resync. No secret is ever
  * logged; pointers only.
  */
-import type { FSWatcher } from "chokidar";
+import { type FSWatcher, watch } from "chokidar";
 import type { Logger } from "pino";
 import { DEFAULT_SECRETS_DIR } from "../protocol/index.ts";
-import { watchMount } from "../protocol/watch-mount.ts";
 import type { ConfigApplier } from "./config-applier.ts";
 import type { ConfigState } from "./config-state.ts";
 
@@ -76,10 +75,18 @@ export class SecretFileWatch {
   async start(): Promise<void> {
     if (this.#state !== "new") throw new Error(`SecretFileWatch already ${this.#state}`);
     this.#state = "started";
-    this.#watcher = await watchMount(this.#opts.secretsDir, {
-      change: () => this.#debounced(),
-      error: (err) => this.#deps.logger.warn({ err }, "secrets directory watch error"),
+    const watcher = watch(this.#opts.secretsDir, {
+      depth: 0,
+      followSymlinks: false,
+      atomic: false,
+      ignoreInitial: true,
+      ignorePermissionErrors: true,
     });
+    this.#watcher = watcher;
+    watcher.on("raw", () => this.#debounced());
+    watcher.on("all", () => this.#debounced());
+    watcher.on("error", (err: unknown) => this.#deps.logger.warn({ err }, "secrets directory watch error"));
+    await new Promise<void>((resolve) => watcher.once("ready", () => resolve()));
     this.#scheduleResync();
   }
 
