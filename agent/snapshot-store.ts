@@ -145,22 +145,6 @@ export class SnapshotStore {
   }
 
   /**
-   * Offers a valid config read from the file, with the Git revision known
-   * for its hash (or null). A new hash becomes the desired snapshot with a
-   * new, higher version and emits `desired`; the current hash is a no-op
-   * (but emits `valid` when the file was invalid before). Returns whether
-   * the desired snapshot changed.
-   */
-  offerValid(
-    config: NormalisedConfig,
-    hash: string,
-    revision: string | null = null,
-  ): { changed: boolean; version: number } {
-    const r = this.offerFile(hash, { config, hash, revision });
-    return { changed: r.changed, version: r.version ?? 0 };
-  }
-
-  /**
    * The file holds valid content of `fileHash`, and `desired` is what the
    * SFU should run: the file's own config, or another valid config (a
    * progressive rollout holds this pod on the stable config while the

@@ -3,7 +3,9 @@
  * or v2 with a TURN REST server) that differs by one number
  * (`limits.maxRooms`), and its config hash.
  */
+import type { SnapshotStore } from "../../agent/snapshot-store.ts";
 import { loadConfigText } from "../../protocol/config-loader.ts";
+import type { NormalisedConfig } from "../../protocol/config-schema-v2.ts";
 
 /** Options of {@link configText}. */
 export interface ConfigTextExtra {
@@ -46,4 +48,26 @@ export async function configHash(text: string, secretsDir?: string): Promise<str
   const r = await loadConfigText(text, { checkFiles: false, ...(secretsDir === undefined ? {} : { secretsDir }) });
   if (!r.ok) throw new Error(`configHash: invalid config: ${JSON.stringify(r.problems)}`);
   return r.hash;
+}
+
+/** A loaded config (normalised, with its hash) whose `limits.maxRooms` is `n`: fixtures of the store and rollout tests. */
+export async function loadedConfig(n: number): Promise<{ config: NormalisedConfig; hash: string }> {
+  const r = await loadConfigText(configText(n), { checkFiles: false });
+  if (!r.ok) throw new Error(`loadedConfig: invalid config: ${JSON.stringify(r.problems)}`);
+  return { config: r.config, hash: r.hash };
+}
+
+/**
+ * Offers `config` to the store as the mounted file's own valid config (what
+ * the agent does on a valid reading without a rollout): the desired snapshot
+ * becomes it. Returns whether it changed and its version.
+ */
+export function offerConfig(
+  store: SnapshotStore,
+  config: NormalisedConfig,
+  hash: string,
+  revision: string | null = null,
+): { changed: boolean; version: number } {
+  const r = store.offerFile(hash, { config, hash, revision });
+  return { changed: r.changed, version: r.version ?? 0 };
 }

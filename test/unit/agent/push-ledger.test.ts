@@ -7,6 +7,7 @@ import { SnapshotStore, type StoreEvent } from "../../../agent/snapshot-store.ts
 import { StatusTracker } from "../../../agent/status-tracker.ts";
 import { normalise } from "../../../protocol/config-loader.ts";
 import type { SfuConfigV1 } from "../../../protocol/config-schema.ts";
+import { offerConfig } from "../../helpers/config-text.ts";
 
 const normalisedConfig = () =>
   normalise({
@@ -38,7 +39,7 @@ function setup(opts: { onRetryDue?: () => void } = {}) {
 test("next: the newest desired config, unless applied, rejected or skipped", () => {
   const { store, ledger } = setup();
   assert.equal(ledger.next(), null);
-  store.offerValid(normalisedConfig(), hash("a"));
+  offerConfig(store, normalisedConfig(), hash("a"));
   assert.equal(ledger.next()?.hash, hash("a"));
   assert.equal(
     ledger.next((h) => h === hash("a")),
@@ -48,7 +49,7 @@ test("next: the newest desired config, unless applied, rejected or skipped", () 
   assert.equal(ledger.isRejected(hash("a")), true);
   assert.equal(ledger.retryDelayMs(hash("a")), null, "only APPLY_FAILED is retried on the same session");
   assert.equal(ledger.next(), null, "a rejected hash is not sent again");
-  store.offerValid(normalisedConfig(), hash("b"));
+  offerConfig(store, normalisedConfig(), hash("b"));
   assert.equal(ledger.next()?.version, 2, "latest wins");
   ledger.recordAck(2, hash("b"), 0.01);
   assert.equal(ledger.next(), null, "the applied hash is not re-pushed");
@@ -59,7 +60,7 @@ test("next: the newest desired config, unless applied, rejected or skipped", () 
 
 test("outcomes go to the store and the metrics once", async () => {
   const { store, metrics, events, ledger } = setup();
-  store.offerValid(normalisedConfig(), hash("a"));
+  offerConfig(store, normalisedConfig(), hash("a"));
   ledger.recordSent();
   ledger.recordTimeout(1, hash("a"));
   ledger.recordTimeout(1, hash("a"), false);
@@ -79,7 +80,7 @@ test("outcomes go to the store and the metrics once", async () => {
 
 test("adopt: versions continue above what the SFU reports", () => {
   const { store, ledger } = setup();
-  store.offerValid(normalisedConfig(), hash("a"));
+  offerConfig(store, normalisedConfig(), hash("a"));
   ledger.adopt({ version: 9, hash: hash("b") });
   assert.equal(ledger.applied?.version, 9);
   const d = ledger.next();
@@ -93,7 +94,7 @@ test("adopt: versions continue above what the SFU reports", () => {
 test("APPLY_FAILED is re-sent after a capped, doubling backoff; other codes are not", async () => {
   let due = 0;
   const { store, ledger } = setup({ onRetryDue: () => due++ });
-  store.offerValid(normalisedConfig(), hash("a"));
+  offerConfig(store, normalisedConfig(), hash("a"));
   const delays: (number | null)[] = [];
   for (let i = 0; i < 4; i++) {
     assert.equal(ledger.next()?.hash, hash("a"), `attempt ${i} may be sent`);
@@ -105,7 +106,7 @@ test("APPLY_FAILED is re-sent after a capped, doubling backoff; other codes are 
   }
   assert.deepEqual(delays, [20, 40, 50, 50], "1x, 2x, then capped");
   ledger.recordAck(1, hash("a"), 0);
-  store.offerValid(normalisedConfig(), hash("b"));
+  offerConfig(store, normalisedConfig(), hash("b"));
   assert.equal(
     ledger.recordNack(2, hash("b"), { code: "APPLY_FAILED", message: "x" }, 0),
     20,
@@ -120,16 +121,16 @@ test("APPLY_FAILED is re-sent after a capped, doubling backoff; other codes are 
 test("a rejected hash that becomes desired again is sent again (v1 -> H4 nack -> H2 ack -> H4)", () => {
   const { store, tracker, ledger } = setup();
   const cfg = normalisedConfig();
-  store.offerValid(cfg, hash("1"));
+  offerConfig(store, cfg, hash("1"));
   ledger.recordAck(1, hash("1"), 0);
-  store.offerValid(cfg, hash("4"));
+  offerConfig(store, cfg, hash("4"));
   ledger.desiredAgain(hash("4"));
   ledger.recordNack(2, hash("4"), { code: "RESTART_REQUIRED", message: "port" }, 0);
-  store.offerValid(cfg, hash("2"));
+  offerConfig(store, cfg, hash("2"));
   ledger.desiredAgain(hash("2"));
   assert.equal(ledger.next()?.hash, hash("2"));
   ledger.recordAck(3, hash("2"), 0);
-  store.offerValid(cfg, hash("4"));
+  offerConfig(store, cfg, hash("4"));
   ledger.desiredAgain(hash("4"));
   const d = ledger.next();
   assert.equal(d?.hash, hash("4"), "H4 is pushed again");
@@ -151,7 +152,7 @@ test("a rejected hash that becomes desired again is sent again (v1 -> H4 nack ->
 
 test("adopt refuses an out-of-range version and reports it", async () => {
   const { store, tracker, metrics, ledger } = setup();
-  store.offerValid(normalisedConfig(), hash("a"));
+  offerConfig(store, normalisedConfig(), hash("a"));
   const refused = ledger.adopt({ version: 2 ** 53 - 1, hash: hash("z") });
   assert.match(refused ?? "", /above the limit/);
   assert.equal(ledger.applied, null);

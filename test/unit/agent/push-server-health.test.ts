@@ -19,6 +19,7 @@ import { StatusTracker } from "../../../agent/status-tracker.ts";
 import { CloseCode } from "../../../protocol/close-codes.ts";
 import { configHash } from "../../../protocol/hash.ts";
 import { FEATURES_HEADER, SUBPROTOCOL } from "../../../protocol/messages-schema.ts";
+import { offerConfig } from "../../helpers/config-text.ts";
 
 const H = configHash({ x: 1 });
 /** The SFU runs H (its hello says so): health about H is stored. */
@@ -165,7 +166,7 @@ describe("push server: call health", { timeout: 20_000 }, () => {
       webrtc: { icePortRange: [20000, 20100], codecs: ["vp8", "opus"] },
       logging: { level: "info" },
     };
-    store.offerValid(config as never, configHash(config));
+    offerConfig(store, config as never, configHash(config));
     for (let i = 0; i < 200 && frames.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     const pushed = frames[0];
     assert.equal(pushed?.type, "config");

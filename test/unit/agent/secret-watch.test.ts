@@ -15,7 +15,7 @@ import { SnapshotStore } from "../../../agent/snapshot-store.ts";
 import { loadConfigText } from "../../../protocol/config-loader.ts";
 import { AtomicWriter } from "../../../scripts/local/atomic-writer.ts";
 import { capturedLogger } from "../../helpers/captured-logger.ts";
-import { configText } from "../../helpers/config-text.ts";
+import { configText, offerConfig } from "../../helpers/config-text.ts";
 
 let root: string;
 before(async () => {
@@ -32,7 +32,7 @@ async function setup(name: string, files: Record<string, string>) {
   const offer = async (text: string) => {
     const r = await loadConfigText(text, { secretsDir: dir });
     assert.ok(r.ok, JSON.stringify(!r.ok && r.problems));
-    store.offerValid(r.config, r.hash);
+    offerConfig(store, r.config, r.hash);
   };
   const { logger, logs } = capturedLogger("trace");
   // Resync off and a long debounce: every check in these tests is explicit.
@@ -98,7 +98,7 @@ describe("SecretWatch", () => {
     const store = new SnapshotStore({ clock: () => new Date() });
     const r = await loadConfigText(configText(1, { authSecretFile: join(dir, "s") }), { secretsDir: dir });
     assert.ok(r.ok);
-    store.offerValid(r.config, r.hash);
+    offerConfig(store, r.config, r.hash);
     const { logger } = capturedLogger("info");
     const watch = new SecretWatch({ logger, store }, { secretsDir: dir, resyncIntervalMs: 0, debounceMs: 20 });
     const bumped = new Promise<number>((resolve) => watch.subscribe(resolve));

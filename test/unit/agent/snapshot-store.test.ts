@@ -3,6 +3,7 @@ import { test } from "node:test";
 import { MAX_SFU_VERSION, SnapshotStore, type StoreEvent } from "../../../agent/snapshot-store.ts";
 import { normalise } from "../../../protocol/config-loader.ts";
 import type { SfuConfigV1 } from "../../../protocol/config-schema.ts";
+import { offerConfig } from "../../helpers/config-text.ts";
 
 const cfg = (n: number) =>
   normalise({
@@ -28,10 +29,10 @@ test("the constructor checks its deps", () => {
 test("new content gets a new version; the same hash is a no-op", () => {
   const { s, events } = store();
   assert.equal(s.desired(), null);
-  assert.deepEqual(s.offerValid(cfg(1), H("a")), { changed: true, version: 1 });
-  assert.deepEqual(s.offerValid(cfg(1), H("a")), { changed: false, version: 1 });
-  assert.deepEqual(s.offerValid(cfg(2), H("b")), { changed: true, version: 2 });
-  assert.deepEqual(s.offerValid(cfg(1), H("a")), { changed: true, version: 3 }, "going back is a new version");
+  assert.deepEqual(offerConfig(s, cfg(1), H("a")), { changed: true, version: 1 });
+  assert.deepEqual(offerConfig(s, cfg(1), H("a")), { changed: false, version: 1 });
+  assert.deepEqual(offerConfig(s, cfg(2), H("b")), { changed: true, version: 2 });
+  assert.deepEqual(offerConfig(s, cfg(1), H("a")), { changed: true, version: 3 }, "going back is a new version");
   assert.deepEqual(
     events.map((e) => e.type),
     ["valid", "desired", "valid", "desired", "valid", "desired"],
@@ -41,7 +42,7 @@ test("new content gets a new version; the same hash is a no-op", () => {
 
 test("invalid content keeps the last valid config, is reported once per content", () => {
   const { s, events } = store();
-  s.offerValid(cfg(1), H("a"));
+  offerConfig(s, cfg(1), H("a"));
   assert.equal(s.recordInvalid(H("x"), { code: "INVALID_CONFIG", message: "config.yaml:1:1: /: bad" }), true);
   assert.equal(s.recordInvalid(H("x"), { code: "INVALID_CONFIG", message: "config.yaml:1:1: /: bad" }), false);
   assert.equal(s.desired()?.hash, H("a"));
@@ -52,13 +53,13 @@ test("invalid content keeps the last valid config, is reported once per content"
     error: { code: "INVALID_CONFIG", message: "config.yaml:1:1: /: bad", at: "2026-11-26T21:00:00.000Z" },
   });
   assert.equal(events.filter((e) => e.type === "invalid").length, 1);
-  s.offerValid(cfg(1), H("a"));
+  offerConfig(s, cfg(1), H("a"));
   assert.equal(
     events.at(-1)?.type,
     "valid",
     "the same valid hash after an invalid read is news (valid), not a new version",
   );
-  s.offerValid(cfg(1), H("a"));
+  offerConfig(s, cfg(1), H("a"));
   assert.equal(
     s.recordInvalid(H("x"), { code: "INVALID_CONFIG", message: "config.yaml:1:1: /: bad" }),
     true,
@@ -68,11 +69,11 @@ test("invalid content keeps the last valid config, is reported once per content"
 
 test("hello.applied: versions continue above it, equal hash adopts its version", () => {
   const { s } = store();
-  s.offerValid(cfg(1), H("a"));
+  offerConfig(s, cfg(1), H("a"));
   s.adoptSfuApplied({ version: 5, hash: H("a") });
   assert.equal(s.desired()?.version, 5);
   assert.equal(s.applied()?.version, 5);
-  s.offerValid(cfg(2), H("b"));
+  offerConfig(s, cfg(2), H("b"));
   assert.equal(s.desired()?.version, 6);
   s.adoptSfuApplied({ version: 6, hash: H("z") });
   assert.equal(s.desired()?.version, 7, "renumbered above what the SFU runs");
@@ -81,14 +82,14 @@ test("hello.applied: versions continue above it, equal hash adopts its version",
   s.adoptSfuApplied(null);
   assert.equal(s.desired()?.version, 7);
   const fresh = new SnapshotStore({ clock });
-  fresh.offerValid(cfg(1), H("a"));
+  offerConfig(fresh, cfg(1), H("a"));
   fresh.adoptSfuApplied({ version: 10, hash: H("z") });
   assert.equal(fresh.desired()?.version, 11, "after an agent restart the SFU's version is taken in");
 });
 
 test("version poisoning: out-of-range hello.applied versions are refused, the counter stays safe", () => {
   const s = new SnapshotStore({ clock });
-  s.offerValid(cfg(1), H("a"));
+  offerConfig(s, cfg(1), H("a"));
   assert.match(s.checkSfuApplied({ version: 2 ** 53 - 1, hash: H("z") }) ?? "", /above the limit 2147483648/);
   assert.match(s.checkSfuApplied({ version: MAX_SFU_VERSION + 1, hash: H("z") }) ?? "", /above the limit/);
   assert.match(s.checkSfuApplied({ version: 1.5, hash: H("z") }) ?? "", /safe integer/);
@@ -106,13 +107,13 @@ test("version poisoning: out-of-range hello.applied versions are refused, the co
   // The worst case: the bound adopted, then many changes; still far below 2^53.
   const worst = new SnapshotStore({ clock });
   worst.adoptSfuApplied({ version: MAX_SFU_VERSION, hash: H("z") });
-  for (let i = 0; i < 1000; i++) worst.offerValid(cfg(i), `sha256:${i.toString(16).padStart(64, "0")}`);
+  for (let i = 0; i < 1000; i++) offerConfig(worst, cfg(i), `sha256:${i.toString(16).padStart(64, "0")}`);
   assert.ok(Number.isSafeInteger((worst.desired()?.version ?? 0) * 2 ** 20));
 });
 
 test("apply, reject, timeout events and rejection()", () => {
   const { s, events } = store();
-  s.offerValid(cfg(1), H("a"));
+  offerConfig(s, cfg(1), H("a"));
   s.markRejected(1, H("a"), { code: "RESTART_REQUIRED", message: "port" });
   assert.equal(s.rejection(H("a"))?.code, "RESTART_REQUIRED");
   s.markAckTimeout(1, H("a"));
@@ -127,7 +128,7 @@ test("apply, reject, timeout events and rejection()", () => {
 
 test("revisions: given with the content, or set on the desired hash later", () => {
   const { s, events } = store();
-  s.offerValid(cfg(2), H("b"), "rev-b");
+  offerConfig(s, cfg(2), H("b"), "rev-b");
   assert.equal(s.desired()?.revision, "rev-b");
   assert.deepEqual(events[1], { type: "desired", version: 1, hash: H("b"), revision: "rev-b" });
   s.setDesiredRevision(H("b"), "rev-b2");
@@ -140,8 +141,8 @@ test("unsubscribe stops events", () => {
   const s = new SnapshotStore({ clock });
   let n = 0;
   const off = s.subscribe(() => n++);
-  s.offerValid(cfg(1), H("a"));
+  offerConfig(s, cfg(1), H("a"));
   off();
-  s.offerValid(cfg(2), H("b"));
+  offerConfig(s, cfg(2), H("b"));
   assert.equal(n, 2, "valid + desired of the first offer only");
 });

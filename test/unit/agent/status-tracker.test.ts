@@ -7,6 +7,7 @@ import { buildStatus } from "../../../agent/status.ts";
 import { MAX_SETTLEMENTS, StatusTracker, type TrackerEvent } from "../../../agent/status-tracker.ts";
 import { normalise } from "../../../protocol/config-loader.ts";
 import type { SfuConfigV1 } from "../../../protocol/config-schema.ts";
+import { offerConfig } from "../../helpers/config-text.ts";
 
 const cfg = (n: number) =>
   normalise({
@@ -35,20 +36,20 @@ const outcomes = (t: StatusTracker) => t.settlements().map((s) => `${s.hash.slic
 
 test("after an agent restart, hello.applied equal to the desired hash settles applied with the SFU's version", () => {
   const { store, tracker } = setup();
-  store.offerValid(cfg(1), H("a"));
+  offerConfig(store, cfg(1), H("a"));
   store.adoptSfuApplied({ version: 7, hash: H("a") });
   assert.deepEqual(outcomes(tracker), ["a@7:applied"]);
   assert.equal(store.desired()?.version, 7);
-  store.offerValid(cfg(2), H("b"));
+  offerConfig(store, cfg(2), H("b"));
   assert.deepEqual(outcomes(tracker), ["a@7:applied"], "the adopted config is not settled again as superseded");
   assert.equal(store.desired()?.version, 8);
 });
 
 test("a RESTART_REQUIRED config taken at the SFU's next boot settles applied and clears lastError", () => {
   const { store, tracker } = setup();
-  store.offerValid(cfg(1), H("a"));
+  offerConfig(store, cfg(1), H("a"));
   store.markApplied(1, H("a"));
-  store.offerValid(cfg(2), H("b"));
+  offerConfig(store, cfg(2), H("b"));
   store.markRejected(2, H("b"), { code: "RESTART_REQUIRED", message: "server.port changed; the old version stays" });
   assert.equal(tracker.lastError()?.code, "RESTART_REQUIRED");
   assert.deepEqual(outcomes(tracker), ["a@1:applied", "b@2:rejected"]);
@@ -64,7 +65,7 @@ test("a RESTART_REQUIRED config taken at the SFU's next boot settles applied and
 
 test("lastError moves to previousError once a valid config is applied after an invalid edit", () => {
   const { store, tracker, tick } = setup();
-  store.offerValid(cfg(1), H("a"));
+  offerConfig(store, cfg(1), H("a"));
   store.markApplied(1, H("a"));
   tick(1000);
   store.recordInvalid(H("x"), { code: "INVALID_CONFIG", message: "config.yaml:3:1: bad" });
@@ -73,7 +74,7 @@ test("lastError moves to previousError once a valid config is applied after an i
   store.adoptSfuApplied({ version: 1, hash: H("a") });
   assert.equal(tracker.lastError()?.code, "INVALID_CONFIG", "not cleared while the file is still invalid");
   tick(1000);
-  store.offerValid(cfg(2), H("b"));
+  offerConfig(store, cfg(2), H("b"));
   assert.equal(tracker.lastError()?.code, "INVALID_CONFIG", "not cleared before the fix is applied");
   store.markApplied(2, H("b"));
   assert.equal(tracker.lastError(), null);
@@ -87,32 +88,32 @@ test("lastError moves to previousError once a valid config is applied after an i
 
 test("an invalid edit reverted to the applied content clears lastError (nothing to push)", () => {
   const { store, tracker } = setup();
-  store.offerValid(cfg(1), H("a"));
+  offerConfig(store, cfg(1), H("a"));
   store.markApplied(1, H("a"));
   store.recordInvalid(H("x"), { code: "INVALID_CONFIG", message: "bad" });
-  store.offerValid(cfg(1), H("a"));
+  offerConfig(store, cfg(1), H("a"));
   assert.equal(tracker.lastError(), null);
   assert.equal(tracker.previousError()?.code, "INVALID_CONFIG");
 });
 
 test("watch settlements: superseded, timeout then late ack, invalid; the last 20 are kept", () => {
   const { store, tracker } = setup();
-  store.offerValid(cfg(1), H("a"));
-  store.offerValid(cfg(2), H("b"));
+  offerConfig(store, cfg(1), H("a"));
+  offerConfig(store, cfg(2), H("b"));
   store.markAckTimeout(2, H("b"));
   store.markApplied(2, H("b"));
   store.recordInvalid(H("x"), { code: "INVALID_CONFIG", message: "bad" });
   assert.deepEqual(outcomes(tracker), ["a@1:superseded", "b@2:timeout", "b@2:applied", "x@null:invalid"]);
-  for (let i = 0; i < 30; i++) store.offerValid(cfg(100 + i), `sha256:${i.toString(16).padStart(64, "0")}`);
+  for (let i = 0; i < 30; i++) offerConfig(store, cfg(100 + i), `sha256:${i.toString(16).padStart(64, "0")}`);
   assert.equal(tracker.settlements().length, MAX_SETTLEMENTS);
 });
 
 test("queue mode: no watch settlements, but a rejected event's hash applied later settles applied", () => {
   const { store, tracker } = setup(false);
-  store.offerValid(cfg(1), H("a"));
+  offerConfig(store, cfg(1), H("a"));
   store.markApplied(1, H("a"));
   assert.deepEqual(tracker.settlements(), []);
-  store.offerValid(cfg(2), H("b"));
+  offerConfig(store, cfg(2), H("b"));
   tracker.setRevision(H("b"), "rev-b");
   assert.equal(store.desired()?.revision, "rev-b");
   tracker.recordSettlement({
@@ -138,7 +139,7 @@ test("queue mode: no watch settlements, but a rejected event's hash applied late
 test("metrics and /status follow the tracker: load success, converged, link", async () => {
   const { store, tracker, gauge } = setup();
   assert.equal(await gauge("sfu_agent_config_last_load_success"), 0);
-  store.offerValid(cfg(1), H("a"));
+  offerConfig(store, cfg(1), H("a"));
   assert.equal(await gauge("sfu_agent_config_last_load_success"), 1);
   assert.equal(
     await gauge("sfu_agent_config_last_load_success_timestamp_seconds"),

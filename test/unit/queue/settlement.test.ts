@@ -13,21 +13,12 @@ import { statusEvent } from "../../../agent/queue/status-publisher.ts";
 import type { Settlement } from "../../../agent/snapshot-store.ts";
 import { SnapshotStore } from "../../../agent/snapshot-store.ts";
 import { StatusTracker } from "../../../agent/status-tracker.ts";
-import { loadConfigText } from "../../../protocol/config-loader.ts";
-import type { NormalisedConfig } from "../../../protocol/config-schema-v2.ts";
+import { loadedConfig, offerConfig } from "../../helpers/config-text.ts";
 import { ManualTimers } from "./manual-timers.ts";
 
-async function config(n: number): Promise<{ config: NormalisedConfig; hash: string }> {
-  const r = await loadConfigText(
-    `schemaVersion: 1\nserver: { port: 8080 }\nwebrtc: { icePortRange: [20000, 20100], codecs: [vp8, opus] }\nlimits: { maxRooms: ${n} }\n`,
-  );
-  if (!r.ok) throw new Error("bad fixture");
-  return { config: r.config, hash: r.hash };
-}
-
-const C1 = await config(1);
-const C2 = await config(2);
-const C3 = await config(3);
+const C1 = await loadedConfig(1);
+const C2 = await loadedConfig(2);
+const C3 = await loadedConfig(3);
 
 let seq = 0;
 function event(
@@ -104,7 +95,7 @@ describe("Settler", () => {
   }
 
   it("settles applied at once when the file has the hash and the SFU acked it", async () => {
-    const v = store.offerValid(C1.config, C1.hash).version;
+    const v = offerConfig(store, C1.config, C1.hash).version;
     store.markApplied(v, C1.hash);
     const m = event(C1.hash);
     assert.equal(settler.handle(m), "accepted");
@@ -119,12 +110,12 @@ describe("Settler", () => {
   });
 
   it("measures publication to file swap and to the SFU's ack (settlement, status event, histograms)", async () => {
-    const v1 = store.offerValid(C1.config, C1.hash).version;
+    const v1 = offerConfig(store, C1.config, C1.hash).version;
     store.markApplied(v1, C1.hash);
     // Published 2 s before the agent's clock: the agent receives it now.
     settler.handle(event(C2.hash, { issuedAt: new Date(timers.now() - 2_000).toISOString() }));
     timers.advance(1_500);
-    const { version } = store.offerValid(C2.config, C2.hash);
+    const { version } = offerConfig(store, C2.config, C2.hash);
     timers.advance(250);
     store.markApplied(version, C2.hash);
     assert.equal(settled[0]?.outcome, "applied");
@@ -147,10 +138,10 @@ describe("Settler", () => {
   });
 
   it("a rejected hash has a propagation figure but no event-to-applied one; an issuedAt ahead of our clock counts 0", async () => {
-    const v1 = store.offerValid(C1.config, C1.hash).version;
+    const v1 = offerConfig(store, C1.config, C1.hash).version;
     store.markApplied(v1, C1.hash);
     settler.handle(event(C2.hash, { issuedAt: new Date(timers.now() + 60_000).toISOString() }));
-    const { version } = store.offerValid(C2.config, C2.hash);
+    const { version } = offerConfig(store, C2.config, C2.hash);
     store.markRejected(version, C2.hash, { code: "UNSUPPORTED", message: "no" });
     assert.equal(settled[0]?.outcome, "rejected");
     assert.equal(settled[0]?.propagationSeconds, 0);
@@ -158,7 +149,7 @@ describe("Settler", () => {
   });
 
   it("an article-style message (no publication time) carries no propagation figures", async () => {
-    const v1 = store.offerValid(C1.config, C1.hash).version;
+    const v1 = offerConfig(store, C1.config, C1.hash).version;
     store.markApplied(v1, C1.hash);
     settler.handle({ messageId: "legacy-1", receiptHandle: "rh-l", body: '{"event":"configReload","commit":"abc"}' });
     await new Promise((r) => setImmediate(r));
@@ -168,7 +159,7 @@ describe("Settler", () => {
   });
 
   it("holds an event that arrives before the swap, extends its visibility, and settles applied after the ack", async () => {
-    const v1 = store.offerValid(C1.config, C1.hash).version;
+    const v1 = offerConfig(store, C1.config, C1.hash).version;
     store.markApplied(v1, C1.hash);
     const m = event(C2.hash, { revision: "rev-2" });
     settler.handle(m);
@@ -178,7 +169,7 @@ describe("Settler", () => {
     assert.deepEqual(actions.deleted, [], "not deleted before the swap");
     timers.advance(30_000);
     assert.deepEqual(actions.extended, [{ handles: [m.receiptHandle], seconds: 60 }]);
-    const { version } = store.offerValid(C2.config, C2.hash, tracker.revisionOf(C2.hash));
+    const { version } = offerConfig(store, C2.config, C2.hash, tracker.revisionOf(C2.hash));
     assert.equal(store.desired()?.revision, "rev-2", "the revision reaches the desired snapshot (and the push)");
     assert.equal(settled.length, 0, "the file has the hash but the SFU has not acked yet");
     store.markApplied(version, C2.hash);
@@ -189,9 +180,9 @@ describe("Settler", () => {
   });
 
   it("settles rejected when the SFU nacks the awaited hash", () => {
-    store.offerValid(C1.config, C1.hash);
+    offerConfig(store, C1.config, C1.hash);
     settler.handle(event(C2.hash));
-    const { version } = store.offerValid(C2.config, C2.hash);
+    const { version } = offerConfig(store, C2.config, C2.hash);
     store.markRejected(version, C2.hash, { code: "RESTART_REQUIRED", message: "server.port changed" });
     assert.equal(settled[0]?.outcome, "rejected");
     assert.deepEqual(settled[0]?.error, { code: "RESTART_REQUIRED", message: "server.port changed" });
@@ -199,7 +190,7 @@ describe("Settler", () => {
   });
 
   it("settles rejected at once when the hash in the file was already nacked", () => {
-    const { version } = store.offerValid(C1.config, C1.hash);
+    const { version } = offerConfig(store, C1.config, C1.hash);
     store.markRejected(version, C1.hash, { code: "APPLY_FAILED", message: "boom" });
     settler.handle(event(C1.hash));
     assert.equal(settled[0]?.outcome, "rejected");
@@ -207,7 +198,7 @@ describe("Settler", () => {
   });
 
   it("settles timeout after the propagation timeout and deletes the message", () => {
-    store.offerValid(C1.config, C1.hash);
+    offerConfig(store, C1.config, C1.hash);
     const m = event(C2.hash);
     settler.handle(m);
     timers.advance(299_999);
@@ -221,9 +212,9 @@ describe("Settler", () => {
   });
 
   it("reports a timeout waiting for the SFU differently from one waiting for the file", () => {
-    store.offerValid(C1.config, C1.hash);
+    offerConfig(store, C1.config, C1.hash);
     settler.handle(event(C2.hash));
-    const { version } = store.offerValid(C2.config, C2.hash);
+    const { version } = offerConfig(store, C2.config, C2.hash);
     store.markAckTimeout(version, C2.hash);
     timers.advance(300_000);
     assert.equal(settled[0]?.outcome, "timeout");
@@ -231,25 +222,25 @@ describe("Settler", () => {
   });
 
   it("settles superseded when the file changes to another valid hash while waiting", () => {
-    store.offerValid(C1.config, C1.hash);
+    offerConfig(store, C1.config, C1.hash);
     settler.handle(event(C2.hash));
-    store.offerValid(C3.config, C3.hash);
+    offerConfig(store, C3.config, C3.hash);
     assert.equal(settled[0]?.outcome, "superseded");
     assert.equal(settled[0]?.error?.code, "SUPERSEDED");
   });
 
   it("settles superseded when the file moves on after reaching the hash but before the ack", () => {
-    store.offerValid(C1.config, C1.hash);
+    offerConfig(store, C1.config, C1.hash);
     settler.handle(event(C2.hash));
-    store.offerValid(C2.config, C2.hash);
-    store.offerValid(C3.config, C3.hash);
+    offerConfig(store, C2.config, C2.hash);
+    offerConfig(store, C3.config, C3.hash);
     assert.equal(settled[0]?.outcome, "superseded");
   });
 
   it("settles superseded at once when the file holds a hash a newer event announced", () => {
-    store.offerValid(C1.config, C1.hash);
+    offerConfig(store, C1.config, C1.hash);
     const newer = event(C2.hash, { issuedAt: "2026-11-26T20:59:30Z" });
-    const { version } = store.offerValid(C2.config, C2.hash);
+    const { version } = offerConfig(store, C2.config, C2.hash);
     store.markApplied(version, C2.hash);
     settler.handle(newer);
     assert.equal(settled[0]?.outcome, "applied");
@@ -258,7 +249,7 @@ describe("Settler", () => {
   });
 
   it("settles invalid when the file changes to invalid content while waiting", () => {
-    store.offerValid(C1.config, C1.hash);
+    offerConfig(store, C1.config, C1.hash);
     settler.handle(event(C2.hash));
     store.recordInvalid("sha256:" + "0".repeat(64), {
       code: "INVALID_CONFIG",
@@ -269,7 +260,7 @@ describe("Settler", () => {
   });
 
   it("treats redeliveries as no-ops: one wait, one settlement, every copy deleted", async () => {
-    store.offerValid(C1.config, C1.hash);
+    offerConfig(store, C1.config, C1.hash);
     const m = event(C2.hash);
     assert.equal(settler.handle(m), "accepted");
     // the same SQS message redelivered (new receipt handle) and the same event published twice
@@ -277,7 +268,7 @@ describe("Settler", () => {
     assert.equal(settler.handle({ ...m, messageId: "other-id", receiptHandle: "rh-other" }), "duplicate");
     // a different event (another PostSync run) for the same hash joins the wait
     assert.equal(settler.handle(event(C2.hash)), "joined");
-    const { version } = store.offerValid(C2.config, C2.hash);
+    const { version } = offerConfig(store, C2.config, C2.hash);
     store.markApplied(version, C2.hash);
     assert.equal(settled.length, 1);
     assert.equal(actions.deleted.length, 3);
@@ -290,7 +281,7 @@ describe("Settler", () => {
   });
 
   it("settles a new event for the hash already applied at once (a PostSync with no change)", () => {
-    const { version } = store.offerValid(C1.config, C1.hash);
+    const { version } = offerConfig(store, C1.config, C1.hash);
     store.markApplied(version, C1.hash);
     settler.handle(event(C1.hash));
     settler.handle(event(C1.hash));
@@ -306,14 +297,14 @@ describe("Settler", () => {
     }
     assert.equal(actions.deleted.length, 4);
     assert.equal(await metric("sfu_agent_queue_messages_total", { result: "malformed" }), 4);
-    store.offerValid(C1.config, C1.hash);
+    offerConfig(store, C1.config, C1.hash);
     store.markApplied(1, C1.hash);
     settler.handle(event(C1.hash));
     assert.equal(settled[0]?.outcome, "applied");
   });
 
   it("accepts the SNS envelope as well as raw delivery", () => {
-    const { version } = store.offerValid(C1.config, C1.hash);
+    const { version } = offerConfig(store, C1.config, C1.hash);
     store.markApplied(version, C1.hash);
     const raw = event(C1.hash);
     const wrapped = { ...raw, body: JSON.stringify({ Type: "Notification", MessageId: "x", Message: raw.body }) };
@@ -322,9 +313,9 @@ describe("Settler", () => {
   });
 
   it("settles applied when an SFU reconnects with hello.applied at the awaited hash", () => {
-    store.offerValid(C1.config, C1.hash);
+    offerConfig(store, C1.config, C1.hash);
     settler.handle(event(C2.hash));
-    const { version } = store.offerValid(C2.config, C2.hash);
+    const { version } = offerConfig(store, C2.config, C2.hash);
     store.adoptSfuApplied({ version, hash: C2.hash });
     assert.equal(settled[0]?.outcome, "applied");
     assert.equal(settled[0]?.version, version);
@@ -332,11 +323,11 @@ describe("Settler", () => {
   });
 
   it("waits on several hashes independently", () => {
-    store.offerValid(C1.config, C1.hash);
+    offerConfig(store, C1.config, C1.hash);
     settler.handle(event(C2.hash));
     settler.handle(event(C3.hash));
     assert.equal(settler.pendingHashes().length, 2);
-    const { version } = store.offerValid(C3.config, C3.hash);
+    const { version } = offerConfig(store, C3.config, C3.hash);
     assert.deepEqual(
       settled.map((s) => [s.hash, s.outcome]),
       [[C2.hash, "superseded"]],
@@ -346,7 +337,7 @@ describe("Settler", () => {
   });
 
   it("stop() drops waits without settling or deleting and clears every timer", () => {
-    store.offerValid(C1.config, C1.hash);
+    offerConfig(store, C1.config, C1.hash);
     settler.handle(event(C2.hash));
     settler.stop();
     assert.equal(timers.pending, 0);
@@ -356,7 +347,7 @@ describe("Settler", () => {
   });
 
   it('takes the article-style {"event":"configReload","commit"} as "check the file now" and settles with commit as revision', async () => {
-    const v = store.offerValid(C1.config, C1.hash).version;
+    const v = offerConfig(store, C1.config, C1.hash).version;
     store.markApplied(v, C1.hash);
     const body = JSON.stringify({ event: "configReload", commit: "0123abcd" });
     const m = { messageId: "legacy-1", receiptHandle: "rh-legacy-1", body };
@@ -372,7 +363,7 @@ describe("Settler", () => {
     assert.deepEqual(actions.deleted, [m.receiptHandle]);
     assert.equal(await metric("sfu_agent_queue_messages_total", { result: "legacy" }), 1);
     // In an SNS envelope too; a hash not yet applied waits like a full event.
-    const { version } = store.offerValid(C2.config, C2.hash);
+    const { version } = offerConfig(store, C2.config, C2.hash);
     const env = { Type: "Notification", Message: JSON.stringify({ event: "configReload", commit: "feed" }) };
     assert.equal(settler.handle({ messageId: "legacy-2", receiptHandle: "rh-2", body: JSON.stringify(env) }), "legacy");
     await new Promise((r) => setImmediate(r));
@@ -382,7 +373,7 @@ describe("Settler", () => {
   });
 
   it("settles an article-style message invalid at once while the file is invalid", async () => {
-    store.offerValid(C1.config, C1.hash);
+    offerConfig(store, C1.config, C1.hash);
     store.recordInvalid("sha256:" + "0".repeat(64), { code: "INVALID_CONFIG", message: "config.yaml:1:1: bad" });
     const body = JSON.stringify({ event: "configReload", commit: "abc" });
     assert.equal(settler.handle({ messageId: "l3", receiptHandle: "rh-3", body }), "legacy");
@@ -404,7 +395,7 @@ describe("Settler", () => {
   });
 
   it("a storm of 10,000 events for hashes that never arrive: bounded waits, each deleted once, the next real change settles", () => {
-    const v1 = store.offerValid(C1.config, C1.hash).version;
+    const v1 = offerConfig(store, C1.config, C1.hash).version;
     store.markApplied(v1, C1.hash);
     const storm = Array.from({ length: 10_000 }, (_, i) => event(`sha256:${i.toString(16).padStart(64, "0")}`));
     for (const m of storm) {
@@ -428,7 +419,7 @@ describe("Settler", () => {
     const real = event(C2.hash, { revision: "rev-real" });
     settler.handle(real);
     assert.ok(settler.pendingHashes().includes(C2.hash));
-    const { version } = store.offerValid(C2.config, C2.hash, tracker.revisionOf(C2.hash));
+    const { version } = offerConfig(store, C2.config, C2.hash, tracker.revisionOf(C2.hash));
     store.markApplied(version, C2.hash);
     const last = settled.find((r) => r.hash === C2.hash);
     assert.equal(last?.outcome, "applied");
@@ -444,11 +435,11 @@ describe("Settler", () => {
   });
 
   it("an event older than every wait in a full storm settles at once; the file's hash is never dropped", () => {
-    store.offerValid(C1.config, C1.hash);
+    offerConfig(store, C1.config, C1.hash);
     const older = event(C3.hash, { issuedAt: "2020-01-01T00:00:00Z" });
     // The awaited hash reaches the file (waiting for the ack), then newer events pile up.
     settler.handle(event(C2.hash));
-    store.offerValid(C2.config, C2.hash);
+    offerConfig(store, C2.config, C2.hash);
     for (let i = 0; i < 3 * DEFAULT_MAX_PENDING; i++)
       settler.handle(event(`sha256:${i.toString(16).padStart(64, "a")}`));
     assert.ok(settler.pendingHashes().includes(C2.hash), "the wait the file has shown is kept");
@@ -461,7 +452,7 @@ describe("Settler", () => {
   });
 
   it("in a full storm, an event issued before every wait is the one that gives way", () => {
-    store.offerValid(C1.config, C1.hash);
+    offerConfig(store, C1.config, C1.hash);
     for (let i = 0; i < DEFAULT_MAX_PENDING; i++) settler.handle(event(`sha256:${i.toString(16).padStart(64, "b")}`));
     const before = [...settler.pendingHashes()];
     const old = event(C3.hash, { issuedAt: "2020-01-01T00:00:00Z" });
@@ -473,20 +464,20 @@ describe("Settler", () => {
   });
 
   it("holds at most maxMessagesPerWait messages for one hash and deletes the rest at once", () => {
-    store.offerValid(C1.config, C1.hash);
+    offerConfig(store, C1.config, C1.hash);
     const ms = Array.from({ length: 100 }, () => event(C2.hash));
     for (const m of ms) settler.handle(m);
     assert.equal(actions.deleted.length, 100 - DEFAULT_MAX_MESSAGES_PER_WAIT);
     timers.advance(30_000);
     assert.equal(actions.extended.flatMap((e) => e.handles).length, DEFAULT_MAX_MESSAGES_PER_WAIT);
-    const { version } = store.offerValid(C2.config, C2.hash);
+    const { version } = offerConfig(store, C2.config, C2.hash);
     store.markApplied(version, C2.hash);
     assert.equal(settled.length, 1);
     assert.equal(new Set(actions.deleted).size, 100);
   });
 
   it("a burst of article-style messages shares the re-reads of the file", async () => {
-    const { version } = store.offerValid(C1.config, C1.hash);
+    const { version } = offerConfig(store, C1.config, C1.hash);
     store.markApplied(version, C1.hash);
     const body = JSON.stringify({ event: "configReload", commit: "abc" });
     for (let i = 0; i < 1_000; i++) settler.handle({ messageId: `burst-${i}`, receiptHandle: `rhb-${i}`, body });

@@ -20,19 +20,12 @@ import { registerRolloutMetrics } from "../../../agent/rollout/metrics.ts";
 import { type Settlement, SnapshotStore } from "../../../agent/snapshot-store.ts";
 import { StatusTracker } from "../../../agent/status-tracker.ts";
 import { cohortRank } from "../../../protocol/cohort.ts";
-import { loadConfigText } from "../../../protocol/config-loader.ts";
 import type { ReloadRolloutField, RolloutState } from "../../../protocol/rollout-schema.ts";
+import { loadedConfig } from "../../helpers/config-text.ts";
 import { ManualTimers } from "../queue/manual-timers.ts";
 
-async function config(n: number) {
-  const r = await loadConfigText(
-    `schemaVersion: 1\nserver: { port: 8080 }\nwebrtc: { icePortRange: [20000, 20100], codecs: [vp8, opus] }\nlimits: { maxRooms: ${n} }\n`,
-  );
-  if (!r.ok) throw new Error("bad fixture");
-  return { config: r.config, hash: r.hash };
-}
-const C1 = await config(1);
-const C2 = await config(2);
+const C1 = await loadedConfig(1);
+const C2 = await loadedConfig(2);
 const POLICY = "schemaVersion: 1\nsteps: [{ percent: 50, bake: 1m }, { percent: 100 }]\n";
 
 class MemoryReader implements RolloutStateReader {
