@@ -9,15 +9,10 @@ import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { LOG_LEVELS, type LogLevel } from "../protocol/config-schema.ts";
 import { DEFAULT_SECRETS_DIR } from "../protocol/secret-paths.ts";
+import { envName, type ListenAddress, parseDuration, parseListenAddress } from "./cli-values.ts";
 import { OptionsError } from "./errors.ts";
 import { checkPushUrl } from "./http-push-wire.ts";
 import { parseS3Url } from "./rollout/s3-url.ts";
-
-/** A `host:port` pair to listen on. */
-export interface ListenAddress {
-  host: string;
-  port: number;
-}
 
 /** The resolved options of `sfu-agent run`. */
 export interface RunOptions {
@@ -121,38 +116,11 @@ export const RUN_FLAGS = [
 
 type FlagName = (typeof RUN_FLAGS)[number][0];
 
-/** Name of the environment variable of a flag: `SFU_AGENT_` + upper snake case. */
-export function envName(flag: string): string {
-  return `SFU_AGENT_${flag.toUpperCase().replaceAll("-", "_")}`;
-}
-
 /** Usage text of `sfu-agent run`. */
 export function runUsage(): string {
   const width = Math.max(...RUN_FLAGS.map(([n]) => n.length)) + 2;
   const lines = RUN_FLAGS.map(([n, d, help]) => `  --${n.padEnd(width)} ${help}${d ? ` (default ${d})` : ""}`);
   return `Usage: sfu-agent run [options]\n\nOptions (each also from env SFU_AGENT_<FLAG>, e.g. SFU_AGENT_CONFIG_DIR):\n${lines.join("\n")}\n  --help${" ".repeat(width - 4)} show this help\n\nDurations: 500ms, 10s, 5m, 1h.\n`;
-}
-
-/**
- * Parses a duration: a non-negative decimal number followed by `ms`, `s`,
- * `m` or `h`. Returns milliseconds, or null when malformed.
- */
-export function parseDuration(text: string): number | null {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
-  if (!m) return null;
-  const n = Number(m[1]);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
-  const ms = Math.round(n * unit);
-  return Number.isSafeInteger(ms) ? ms : null;
-}
-
-/** Parses `host:port` (IPv6 as `[::1]:7070`); port 0 means "any free port". Returns null when malformed. */
-export function parseListenAddress(text: string): ListenAddress | null {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text.trim());
-  if (!m) return null;
-  const port = Number(m[3]);
-  if (port > 65535) return null;
-  return { host: (m[1] ?? m[2]) as string, port };
 }
 
 /** Result of {@link parseRunOptions}. */

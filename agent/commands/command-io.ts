@@ -5,7 +5,7 @@
  * other.
  */
 import { parseArgs } from "node:util";
-import { envName } from "../options.ts";
+import { envName } from "../cli-values.ts";
 
 /** Standard streams a command writes to; injectable for tests. */
 export interface CommandIo {
