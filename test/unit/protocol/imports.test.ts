@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { describe, it } from "node:test";
+import { importSpecifiers } from "../../helpers/import-specifiers.ts";
 
 const PROTOCOL = join(import.meta.dirname, "..", "..", "..", "protocol");
 const ALLOWED_PACKAGES = ["ajv", "ajv-formats", "yaml", "json-schema-to-ts"];
@@ -16,13 +17,6 @@ function tsFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
     e.isDirectory() ? tsFiles(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : [],
   );
-}
-
-/** Import specifiers of a module: static import/export ... from, side-effect imports, dynamic import(). */
-export function importSpecifiers(source: string): string[] {
-  const re =
-    /(?:^|[\s;])(?:import|export)\s[^;]*?\sfrom\s*["']([^"']+)["']|(?:^|[\s;])import\s*["']([^"']+)["']|\bimport\s*\(\s*["']([^"']+)["']\s*\)/gm;
-  return [...source.matchAll(re)].map((m) => m[1] ?? m[2] ?? m[3]!);
 }
 
 describe("protocol/ dependencies", () => {
