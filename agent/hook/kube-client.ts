@@ -425,7 +425,11 @@ function classify(
   return { code: "API_UNREACHABLE", message: `${what}: ${server} unreachable: ${quote(String(cause))}` };
 }
 
-/** `: <the Status message>` of an API error body, capped; empty when none. */
+/**
+ * `: <the Status message>` of an API error body, capped; empty when none. The
+ * body has passed BoundedHttpLibrary (bytes, depth, values and keys checked)
+ * before the client hands it here.
+ */
 function statusMessage(body: unknown): string {
   let m: unknown = null;
   if (typeof body === "string") {
