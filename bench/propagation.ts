@@ -32,13 +32,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { CreateTopicCommand, PublishCommand, SubscribeCommand } from "@aws-sdk/client-sns";
-import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
+import { PublishCommand } from "@aws-sdk/client-sns";
 import { parseDuration } from "../agent/cli-values.ts";
 import { runNotify } from "../agent/commands/notify.ts";
 import { realTimers } from "../agent/queue/timers.ts";
 import { loadConfigFile } from "../protocol/config-loader.ts";
-import { startFauxqs } from "../scripts/local/fauxqs.ts";
+import { createHookTopics, startFauxqs } from "../scripts/local/fauxqs.ts";
 import { KubeletModel } from "../scripts/local/kubelet-model.ts";
 import { startPodApi } from "../scripts/local/pod-api.ts";
 import { K8S_DIR } from "../test/unit/k8s/manifests.ts";
@@ -85,21 +84,12 @@ interface CaseResult {
 }
 
 async function runCase(pods: number, nudge: boolean, n: number): Promise<CaseResult> {
-  const { sns, sqs } = clients;
-  const topicArn = (await sns.send(new CreateTopicCommand({ Name: `reload-${n}` }))).TopicArn ?? "";
-  const statusTopicArn = (await sns.send(new CreateTopicCommand({ Name: `status-${n}` }))).TopicArn ?? "";
-  const statusQueueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `status-${n}` }))).QueueUrl ?? "";
-  const queueArn = (
-    await sqs.send(new GetQueueAttributesCommand({ QueueUrl: statusQueueUrl, AttributeNames: ["QueueArn"] }))
-  ).Attributes?.QueueArn;
-  await sns.send(
-    new SubscribeCommand({
-      TopicArn: statusTopicArn,
-      Protocol: "sqs",
-      Endpoint: queueArn ?? statusQueueUrl,
-      Attributes: { RawMessageDelivery: "true" },
-    }),
-  );
+  const { sns } = clients;
+  const { topicArn, statusTopicArn, statusQueueUrl } = await createHookTopics(clients, {
+    reload: `reload-${n}`,
+    status: `status-${n}`,
+    statusQueue: `status-${n}`,
+  });
   const api = await startPodApi({ namespace: "sfu" });
   const kubeconfig = join(dir, `kubeconfig-${n}`);
   await api.kubeconfig(kubeconfig);

@@ -14,6 +14,8 @@
  * clients.destroy();
  * await fx.stop();
  */
+import { CreateTopicCommand, SubscribeCommand } from "@aws-sdk/client-sns";
+import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { buildApp } from "fauxqs";
 import { type AwsClients, createAwsClients } from "../../agent/queue/aws-clients.ts";
 
@@ -76,4 +78,38 @@ export async function startFauxqs(options: { port?: number } = {}): Promise<Faux
         ...(onCall ? { onCall } : {}),
       }),
   };
+}
+
+/** Names of {@link createHookTopics}'s topics and queue. */
+export interface HookTopicNames {
+  reload: string;
+  status: string;
+  statusQueue: string;
+}
+
+/**
+ * Creates what the PostSync hook and the agents share: the reload topic, the
+ * status topic, and the hook's status queue subscribed to the status topic
+ * (raw delivery, as k8s/aws provisions it). Idempotent, like the AWS calls.
+ */
+export async function createHookTopics(
+  clients: Pick<AwsClients, "sns" | "sqs">,
+  names: HookTopicNames,
+): Promise<{ topicArn: string; statusTopicArn: string; statusQueueUrl: string }> {
+  const { sns, sqs } = clients;
+  const topicArn = (await sns.send(new CreateTopicCommand({ Name: names.reload }))).TopicArn!;
+  const statusTopicArn = (await sns.send(new CreateTopicCommand({ Name: names.status }))).TopicArn!;
+  const statusQueueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: names.statusQueue }))).QueueUrl!;
+  const statusQueueArn = (
+    await sqs.send(new GetQueueAttributesCommand({ QueueUrl: statusQueueUrl, AttributeNames: ["QueueArn"] }))
+  ).Attributes?.QueueArn;
+  await sns.send(
+    new SubscribeCommand({
+      TopicArn: statusTopicArn,
+      Protocol: "sqs",
+      Endpoint: statusQueueArn ?? statusQueueUrl,
+      Attributes: { RawMessageDelivery: "true" },
+    }),
+  );
+  return { topicArn, statusTopicArn, statusQueueUrl };
 }

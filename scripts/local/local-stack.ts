@@ -21,12 +21,10 @@ import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
-import { CreateTopicCommand, SubscribeCommand } from "@aws-sdk/client-sns";
-import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { createS3Client } from "../../agent/queue/aws-clients.ts";
 import { realTimers } from "../../agent/queue/timers.ts";
 import { AtomicWriter } from "./atomic-writer.ts";
-import { FAUXQS_CREDENTIALS, FAUXQS_REGION, startFauxqs } from "./fauxqs.ts";
+import { createHookTopics, FAUXQS_CREDENTIALS, FAUXQS_REGION, startFauxqs } from "./fauxqs.ts";
 import { KubeletModel } from "./kubelet-model.ts";
 import { type PodApi, startPodApi } from "./pod-api.ts";
 import { AGENT_CLI, agentRunArgs, freePort, type NodeProcess, ProcessGroup, SFU_CLI } from "./processes.ts";
@@ -168,19 +166,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const fauxqs = await startFauxqs();
   const endpoint = fauxqs.endpoint;
   const { sns, sqs, destroy: destroyAwsClients } = fauxqs.clients();
-  const topicArn = (await sns.send(new CreateTopicCommand({ Name: "sfu-config-reload" }))).TopicArn!;
-  const statusTopicArn = (await sns.send(new CreateTopicCommand({ Name: "sfu-config-status" }))).TopicArn!;
-  const statusQueueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: "sfu-config-status-local" }))).QueueUrl!;
-  const statusQueueArn = (
-    await sqs.send(new GetQueueAttributesCommand({ QueueUrl: statusQueueUrl, AttributeNames: ["QueueArn"] }))
-  ).Attributes?.QueueArn;
-  await sns.send(
-    new SubscribeCommand({
-      TopicArn: statusTopicArn,
-      Protocol: "sqs",
-      Endpoint: statusQueueArn ?? statusQueueUrl,
-      Attributes: { RawMessageDelivery: "true" },
-    }),
+  const { topicArn, statusTopicArn, statusQueueUrl } = await createHookTopics(
+    { sns, sqs },
+    { reload: "sfu-config-reload", status: "sfu-config-status", statusQueue: "sfu-config-status-local" },
   );
   if (opts.rolloutPolicyFile) {
     const s3 = createS3Client({

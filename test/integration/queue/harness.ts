@@ -6,9 +6,8 @@
  * action any of them makes is recorded in `actions`.
  */
 import { rm } from "node:fs/promises";
-import { CreateTopicCommand, PublishCommand, SubscribeCommand } from "@aws-sdk/client-sns";
+import { PublishCommand } from "@aws-sdk/client-sns";
 import {
-  CreateQueueCommand,
   DeleteMessageCommand,
   GetQueueAttributesCommand,
   ListQueuesCommand,
@@ -20,7 +19,7 @@ import { runNotify } from "../../../agent/commands/notify.ts";
 import type { AwsClients } from "../../../agent/queue/aws-clients.ts";
 import type { QueueTrigger, QueueTriggerOptions } from "../../../agent/queue/index.ts";
 import type { AtomicWriter } from "../../../scripts/local/atomic-writer.ts";
-import { type FauxqsHandle, startFauxqs } from "../../../scripts/local/fauxqs.ts";
+import { createHookTopics, type FauxqsHandle, startFauxqs } from "../../../scripts/local/fauxqs.ts";
 import { capturedLogger } from "../../helpers/captured-logger.ts";
 import { type CliRun, captureRun } from "../../helpers/cli-run.ts";
 import { configHash, configText } from "../../helpers/config-text.ts";
@@ -102,23 +101,13 @@ export async function startQueueFixture(): Promise<QueueFixture> {
   const pods: TestPod[] = [];
   const dirs: string[] = [];
 
+  // The status queue is not under the per-pod prefix.
   const createTopics = async () => {
-    await clients.sns.send(new CreateTopicCommand({ Name: "sfu-config-reload" }));
-    await clients.sns.send(new CreateTopicCommand({ Name: "sfu-config-status" }));
-    // The status queue is not under the per-pod prefix.
-    const q = await clients.sqs.send(new CreateQueueCommand({ QueueName: "hook-status" }));
-    statusQueueUrl = q.QueueUrl!;
-    const arn = (
-      await clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: statusQueueUrl, AttributeNames: ["QueueArn"] }))
-    ).Attributes!.QueueArn!;
-    await clients.sns.send(
-      new SubscribeCommand({
-        TopicArn: statusTopicArn,
-        Protocol: "sqs",
-        Endpoint: arn,
-        Attributes: { RawMessageDelivery: "true" },
-      }),
-    );
+    ({ statusQueueUrl } = await createHookTopics(clients, {
+      reload: "sfu-config-reload",
+      status: "sfu-config-status",
+      statusQueue: "hook-status",
+    }));
   };
   await createTopics();
 
