@@ -14,7 +14,6 @@
  * hello reports it) and reconnects.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -23,16 +22,10 @@ import { after, before, describe, test } from "node:test";
 import { type WebSocket, WebSocketServer } from "ws";
 import { loadConfigText } from "../../../protocol/config-loader.ts";
 import { MAX_FRAME_BYTES, SUBPROTOCOL } from "../../../protocol/messages-schema.ts";
-import {
-  createLimitCgroup,
-  deploymentCpuLimit,
-  deploymentMemoryLimit,
-  type LimitCgroup,
-} from "../../../scripts/lib/container-limits.ts";
-import { nodeEntrypoint, readDockerfile, type Stage, stageEnv } from "../../../scripts/lib/dockerfile.ts";
 import { get, healthPoller } from "../../helpers/limited-agent.ts";
+import { type LimitedSfu, startLimitedSfu } from "../../helpers/limited-sfu.ts";
 
-const ROOT = join(import.meta.dirname, "../../..");
+const _ROOT = join(import.meta.dirname, "../../..");
 const CONFIG =
   "schemaVersion: 1\nserver: { port: 8080 }\nwebrtc:\n  icePortRange: [43100, 43199]\n  codecs: [vp8, opus]\n  listenIp: 127.0.0.1\nlogging: { level: info }\n";
 
@@ -42,8 +35,7 @@ describe("sfu-server under the container's limits vs hostile config frames from 
   timeout: 3 * 60_000,
 }, () => {
   let dir: string;
-  let child: ChildProcess;
-  let cgroup: LimitCgroup | null = null;
+  let sfu: LimitedSfu;
   let wss: WebSocketServer;
   let base: string;
   let health: ReturnType<typeof healthPoller>;
@@ -83,58 +75,20 @@ describe("sfu-server under the container's limits vs hostile config frames from 
       waiting?.();
     });
     const agentUrl = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`;
-    const runtime = (await readDockerfile(join(ROOT, "Dockerfile.sfu"))).at(-1) as Stage;
-    const memory = deploymentMemoryLimit("sfu");
-    const cpu = deploymentCpuLimit("sfu");
-    const limits = await createLimitCgroup({ memoryBytes: memory.bytes, cpuMillicores: cpu.millicores });
-    const flags = [...nodeEntrypoint(runtime).nodeFlags];
-    if ("unavailable" in limits) {
-      flags.push(`--max-old-space-size=${Math.floor(memory.bytes / 2 ** 20 / 2)}`);
-      console.log(`# NO cgroup (${limits.unavailable}): --max-old-space-size only`);
-    } else {
-      cgroup = limits;
-      console.log(`# cgroup limits of the sfu container: memory ${memory.quantity}, cpu ${cpu.quantity}`);
-    }
-    const args = [...flags, join(ROOT, "sfu", "cli.ts"), "--agent", agentUrl, "--port", "0", "--host", "127.0.0.1"];
-    const [command, argv] = cgroup ? cgroup.wrap(process.execPath, args) : [process.execPath, args];
-    child = spawn(command, argv, { cwd: ROOT, env: { ...process.env, ...stageEnv(runtime) }, stdio: "pipe" });
-    child.stderr?.resume();
-    const port = await new Promise<number>((resolve, reject) => {
-      let buf = "";
-      child.stdout?.on("data", (d: Buffer) => {
-        buf += d.toString();
-        for (const line of buf.split("\n")) {
-          if (line.includes('"SFU listening"')) resolve((JSON.parse(line) as { port: number }).port);
-        }
-        if (buf.length > 1_000_000) buf = buf.slice(-10_000);
-      });
-      child.once("exit", (code) => reject(new Error(`sfu-server exited with ${code} before listening`)));
-    });
-    child.stdout?.resume();
-    base = `http://127.0.0.1:${port}`;
+    sfu = await startLimitedSfu(["--agent", agentUrl]);
+    base = sfu.base;
     health = healthPoller(base);
   });
 
   after(async () => {
     await health?.stop();
-    if (child && child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      await new Promise((r) => child.once("exit", r));
-    }
-    await cgroup?.remove();
+    await sfu?.stop();
     for (const c of connections) c.ws.terminate();
     await new Promise((r) => wss?.close(r));
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  const alive = async (what: string) => {
-    const stats = cgroup ? await cgroup.memoryStats() : null;
-    assert.ok(
-      child.exitCode === null && child.signalCode === null,
-      `${what}: sfu-server exited (code ${child.exitCode}, signal ${child.signalCode}); cgroup ${JSON.stringify(stats)}`,
-    );
-    if (typeof stats?.oomKills === "number") assert.equal(stats.oomKills, 0, `${what}: OOM kill in the SFU's cgroup`);
-  };
+  const alive = (what: string) => sfu.alive(what);
 
   test("a good config, then one hostile frame per connection: each closed with its code, the good config kept", async () => {
     const loaded = await loadConfigText(CONFIG);
@@ -195,7 +149,7 @@ describe("sfu-server under the container's limits vs hostile config frames from 
     await health.stop();
     const failed = health.polls.filter((p) => !p.ok).map((p) => `${p.phase}: ${p.detail}`);
     console.log(
-      `# /healthz: ${health.polls.length} polls, slowest ${Math.max(...health.polls.map((p) => p.ms)).toFixed(0)} ms; cgroup ${JSON.stringify(await cgroup?.memoryStats())}`,
+      `# /healthz: ${health.polls.length} polls, slowest ${Math.max(...health.polls.map((p) => p.ms)).toFixed(0)} ms; cgroup ${JSON.stringify(await sfu.cgroup?.memoryStats())}`,
     );
     assert.deepEqual(failed, [], "every /healthz poll answered within 2 s");
   });

@@ -13,24 +13,17 @@
  * close code), and a well-formed join afterwards is answered `joined`.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { WebSocket } from "ws";
 import { loadConfigFile } from "../../../protocol/config-loader.ts";
-import {
-  createLimitCgroup,
-  deploymentCpuLimit,
-  deploymentMemoryLimit,
-  type LimitCgroup,
-} from "../../../scripts/lib/container-limits.ts";
-import { nodeEntrypoint, readDockerfile, type Stage, stageEnv } from "../../../scripts/lib/dockerfile.ts";
 import { MAX_SIGNAL_FRAME_BYTES } from "../../../sfu/signal-messages.ts";
 import { get, healthPoller } from "../../helpers/limited-agent.ts";
+import { type LimitedSfu, startLimitedSfu } from "../../helpers/limited-sfu.ts";
 
-const ROOT = join(import.meta.dirname, "../../..");
+const _ROOT = join(import.meta.dirname, "../../..");
 const CONFIG =
   "schemaVersion: 1\nserver: { port: 8080 }\nwebrtc:\n  icePortRange: [43000, 43099]\n  codecs: [vp8, opus]\n  listenIp: 127.0.0.1\nlogging: { level: info }\n";
 
@@ -38,8 +31,7 @@ type Reply = { type: string; code?: string; message?: string };
 
 describe("sfu-server under the container's limits vs hostile signalling frames", { timeout: 3 * 60_000 }, () => {
   let dir: string;
-  let child: ChildProcess;
-  let cgroup: LimitCgroup | null = null;
+  let sfu: LimitedSfu;
   let base: string;
   let hash: string;
   let health: ReturnType<typeof healthPoller>;
@@ -51,61 +43,18 @@ describe("sfu-server under the container's limits vs hostile signalling frames",
     const loaded = await loadConfigFile(file);
     assert.ok(loaded.ok);
     hash = loaded.hash;
-    const runtime = (await readDockerfile(join(ROOT, "Dockerfile.sfu"))).at(-1) as Stage;
-    const entry = nodeEntrypoint(runtime);
-    const memory = deploymentMemoryLimit("sfu");
-    const cpu = deploymentCpuLimit("sfu");
-    const limits = await createLimitCgroup({ memoryBytes: memory.bytes, cpuMillicores: cpu.millicores });
-    const flags = [...entry.nodeFlags];
-    if ("unavailable" in limits) {
-      flags.push(`--max-old-space-size=${Math.floor(memory.bytes / 2 ** 20 / 2)}`);
-      console.log(`# NO cgroup (${limits.unavailable}): --max-old-space-size only`);
-    } else {
-      cgroup = limits;
-      console.log(`# cgroup limits of the sfu container: memory ${memory.quantity}, cpu ${cpu.quantity}`);
-    }
-    const args = [...flags, join(ROOT, "sfu", "cli.ts"), "--config", file, "--port", "0", "--host", "127.0.0.1"];
-    const [command, argv] = cgroup ? cgroup.wrap(process.execPath, args) : [process.execPath, args];
-    child = spawn(command, argv, {
-      cwd: ROOT,
-      env: { ...process.env, ...stageEnv(runtime) },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    child.stderr?.resume();
-    const port = await new Promise<number>((resolve, reject) => {
-      let buf = "";
-      child.stdout?.on("data", (d: Buffer) => {
-        buf += d.toString();
-        for (const line of buf.split("\n")) {
-          if (line.includes('"SFU listening"')) resolve((JSON.parse(line) as { port: number }).port);
-        }
-        if (buf.length > 1_000_000) buf = buf.slice(-10_000);
-      });
-      child.once("exit", (code) => reject(new Error(`sfu-server exited with ${code} before listening`)));
-    });
-    child.stdout?.resume();
-    base = `http://127.0.0.1:${port}`;
+    sfu = await startLimitedSfu(["--config", file]);
+    base = sfu.base;
     health = healthPoller(base);
   });
 
   after(async () => {
     await health?.stop();
-    if (child && child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      await new Promise((r) => child.once("exit", r));
-    }
-    await cgroup?.remove();
+    await sfu?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  const alive = async (what: string) => {
-    const stats = cgroup ? await cgroup.memoryStats() : null;
-    assert.ok(
-      child.exitCode === null && child.signalCode === null,
-      `${what}: sfu-server exited (code ${child.exitCode}, signal ${child.signalCode}); cgroup ${JSON.stringify(stats)}`,
-    );
-    if (typeof stats?.oomKills === "number") assert.equal(stats.oomKills, 0, `${what}: OOM kill in the SFU's cgroup`);
-  };
+  const alive = (what: string) => sfu.alive(what);
 
   /** Opens /ws, sends `frames`, collects replies until `count` error replies or a close. */
   const exchange = (
@@ -199,10 +148,10 @@ describe("sfu-server under the container's limits vs hostile signalling frames",
     await health.stop();
     const failed = health.polls.filter((p) => !p.ok).map((p) => `${p.phase}: ${p.detail}`);
     const peak = Number(
-      /VmHWM:\s+(\d+) kB/.exec(await readFile(`/proc/${child.pid}/status`, "utf8").catch(() => ""))?.[1],
+      /VmHWM:\s+(\d+) kB/.exec(await readFile(`/proc/${sfu.child.pid}/status`, "utf8").catch(() => ""))?.[1],
     );
     console.log(
-      `# 20,000 bad frames in ${(floodMs / 1000).toFixed(1)} s; 50 deep 256 KiB frames in ${(socketsMs / 1000).toFixed(1)} s; /healthz slowest ${Math.max(...health.polls.map((p) => p.ms)).toFixed(0)} ms; peak RSS ${(peak / 1024).toFixed(0)} MiB; cgroup ${JSON.stringify(await cgroup?.memoryStats())}`,
+      `# 20,000 bad frames in ${(floodMs / 1000).toFixed(1)} s; 50 deep 256 KiB frames in ${(socketsMs / 1000).toFixed(1)} s; /healthz slowest ${Math.max(...health.polls.map((p) => p.ms)).toFixed(0)} ms; peak RSS ${(peak / 1024).toFixed(0)} MiB; cgroup ${JSON.stringify(await sfu.cgroup?.memoryStats())}`,
     );
     assert.deepEqual(failed, [], "every /healthz poll answered within 2 s");
   });
