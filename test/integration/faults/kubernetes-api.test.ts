@@ -24,6 +24,7 @@ import type { AwsClients } from "../../../agent/queue/aws-clients.ts";
 import { loadConfigFile } from "../../../protocol/config-loader.ts";
 import { type FauxqsHandle, startFauxqs } from "../../../scripts/local/fauxqs.ts";
 import { type PodApi, startPodApi } from "../../../scripts/local/pod-api.ts";
+import { captureRun } from "../../helpers/cli-run.ts";
 import { type Fault, type FaultProxy, startFaultProxy } from "../../helpers/fault-proxy.ts";
 import { K8S_DIR } from "../../unit/k8s/manifests.ts";
 
@@ -101,16 +102,6 @@ function periodicSync(ms: number): void {
 }
 
 async function notify(): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
-  let stdout = "";
-  let stderr = "";
-  const io = {
-    stdout: (t: string) => {
-      stdout += t;
-    },
-    stderr: (t: string) => {
-      stderr += t;
-    },
-  };
   const argv = [
     "--topic-arn",
     topicArn,
@@ -125,15 +116,17 @@ async function notify(): Promise<{ code: number; stdout: string; stderr: string;
     "10s",
   ];
   const t0 = performance.now();
-  const code = await runNotify(argv, io, {
-    env,
-    clients,
-    hook: {
-      client: { timeoutMs: TIMEOUT_MS, maxBodyBytes: 256 * 1024 },
-      nudge: { renudgeAfterMs: 200, maxNudges: 2 },
-    },
-  });
-  return { code, stdout, stderr, ms: performance.now() - t0 };
+  const r = await captureRun((io) =>
+    runNotify(argv, io, {
+      env,
+      clients,
+      hook: {
+        client: { timeoutMs: TIMEOUT_MS, maxBodyBytes: 256 * 1024 },
+        nudge: { renudgeAfterMs: 200, maxNudges: 2 },
+      },
+    }),
+  );
+  return { ...r, ms: performance.now() - t0 };
 }
 
 const onDeployment = (fault: Fault) => (r: { path: string }) => (r.path.includes("/deployments/") ? fault : null);

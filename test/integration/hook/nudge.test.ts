@@ -23,6 +23,7 @@ import { realTimers } from "../../../agent/queue/timers.ts";
 import { loadConfigFile } from "../../../protocol/config-loader.ts";
 import { type FauxqsHandle, startFauxqs } from "../../../scripts/local/fauxqs.ts";
 import { type PodApi, startPodApi } from "../../../scripts/local/pod-api.ts";
+import { captureRun } from "../../helpers/cli-run.ts";
 import { K8S_DIR } from "../../unit/k8s/manifests.ts";
 
 const CONFIG = join(K8S_DIR, "base", "config.yaml");
@@ -111,20 +112,9 @@ function periodicSync(pod: string, ms: number, seconds: number): void {
 }
 
 async function notify(extra: string[], wait = true) {
-  let stdout = "";
-  let stderr = "";
-  const io = {
-    stdout: (t: string) => {
-      stdout += t;
-    },
-    stderr: (t: string) => {
-      stderr += t;
-    },
-  };
   const argv = ["--topic-arn", topicArn, "--config", CONFIG, "--expect-deployment", "sfu/sfu-server", ...extra];
   if (wait) argv.push("--wait", "--status-queue-url", statusQueueUrl, "--timeout", "8s");
-  const code = await runNotify(argv, io, { env, clients, hook: { nudge: NUDGE } });
-  return { code, stdout, stderr };
+  return captureRun((io) => runNotify(argv, io, { env, clients, hook: { nudge: NUDGE } }));
 }
 
 const patches = () => api.requests.filter((r) => r.method === "PATCH");

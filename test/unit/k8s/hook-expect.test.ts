@@ -22,6 +22,7 @@ import { runNotify } from "../../../agent/commands/notify.ts";
 import type { AwsClients } from "../../../agent/queue/aws-clients.ts";
 import { loadConfigFile } from "../../../protocol/config-loader.ts";
 import { type FauxqsHandle, startFauxqs } from "../../../scripts/local/fauxqs.ts";
+import { captureRun } from "../../helpers/cli-run.ts";
 import { findObject, K8S_DIR, type K8sObject, podSpec, renderK8s, validateWithModel } from "./manifests.ts";
 
 const TOKEN = "hook-sa-token-for-tests";
@@ -93,18 +94,7 @@ after(async () => {
 
 describe("notify --wait --expect-deployment over fauxqs", { timeout: 60_000 }, () => {
   async function notify(argv: string[]) {
-    let stdout = "";
-    let stderr = "";
-    const io = {
-      stdout: (t: string) => {
-        stdout += t;
-      },
-      stderr: (t: string) => {
-        stderr += t;
-      },
-    };
-    const code = await runNotify(argv, io, { env, clients });
-    return { code, stdout, stderr };
+    return captureRun((io) => runNotify(argv, io, { env, clients }));
   }
   const argv = (timeout: string) => [
     "--topic-arn",
