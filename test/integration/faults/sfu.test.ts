@@ -14,6 +14,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { ConfigMessage } from "../../../protocol/messages-schema.ts";
 import type { FakeSfuReply } from "../../helpers/fake-sfu.ts";
+import { until } from "../../helpers/until.ts";
 import { type FaultFleet, runWithAction, startFaultFleet, untilHalted } from "./rollout-faults.ts";
 
 describe("fault suite: the SFU", { timeout: 240_000 }, () => {
@@ -90,9 +91,7 @@ describe("fault suite: the SFU", { timeout: 240_000 }, () => {
       step: 0,
       timeout: "40",
       act: async () => {
-        const t0 = Date.now();
-        while (!pod.received().includes(candidate) && Date.now() - t0 < 10_000)
-          await new Promise((res) => setTimeout(res, 50));
+        await until(() => pod.received().includes(candidate), 10_000, "the candidate pushed to the SFU", 50);
         candidateReply = { kind: "ack" };
         await pod.restartSfu({ downMs: 300 });
       },
@@ -131,15 +130,12 @@ describe("fault suite: the SFU", { timeout: 240_000 }, () => {
       step: 0,
       timeout: "40",
       act: async () => {
-        const t0 = Date.now();
-        while (first().applied() !== hash && Date.now() - t0 < 10_000) await new Promise((res) => setTimeout(res, 50));
-        assert.equal(first().applied(), hash, "the canary runs the candidate");
+        await until(() => first().applied() === hash, 10_000, "the canary running the candidate", 50);
         ff.proxy.fail("s3", { kind: "down" });
         try {
           const pod = await ff.fleet.restart(name, { sfuRestarted: true });
           ff.watch.rebase(name);
-          const t1 = Date.now();
-          while (pod.applied() !== stable && Date.now() - t1 < 10_000) await new Promise((res) => setTimeout(res, 50));
+          await until(() => pod.applied() === stable, 10_000, "the restarted pod running the stable config", 50);
           await new Promise((res) => setTimeout(res, 1_000));
           // The rollout may have halted meanwhile: memory vouches for the stable config only.
           assert.deepEqual(pod.received(), [stable]);
