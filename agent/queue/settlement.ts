@@ -1,51 +1,12 @@
 /**
- * Propagation-aware settlement of reload events.
- *
- * A reload event says "Git now wants config hash H". The mounted file is the
- * source of truth and changes *after* the event arrives (the kubelet's
- * ConfigMap sync: seconds with the hook's nudge, else 60-90 s), so an event is held, its SQS message kept
- * invisible, until one of these settles it:
- *
- * | what happens                                                   | outcome      |
- * |----------------------------------------------------------------|--------------|
- * | the file has H and the SFU acked H                             | `applied`    |
- * | the file has H and the SFU nacked H                            | `rejected`   |
- * | the file changes to invalid content before reaching H          | `invalid`    |
- * | the file changes to another valid hash (before or after H)     | `superseded` |
- * | the file already has a hash announced by a *newer* event       | `superseded` |
- * | none of the above within the propagation timeout               | `timeout`    |
- *
- * The push itself is the agent's (file watch -> store -> push server); this
- * module only observes the store. So a duplicate event (at-least-once
- * delivery, a PostSync hook firing with no change) never causes a second
- * push: redeliveries of a message or event already settled are deleted as
- * no-ops, a second event for a hash already waiting joins that wait, and a
- * new event for the hash already applied settles `applied` at once.
- * Malformed bodies can never succeed: they are deleted and counted.
- *
- * An event storm costs bounded memory: at most `maxPending` hashes wait at
- * once (the mounted file holds one hash, so only the newest events can still
- * come true): past it the wait of the oldest-issued event that the file has
- * not shown settles `superseded` (error code `COALESCED`) and its messages
- * are deleted, and an event older than every wait settles so at once. One
- * wait holds at most `maxMessagesPerWait` messages; further messages for the
- * same hash are deleted at once (the held ones keep the wait durable).
- * Article-style messages share one re-read of the file at a time.
- *
- * The article-style message `{"event":"configReload","commit":"<sha>"}`
- * (legacy-event.ts) has no hash to wait for: it asks for a re-read of the
- * mounted file now (`checkFile`), then settles the hash found there like a
- * full event, with `commit` as its revision; an invalid file settles
- * `invalid` at once.
- *
- * A reload event carrying a `rollout` field (published by the progressive
- * rollout driver) is not settled here when the agent takes part in
- * rollouts (`onRolloutEvent` given): the event only says "re-read the
- * rollout state", which the rollout integration does; the message is
- * deleted at once and the pod reports its stage instead.
- *
- * Pure logic over injected time ({@link Timers}) and an injected message sink,
- * so the state machine is unit-tested without SQS or real waiting.
+ * Propagation-aware settlement of reload events: an event waits, its SQS
+ * message kept invisible, until the mounted file and the SFU's answer settle
+ * it `applied`, `rejected`, `invalid`, `superseded` or `timeout`; duplicates
+ * never cause a second push and an event storm costs bounded memory. The
+ * rules are the table of README.md ("Settlement") and PROTOCOL.md section 11.
+ * A reload event with a `rollout` field is the rollout integration's when the
+ * agent takes part in rollouts (`onRolloutEvent`). Pure logic over injected
+ * {@link Timers} and an injected message sink.
  */
 import type { Logger } from "pino";
 import { parseReloadEvent } from "../../protocol/messages.ts";

@@ -1,23 +1,10 @@
 /**
- * The agent's rollout decision: which config becomes desired, as a pure
- * function of whether a rollout policy is mounted, the durable rollout
- * state, this pod's cohort rank and the hash of the mounted config (M).
- *
- * | policy | state                                  | pushes  | stage                          |
- * |--------|----------------------------------------|---------|--------------------------------|
- * | none   | any                                    | M       | (none: no rollout)             |
- * | yes    | no state object                        | M       | applied (bootstrap)            |
- * | yes    | not read yet / unreadable              | nothing | held                           |
- * | yes    | candidate M running, rank < threshold  | M       | canary                         |
- * | yes    | candidate M running, rank >= threshold | stable  | held                           |
- * | yes    | candidate M complete                   | M       | applied                        |
- * | yes    | candidate M halted                     | stable  | reverted (had applied M), held |
- * | yes    | stable is M                            | M       | applied                        |
- * | yes    | M unknown to the state                 | stable  | held ("waiting for rollout")   |
- *
- * "pushes stable" with no stable config in the state pushes nothing: the SFU
- * keeps what it runs. A halted hash is therefore never pushed, whatever
- * restarts: the state is durable and this function has no other input.
+ * The agent's rollout decision, a pure function: from whether a rollout
+ * policy is mounted, the durable rollout state, this pod's cohort rank and
+ * the mounted hash, which config becomes desired and the pod's stage
+ * (PROTOCOL.md section 19.3, its table; without a policy: the mounted config).
+ * A halted hash is never pushed, whatever restarts: the state is durable and
+ * this function has no other input.
  */
 import { inCohort } from "../../protocol/cohort.ts";
 import type { RolloutStage, RolloutState } from "../../protocol/rollout-schema.ts";

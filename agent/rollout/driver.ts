@@ -1,41 +1,15 @@
 /**
  * The step engine of `sfu-agent rollout`: drives one config hash through the
- * policy's steps (cohort of the lowest-ranked pods, bake, halt criteria,
- * widen) by writing the durable rollout state, publishing reload events and
- * reading the agents' status and health reports.
+ * policy's steps (cohort, bake, halt criteria, widen) by writing the durable
+ * rollout state, publishing reload events and reading the agents' status and
+ * health reports (PROTOCOL.md section 19; its halt criteria in
+ * docs/rollouts.md; how it fails closed, retries its own failures and
+ * resumes, section 19.5 and docs/rollout-faults.md).
  *
  * Everything outside the engine is injected (clock, state store, publishing,
- * the event source), so the engine runs against a simulated fleet on a fake
- * clock in unit tests and against S3/SNS/SQS in the CLI. Time only passes
- * inside {@link DriverDeps.nextEvents}: the engine never sleeps on its own.
- *
- * Safety rules the engine keeps:
- * - any NACK, invalid report or propagation timeout of a cohort pod halts;
- * - a health criterion that fails halts at once (evaluated on every report
- *   once the cohort has the minimum sample), not only at the end of a bake;
- * - its own timeout halts (a half-rolled-out config is never left running);
- * - its own failures (S3, SNS, SQS) are retried with back-off inside the
- *   timeout; when it gives up it halts (criterion `driver-error`), and the
- *   halt itself is retried for `revertTimeoutMs` more, written even over a
- *   state it cannot read (a recorded halt is the safe side);
- * - a rerun finds the state its predecessor left: a running candidate of the
- *   same hash is resumed (a new id, the same step and threshold, so no pod
- *   flips; that step bakes again); anything else as on a first run;
- * - a missing state object (null from the store) is never "no rollout" once
- *   this driver wrote one (it writes it again); on its first read, null
- *   becomes a stable config only when every expected pod vouches for the
- *   hash (reports it applied): an agent that knew a state holds what it
- *   knew, so a deleted state never makes a halted hash stable;
- * - the state is re-read before every write and periodically: when another
- *   rollout replaced this one (a different candidate id) it stops without
- *   writing anything more (single writer: the newest driver).
- *
- * Halt criteria (`reason.criterion`): `nack`, `invalid`,
- * `propagation-timeout` (a cohort pod's report for the hash);
- * `join-failure-rate`, `ice-failure-rate` (the cohort's absolute rates);
- * `join-failure-ratio`, `ice-failure-ratio` (against the baseline pods, when
- * they have the minimum sample); `no-traffic` (the timeout passed while the
- * cohort had too few joins) and `timeout` (the driver's timeout otherwise).
+ * the event source), so it runs against a simulated fleet on a fake clock in
+ * unit tests and against S3/SNS/SQS in the CLI. Time only passes inside
+ * {@link DriverDeps.nextEvents}: the engine never sleeps on its own.
  */
 
 import { cohortThreshold } from "../../protocol/cohort.ts";
