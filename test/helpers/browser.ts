@@ -5,6 +5,7 @@
  */
 import { type Browser, chromium, type Page } from "playwright-core";
 import { chromiumDependency, requireSystemDependency } from "./system-deps.ts";
+import { type ReceivedTrack, WeriftTestClient } from "./werift-client.ts";
 
 /** Chromium flags: headless, fake media, loopback ICE allowed, nothing phoning home. */
 export const CHROMIUM_ARGS = [
@@ -64,5 +65,50 @@ export async function pollUntil<T>(
     if (ok(v)) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
     await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** A call between a browser and a werift client on one SFU (see {@link startBrowserCall}). */
+export interface BrowserCall {
+  page: Page;
+  viewer: WeriftTestClient;
+  /** The browser's video as the viewer receives it. */
+  fromBrowser: ReceivedTrack;
+  /** The viewer's video publisher (100 packets/s). */
+  publisher: { stop(): void };
+}
+
+/**
+ * A call in `room` on the SFU at `sfuUrl`: Chromium joins with its fake
+ * camera and microphone, a werift client joins publishing video; resolves
+ * once the viewer has the browser's track and the browser receives the
+ * viewer's video. The caller closes `page`, `viewer` and `publisher`.
+ */
+export async function startBrowserCall(browser: Browser, sfuUrl: string, room: string): Promise<BrowserCall> {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(`${sfuUrl}/?room=${room}&name=browser&autojoin=1`);
+  const viewer = await WeriftTestClient.join({
+    url: `${sfuUrl.replace("http", "ws")}/ws`,
+    room,
+    name: "viewer",
+    publish: { audio: false, video: true },
+    timeoutMs: 20_000,
+  });
+  let publisher: { stop(): void } | null = null;
+  try {
+    await viewer.waitConnected();
+    publisher = viewer.startPublishing({ kind: "video", packetsPerSecond: 100 });
+    const [fromBrowser] = await viewer.waitForTracks(1, "video");
+    if (!fromBrowser) throw new Error("the viewer got no video track from the browser");
+    await pollUntil(
+      () => inboundVideo(page),
+      (s) => s.packets > 50,
+      "the browser receives the viewer's video",
+    );
+    return { page, viewer, fromBrowser, publisher };
+  } catch (err) {
+    publisher?.stop();
+    await viewer.close().catch(() => {});
+    throw err;
   }
 }

@@ -18,7 +18,7 @@ import type { Browser, Page } from "playwright-core";
 import type { AgentStatusDoc } from "../../../agent/fleet-status.ts";
 import { loadConfigText } from "../../../protocol/config-loader.ts";
 import { type LocalStack, startLocalStack } from "../../../scripts/local/local-stack.ts";
-import { inboundVideo, launchChromium, pollUntil } from "../../helpers/browser.ts";
+import { inboundVideo, launchChromium, pollUntil, startBrowserCall } from "../../helpers/browser.ts";
 import { WeriftTestClient } from "../../helpers/werift-client.ts";
 
 const EXAMPLE = join(import.meta.dirname, "..", "..", "..", "k8s", "base", "config.yaml");
@@ -82,25 +82,11 @@ describe("local stack end to end", { timeout: 180_000 }, () => {
     }
 
     // A call on pod A: Chromium publishes fake camera + mic, a werift client subscribes.
-    page = await (await browser.newContext()).newPage();
-    await page.goto(`${podA.sfuUrl}/?room=e2e&name=browser&autojoin=1`);
-    const viewer = await WeriftTestClient.join({
-      url: `${podA.sfuUrl.replace("http", "ws")}/ws`,
-      room: "e2e",
-      name: "viewer",
-      publish: { audio: false, video: true },
-      timeoutMs: 20_000,
-    });
+    const call = await startBrowserCall(browser, podA.sfuUrl, "e2e");
+    ({ page } = call);
+    const { viewer, fromBrowser } = call;
     clients.push(viewer);
-    await viewer.waitConnected();
-    publishers.push(viewer.startPublishing({ kind: "video", packetsPerSecond: 100 }));
-    const [fromBrowser] = await viewer.waitForTracks(1, "video");
-    assert.ok(fromBrowser);
-    await pollUntil(
-      () => inboundVideo(page),
-      (s) => s.packets > 50,
-      "the browser receives the viewer's video",
-    );
+    publishers.push(call.publisher);
     const offersBefore = viewer.offers;
 
     // The Git change: codec list and log level.

@@ -21,7 +21,7 @@ import { cohortRank } from "../../../protocol/cohort.ts";
 import { loadConfigText } from "../../../protocol/config-loader.ts";
 import { type LocalStack, startLocalStack } from "../../../scripts/local/local-stack.ts";
 import { DEMO_POLICY, demoConfig, UNREACHABLE_LISTEN_IP } from "../../../scripts/local/rollout-demo.ts";
-import { inboundVideo, launchChromium, pollUntil } from "../../helpers/browser.ts";
+import { inboundVideo, launchChromium, pollUntil, startBrowserCall } from "../../helpers/browser.ts";
 import { WeriftTestClient } from "../../helpers/werift-client.ts";
 
 const EXAMPLE = join(import.meta.dirname, "..", "..", "..", "k8s", "base", "config.yaml");
@@ -73,25 +73,11 @@ describe("a halted rollout, seen from a browser call on a pod outside the cohort
     assert.ok(canary && other);
 
     // The call: Chromium on the highest-ranked pod (last to be in any cohort), a werift viewer.
-    page = await (await browser.newContext()).newPage();
-    await page.goto(`${other.sfuUrl}/?room=e2e&name=browser&autojoin=1`);
-    const viewer = await WeriftTestClient.join({
-      url: `${other.sfuUrl.replace("http", "ws")}/ws`,
-      room: "e2e",
-      name: "viewer",
-      publish: { audio: false, video: true },
-      timeoutMs: 20_000,
-    });
+    const call = await startBrowserCall(browser, other.sfuUrl, "e2e");
+    ({ page } = call);
+    const { viewer, fromBrowser } = call;
     clients.push(viewer);
-    await viewer.waitConnected();
-    publishers.push(viewer.startPublishing({ kind: "video", packetsPerSecond: 100 }));
-    const [fromBrowser] = await viewer.waitForTracks(1, "video");
-    assert.ok(fromBrowser);
-    await pollUntil(
-      () => inboundVideo(page),
-      (s) => s.packets > 50,
-      "the browser receives the viewer's video",
-    );
+    publishers.push(call.publisher);
     const offersBefore = viewer.offers;
 
     // Callers on the canary, so that its call health counts.
