@@ -83,10 +83,14 @@ function traced(args: string[], running?: (http: string) => Promise<void>): Prom
 
 /** Resolves once /status shows the per-pod queue provisioned (created and subscribed). */
 async function queueProvisioned(http: string): Promise<void> {
-  await until(async () => {
-    const status = (await (await fetch(`${http}/status`)).json()) as { queue?: { url: string | null } };
-    return Boolean(status.queue?.url);
-  }, 15_000, "the per-pod queue provisioned");
+  await until(
+    async () => {
+      const status = (await (await fetch(`${http}/status`)).json()) as { queue?: { url: string | null } };
+      return Boolean(status.queue?.url);
+    },
+    15_000,
+    "the per-pod queue provisioned",
+  );
 }
 
 describe("AWS SDK packages loaded by sfu-agent, per mode", { concurrency: true, timeout: 60_000 }, () => {
