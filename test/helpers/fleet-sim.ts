@@ -178,6 +178,24 @@ export function fleetSim(o: {
   const report = (p: SimPod, e: DriverEvent) => {
     if (!p.o.silent) inbox.push(e);
   };
+  /** A stage report of `p` (a status event as the driver reads it). */
+  const reportStatus = (
+    p: SimPod,
+    hash: string,
+    stage: string,
+    rolloutId: string | null,
+    error: { code: string; message: string } | null = null,
+  ) =>
+    report(p, {
+      kind: "status",
+      pod: p.name,
+      hash,
+      stage,
+      rolloutId,
+      outcome: error === null ? "applied" : "rejected",
+      error,
+      at: now,
+    });
   const run = (p: SimPod, h: string) => {
     if (p.running === h) return;
     p.running = h;
@@ -193,16 +211,7 @@ export function fleetSim(o: {
       if (p.mounted === o.newHash && p.stage !== "applied") {
         p.stage = "applied";
         run(p, o.newHash);
-        report(p, {
-          kind: "status",
-          pod: p.name,
-          hash: o.newHash,
-          stage: "applied",
-          rolloutId: null,
-          outcome: "applied",
-          error: null,
-          at: now,
-        });
+        reportStatus(p, o.newHash, "applied", null);
       }
       return;
     }
@@ -219,30 +228,12 @@ export function fleetSim(o: {
     if (stage === p.stage) return;
     p.stage = stage;
     if (target === o.newHash && p.o.nack) {
-      report(p, {
-        kind: "status",
-        pod: p.name,
-        hash: target,
-        stage,
-        rolloutId: c.id,
-        outcome: "rejected",
-        error: { code: "UNSUPPORTED", message: "no" },
-        at: now,
-      });
+      reportStatus(p, target, stage, c.id, { code: "UNSUPPORTED", message: "no" });
       return;
     }
     run(p, target);
     if (target === o.newHash) p.appliedNew = true;
-    report(p, {
-      kind: "status",
-      pod: p.name,
-      hash: target,
-      stage,
-      rolloutId: c.id,
-      outcome: "applied",
-      error: null,
-      at: now,
-    });
+    reportStatus(p, target, stage, c.id);
   };
   const react = o.reactMs ?? 200;
   for (const p of pods.values()) {
