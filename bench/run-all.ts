@@ -23,6 +23,10 @@ const BENCHES: ReadonlyArray<{ script: string; title: string }> = [
     script: "bench/agent-reload.ts",
     title: "Agent: file swap -> config pushed, side by side with configmap-reload; memory and idle CPU",
   },
+  {
+    script: "bench/agent-memory.ts",
+    title: "Agent memory in per-pod queue mode (as the image runs it): RSS, private, anonymous",
+  },
   { script: "bench/sfu-forwarding.ts", title: "SFU: forwarding capacity and config-apply stall" },
   { script: "bench/queue-fanout.ts", title: "SNS/SQS: publish -> all pods applied, idle request rate" },
   { script: "bench/restart-vs-reload.ts", title: "Media interruption: rolling restart vs hot reload" },

@@ -28,7 +28,6 @@ import { formatPropagationSummary } from "../hook/propagation-summary.ts";
 import { type AwsClients, createAwsClients, regionFromResource } from "../queue/aws-clients.ts";
 import { describeError } from "../queue/errors.ts";
 import { checkTopicArn } from "../queue/options.ts";
-import { collectStatuses, formatPodTable } from "../queue/status-collector.ts";
 import { realTimers, type Timers } from "../queue/timers.ts";
 import { type CommandIo, parseCommandFlags } from "./command-io.ts";
 
@@ -271,6 +270,8 @@ export async function waitForApplied(
     io.stdout("the deployment is scaled to 0: no pod to wait for\n");
     return 0;
   }
+  // The status queue's reader (and the SQS client package) loads only for --wait.
+  const { collectStatuses, formatPodTable } = await import("../queue/status-collector.ts");
   const start = o.timers.now();
   const result = await collectStatuses({
     sqs: o.clients.sqs,

@@ -12,8 +12,12 @@ import { Agent } from "../agent.ts";
 import { AgentError } from "../errors.ts";
 import { createLogger } from "../logger.ts";
 import { parseRunOptions, type RunOptions, runUsage } from "../options.ts";
-import { startQueueTrigger } from "../queue/index.ts";
+import type { startQueueTrigger as StartQueueTrigger } from "../queue/index.ts";
 import type { CommandIo } from "./command-io.ts";
+
+/** The queue trigger, its module (and with it the SQS and SNS clients) loaded only when a queue flag is set. */
+const startQueueTrigger: typeof StartQueueTrigger = async (deps) =>
+  (await import("../queue/index.ts")).startQueueTrigger(deps);
 
 /** Longest time a SIGTERM waits for an unanswered push before closing. */
 export const SHUTDOWN_DRAIN_MS = 5_000;

@@ -12,6 +12,11 @@
  * the file named by env `SFU_AGENT_AWS_CALL_LOG` when set: the least-privilege
  * test compares that set with the IAM policies, the benchmark counts requests.
  *
+ * The SDK packages are loaded on first use ({@link awsSdk}), not when this
+ * module is: `sfu-agent run` in watch-only mode loads none, per-pod queue mode
+ * loads SQS and SNS, and S3 only with `--rollout-state`. The clients of
+ * {@link createAwsClients} are built when first read.
+ *
  * Every client also bounds what it reads ({@link boundResponses}): an error
  * body (any status >= 300, which the SDK otherwise reads whole to parse the
  * error) is read to at most {@link MAX_ERROR_BODY_BYTES} within
@@ -21,11 +26,25 @@
  * that read a body themselves (S3 GetObject) bound it tighter.
  */
 import { appendFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { Readable, Transform } from "node:stream";
-import { S3Client } from "@aws-sdk/client-s3";
-import { SNSClient } from "@aws-sdk/client-sns";
-import { SQSClient } from "@aws-sdk/client-sqs";
+import type { S3Client } from "@aws-sdk/client-s3";
+import type { SNSClient } from "@aws-sdk/client-sns";
+import type { SQSClient } from "@aws-sdk/client-sqs";
 import { readBoundedStream } from "../../protocol/bounded-json.ts";
+
+const load = createRequire(import.meta.url);
+
+/**
+ * The AWS SDK packages, each loaded (and cached by Node) on its first call.
+ * They are CommonJS packages, so a synchronous `require` loads exactly what
+ * an `import` would, and the client factories below stay synchronous.
+ */
+export const awsSdk = {
+  s3: (): typeof import("@aws-sdk/client-s3") => load("@aws-sdk/client-s3"),
+  sns: (): typeof import("@aws-sdk/client-sns") => load("@aws-sdk/client-sns"),
+  sqs: (): typeof import("@aws-sdk/client-sqs") => load("@aws-sdk/client-sqs"),
+};
 
 /** Environment variable naming a file every AWS action is appended to (one `service:Action` per line). */
 export const CALL_LOG_ENV = "SFU_AGENT_AWS_CALL_LOG";
@@ -60,11 +79,11 @@ export interface AwsClientOptions {
   maxAttempts?: number;
 }
 
-/** The pair of clients the queue module uses. */
+/** The pair of clients the queue module uses; each is built (and its SDK package loaded) when first read. */
 export interface AwsClients {
-  sqs: SQSClient;
-  sns: SNSClient;
-  /** Releases sockets of both clients. */
+  readonly sqs: SQSClient;
+  readonly sns: SNSClient;
+  /** Releases the sockets of the clients built. */
   destroy(): void;
 }
 
@@ -80,18 +99,25 @@ export function regionFromResource(resource: string | null | undefined): string 
 /** Builds the SQS and SNS clients; see the module doc for credentials, endpoint and call recording. */
 export function createAwsClients(options: AwsClientOptions = {}): AwsClients {
   const config = clientConfig(options);
-  const sqs = new SQSClient(config);
-  const sns = new SNSClient(config);
-  recordCalls(sqs.middlewareStack, "sqs", options);
-  recordCalls(sns.middlewareStack, "sns", options);
-  boundResponses(sqs.middlewareStack);
-  boundResponses(sns.middlewareStack);
+  let sqs: SQSClient | null = null;
+  let sns: SNSClient | null = null;
+  const prepare = <C extends SQSClient | SNSClient>(client: C, service: string): C => {
+    recordCalls(client.middlewareStack, service, options);
+    boundResponses(client.middlewareStack);
+    return client;
+  };
   return {
-    sqs,
-    sns,
+    get sqs() {
+      sqs ??= prepare(new (awsSdk.sqs().SQSClient)(config), "sqs");
+      return sqs;
+    },
+    get sns() {
+      sns ??= prepare(new (awsSdk.sns().SNSClient)(config), "sns");
+      return sns;
+    },
     destroy() {
-      sqs.destroy();
-      sns.destroy();
+      sqs?.destroy();
+      sns?.destroy();
     },
   };
 }
@@ -104,7 +130,10 @@ export function createAwsClients(options: AwsClientOptions = {}): AwsClients {
  * caller destroys it.
  */
 export function createS3Client(options: AwsClientOptions = {}): S3Client {
-  const s3 = new S3Client({ ...clientConfig(options), ...(options.endpointUrl ? { forcePathStyle: true } : {}) });
+  const s3 = new (awsSdk.s3().S3Client)({
+    ...clientConfig(options),
+    ...(options.endpointUrl ? { forcePathStyle: true } : {}),
+  });
   recordCalls(s3.middlewareStack, "s3", options);
   boundResponses(s3.middlewareStack);
   return s3;

@@ -26,13 +26,13 @@
  */
 import { open, rename, unlink, writeFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { createAjv } from "../../protocol/ajv.ts";
 import { parseBoundedJson, readBoundedStream } from "../../protocol/bounded-json.ts";
 import { validateConfigValue } from "../../protocol/config-loader.ts";
 import type { RolloutCandidate, RolloutState } from "../../protocol/rollout-schema.ts";
 import { rolloutStateSchema } from "../../protocol/rollout-schema.ts";
-import { type AwsClientOptions, createS3Client } from "../queue/aws-clients.ts";
+import { type AwsClientOptions, awsSdk, createS3Client } from "../queue/aws-clients.ts";
 import { backoffDelay } from "../queue/backoff.ts";
 import { parseS3Url, type S3Location } from "./s3-url.ts";
 
@@ -148,7 +148,7 @@ export class RolloutStateStore {
       const started = performance.now();
       try {
         const res = await this.#s3.send(
-          new GetObjectCommand({ Bucket: this.location.bucket, Key: this.location.key }),
+          new (awsSdk.s3().GetObjectCommand)({ Bucket: this.location.bucket, Key: this.location.key }),
           { abortSignal },
         );
         if (res.ContentLength !== undefined && res.ContentLength > MAX_STATE_BYTES) {
@@ -239,7 +239,7 @@ export class RolloutStateStore {
     }
     await this.#retry("write", signal, () =>
       this.#s3.send(
-        new PutObjectCommand({
+        new (awsSdk.s3().PutObjectCommand)({
           Bucket: this.location.bucket,
           Key: this.location.key,
           Body: text,

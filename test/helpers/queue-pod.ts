@@ -27,10 +27,11 @@ export interface QueuePodOptions {
   logger: Logger;
   /** The trigger's AWS clients; the caller owns (destroys) them. */
   clients: AwsClients;
-  ackTimeoutMs: number;
+  /** The agent's ack timeout (default {@link TEST_POD_DEFAULTS}). */
+  ackTimeoutMs?: number;
   resyncIntervalMs: number;
-  /** Debounce of the file watch. */
-  debounceMs: number;
+  /** Debounce of the file watch (default {@link TEST_POD_DEFAULTS}). */
+  debounceMs?: number;
   /** Queue trigger options; `podName` is `name`. */
   queue: Omit<QueueTriggerOptions, "podName">;
   /** How the fake SFU answers configs (default: ack), or a function choosing per config. */
@@ -45,6 +46,28 @@ export interface QueuePodOptions {
   agentDeps?: Partial<AgentDeps>;
   /** What the fake SFU reports in its hello as applied (default null). */
   sfuApplied?: { version: number; hash: string } | null;
+}
+
+/** The agent timings of the tests' pods unless a test sets its own: a 5 s ack timeout, a 20 ms debounce. */
+export const TEST_POD_DEFAULTS = { ackTimeoutMs: 5_000, debounceMs: 20 } as const;
+
+/** Prefix of the per-pod queues of the tests' pods. */
+export const TEST_QUEUE_PREFIX = "sfu-config-";
+
+/**
+ * The queue options the SNS/SQS tests run a pod with: per-pod mode on the
+ * fixture's topics, {@link TEST_QUEUE_PREFIX}, a 60 s propagation timeout
+ * and a short back-off (200 ms doubling to 2 s).
+ */
+export function testPodQueue(topics: { topicArn: string; statusTopicArn: string | null }): QueuePodOptions["queue"] {
+  return {
+    topicArn: topics.topicArn,
+    statusTopicArn: topics.statusTopicArn,
+    queuePrefix: TEST_QUEUE_PREFIX,
+    propagationTimeoutMs: 60_000,
+    backoffBaseMs: 200,
+    backoffMaxMs: 2_000,
+  };
 }
 
 /** A started pod. The caller removes `dir`. */
@@ -83,10 +106,10 @@ export async function startQueuePod(o: QueuePodOptions): Promise<QueuePod> {
       http: { host: "127.0.0.1", port: 0 },
       podName: o.name,
       tokenFile: null,
-      ackTimeoutMs: o.ackTimeoutMs,
+      ackTimeoutMs: o.ackTimeoutMs ?? TEST_POD_DEFAULTS.ackTimeoutMs,
       resyncIntervalMs: o.resyncIntervalMs,
       defaultMetrics: false,
-      source: { debounceMs: o.debounceMs },
+      source: { debounceMs: o.debounceMs ?? TEST_POD_DEFAULTS.debounceMs },
       queue: { ...o.queue, podName: o.name },
       ...o.agentOptions,
     },

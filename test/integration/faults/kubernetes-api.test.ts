@@ -26,6 +26,7 @@ import { type FauxqsHandle, startFauxqs } from "../../../scripts/local/fauxqs.ts
 import { type PodApi, startPodApi } from "../../../scripts/local/pod-api.ts";
 import { captureRun } from "../../helpers/cli-run.ts";
 import { type Fault, type FaultProxy, startFaultProxy } from "../../helpers/fault-proxy.ts";
+import { statusReport } from "../../helpers/fleet-sim.ts";
 import { K8S_DIR } from "../../unit/k8s/manifests.ts";
 
 const CONFIG = join(K8S_DIR, "base", "config.yaml");
@@ -86,16 +87,7 @@ function periodicSync(ms: number): void {
   for (const pod of PODS)
     timers.push(
       setTimeout(() => {
-        const event = {
-          type: "sfu-config.status",
-          pod,
-          revision: null,
-          hash,
-          version: 2,
-          outcome: "applied",
-          error: null,
-          at: new Date().toISOString(),
-        };
+        const event = statusReport({ pod, hash, version: 2 });
         void clients.sqs.send(new SendMessageCommand({ QueueUrl: statusQueueUrl, MessageBody: JSON.stringify(event) }));
       }, ms),
     );

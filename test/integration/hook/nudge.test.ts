@@ -24,6 +24,7 @@ import { loadConfigFile } from "../../../protocol/config-loader.ts";
 import { type FauxqsHandle, startFauxqs } from "../../../scripts/local/fauxqs.ts";
 import { type PodApi, startPodApi } from "../../../scripts/local/pod-api.ts";
 import { captureRun } from "../../helpers/cli-run.ts";
+import { statusReport } from "../../helpers/fleet-sim.ts";
 import { K8S_DIR } from "../../unit/k8s/manifests.ts";
 
 const CONFIG = join(K8S_DIR, "base", "config.yaml");
@@ -91,18 +92,13 @@ beforeEach(async () => {
 });
 
 async function report(pod: string, seconds: number): Promise<void> {
-  const event = {
-    type: "sfu-config.status",
+  const event = statusReport({
     pod,
-    revision: null,
     hash,
     version: 2,
-    outcome: "applied",
-    error: null,
-    at: new Date().toISOString(),
     propagationSeconds: seconds,
     eventToAppliedSeconds: seconds + 0.05,
-  };
+  });
   await clients.sqs.send(new SendMessageCommand({ QueueUrl: statusQueueUrl, MessageBody: JSON.stringify(event) }));
 }
 

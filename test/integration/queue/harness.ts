@@ -24,12 +24,12 @@ import { capturedLogger } from "../../helpers/captured-logger.ts";
 import { type CliRun, captureRun } from "../../helpers/cli-run.ts";
 import { configHash, configText } from "../../helpers/config-text.ts";
 import type { FakeSfu, FakeSfuReply } from "../../helpers/fake-sfu.ts";
-import { startQueuePod } from "../../helpers/queue-pod.ts";
+import { startQueuePod, TEST_QUEUE_PREFIX, testPodQueue } from "../../helpers/queue-pod.ts";
 
 export { configText } from "../../helpers/config-text.ts";
 export { until } from "../../helpers/until.ts";
 
-export const PREFIX = "sfu-config-";
+export const PREFIX = TEST_QUEUE_PREFIX;
 
 /** The config hash of `configText(n)`. */
 export function hashOf(n: number): Promise<string> {
@@ -131,18 +131,8 @@ export async function startQueueFixture(): Promise<QueueFixture> {
         initialConfig: configText(options.initial ?? 1),
         logger,
         clients: podClients,
-        ackTimeoutMs: 5_000,
         resyncIntervalMs: 60_000,
-        debounceMs: 20,
-        queue: {
-          topicArn,
-          statusTopicArn,
-          queuePrefix: PREFIX,
-          propagationTimeoutMs: 60_000,
-          backoffBaseMs: 200,
-          backoffMaxMs: 2_000,
-          ...options.queue,
-        },
+        queue: { ...testPodQueue({ topicArn, statusTopicArn }), ...options.queue },
         ...(options.reply ? { reply: options.reply } : {}),
         ...(options.files ? { files: options.files } : {}),
         ...(options.agentOptions ? { agentOptions: options.agentOptions } : {}),

@@ -23,8 +23,9 @@ import { FAUXQS_CREDENTIALS, FAUXQS_REGION } from "../../../scripts/local/fauxqs
 import { capturedLogger } from "../../helpers/captured-logger.ts";
 import { configText } from "../../helpers/config-text.ts";
 import { FakeSfu } from "../../helpers/fake-sfu.ts";
-import { type QueuePod, startQueuePod } from "../../helpers/queue-pod.ts";
-import { drainStatus, PREFIX, type QueueFixture, startQueueFixture, until } from "../queue/harness.ts";
+import { byRank } from "../../helpers/fleet-sim.ts";
+import { type QueuePod, startQueuePod, testPodQueue } from "../../helpers/queue-pod.ts";
+import { drainStatus, type QueueFixture, startQueueFixture, until } from "../queue/harness.ts";
 
 const BUCKET = "sfu-rollout";
 const STATE_URL = `s3://${BUCKET}/sfu/rollout-state.json`;
@@ -67,17 +68,8 @@ describe("agent rollout decision with S3 state, SNS/SQS events and several agent
       ...(o.dir === undefined ? {} : { dir: o.dir }),
       logger,
       clients,
-      ackTimeoutMs: 5_000,
       resyncIntervalMs: 1_000,
-      debounceMs: 20,
-      queue: {
-        topicArn: f.topicArn,
-        statusTopicArn: f.statusTopicArn,
-        queuePrefix: PREFIX,
-        propagationTimeoutMs: 60_000,
-        backoffBaseMs: 200,
-        backoffMaxMs: 2_000,
-      },
+      queue: testPodQueue(f),
       agentOptions: {
         rolloutState: STATE_URL,
         rolloutAws: { region: FAUXQS_REGION, endpointUrl: f.fx.endpoint, credentials: FAUXQS_CREDENTIALS },
@@ -130,8 +122,9 @@ describe("agent rollout decision with S3 state, SNS/SQS events and several agent
     stable1 = { hash: c1.hash, revision: "rev-1", config: c1.config };
     await writeState(null);
     // Four pods; the test's cohort is the lowest-ranked one.
-    for (const name of ["sfu-a", "sfu-b", "sfu-c", "sfu-d"]) pods.push(await startPod(name));
-    pods.sort((a, b) => a.rank - b.rank);
+    const started: Pod[] = [];
+    for (const name of ["sfu-a", "sfu-b", "sfu-c", "sfu-d"]) started.push(await startPod(name));
+    pods.push(...byRank(started));
   });
   after(async () => {
     for (const p of pods) await stopPod(p).catch(() => {});

@@ -12,6 +12,7 @@ import { realTimers } from "../../../agent/queue/timers.ts";
 import { StatusQueueSource } from "../../../agent/rollout/driver-events.ts";
 import { configHash } from "../../../protocol/hash.ts";
 import { type FauxqsHandle, startFauxqs } from "../../../scripts/local/fauxqs.ts";
+import { healthReport } from "../../helpers/fleet-sim.ts";
 
 const HASH = configHash({ candidate: 1 });
 
@@ -30,23 +31,21 @@ describe("driver events: health reports", { timeout: 30_000 }, () => {
     await fx?.stop();
   });
 
-  const event = (pod: string, counters: Record<string, number>) => ({
-    type: "sfu-config.health",
-    pod,
-    rank: 0.1,
-    hash: HASH,
-    stage: "canary",
-    health: {
+  const event = (pod: string, counters: Record<string, number>) =>
+    healthReport({
+      pod,
+      rank: 0.1,
       hash: HASH,
-      since: "2026-12-07T08:00:00.000Z",
-      joins: 10,
-      joinFailures: 1,
-      iceConnected: 8,
-      iceFailures: 1,
-      ...counters,
-    },
-    at: new Date().toISOString(),
-  });
+      stage: "canary",
+      counters: {
+        since: "2026-12-07T08:00:00.000Z",
+        joins: 10,
+        joinFailures: 1,
+        iceConnected: 8,
+        iceFailures: 1,
+        ...counters,
+      },
+    });
 
   it("drops contradictory or absurd counters and keeps a consistent report", async () => {
     for (const e of [

@@ -23,8 +23,9 @@ import { capturedLogger } from "../../helpers/captured-logger.ts";
 import { type CliRun, captureRun } from "../../helpers/cli-run.ts";
 import { configText } from "../../helpers/config-text.ts";
 import { FakeSfu, type FakeSfuReply } from "../../helpers/fake-sfu.ts";
-import { type QueuePod, startQueuePod } from "../../helpers/queue-pod.ts";
-import { PREFIX, type QueueFixture, startQueueFixture } from "../queue/harness.ts";
+import { byRank } from "../../helpers/fleet-sim.ts";
+import { type QueuePod, startQueuePod, testPodQueue } from "../../helpers/queue-pod.ts";
+import { type QueueFixture, startQueueFixture } from "../queue/harness.ts";
 
 export { configText } from "../../helpers/config-text.ts";
 export { hashOf } from "../queue/harness.ts";
@@ -167,17 +168,8 @@ export async function startFleet(o: {
       files: mounted.policy === null ? {} : { "rollout.yaml": mounted.policy },
       logger,
       clients,
-      ackTimeoutMs: 5_000,
       resyncIntervalMs: o.resyncIntervalMs ?? 2_000,
-      debounceMs: 20,
-      queue: {
-        topicArn: f.topicArn,
-        statusTopicArn: f.statusTopicArn,
-        queuePrefix: PREFIX,
-        propagationTimeoutMs: 60_000,
-        backoffBaseMs: 200,
-        backoffMaxMs: 2_000,
-      },
+      queue: testPodQueue(f),
       agentOptions: { rolloutState: STATE_URL, healthReportIntervalMs: 500 },
       // The agent's own S3 reader, with its calls recorded like the queue's.
       agentDeps: {
@@ -228,9 +220,9 @@ export async function startFleet(o: {
       },
     };
   };
-  const pods: FleetPod[] = [];
-  for (const name of o.names) pods.push(await startPod(name));
-  pods.sort((a, b) => a.rank - b.rank);
+  const started: FleetPod[] = [];
+  for (const name of o.names) started.push(await startPod(name));
+  const pods = byRank(started);
 
   const hookClients = awsClients((a) => hookActions.add(a));
   let runs = 0;

@@ -23,9 +23,9 @@ import { FAUXQS_CREDENTIALS, FAUXQS_REGION } from "../../../scripts/local/fauxqs
 import { SfuServer } from "../../../sfu/server.ts";
 import { capturedLogger } from "../../helpers/captured-logger.ts";
 import { configText } from "../../helpers/config-text.ts";
-import { type QueuePod, startQueuePod } from "../../helpers/queue-pod.ts";
+import { type QueuePod, startQueuePod, testPodQueue } from "../../helpers/queue-pod.ts";
 import { WeriftTestClient } from "../../helpers/werift-client.ts";
-import { drainStatus, PREFIX, type QueueFixture, startQueueFixture, until } from "../queue/harness.ts";
+import { drainStatus, type QueueFixture, startQueueFixture, until } from "../queue/harness.ts";
 import { LogCapture } from "../sfu/harness.ts";
 
 const BUCKET = "sfu-health";
@@ -93,17 +93,8 @@ describe("call-health events while a rollout runs", { timeout: 120_000 }, () => 
       files: { "rollout.yaml": POLICY },
       logger,
       clients,
-      ackTimeoutMs: 5_000,
       resyncIntervalMs: 1_000,
-      debounceMs: 20,
-      queue: {
-        topicArn: f.topicArn,
-        statusTopicArn: f.statusTopicArn,
-        queuePrefix: PREFIX,
-        propagationTimeoutMs: 60_000,
-        backoffBaseMs: 200,
-        backoffMaxMs: 2_000,
-      },
+      queue: testPodQueue(f),
       agentOptions: {
         rolloutState: STATE_URL,
         rolloutAws: { region: FAUXQS_REGION, endpointUrl: f.fx.endpoint, credentials: FAUXQS_CREDENTIALS },

@@ -23,6 +23,7 @@ import type { AwsClients } from "../../../agent/queue/aws-clients.ts";
 import { loadConfigFile } from "../../../protocol/config-loader.ts";
 import { type FauxqsHandle, startFauxqs } from "../../../scripts/local/fauxqs.ts";
 import { captureRun } from "../../helpers/cli-run.ts";
+import { statusReport } from "../../helpers/fleet-sim.ts";
 import { findObject, K8S_DIR, type K8sObject, podSpec, renderK8s, validateWithModel } from "./manifests.ts";
 
 const TOKEN = "hook-sa-token-for-tests";
@@ -111,16 +112,7 @@ describe("notify --wait --expect-deployment over fauxqs", { timeout: 60_000 }, (
   ];
   async function reportApplied(pods: string[], hash: string) {
     for (const pod of pods) {
-      const event = {
-        type: "sfu-config.status",
-        pod,
-        revision: null,
-        hash,
-        version: 4,
-        outcome: "applied",
-        error: null,
-        at: new Date().toISOString(),
-      };
+      const event = statusReport({ pod, hash, version: 4 });
       await clients.sqs.send(new SendMessageCommand({ QueueUrl: statusQueueUrl, MessageBody: JSON.stringify(event) }));
     }
   }

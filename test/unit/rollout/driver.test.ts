@@ -8,7 +8,7 @@ import {
   runRollout,
 } from "../../../agent/rollout/driver.ts";
 import type { NormalisedConfigV1 } from "../../../protocol/config-schema.ts";
-import { fleetSim, type SimPodOptions, simRank } from "./fleet-sim.ts";
+import { byRank, fleetSim, podNames, type SimPodOptions, simRank } from "../../helpers/fleet-sim.ts";
 
 const OLD = `sha256:${"a".repeat(64)}`;
 const NEW = `sha256:${"b".repeat(64)}`;
@@ -36,12 +36,9 @@ const stableState = (): RolloutStateDoc => ({
   candidate: null,
 });
 
-const names = (n: number) => Array.from({ length: n }, (_, i) => `sfu-server-${i}`);
-const byRank = (pods: string[]) => [...pods].sort((a, b) => simRank(a) - simRank(b));
-
 function fleet(n: number, each: (name: string, i: number) => SimPodOptions = () => ({ joinsPerReport: 10 })) {
   const pods: Record<string, SimPodOptions> = {};
-  byRank(names(n)).forEach((name, i) => {
+  byRank(podNames(n)).forEach((name, i) => {
     pods[name] = each(name, i);
   });
   return pods;
@@ -94,7 +91,7 @@ describe("runRollout on a simulated fleet", () => {
       r.steps.map((s) => s.pods.length),
       [1, 5, 10],
     );
-    const order = byRank(names(10));
+    const order = byRank(podNames(10));
     assert.deepEqual(r.steps[0]?.pods, order.slice(0, 1));
     assert.deepEqual([...(r.steps[1]?.pods ?? [])].sort(), order.slice(0, 5).sort());
     for (const s of r.steps) {
@@ -127,7 +124,7 @@ describe("runRollout on a simulated fleet", () => {
     assert.ok(r.outcome === "halted");
     assert.equal(r.reason.step, 0);
     assert.equal(r.reason.criterion, "nack");
-    assert.deepEqual(r.reason.pods, [byRank(names(10))[0]]);
+    assert.deepEqual(r.reason.pods, [byRank(podNames(10))[0]]);
     assert.match(r.reason.detail, /rejected.*UNSUPPORTED/);
     for (const p of sim.pods.values()) assert.deepEqual(p.history, [OLD], p.name);
     assert.equal(sim.state.doc?.candidate?.state, "halted");
@@ -146,7 +143,7 @@ describe("runRollout on a simulated fleet", () => {
     assert.ok(r.outcome === "halted", sim.logs.join("\n"));
     assert.equal(r.reason.criterion, "ice-failure-rate");
     assert.equal(r.reason.step, 0);
-    const canary = byRank(names(10))[0] as string;
+    const canary = byRank(podNames(10))[0] as string;
     assert.deepEqual(r.reason.pods, [canary]);
     assert.deepEqual(r.reverted, [canary]);
     assert.deepEqual(r.notReverted, []);
@@ -326,7 +323,7 @@ describe("runRollout owns its failures: retries, halts when it gives up, resumes
 
   it("a rerun after a driver died mid-step resumes at that step: no canary flips back", async () => {
     // Fails on today's main: the rerun started again at step 1 and the step-2 cohort went back to the old config.
-    const order = byRank(names(10));
+    const order = byRank(podNames(10));
     const threshold = (simRank(order[4] as string) + simRank(order[5] as string)) / 2;
     const running: RolloutStateDoc = {
       ...stableState(),
@@ -378,7 +375,7 @@ describe("runRollout owns its failures: retries, halts when it gives up, resumes
 
   it("a held pod running another config is not baseline", async () => {
     // Fails on today's main: the stuck pod's clean calls lowered the baseline and the ratio halted.
-    const order = byRank(names(6));
+    const order = byRank(podNames(6));
     const last = order[5] as string;
     const other = `sha256:${"c".repeat(64)}`;
     const sim = fleetSim({

@@ -1,23 +1,84 @@
 /**
- * A simulated fleet for the rollout engine's unit tests: a discrete-event
- * simulation on a fake clock. Each simulated pod behaves as the agent's
- * rollout decision says (canary below the threshold, held above, reverted
- * after a halt, applied when complete), reports its stage changes as status
- * events and its call health every 10 s, and can be told to NACK the new
- * hash or to make calls fail on it. Time passes only when the engine waits
- * for events, so whole rollouts with minutes of bake run in milliseconds.
+ * The simulated fleet of the rollout tests, and the pods' shared vocabulary.
+ *
+ * - {@link fleetSim}: for the rollout engine's unit tests, a discrete-event
+ *   simulation on a fake clock. Each simulated pod behaves as the agent's
+ *   rollout decision says (canary below the threshold, held above, reverted
+ *   after a halt, applied when complete), reports its stage changes as
+ *   status events and its call health every 10 s, and can be told to NACK
+ *   the new hash or to make calls fail on it. Time passes only when the
+ *   engine waits for events, so whole rollouts with minutes of bake run in
+ *   milliseconds.
+ * - Pod names and cohort order ({@link podNames}, {@link byRank},
+ *   {@link simRank}), for the simulation and for the integration fleets of
+ *   real agents alike.
+ * - The reports a pod's agent publishes on the status topic, as tests that
+ *   play pods by hand send them ({@link statusReport}, {@link healthReport}).
  */
-import type {
-  DriverDeps,
-  DriverEvent,
-  HaltReason,
-  RolloutRef,
-  RolloutStateDoc,
-} from "../../../agent/rollout/driver.ts";
-import { cohortRank } from "../../../protocol/cohort.ts";
+import type { DriverDeps, DriverEvent, HaltReason, RolloutRef, RolloutStateDoc } from "../../agent/rollout/driver.ts";
+import { cohortRank } from "../../protocol/cohort.ts";
+import type { HealthCounters, HealthEvent, StatusEvent } from "../../protocol/messages-schema.ts";
 
 /** The pods' ranks (the protocol's). */
 export const simRank = cohortRank;
+
+/** `n` pod names, `${prefix}-0` to `${prefix}-${n - 1}`. */
+export function podNames(n: number, prefix = "sfu-server"): string[] {
+  return Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+}
+
+/** Pods (names, or objects with a `name`) in cohort order: the lowest rank, the first canary, first. */
+export function byRank<T extends string | { name: string }>(pods: readonly T[]): T[] {
+  const rank = (p: T) => cohortRank(typeof p === "string" ? p : p.name);
+  return [...pods].sort((a, b) => rank(a) - rank(b));
+}
+
+/** The `sfu-config.status` event a pod's agent publishes for a settlement (default: applied, no revision). */
+export function statusReport(o: {
+  pod: string;
+  hash: string;
+  version: number | null;
+  outcome?: StatusEvent["outcome"];
+  revision?: string | null;
+  error?: { code: string; message: string } | null;
+  at?: Date;
+  /** The optional timing fields of an applied report. */
+  propagationSeconds?: number;
+  eventToAppliedSeconds?: number;
+}): StatusEvent & { propagationSeconds?: number; eventToAppliedSeconds?: number } {
+  return {
+    type: "sfu-config.status",
+    pod: o.pod,
+    revision: o.revision ?? null,
+    hash: o.hash,
+    version: o.version,
+    outcome: o.outcome ?? "applied",
+    error: o.error ?? null,
+    at: (o.at ?? new Date()).toISOString(),
+    ...(o.propagationSeconds === undefined ? {} : { propagationSeconds: o.propagationSeconds }),
+    ...(o.eventToAppliedSeconds === undefined ? {} : { eventToAppliedSeconds: o.eventToAppliedSeconds }),
+  };
+}
+
+/** The `sfu-config.health` event a pod's agent publishes while a rollout runs (rank: the pod's cohort rank). */
+export function healthReport(o: {
+  pod: string;
+  hash: string;
+  stage: string;
+  counters: Omit<HealthCounters, "hash">;
+  rank?: number;
+  at?: Date;
+}): HealthEvent {
+  return {
+    type: "sfu-config.health",
+    pod: o.pod,
+    rank: o.rank ?? cohortRank(o.pod),
+    hash: o.hash,
+    stage: o.stage,
+    health: { hash: o.hash, ...o.counters },
+    at: (o.at ?? new Date()).toISOString(),
+  };
+}
 
 /** How one simulated pod behaves. */
 export interface SimPodOptions {
@@ -117,6 +178,24 @@ export function fleetSim(o: {
   const report = (p: SimPod, e: DriverEvent) => {
     if (!p.o.silent) inbox.push(e);
   };
+  /** A stage report of `p` (a status event as the driver reads it). */
+  const reportStatus = (
+    p: SimPod,
+    hash: string,
+    stage: string,
+    rolloutId: string | null,
+    error: { code: string; message: string } | null = null,
+  ) =>
+    report(p, {
+      kind: "status",
+      pod: p.name,
+      hash,
+      stage,
+      rolloutId,
+      outcome: error === null ? "applied" : "rejected",
+      error,
+      at: now,
+    });
   const run = (p: SimPod, h: string) => {
     if (p.running === h) return;
     p.running = h;
@@ -132,16 +211,7 @@ export function fleetSim(o: {
       if (p.mounted === o.newHash && p.stage !== "applied") {
         p.stage = "applied";
         run(p, o.newHash);
-        report(p, {
-          kind: "status",
-          pod: p.name,
-          hash: o.newHash,
-          stage: "applied",
-          rolloutId: null,
-          outcome: "applied",
-          error: null,
-          at: now,
-        });
+        reportStatus(p, o.newHash, "applied", null);
       }
       return;
     }
@@ -158,30 +228,12 @@ export function fleetSim(o: {
     if (stage === p.stage) return;
     p.stage = stage;
     if (target === o.newHash && p.o.nack) {
-      report(p, {
-        kind: "status",
-        pod: p.name,
-        hash: target,
-        stage,
-        rolloutId: c.id,
-        outcome: "rejected",
-        error: { code: "UNSUPPORTED", message: "no" },
-        at: now,
-      });
+      reportStatus(p, target, stage, c.id, { code: "UNSUPPORTED", message: "no" });
       return;
     }
     run(p, target);
     if (target === o.newHash) p.appliedNew = true;
-    report(p, {
-      kind: "status",
-      pod: p.name,
-      hash: target,
-      stage,
-      rolloutId: c.id,
-      outcome: "applied",
-      error: null,
-      at: now,
-    });
+    reportStatus(p, target, stage, c.id);
   };
   const react = o.reactMs ?? 200;
   for (const p of pods.values()) {
