@@ -12,14 +12,13 @@
  * response (`sfu-config-features: health`), so the call-health case can see
  * whether the SFU sends valid ones.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocketServer } from "ws";
 import { CloseCode } from "../../protocol/close-codes.ts";
 import { FEATURES_HEADER, HEALTH_FEATURE, MAX_FRAME_BYTES, SUBPROTOCOL } from "../../protocol/messages-schema.ts";
-import { guardPings, webSocketVersionRefusal } from "../../protocol/websocket-guard.ts";
+import { abortHandshake, guardPings, type UpgradeRefusal, upgradeRefusal } from "../../protocol/websocket-guard.ts";
 import { ConformanceLifecycleError, ConformanceListenError, ConformanceOptionsError } from "./errors.ts";
 import { SfuSession } from "./sfu-session.ts";
 
@@ -33,7 +32,7 @@ export interface DialAttempt {
   /** Clock reading (ms) when the request arrived. */
   at: number;
   /** `accepted`, or the HTTP status the kit refused it with (PROTOCOL.md section 2). */
-  outcome: "accepted" | 401 | 403 | 426 | 503;
+  outcome: "accepted" | UpgradeRefusal["status"];
 }
 
 /** Options of {@link ConformanceServer}; see {@link CONFORMANCE_SERVER_DEFAULTS}. */
@@ -195,38 +194,17 @@ export class ConformanceServer {
 
   #onUpgrade(wss: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const at = this.#deps.clock();
-    const refuse = (status: 401 | 403 | 426 | 503, why: string) => {
-      this.attempts.push({ at, outcome: status });
-      this.#deps.log(`refused a dial-in with HTTP ${status}: ${why}`);
-      const body = REFUSAL_BODY[status];
-      socket.end(
-        `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
-          `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-      );
-    };
-    const version = webSocketVersionRefusal(req.headers["sec-websocket-version"]);
-    if (version !== null) {
-      this.attempts.push({ at, outcome: 426 });
-      this.#deps.log("refused a dial-in with HTTP 426: WebSocket version 13 required");
-      socket.end(version);
-      return;
-    }
-    if (req.headers.origin !== undefined) {
-      refuse(403, "an Origin header is present (browsers may not dial)");
-      return;
-    }
-    if (this.options.token !== null && !bearerMatches(req.headers.authorization, this.options.token)) {
-      refuse(401, "missing or wrong bearer token");
-      return;
-    }
-    const offered = (req.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim());
-    if (!offered.includes(SUBPROTOCOL)) {
-      refuse(426, `subprotocol ${SUBPROTOCOL} not offered`);
-      return;
-    }
-    if (this.#refuse > 0) {
-      this.#refuse -= 1;
-      refuse(503, "the kit simulates an agent restart");
+    const refusal = upgradeRefusal(req, {
+      subprotocol: SUBPROTOCOL,
+      token: this.options.token,
+      available: this.#refuse === 0,
+    });
+    if (refusal !== null) {
+      if (refusal.reason === "shutting down") this.#refuse -= 1;
+      this.attempts.push({ at, outcome: refusal.status });
+      const why = refusal.reason === "shutting down" ? "the kit simulates an agent restart" : refusal.detail;
+      this.#deps.log(`refused a dial-in with HTTP ${refusal.status}: ${why}`);
+      abortHandshake(socket, refusal);
       return;
     }
     this.attempts.push({ at, outcome: "accepted" });
@@ -249,22 +227,6 @@ export class ConformanceServer {
       });
     });
   }
-}
-
-const STATUS_TEXT = {
-  401: "Unauthorized",
-  403: "Forbidden",
-  426: "Upgrade Required",
-  503: "Service Unavailable",
-} as const;
-/** One-word refusal bodies, as the agent sends them (PROTOCOL.md section 2). */
-const REFUSAL_BODY = { 401: "token", 403: "origin", 426: "subprotocol", 503: "shutting down" } as const;
-
-/** Constant-time comparison of an `Authorization` header with `Bearer <token>`. */
-function bearerMatches(header: string | undefined, token: string): boolean {
-  if (header === undefined) return false;
-  const digest = (text: string) => createHash("sha256").update(text, "utf8").digest();
-  return timingSafeEqual(digest(header.trim()), digest(`Bearer ${token}`));
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {
