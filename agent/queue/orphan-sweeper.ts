@@ -28,7 +28,7 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import type { Logger } from "pino";
-import { jittered } from "./backoff.ts";
+import { jittered } from "../../protocol/backoff.ts";
 import { describeError, isNotFound, isQueueMissing } from "./errors.ts";
 import type { QueueMetrics } from "./metrics.ts";
 import { type PerPodDeps, TAG_HEARTBEAT, TAG_SUBSCRIPTION } from "./per-pod-queue.ts";

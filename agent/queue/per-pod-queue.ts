@@ -25,7 +25,7 @@ import {
   TagQueueCommand,
 } from "@aws-sdk/client-sqs";
 import type { Logger } from "pino";
-import { jittered } from "./backoff.ts";
+import { jittered } from "../../protocol/backoff.ts";
 import { describeError, isNotFound, isQueueMissing, QueueError } from "./errors.ts";
 import type { QueueMetrics } from "./metrics.ts";
 import type { TimerHandle, Timers } from "./timers.ts";

@@ -24,7 +24,7 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import type { Logger } from "pino";
-import { type BackoffOptions, backoffDelay } from "./backoff.ts";
+import { type BackoffOptions, backoffDelay } from "../../protocol/backoff.ts";
 import { describeError, isAbort, isQueueMissing } from "./errors.ts";
 import type { QueueMetrics } from "./metrics.ts";
 import type { MessageActions, ReceivedMessage } from "./settlement.ts";
@@ -41,7 +41,7 @@ export interface PollerOptions {
   waitTimeSeconds: number;
   /** Visibility timeout requested on receive, seconds. */
   visibilityTimeoutSeconds: number;
-  /** Back-off after failed calls. */
+  /** Back-off after failed calls (`full` jitter unless it says otherwise). */
   backoff: BackoffOptions;
 }
 
@@ -171,7 +171,7 @@ export class QueuePoller implements MessageActions {
 
   async #backOff(signal: AbortSignal, err: unknown, what: string): Promise<void> {
     const attempt = this.#failures++;
-    const delay = backoffDelay(attempt, this.#options.backoff, this.#random);
+    const delay = backoffDelay(attempt, { jitter: "full", ...this.#options.backoff }, this.#random);
     // Log the first failure and then every 10th, so an outage does not flood the log.
     const quiet = isAbort(err) || (err as { code?: unknown } | null)?.code === "QUEUE_STOPPED"; // shutting down
     const level = quiet ? "debug" : attempt === 0 || attempt % 10 === 0 ? "warn" : "debug";

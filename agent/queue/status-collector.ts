@@ -11,9 +11,9 @@
  * `invalid` or `timeout` (failure), or at the deadline.
  */
 import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { backoffDelay } from "../../protocol/backoff.ts";
 import { parseStatusEvent } from "../../protocol/messages.ts";
 import type { SettlementOutcome } from "../../protocol/messages-schema.ts";
-import { backoffDelay } from "./backoff.ts";
 import { describeError } from "./errors.ts";
 import { sleep, type Timers } from "./timers.ts";
 
@@ -104,7 +104,7 @@ export async function collectStatuses(deps: {
     } catch (err) {
       if (deps.signal?.aborted) return done("timeout");
       deps.onError?.(`ReceiveMessage failed: ${describeError(err)}`);
-      const delay = backoffDelay(receiveErrors++, { baseMs: 500, maxMs: 10_000 });
+      const delay = backoffDelay(receiveErrors++, { baseMs: 500, maxMs: 10_000, jitter: "full" });
       await sleep(deps.timers, Math.min(delay, Math.max(0, deps.deadline - deps.timers.now())), deps.signal);
       continue;
     }

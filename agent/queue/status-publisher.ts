@@ -19,9 +19,9 @@
  */
 import { PublishCommand, type SNSClient } from "@aws-sdk/client-sns";
 import type { Logger } from "pino";
+import { type BackoffOptions, backoffDelay } from "../../protocol/backoff.ts";
 import type { StatusEvent } from "../../protocol/messages-schema.ts";
 import type { Settlement } from "../snapshot-store.ts";
-import { type BackoffOptions, backoffDelay } from "./backoff.ts";
 import { describeError } from "./errors.ts";
 import type { QueueMetrics } from "./metrics.ts";
 
@@ -68,10 +68,10 @@ export class StatusPublisher {
     pod: string;
     logger: Logger;
     metrics: QueueMetrics;
-    /** Back-off between retries of a failed stage report (default 1 s doubling to 30 s). */
+    /** Back-off between retries of a failed stage report (default 1 s doubling to 30 s, `full` jitter). */
     retryBackoff?: BackoffOptions;
   }) {
-    this.#retryBackoff = deps.retryBackoff ?? { baseMs: 1_000, maxMs: 30_000 };
+    this.#retryBackoff = { jitter: "full", ...(deps.retryBackoff ?? { baseMs: 1_000, maxMs: 30_000 }) };
     this.#sns = deps.sns;
     this.#topicArn = deps.topicArn;
     this.#pod = deps.pod;

@@ -31,6 +31,7 @@
  */
 import { existsSync } from "node:fs";
 import type { Logger } from "pino";
+import { backoffDelay } from "../../protocol/backoff.ts";
 import { cohortRank } from "../../protocol/cohort.ts";
 import { formatProblem } from "../../protocol/config-loader.ts";
 import type { NormalisedConfig } from "../../protocol/config-schema-v2.ts";
@@ -569,7 +570,7 @@ export class AgentRollout {
       this.#stateError = info;
       // Until the first read works, retry with back-off (1 s doubling to 30 s); afterwards the resync re-reads.
       if (this.#state === "unknown" && this.#retry === null) {
-        const delay = Math.min(30_000, 1_000 * 2 ** Math.min(this.#retryAttempt++, 5));
+        const delay = backoffDelay(this.#retryAttempt++, { baseMs: 1_000, maxMs: 30_000, jitter: "none" });
         this.#retry = setTimeout(() => {
           this.#retry = null;
           void this.#read("retry");

@@ -16,9 +16,9 @@
  * wait.
  */
 import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { backoffDelay } from "../../protocol/backoff.ts";
 import { healthCountersRefusal } from "../../protocol/health-checks.ts";
 import { parseHealthEvent, parseStatusEvent } from "../../protocol/messages.ts";
-import { backoffDelay } from "../queue/backoff.ts";
 import { describeError } from "../queue/errors.ts";
 import { sleep, type Timers } from "../queue/timers.ts";
 import type { DriverEvent } from "./driver.ts";
@@ -97,7 +97,7 @@ export class StatusQueueSource {
       if (signal?.aborted) return [];
       this.counters.receiveErrors++;
       this.#o.onError?.(`ReceiveMessage failed: ${describeError(err)}`);
-      const delay = backoffDelay(this.#failures++, { baseMs: 500, maxMs: 10_000 });
+      const delay = backoffDelay(this.#failures++, { baseMs: 500, maxMs: 10_000, jitter: "full" });
       await sleep(timers, Math.min(delay, Math.max(0, until - timers.now())), signal);
       return [];
     }

@@ -28,12 +28,12 @@ import { open, rename, unlink, writeFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { createAjv } from "../../protocol/ajv.ts";
+import { type BackoffOptions, backoffDelay } from "../../protocol/backoff.ts";
 import { parseBoundedJson, readBoundedStream } from "../../protocol/bounded-json.ts";
 import { validateConfigValue } from "../../protocol/config-loader.ts";
 import type { RolloutCandidate, RolloutState } from "../../protocol/rollout-schema.ts";
 import { rolloutStateSchema } from "../../protocol/rollout-schema.ts";
 import { type AwsClientOptions, createS3Client } from "../queue/aws-clients.ts";
-import { backoffDelay } from "../queue/backoff.ts";
 import { parseS3Url, type S3Location } from "./s3-url.ts";
 
 export { parseS3Url, type S3Location } from "./s3-url.ts";
@@ -69,8 +69,8 @@ export interface RolloutStateStoreOptions
   s3?: S3Client;
   /** Attempts per read or write, with back-off between them (default 3). */
   attempts?: number;
-  /** Back-off between attempts (default 200 ms doubling to 2 s). */
-  backoff?: { baseMs: number; maxMs: number };
+  /** Back-off between attempts (default 200 ms doubling to 2 s, `full` jitter). */
+  backoff?: BackoffOptions;
   /** Deadline of one attempt, request and body (default 10 s). */
   readTimeoutMs?: number;
   /** How the stable config's secret files are checked: the reading process's own `--secrets-dir` and mode. */
@@ -100,7 +100,7 @@ export class RolloutStateStore {
   readonly #s3: S3Client;
   readonly #owned: boolean;
   readonly #attempts: number;
-  readonly #backoff: { baseMs: number; maxMs: number };
+  readonly #backoff: BackoffOptions;
   readonly #readTimeoutMs: number;
   readonly #secrets: StateSecretsCheck;
   readonly #cacheFile: string | null;
@@ -122,7 +122,7 @@ export class RolloutStateStore {
         maxAttempts: 1,
       });
     this.#attempts = Math.max(1, options.attempts ?? 3);
-    this.#backoff = options.backoff ?? { baseMs: 200, maxMs: 2_000 };
+    this.#backoff = { jitter: "full", ...(options.backoff ?? { baseMs: 200, maxMs: 2_000 }) };
     this.#readTimeoutMs = options.readTimeoutMs ?? 10_000;
     this.#secrets = options.secrets ?? {};
     this.#cacheFile = options.cacheFile ?? null;

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { regionFromResource } from "../../../agent/queue/aws-clients.ts";
-import { backoffDelay, jittered } from "../../../agent/queue/backoff.ts";
 import { QueueError } from "../../../agent/queue/errors.ts";
 import { QUEUE_DEFAULTS, resolveQueueOptions } from "../../../agent/queue/options.ts";
 import { queuePolicy } from "../../../agent/queue/per-pod-queue.ts";
@@ -40,45 +39,6 @@ describe("perPodQueueName", () => {
   it("reads the name from queue URLs", () => {
     assert.equal(queueNameFromUrl("https://sqs.eu-west-1.amazonaws.com/123456789012/sfu-config-a"), "sfu-config-a");
     assert.equal(queueNameFromUrl("http://127.0.0.1:4566/000000000000/q/"), "q");
-  });
-});
-
-describe("backoff", () => {
-  it("grows exponentially within [base/2, max] with full jitter", () => {
-    const o = { baseMs: 1000, maxMs: 30_000 };
-    assert.equal(
-      backoffDelay(0, o, () => 0),
-      500,
-    );
-    assert.equal(
-      backoffDelay(0, o, () => 0.999999),
-      1000,
-    );
-    assert.equal(
-      backoffDelay(3, o, () => 0.999999),
-      8000,
-    );
-    assert.equal(
-      backoffDelay(50, o, () => 0.999999),
-      30_000,
-    );
-    fc.assert(
-      fc.property(fc.nat(100), fc.double({ min: 0, max: 0.9999999, noNaN: true }), (n, r) => {
-        const d = backoffDelay(n, o, () => r);
-        return d >= 500 && d <= 30_000;
-      }),
-    );
-  });
-
-  it("jitters intervals by the given spread", () => {
-    assert.equal(
-      jittered(1000, 0.5, () => 0),
-      500,
-    );
-    assert.equal(
-      jittered(1000, 0.5, () => 0.5),
-      1000,
-    );
   });
 });
 
