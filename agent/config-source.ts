@@ -21,8 +21,7 @@
 import { createHash } from "node:crypto";
 import { constants as fsConstants, lstatSync, statSync } from "node:fs";
 import { open } from "node:fs/promises";
-import { basename, join } from "node:path";
-import { type FSWatcher, watch } from "chokidar";
+import { join } from "node:path";
 import type { Logger } from "pino";
 import {
   type ConfigProblem,
@@ -35,6 +34,7 @@ import type { NormalisedConfig } from "../protocol/config-schema-v2.ts";
 import { DEFAULT_SECRETS_DIR } from "../protocol/secret-paths.ts";
 import { LifecycleError } from "./errors.ts";
 import type { AgentMetrics, WatchEventKind } from "./metrics.ts";
+import { MountWatch } from "./mount-watch.ts";
 
 /** A plain file modified this recently (ms) is always re-read (see ConfigSource #identity). */
 const RACY_MS = 1_000;
@@ -89,10 +89,8 @@ export class ConfigSource {
   readonly #deps: ConfigSourceDeps;
   readonly #opts: Required<ConfigSourceOptions>;
   readonly #path: string;
-  #watcher: FSWatcher | null = null;
+  #watch: MountWatch | null = null;
   #resync: NodeJS.Timeout | null = null;
-  #debounce: NodeJS.Timeout | null = null;
-  #debounceStarted = 0;
   #reading: Promise<void> | null = null;
   #again: WatchEventKind | null = null;
   #state: "new" | "started" | "stopped" = "new";
@@ -128,24 +126,19 @@ export class ConfigSource {
     if (this.#state !== "new") throw new LifecycleError(`ConfigSource already ${this.#state}`);
     this.#state = "started";
     await this.#read("start");
-    const watcher = watch(this.#opts.dir, {
-      depth: 0,
-      followSymlinks: false,
-      atomic: false,
-      ignoreInitial: true,
-      ignorePermissionErrors: true,
-    });
-    this.#watcher = watcher;
-    watcher.on("raw", (_event: string, name: string | null) => {
-      if (name !== null && basename(name) === "..data") this.trigger("swap");
-      else this.#debounced();
-    });
-    watcher.on("all", (_event: string, path: string) => {
-      if (basename(path) === "..data") this.trigger("swap");
-      else this.#debounced();
-    });
-    watcher.on("error", (err: unknown) => this.#deps.logger.warn({ err }, "config watch error"));
-    await new Promise<void>((resolve) => watcher.once("ready", () => resolve()));
+    this.#watch = new MountWatch(
+      {
+        dir: this.#opts.dir,
+        debounceMs: this.#opts.debounceMs,
+        maxDebounceMs: this.#opts.maxDebounceMs,
+        swapAtOnce: true,
+      },
+      {
+        onChange: (change) => this.trigger(change),
+        onError: (err) => this.#deps.logger.warn({ err }, "config watch error"),
+      },
+    );
+    await this.#watch.start();
     this.#scheduleResync();
     this.#deps.logger.info({ dir: this.#opts.dir, key: this.#opts.key }, "watching config directory");
   }
@@ -154,45 +147,22 @@ export class ConfigSource {
   async stop(): Promise<void> {
     if (this.#state === "stopped") return;
     this.#state = "stopped";
-    if (this.#debounce) clearTimeout(this.#debounce);
     if (this.#resync) clearTimeout(this.#resync);
     this.#again = null;
-    await this.#watcher?.close();
-    this.#watcher = null;
+    await this.#watch?.stop();
+    this.#watch = null;
     await this.#reading;
   }
 
   /** Requests a read now (coalesced with a read in progress). */
   trigger(kind: WatchEventKind): void {
     if (this.#state !== "started") return;
-    if (kind !== "file" && this.#debounce) {
-      clearTimeout(this.#debounce);
-      this.#debounce = null;
-    }
+    if (kind !== "file") this.#watch?.cancelPending();
     if (this.#reading) {
       this.#again ??= kind;
       return;
     }
     void this.#read(kind);
-  }
-
-  #debounced(): void {
-    if (this.#state !== "started") return;
-    const now = performance.now();
-    if (this.#debounce) {
-      clearTimeout(this.#debounce);
-      if (now - this.#debounceStarted >= this.#opts.maxDebounceMs) {
-        this.#debounce = null;
-        this.trigger("file");
-        return;
-      }
-    } else {
-      this.#debounceStarted = now;
-    }
-    this.#debounce = setTimeout(() => {
-      this.#debounce = null;
-      this.trigger("file");
-    }, this.#opts.debounceMs);
   }
 
   #scheduleResync(): void {

@@ -23,10 +23,10 @@
  * to see.
  */
 import { createHmac, randomBytes } from "node:crypto";
-import { type FSWatcher, watch } from "chokidar";
 import type { Logger } from "pino";
 import { DEFAULT_SECRETS_DIR, readSecretFile, secretFileRefs } from "../protocol/secret-paths.ts";
 import { LifecycleError } from "./errors.ts";
+import { MountWatch } from "./mount-watch.ts";
 import type { SnapshotStore } from "./snapshot-store.ts";
 
 /** Options of {@link SecretWatch}; see {@link SECRET_WATCH_DEFAULTS}. */
@@ -35,6 +35,8 @@ export interface SecretWatchOptions {
   secretsDir?: string;
   /** Coalesces a burst of events (a kubelet swap fires several) into one check. */
   debounceMs?: number;
+  /** Longest a burst of events may postpone the check. */
+  maxDebounceMs?: number;
   /** Re-check interval against missed events; 0 = none. */
   resyncIntervalMs?: number;
 }
@@ -43,6 +45,7 @@ export interface SecretWatchOptions {
 export const SECRET_WATCH_DEFAULTS = {
   secretsDir: DEFAULT_SECRETS_DIR,
   debounceMs: 100,
+  maxDebounceMs: 1_000,
   resyncIntervalMs: 60_000,
 } as const;
 
@@ -62,8 +65,7 @@ export class SecretWatch {
   /** path -> fingerprint of the files the desired config names. */
   #prints = new Map<string, string>();
   #generation = 1;
-  #watcher: FSWatcher | null = null;
-  #debounce: NodeJS.Timeout | null = null;
+  #watch: MountWatch | null = null;
   #resync: NodeJS.Timeout | null = null;
   #checking: Promise<void> | null = null;
   #again = false;
@@ -73,7 +75,7 @@ export class SecretWatch {
   constructor(deps: SecretWatchDeps, options: SecretWatchOptions = {}) {
     const opts = { ...SECRET_WATCH_DEFAULTS, ...options };
     if (!opts.secretsDir) throw new TypeError("SecretWatch: options.secretsDir must not be empty");
-    for (const k of ["debounceMs", "resyncIntervalMs"] as const) {
+    for (const k of ["debounceMs", "maxDebounceMs", "resyncIntervalMs"] as const) {
       if (!Number.isInteger(opts[k]) || opts[k] < 0) throw new TypeError(`SecretWatch: options.${k} must be >= 0`);
     }
     this.#deps = deps;
@@ -106,18 +108,15 @@ export class SecretWatch {
       if (e.type === "desired") this.check();
     });
     await this.#run();
-    const watcher = watch(this.#opts.secretsDir, {
-      depth: 0,
-      followSymlinks: false,
-      atomic: false,
-      ignoreInitial: true,
-      ignorePermissionErrors: true,
-    });
-    this.#watcher = watcher;
-    watcher.on("raw", () => this.#debounced());
-    watcher.on("all", () => this.#debounced());
-    watcher.on("error", (err: unknown) => this.#deps.logger.warn({ err }, "secrets directory watch error"));
-    await new Promise<void>((resolve) => watcher.once("ready", () => resolve()));
+    const { secretsDir: dir, debounceMs, maxDebounceMs } = this.#opts;
+    this.#watch = new MountWatch(
+      { dir, debounceMs, maxDebounceMs, swapAtOnce: false },
+      {
+        onChange: () => void this.check(),
+        onError: (err) => this.#deps.logger.warn({ err }, "secrets directory watch error"),
+      },
+    );
+    await this.#watch.start();
     this.#scheduleResync();
   }
 
@@ -126,10 +125,9 @@ export class SecretWatch {
     if (this.#state === "stopped") return;
     this.#state = "stopped";
     this.#unsubscribe?.();
-    if (this.#debounce) clearTimeout(this.#debounce);
     if (this.#resync) clearTimeout(this.#resync);
-    await this.#watcher?.close();
-    this.#watcher = null;
+    await this.#watch?.stop();
+    this.#watch = null;
     await this.#checking;
     this.#key.fill(0);
   }
@@ -142,15 +140,6 @@ export class SecretWatch {
       return this.#checking;
     }
     return this.#run();
-  }
-
-  #debounced(): void {
-    if (this.#state !== "started") return;
-    if (this.#debounce) clearTimeout(this.#debounce);
-    this.#debounce = setTimeout(() => {
-      this.#debounce = null;
-      void this.check();
-    }, this.#opts.debounceMs);
   }
 
   #scheduleResync(): void {
