@@ -32,7 +32,6 @@ import {
 } from "../protocol/config-loader.ts";
 import type { NormalisedConfig } from "../protocol/config-schema-v2.ts";
 import { DEFAULT_SECRETS_DIR } from "../protocol/secret-paths.ts";
-import { LifecycleError } from "./errors.ts";
 import type { AgentMetrics, WatchEventKind } from "./metrics.ts";
 import { MountWatch } from "./mount-watch.ts";
 
@@ -123,7 +122,7 @@ export class ConfigSource {
 
   /** Reads the file once (reported with trigger "start"), then watches. Resolves when the watcher is ready. */
   async start(): Promise<void> {
-    if (this.#state !== "new") throw new LifecycleError(`ConfigSource already ${this.#state}`);
+    if (this.#state !== "new") throw new Error(`ConfigSource already ${this.#state}`);
     this.#state = "started";
     await this.#read("start");
     this.#watch = new MountWatch(

@@ -24,7 +24,6 @@ import { networkInterfaces } from "node:os";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { requestHost } from "../protocol/request-target.ts";
-import { LifecycleError, type ListenError } from "./errors.ts";
 import { listenOn } from "./listen.ts";
 import type { AgentStatus } from "./status.ts";
 
@@ -113,9 +112,9 @@ export class HttpServer {
     this.#server.keepAliveTimeout = 5_000;
   }
 
-  /** Starts listening; throws {@link ListenError} when the address is unavailable. */
+  /** Starts listening; throws an AgentError `LISTEN_FAILED` when the address is unavailable. */
   async start(): Promise<void> {
-    if (this.#state !== "new") throw new LifecycleError(`HttpServer already ${this.#state}`);
+    if (this.#state !== "new") throw new Error(`HttpServer already ${this.#state}`);
     await listenOn(this.#server, this.#opts.host, this.#opts.port, "http server");
     this.#state = "listening";
     this.#refreshInterfaces();
@@ -125,7 +124,7 @@ export class HttpServer {
   /** The bound address (after start). */
   address(): AddressInfo {
     const a = this.#server.address();
-    if (a === null || typeof a === "string") throw new LifecycleError("HttpServer is not listening");
+    if (a === null || typeof a === "string") throw new Error("HttpServer is not listening");
     return a;
   }
 

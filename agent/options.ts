@@ -9,7 +9,7 @@ import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { LOG_LEVELS, type LogLevel } from "../protocol/config-schema.ts";
 import { DEFAULT_SECRETS_DIR } from "../protocol/secret-paths.ts";
-import { OptionsError } from "./errors.ts";
+import { AgentError } from "./errors.ts";
 import { checkPushUrl } from "./http-push-wire.ts";
 import { parseS3Url } from "./rollout/s3-url.ts";
 
@@ -156,11 +156,13 @@ export function parseListenAddress(text: string): ListenAddress | null {
 }
 
 /** Result of {@link parseRunOptions}. */
-export type ParseRunResult = { ok: true; help: boolean; options: RunOptions } | { ok: false; error: OptionsError };
+export type ParseRunResult =
+  | { ok: true; help: boolean; options: RunOptions }
+  | { ok: false; error: AgentError<"INVALID_OPTIONS"> };
 
 /**
  * Parses `sfu-agent run` argv over `env` and the defaults. Never throws for
- * bad input: returns an {@link OptionsError} naming the flag (or variable)
+ * bad input: returns an {@link AgentError} `INVALID_OPTIONS` naming the flag (or variable)
  * and what is wrong with it.
  */
 export function parseRunOptions(
@@ -299,5 +301,5 @@ function allowedHosts(value: string | null, from: string | undefined, errors: st
 }
 
 function fail(message: string): ParseRunResult {
-  return { ok: false, error: new OptionsError(message) };
+  return { ok: false, error: new AgentError("INVALID_OPTIONS", message) };
 }

@@ -25,7 +25,6 @@
 import { createHmac, randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import { DEFAULT_SECRETS_DIR, readSecretFile, secretFileRefs } from "../protocol/secret-paths.ts";
-import { LifecycleError } from "./errors.ts";
 import { MountWatch } from "./mount-watch.ts";
 import type { SnapshotStore } from "./snapshot-store.ts";
 
@@ -102,7 +101,7 @@ export class SecretWatch {
 
   /** Fingerprints the files of the current desired config, then watches. */
   async start(): Promise<void> {
-    if (this.#state !== "new") throw new LifecycleError(`SecretWatch already ${this.#state}`);
+    if (this.#state !== "new") throw new Error(`SecretWatch already ${this.#state}`);
     this.#state = "started";
     this.#unsubscribe = this.#deps.store.subscribe((e) => {
       if (e.type === "desired") this.check();

@@ -27,7 +27,6 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { parseBoundedJson } from "../../protocol/bounded-json.ts";
-import { LifecycleError } from "../errors.ts";
 import { listenOn } from "../listen.ts";
 import { CertificateReloader } from "./certificate-reloader.ts";
 import type { AdmissionMetrics, ReviewMetricResult } from "./metrics.ts";
@@ -88,9 +87,9 @@ export class AdmissionServer {
     }
   }
 
-  /** Loads the certificate (TlsFilesError when it does not load) and listens (ListenError). */
+  /** Loads the certificate (AgentError `TLS_FILES` when it does not load) and listens (`LISTEN_FAILED`). */
   async start(): Promise<void> {
-    if (this.#server !== null) throw new LifecycleError("AdmissionServer: already started");
+    if (this.#server !== null) throw new Error("AdmissionServer: already started");
     const reloader = new CertificateReloader(
       {
         logger: this.#deps.logger.child({ component: "tls" }),
@@ -141,7 +140,7 @@ export class AdmissionServer {
   /** The bound address (after start). */
   address(): { host: string; port: number } {
     const a = this.#server?.address() as AddressInfo | null | undefined;
-    if (!a) throw new LifecycleError("AdmissionServer: not listening");
+    if (!a) throw new Error("AdmissionServer: not listening");
     return { host: a.address, port: a.port };
   }
 

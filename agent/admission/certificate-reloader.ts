@@ -16,8 +16,7 @@ import { type FSWatcher, readFileSync, watch } from "node:fs";
 import { dirname } from "node:path";
 import { createSecureContext, type SecureContextOptions } from "node:tls";
 import type { Logger } from "pino";
-import { LifecycleError } from "../errors.ts";
-import { TlsFilesError } from "./errors.ts";
+import { AgentError } from "../errors.ts";
 import type { AdmissionMetrics } from "./metrics.ts";
 
 /** Largest certificate (chain) or key file read, in bytes. */
@@ -67,13 +66,14 @@ export class CertificateReloader {
     if (!(this.#opts.pollIntervalMs > 0)) throw new RangeError("CertificateReloader: pollIntervalMs must be > 0");
   }
 
-  /** Reads the pair (throws {@link TlsFilesError} when it does not load), then starts watching; returns the pair. */
+  /** Reads the pair (throws an {@link AgentError} `TLS_FILES` when it does not load), then starts watching; returns the pair. */
   start(): TlsPair {
-    if (this.#current !== null) throw new LifecycleError("CertificateReloader: already started");
+    if (this.#current !== null) throw new Error("CertificateReloader: already started");
     const read = this.#read();
-    if ("error" in read) throw new TlsFilesError(read.error);
+    if ("error" in read) throw new AgentError("TLS_FILES", read.error);
     const problem = this.#loadable(read);
-    if (problem !== null) throw new TlsFilesError(`${this.#opts.certFile} + ${this.#opts.keyFile}: ${problem}`);
+    if (problem !== null)
+      throw new AgentError("TLS_FILES", `${this.#opts.certFile} + ${this.#opts.keyFile}: ${problem}`);
     this.#current = read;
     this.#setExpiry(read.cert);
     for (const dir of new Set([dirname(this.#opts.certFile), dirname(this.#opts.keyFile)])) {

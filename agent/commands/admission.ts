@@ -17,7 +17,7 @@ import { DEFAULT_SECRETS_DIR } from "../../protocol/secret-paths.ts";
 import { AdmissionServer, DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT_MS } from "../admission/admission-server.ts";
 import { DEFAULT_TLS_POLL_MS } from "../admission/certificate-reloader.ts";
 import { AdmissionMetrics } from "../admission/metrics.ts";
-import { AgentError } from "../errors.ts";
+import { AgentError, exitCodeOf } from "../errors.ts";
 import { createLogger } from "../logger.ts";
 import { parseDuration, parseListenAddress } from "../options.ts";
 import { type CommandIo, parseCommandFlags } from "./command-io.ts";
@@ -140,7 +140,7 @@ export async function main(argv: string[], io: CommandIo, env: NodeJS.ProcessEnv
         `admission webhook failed to start: ${message}`,
       );
       io.stderr(`sfu-agent admission: ${message}\n`);
-      return 1;
+      return exitCodeOf(err);
     }
     await stopRequested;
     await server.stop();

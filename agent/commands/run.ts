@@ -9,7 +9,7 @@
  */
 
 import { Agent } from "../agent.ts";
-import { AgentError } from "../errors.ts";
+import { AgentError, exitCodeOf } from "../errors.ts";
 import { createLogger } from "../logger.ts";
 import { parseRunOptions, type RunOptions, runUsage } from "../options.ts";
 import { startQueueTrigger } from "../queue/index.ts";
@@ -81,10 +81,10 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
     try {
       await agent.start();
     } catch (err) {
-      const message = err instanceof AgentError ? err.message : err instanceof Error ? err.message : String(err);
+      const message = err instanceof Error ? err.message : String(err);
       logger.fatal({ code: err instanceof AgentError ? err.code : undefined }, `agent failed to start: ${message}`);
       io.stderr(`sfu-agent run: ${message}\n`);
-      return 1;
+      return exitCodeOf(err);
     }
     if (stopping === null && signals === 0) await stopped;
     else await stopping;

@@ -19,7 +19,7 @@ import { WebSocketServer } from "ws";
 import { CloseCode } from "../../protocol/close-codes.ts";
 import { FEATURES_HEADER, HEALTH_FEATURE, MAX_FRAME_BYTES, SUBPROTOCOL } from "../../protocol/messages-schema.ts";
 import { abortHandshake, guardPings, type UpgradeRefusal, upgradeRefusal } from "../../protocol/websocket-guard.ts";
-import { ConformanceLifecycleError, ConformanceListenError, ConformanceOptionsError } from "./errors.ts";
+import { AgentError } from "../errors.ts";
 import { SfuSession } from "./sfu-session.ts";
 
 /** A dial-in as the suite sees it: a session that said hello, or why not. */
@@ -82,15 +82,19 @@ export class ConformanceServer {
 
   constructor(options: ConformanceServerOptions, deps: ConformanceServerDeps) {
     const o: Resolved = { ...CONFORMANCE_SERVER_DEFAULTS, ...stripUndefined(options) };
-    if (typeof o.host !== "string" || o.host.length === 0) throw new ConformanceOptionsError("host must be set");
+    if (typeof o.host !== "string" || o.host.length === 0)
+      throw new AgentError("CONFORMANCE_OPTIONS", "host must be set");
     if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) {
-      throw new ConformanceOptionsError(`port must be an integer 0..65535, got ${String(o.port)}`);
+      throw new AgentError("CONFORMANCE_OPTIONS", `port must be an integer 0..65535, got ${String(o.port)}`);
     }
     if (o.token !== null && (typeof o.token !== "string" || o.token.length === 0)) {
-      throw new ConformanceOptionsError("token must be a non-empty string or null");
+      throw new AgentError("CONFORMANCE_OPTIONS", "token must be a non-empty string or null");
     }
     if (!Number.isInteger(o.helloTimeoutMs) || o.helloTimeoutMs <= 0) {
-      throw new ConformanceOptionsError(`helloTimeoutMs must be a positive integer, got ${String(o.helloTimeoutMs)}`);
+      throw new AgentError(
+        "CONFORMANCE_OPTIONS",
+        `helloTimeoutMs must be a positive integer, got ${String(o.helloTimeoutMs)}`,
+      );
     }
     this.options = o;
     this.#deps = deps;
@@ -98,13 +102,13 @@ export class ConformanceServer {
 
   /** `ws://host:port` the kit listens on (after {@link start}). */
   get url(): string {
-    if (this.#url === null) throw new ConformanceLifecycleError("server not started");
+    if (this.#url === null) throw new Error("server not started");
     return this.#url;
   }
 
-  /** Listens; resolves with the bound URL. Throws {@link ConformanceListenError} when it cannot. */
+  /** Listens; resolves with the bound URL. Throws an {@link AgentError} `CONFORMANCE_LISTEN_FAILED` when it cannot. */
   async start(): Promise<string> {
-    if (this.#http !== null) throw new ConformanceLifecycleError("server already started");
+    if (this.#http !== null) throw new Error("server already started");
     const wss = new WebSocketServer({
       noServer: true,
       maxPayload: MAX_FRAME_BYTES,
@@ -121,7 +125,8 @@ export class ConformanceServer {
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         reject(
-          new ConformanceListenError(
+          new AgentError(
+            "CONFORMANCE_LISTEN_FAILED",
             `cannot listen on ${this.options.host}:${this.options.port}: ${err.code ?? err.message}`,
           ),
         );

@@ -17,7 +17,7 @@
  * `startQueueTrigger` returns at once: provisioning and polling run in the
  * background and retry with back-off, so an unreachable SQS never delays or
  * fails the agent's start and never affects /readyz. Options are checked
- * synchronously: bad options reject with QueueError("QUEUE_OPTIONS").
+ * synchronously: bad options reject with an AgentError `QUEUE_OPTIONS`.
  */
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";

@@ -3,7 +3,7 @@
  * plus optional tunables, merged over
  * {@link QUEUE_DEFAULTS} and checked once, with an error naming the option.
  */
-import { QueueError } from "./errors.ts";
+import { AgentError } from "../errors.ts";
 import { MAX_QUEUE_NAME } from "./queue-name.ts";
 
 /** Options of `startQueueTrigger`. The tunables are optional; see {@link QUEUE_DEFAULTS}. */
@@ -89,7 +89,7 @@ export function checkTopicArn(arn: string): string | null {
   return `${arn}: not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)`;
 }
 
-/** Merges `options` over {@link QUEUE_DEFAULTS} and checks them; throws QueueError("QUEUE_OPTIONS") naming the problem. */
+/** Merges `options` over {@link QUEUE_DEFAULTS} and checks them; throws an AgentError `QUEUE_OPTIONS` naming the problem. */
 export function resolveQueueOptions(options: QueueTriggerOptions): ResolvedQueueOptions {
   const errors: string[] = [];
   const topicArn = options.topicArn || null;
@@ -134,7 +134,7 @@ export function resolveQueueOptions(options: QueueTriggerOptions): ResolvedQueue
     options.messageRetentionSeconds ??
     Math.min(1_209_600, Math.max(3_600, Math.ceil((2 * options.propagationTimeoutMs) / 1000)));
   int("messageRetentionSeconds", retention, 60, 1_209_600);
-  if (errors.length > 0) throw new QueueError("QUEUE_OPTIONS", `invalid queue options: ${errors.join("; ")}`);
+  if (errors.length > 0) throw new AgentError("QUEUE_OPTIONS", `invalid queue options: ${errors.join("; ")}`);
   return {
     mode: topicArn !== null ? "per-pod" : "given",
     topicArn,

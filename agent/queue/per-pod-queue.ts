@@ -26,7 +26,8 @@ import {
 } from "@aws-sdk/client-sqs";
 import type { Logger } from "pino";
 import { jittered } from "../../protocol/backoff.ts";
-import { describeError, isNotFound, isQueueMissing, QueueError } from "./errors.ts";
+import { AgentError } from "../errors.ts";
+import { describeError, isNotFound, isQueueMissing, stopped } from "./errors.ts";
 import type { QueueMetrics } from "./metrics.ts";
 import type { TimerHandle, Timers } from "./timers.ts";
 
@@ -137,7 +138,7 @@ export class PerPodQueue {
    * step (the caller backs off and retries).
    */
   ensure(): Promise<string> {
-    if (this.#stopped) return Promise.reject(new QueueError("QUEUE_STOPPED", "the per-pod queue was stopped"));
+    if (this.#stopped) return Promise.reject(stopped("the per-pod queue was stopped"));
     this.#ensuring ??= this.#provision().finally(() => {
       this.#ensuring = null;
     });
@@ -165,12 +166,12 @@ export class PerPodQueue {
       ),
     );
     const url = created.QueueUrl;
-    if (!url) throw new QueueError("QUEUE_AWS", "CreateQueue returned no QueueUrl");
+    if (!url) throw new AgentError("QUEUE_AWS", "CreateQueue returned no QueueUrl");
     const attrs = await step("GetQueueAttributes", () =>
       this.#sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }), signal),
     );
     const arn = attrs.Attributes?.QueueArn;
-    if (!arn) throw new QueueError("QUEUE_AWS", "GetQueueAttributes returned no QueueArn");
+    if (!arn) throw new AgentError("QUEUE_AWS", "GetQueueAttributes returned no QueueArn");
     await step("SetQueueAttributes", () =>
       this.#sqs.send(
         new SetQueueAttributesCommand({
@@ -213,7 +214,7 @@ export class PerPodQueue {
       // stop() raced with provisioning: do not leave the queue behind.
       this.#url = url;
       await this.#teardown();
-      throw new QueueError("QUEUE_STOPPED", "the per-pod queue was stopped while provisioning");
+      throw stopped("the per-pod queue was stopped while provisioning");
     }
     this.#url = url;
     this.#logger.info({ queueUrl: url, subscriptionArn: this.#subscriptionArn }, "per-pod queue ready");

@@ -173,7 +173,7 @@ export class QueuePoller implements MessageActions {
     const attempt = this.#failures++;
     const delay = backoffDelay(attempt, { jitter: "full", ...this.#options.backoff }, this.#random);
     // Log the first failure and then every 10th, so an outage does not flood the log.
-    const quiet = isAbort(err) || (err as { code?: unknown } | null)?.code === "QUEUE_STOPPED"; // shutting down
+    const quiet = isAbort(err); // shutting down
     const level = quiet ? "debug" : attempt === 0 || attempt % 10 === 0 ? "warn" : "debug";
     this.#logger[level]({ err: err ? describeError(err) : null, attempt, delayMs: delay }, `${what}; backing off`);
     await sleep(this.#timers, delay, signal);

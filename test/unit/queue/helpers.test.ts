@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
+import { AgentError } from "../../../agent/errors.ts";
 import { regionFromResource } from "../../../agent/queue/aws-clients.ts";
-import { QueueError } from "../../../agent/queue/errors.ts";
 import { QUEUE_DEFAULTS, resolveQueueOptions } from "../../../agent/queue/options.ts";
 import { queuePolicy } from "../../../agent/queue/per-pod-queue.ts";
 import { isValidQueueName, perPodQueueName, queueNameFromUrl } from "../../../agent/queue/queue-name.ts";
@@ -59,7 +59,7 @@ describe("resolveQueueOptions", () => {
     const bad = (o: Record<string, unknown>, pattern: RegExp) =>
       assert.throws(
         () => resolveQueueOptions({ ...base, ...o } as never),
-        (e: unknown) => e instanceof QueueError && e.code === "QUEUE_OPTIONS" && pattern.test(e.message),
+        (e: unknown) => e instanceof AgentError && e.code === "QUEUE_OPTIONS" && pattern.test(e.message),
       );
     bad({}, /exactly one of topicArn/);
     bad({ topicArn: TOPIC, queueUrl: "https://x/1/q" }, /exactly one/);
