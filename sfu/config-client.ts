@@ -100,17 +100,6 @@ export const CONFIG_CLIENT_DEFAULTS = {
  */
 export const AGENT_CLOSE_TIMEOUT_MS = 1000;
 
-/** Counters of a {@link ConfigClient}. */
-export interface ConfigClientStats {
-  connects: number;
-  acks: number;
-  nacks: number;
-  /** Connections this side closed for a protocol violation. */
-  violations: number;
-  /** `health` frames sent. */
-  healthFrames: number;
-}
-
 /** Dials the agent and applies what it pushes. start()/stop(). */
 export class ConfigClient {
   readonly #o: Required<Omit<ConfigClientOptions, "tokenFile" | "onOutcome" | "onSecretsReload" | "health">> &
@@ -123,7 +112,6 @@ export class ConfigClient {
   #connected = false;
   /** Configs are answered one at a time, in the order received. */
   #answering: Promise<void> = Promise.resolve();
-  readonly stats: ConfigClientStats = { connects: 0, acks: 0, nacks: 0, violations: 0, healthFrames: 0 };
   #healthTimer: ReturnType<typeof setInterval> | undefined;
   #healthOff: (() => void) | undefined;
 
@@ -211,7 +199,6 @@ export class ConfigClient {
     ws.on("open", () => {
       this.#connected = true;
       this.#attempt = 0;
-      this.stats.connects++;
       const hello: HelloMessage = {
         type: "hello",
         protocol: PROTOCOL_VERSION,
@@ -283,7 +270,6 @@ export class ConfigClient {
           this.#log.error({ err }, "config listener failed"),
         );
       }
-      this.stats.acks++;
       this.#log.info(
         { version: message.version, hash: message.hash },
         "config already applied (same hash): acked without re-applying",
@@ -304,12 +290,10 @@ export class ConfigClient {
     const base = { nonce: message.nonce, version: message.version, hash: message.hash };
     let reply: AckMessage | NackMessage;
     if (outcome.ok) {
-      this.stats.acks++;
       reply = { type: "ack", ...base };
       if (outcome.portIgnored) this.#log.info("server.port differs from --port; --port wins");
       this.#o.onOutcome?.("ack", null);
     } else {
-      this.stats.nacks++;
       reply = { type: "nack", ...base, applied: this.#o.state.applied, error: { ...outcome.error } };
       this.#log.warn({ version: message.version, error: outcome.error }, "config refused");
       this.#o.onOutcome?.("nack", outcome.error.code);
@@ -346,7 +330,6 @@ export class ConfigClient {
       sentHash = counters.hash;
       const frame: HealthMessage = { type: "health", ...counters };
       ws.send(JSON.stringify(frame));
-      this.stats.healthFrames++;
     };
     this.#stopHealth();
     send();
@@ -365,7 +348,6 @@ export class ConfigClient {
   }
 
   #violation(ws: WebSocket, code: number, reason: string): void {
-    this.stats.violations++;
     this.#log.warn({ code, reason }, "agent protocol violation; closing control connection");
     // A peer that does not complete the close handshake is cut off by ws after AGENT_CLOSE_TIMEOUT_MS.
     ws.close(code, closeReason(reason));

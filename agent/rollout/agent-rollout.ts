@@ -268,20 +268,19 @@ export class AgentRollout {
     return { changed: (this.#store.desired()?.hash ?? null) !== before, version };
   }
 
-  /** A reload event with a `rollout` field: re-read the state now (coalesced with a read in flight). */
-  onRolloutEvent(rollout: ReloadRolloutField | "malformed"): void {
+  /**
+   * A reload event with a `rollout` field: re-reads the state now (coalesced
+   * with a read in flight). Resolves once that read is done; the queue's
+   * settler does not wait for it.
+   */
+  onRolloutEvent(rollout: ReloadRolloutField | "malformed"): Promise<void> {
     if (rollout === "malformed")
       this.#logger.warn("reload event with a malformed rollout field: re-reading the state anyway");
     if (this.#reader === null) {
       this.#logger.warn("a rollout event arrived but this agent has no --rollout-state: every config applies at once");
-      return;
+      return Promise.resolve();
     }
-    void this.#read("event");
-  }
-
-  /** Re-reads the state now; resolves once read (tests, resync). */
-  refresh(): Promise<void> {
-    return this.#read("refresh");
+    return this.#read("event");
   }
 
   /** /status `rollout`; null when no policy is mounted. */
