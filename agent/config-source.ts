@@ -1,22 +1,8 @@
 /**
- * The config source: watches the mounted ConfigMap DIRECTORY with chokidar
- * and re-reads the config file (read -> parse -> validate -> normalise ->
- * hash, via protocol/config-loader) on every event.
- *
- * - The kubelet's atomic update renames a `..data_tmp` symlink over `..data`;
- *   the raw rename event of `..data` triggers a read at once (no added delay:
- *   the swap is already a single atomic step).
- * - Any other event (a plain write, an editor's rename-over, `kubectl cp`) is
- *   coalesced by a short trailing debounce (`debounceMs`, bounded by
- *   `maxDebounceMs`) so a burst of writes yields one read of the final bytes.
- * - A slow timer (`resyncIntervalMs`) re-reads anyway, against missed events.
- * - A missing file (ENOENT) is retried `notFoundRetries` times
- *   `notFoundRetryMs` apart before it is reported: during a swap the name
- *   can briefly dangle.
- * - Reads never overlap: an event during a read queues exactly one re-read.
- *
- * Every read is reported through `onReading`; deduplication (same hash) is
- * the store's job.
+ * The config source: watches the mounted ConfigMap directory and reads the
+ * config file through the protocol's one pipeline (read, parse, validate,
+ * normalise, hash) on every change. PROTOCOL.md
+ * [section 8](../protocol/PROTOCOL.md#8-canonical-json-and-the-config-hash).
  */
 import { createHash } from "node:crypto";
 import { constants as fsConstants, lstatSync, statSync } from "node:fs";
@@ -61,11 +47,16 @@ export interface ConfigSourceOptions {
   resyncIntervalMs?: number;
   notFoundRetries?: number;
   notFoundRetryMs?: number;
-  /** The directory secret files named by the config must live under (default: the loader's, /etc/sfu/secrets). */
+  /** The directory secret files named by the config must live under. */
   secretsDir?: string;
 }
 
-/** Documented defaults of the optional {@link ConfigSourceOptions}. */
+/**
+ * Defaults of the optional {@link ConfigSourceOptions}: a 50 ms debounce
+ * bounded at 500 ms, a full re-read every minute, a missing file retried 5
+ * times 50 ms apart (a swap can leave the name dangling that long), and the
+ * loader's secrets directory.
+ */
 export const CONFIG_SOURCE_DEFAULTS = {
   debounceMs: 50,
   maxDebounceMs: 500,
@@ -83,7 +74,25 @@ export interface ConfigSourceDeps {
   metrics?: AgentMetrics;
 }
 
-/** Watches a ConfigMap directory and reports every read of its config file. */
+/**
+ * Watches a ConfigMap directory (a {@link MountWatch}) and reports every read
+ * of its config file.
+ *
+ * - The kubelet's atomic update renames a `..data_tmp` symlink over `..data`;
+ *   the raw rename event of `..data` triggers a read at once (no added delay:
+ *   the swap is already a single atomic step).
+ * - Any other event (a plain write, an editor's rename-over, `kubectl cp`) is
+ *   coalesced by a short trailing debounce (`debounceMs`, bounded by
+ *   `maxDebounceMs`) so a burst of writes yields one read of the final bytes.
+ * - A slow timer (`resyncIntervalMs`) re-reads anyway, against missed events.
+ * - A missing file (ENOENT) is retried `notFoundRetries` times
+ *   `notFoundRetryMs` apart before it is reported: during a swap the name
+ *   can briefly dangle.
+ * - Reads never overlap: an event during a read queues exactly one re-read.
+ *
+ * Every read is reported through `onReading`; deduplication (same hash) is
+ * the store's job.
+ */
 export class ConfigSource {
   readonly #deps: ConfigSourceDeps;
   readonly #opts: Required<ConfigSourceOptions>;

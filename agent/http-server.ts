@@ -1,22 +1,9 @@
 /**
- * The agent's HTTP server on `--http`: `GET /healthz` (alive), `GET /readyz`
- * (200 once a valid config is loaded and the push server listens, else 503),
- * `GET /metrics` (Prometheus text from the shared Registry), `GET /status`
- * (JSON, see status.ts). Read-only: any other method is 405, any other path
- * 404. None of them ever shows a credential.
- *
- * Host check (against DNS rebinding: a web page whose name an attacker
- * re-points at this pod's address would otherwise read `/status` through
- * the victim's browser): a request is answered only when its `Host` names
- * this agent: a loopback name (`localhost`, `*.localhost`, `127.0.0.0/8`,
- * `::1`), the pod IP (`POD_IP`), an IP of the listening interface (every
- * local interface when listening on `0.0.0.0`/`::`; this is what the
- * kubelet's probes and Prometheus send, `Host: <podIP>:<port>`), or a name
- * given with `--http-allowed-hosts`. Anything else gets 421 Misdirected
- * Request. A request without `Host` (HTTP/1.0; no browser sends one) passes.
- * An absolute-form target (`GET http://host/ HTTP/1.1`) must name the same
- * host as `Host` (else 400; protocol/request-target.ts), which is then
- * checked as above.
+ * The agent's HTTP server on `--http`: `/healthz`, `/readyz`, `/metrics` and
+ * `/status` (what PROTOCOL.md
+ * [section 5.1](../protocol/PROTOCOL.md#51-settling-what-the-agent-reports-as-applied)
+ * says the agent reports), read-only, and only to a `Host` that names this
+ * agent.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { type AddressInfo, isIP } from "node:net";
@@ -81,7 +68,28 @@ function interfaceAddresses(bound: string): Set<string> {
   return out;
 }
 
-/** The status/metrics HTTP server. */
+/**
+ * The status/metrics HTTP server.
+ *
+ * The agent's HTTP server on `--http`: `GET /healthz` (alive), `GET /readyz`
+ * (200 once a valid config is loaded and the push server listens, else 503),
+ * `GET /metrics` (Prometheus text from the shared Registry), `GET /status`
+ * (JSON, see status.ts). Read-only: any other method is 405, any other path
+ * 404. None of them ever shows a credential.
+ *
+ * Host check (against DNS rebinding: a web page whose name an attacker
+ * re-points at this pod's address would otherwise read `/status` through
+ * the victim's browser): a request is answered only when its `Host` names
+ * this agent: a loopback name (`localhost`, `*.localhost`, `127.0.0.0/8`,
+ * `::1`), the pod IP (`POD_IP`), an IP of the listening interface (every
+ * local interface when listening on `0.0.0.0`/`::`; this is what the
+ * kubelet's probes and Prometheus send, `Host: <podIP>:<port>`), or a name
+ * given with `--http-allowed-hosts`. Anything else gets 421 Misdirected
+ * Request. A request without `Host` (HTTP/1.0; no browser sends one) passes.
+ * An absolute-form target (`GET http://host/ HTTP/1.1`) must name the same
+ * host as `Host` (else 400; protocol/request-target.ts), which is then
+ * checked as above.
+ */
 export class HttpServer {
   readonly #deps: HttpServerDeps;
   readonly #opts: HttpServerOptions;

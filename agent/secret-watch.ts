@@ -1,26 +1,8 @@
 /**
- * Notices Secret rotations: the files the desired config names
- * (`credentialFile`, `authSecretFile`) changing content while the config
- * itself (and so its hash) stays the same.
- *
- * It watches the secrets directory (chokidar, like the config source: the
- * kubelet swaps the `..data` symlink of a projected Secret volume), re-checks
- * on a slow timer against missed events, and whenever the desired config
- * changes. For each referenced file it keeps a *fingerprint*: an HMAC-SHA256
- * of the content under a random key made at start-up and never stored or
- * shown (or, for a file that cannot be read, the error code). The
- * fingerprint is only ever compared with the previous one: it is never
- * logged, put in `/status` or metrics, or hashed into anything, and the key
- * makes it useless outside this process. The content itself is zeroed once
- * fingerprinted.
- *
- * When a fingerprint changes the {@link SecretWatch.generation} increases by
- * one and listeners are told; the push session then sends `secrets-reload`
- * to an SFU that supports it. The generation starts at 1 (the files as
- * first seen) and is a plain counter, not derived from any secret.
- * A file that becomes unreadable is a change too: the SFU's re-read then
- * fails and it answers `nack APPLY_FAILED`, which is what an operator needs
- * to see.
+ * Notices Secret rotations: the files the desired config names changing
+ * content while the config (and so its hash) stays the same, for
+ * `secrets-reload`. PROTOCOL.md
+ * [section 18](../protocol/PROTOCOL.md#18-secret-files-and-secrets-reload).
  */
 import { createHmac, randomBytes } from "node:crypto";
 import type { Logger } from "pino";
@@ -55,7 +37,29 @@ export interface SecretWatchDeps {
   store: SnapshotStore;
 }
 
-/** Watches the secret files of the desired config; see the module comment. */
+/**
+ * Watches the secret files of the desired config.
+ *
+ * It watches the secrets directory (a {@link MountWatch}, like the config
+ * source: the kubelet swaps the `..data` symlink of a projected Secret
+ * volume), re-checks
+ * on a slow timer against missed events, and whenever the desired config
+ * changes. For each referenced file it keeps a *fingerprint*: an HMAC-SHA256
+ * of the content under a random key made at start-up and never stored or
+ * shown (or, for a file that cannot be read, the error code). The
+ * fingerprint is only ever compared with the previous one: it is never
+ * logged, put in `/status` or metrics, or hashed into anything, and the key
+ * makes it useless outside this process. The content itself is zeroed once
+ * fingerprinted.
+ *
+ * When a fingerprint changes the {@link SecretWatch.generation} increases by
+ * one and listeners are told; the push session then sends `secrets-reload`
+ * to an SFU that supports it. The generation starts at 1 (the files as
+ * first seen) and is a plain counter, not derived from any secret.
+ * A file that becomes unreadable is a change too: the SFU's re-read then
+ * fails and it answers `nack APPLY_FAILED`, which is what an operator needs
+ * to see.
+ */
 export class SecretWatch {
   readonly #deps: SecretWatchDeps;
   readonly #opts: Required<SecretWatchOptions>;

@@ -1,29 +1,8 @@
 /**
- * The SFU side of sfu-config/1: dials the agent (the SFU is the client, like
- * an xDS client), says `hello` with what it has applied, applies each pushed
- * `config` through the {@link ConfigApplier} and replies `ack` or `nack`.
- *
- * Protocol violations by the agent (bad JSON, unknown type, schema mismatch,
- * oversize, a nonce that did not increase) close the control connection with
- * the matching 4xxx code; media is never affected. The client reconnects with
- * exponential backoff and jitter and keeps serving with the last applied
- * config meanwhile.
- *
- * As PROTOCOL.md says: the first dial at boot is made at once (the backoff
- * only comes before re-attempts); `ws` fails a connection whose 101 does not
- * select the subprotocol, closes invalid UTF-8 text with 1007, and frames
- * above its own limit (2 MiB here, above MAX_FRAME_BYTES so that the
- * protocol layer answers 4009 first) with 1009; configs are answered one at
- * a time, in order; a config whose hash is the one applied (checked after
- * the schema version and the hash itself) is acked without re-applying, its
- * version becoming the applied version (section 6, step 2a).
- *
- * Call health (optional): when the agent's upgrade response carries
- * `sfu-config-features: health`, the client sends a `health` frame with the
- * counters of the applied hash right after `hello`, at once when a config
- * with another hash is applied (the counters restart), and every
- * `healthIntervalMs` while they changed. Without the header it never sends
- * one, so an agent that does not know the frame never sees it.
+ * The SFU side of sfu-config/1: dials the agent, says `hello`, applies each
+ * pushed config through the {@link ConfigApplier} and answers `ack` or `nack`,
+ * and sends `health` frames when the agent advertises them. PROTOCOL.md
+ * [section 3](../protocol/PROTOCOL.md#3-connection-lifecycle).
  */
 import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
@@ -100,7 +79,28 @@ export const CONFIG_CLIENT_DEFAULTS = {
  */
 export const AGENT_CLOSE_TIMEOUT_MS = 1000;
 
-/** Dials the agent and applies what it pushes. start()/stop(). */
+/**
+ * Dials the agent and applies what it pushes. start()/stop().
+ *
+ * Protocol violations by the agent (bad JSON, unknown type, schema mismatch,
+ * oversize, a nonce that did not increase) close the control connection with
+ * the matching 4xxx code; media is never affected. The client reconnects with
+ * exponential backoff and jitter and keeps serving with the last applied
+ * config meanwhile.
+ *
+ * The first dial at boot is made at once (the backoff only comes before
+ * re-attempts). `ws` itself fails a connection whose 101 does not select the
+ * subprotocol, closes invalid UTF-8 text with 1007, and closes frames above
+ * its own limit (2 x MAX_FRAME_BYTES here, so that the protocol layer answers
+ * 4009 first) with 1009. Configs are answered one at a time, in order.
+ *
+ * Call health (optional): when the agent's upgrade response carries
+ * `sfu-config-features: health`, the client sends a `health` frame with the
+ * counters of the applied hash right after `hello`, at once when a config
+ * with another hash is applied (the counters restart), and every
+ * `healthIntervalMs` while they changed. Without the header it never sends
+ * one, so an agent that does not know the frame never sees it.
+ */
 export class ConfigClient {
   readonly #o: Required<Omit<ConfigClientOptions, "tokenFile" | "onOutcome" | "onSecretsReload" | "health">> &
     Pick<ConfigClientOptions, "tokenFile" | "onOutcome" | "onSecretsReload" | "health">;

@@ -1,25 +1,8 @@
 /**
- * The HTTPS server of `sfu-agent admission`: `POST /validate` takes an
- * AdmissionReview (`admission.k8s.io/v1`, `Content-Type: application/json`)
- * and answers with the verdict of review.ts; `GET /healthz` (alive),
- * `GET /readyz` (200 while serving, 503 once stopping), `GET /metrics`
- * (Prometheus text). Any other path is 404, another method 405.
- *
- * Bounded for any client: a request body is counted while it streams in and
- * refused (413) the moment it passes `maxBodyBytes`; a body declared larger
- * is refused without a byte kept (refusals are sent once the client has
- * sent its body, discarded); at most `maxInFlight` reviews are read at once
- * (more: 503) and one is judged at a time, so memory stays under
- * `maxInFlight * maxBodyBytes` plus one load's own bounds; each request has a deadline
- * (`requestTimeoutMs`, set below the webhook's `timeoutSeconds`): a client
- * still sending the body then gets 408 and is disconnected (slowloris), and
- * a review still running is answered `allowed: false` (fail closed) with a
- * message saying so. The TLS handshake and the headers have the same
- * deadline. Errors never carry a stack trace or a config value.
- *
- * The serving certificate is reloaded when its files change
- * (certificate-reloader.ts) with `setSecureContext`: no restart, no dropped
- * connection.
+ * The HTTPS server of `sfu-agent admission`: `POST /validate` judges an
+ * AdmissionReview with the agent's own loader (the config of PROTOCOL.md
+ * [section 13](../../protocol/PROTOCOL.md#13-config-schema-v1-reference)),
+ * bounded for any client.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
@@ -62,7 +45,31 @@ export interface AdmissionServerOptions {
   tlsPollIntervalMs?: number;
 }
 
-/** The webhook's HTTPS server; a start/stop pair. */
+/**
+ * The webhook's HTTPS server; a start/stop pair.
+ *
+ * The HTTPS server of `sfu-agent admission`: `POST /validate` takes an
+ * AdmissionReview (`admission.k8s.io/v1`, `Content-Type: application/json`)
+ * and answers with the verdict of review.ts; `GET /healthz` (alive),
+ * `GET /readyz` (200 while serving, 503 once stopping), `GET /metrics`
+ * (Prometheus text). Any other path is 404, another method 405.
+ *
+ * Bounded for any client: a request body is counted while it streams in and
+ * refused (413) the moment it passes `maxBodyBytes`; a body declared larger
+ * is refused without a byte kept (refusals are sent once the client has
+ * sent its body, discarded); at most `maxInFlight` reviews are read at once
+ * (more: 503) and one is judged at a time, so memory stays under
+ * `maxInFlight * maxBodyBytes` plus one load's own bounds; each request has a deadline
+ * (`requestTimeoutMs`, set below the webhook's `timeoutSeconds`): a client
+ * still sending the body then gets 408 and is disconnected (slowloris), and
+ * a review still running is answered `allowed: false` (fail closed) with a
+ * message saying so. The TLS handshake and the headers have the same
+ * deadline. Errors never carry a stack trace or a config value.
+ *
+ * The serving certificate is reloaded when its files change
+ * (certificate-reloader.ts) with `setSecureContext`: no restart, no dropped
+ * connection.
+ */
 export class AdmissionServer {
   readonly #deps: AdmissionServerDeps;
   readonly #opts: Required<Omit<AdmissionServerOptions, "tlsPollIntervalMs">> & { tlsPollIntervalMs?: number };

@@ -1,17 +1,10 @@
 /**
- * `sfu-agent conformance`: plays the agent side of sfu-config/1 so an SFU
- * author (in any language) can check their SFU against the protocol without
- * running our agent. It listens, prints
- * `listening on ws://HOST:PORT` as its first stdout line, waits for one SFU
- * to dial in, runs the scripted cases (agent/conformance/cases.ts) and prints
- * one line per case and the summary line `N passed, N failed` (plus
- * `, N skipped (not applicable)` when a case about an optional capability
- * the SFU does not advertise was skipped).
- *
- * Exit status: 0 when no case failed (skips allowed), 1 when any failed (or the kit could
- * not listen), 2 on a usage error (bad flag, unreadable token file, unusable
- * base config). Progress and refused dial-ins go to stderr; the token is
- * never printed.
+ * `sfu-agent conformance`: plays the agent's side of sfu-config/1 so that an
+ * SFU author, in any language, can check an SFU against PROTOCOL.md
+ * ([section 1](../../protocol/PROTOCOL.md#1-overview) on) without running the
+ * agent. Exit 0 when no case failed (skips allowed), 1 when any failed or the
+ * kit could not listen, 2 on a usage error (bad flag, unreadable token file,
+ * unusable base config).
  */
 import { parseArgs } from "node:util";
 import { type FlagSpecs, formatFlagHelp } from "../../protocol/cli-flags.ts";
@@ -83,7 +76,15 @@ interface ConformanceArgs {
   help: boolean;
 }
 
-/** Entry point of `sfu-agent conformance`; returns the exit code. */
+/**
+ * Entry point of `sfu-agent conformance`; returns the exit code. It listens,
+ * prints `listening on ws://HOST:PORT` as its first stdout line, waits for one
+ * SFU to dial in, runs the scripted cases (agent/conformance/cases.ts) and
+ * prints one line per case and the summary line `N passed, N failed` (plus `,
+ * N skipped (not applicable)` when a case about an optional capability the SFU
+ * does not advertise was skipped). Progress and refused dial-ins go to stderr;
+ * the token is never printed.
+ */
 export async function main(argv: string[], io: CommandIo): Promise<number> {
   let args: ConformanceArgs;
   try {

@@ -1,16 +1,8 @@
 /**
- * The conformance kit's agent-side WebSocket server. It accepts SFU dial-ins
- * the way the real agent does (subprotocol `sfu-config.v1`, no `Origin`
- * header, optional `Authorization: Bearer <token>`, one SFU at a time) and
- * hands each connection that said `hello` to the suite as a {@link DialOutcome}.
- *
- * For the reconnect case it can refuse the next N dial attempts with HTTP 503
- * (as an agent that is restarting would), and it records the time of every
- * attempt so the suite can check the SFU backs off.
- *
- * Like the agent, it advertises the optional `health` frame in the upgrade
- * response (`sfu-config-features: health`), so the call-health case can see
- * whether the SFU sends valid ones.
+ * The conformance kit's agent-side WebSocket server: it lets SFUs dial in
+ * through the agent's own upgrade gate and hands each connection that said
+ * `hello` to the suite. PROTOCOL.md
+ * [section 2](../../protocol/PROTOCOL.md#2-transport).
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -37,17 +29,17 @@ export interface DialAttempt {
 
 /** Options of {@link ConformanceServer}; see {@link CONFORMANCE_SERVER_DEFAULTS}. */
 export interface ConformanceServerOptions {
-  /** Interface to listen on (default 127.0.0.1). */
+  /** Interface to listen on. */
   host?: string;
-  /** TCP port; 0 picks a free one (default 7070). */
+  /** TCP port; 0 picks a free one. */
   port?: number;
-  /** Bearer token SFUs must present; null accepts any (default null). Never logged. */
+  /** Bearer token SFUs must present; null accepts any. Never logged. */
   token?: string | null;
-  /** How long an SFU has to send hello after connecting, ms (default 5000). */
+  /** How long an SFU has to send hello after connecting, ms. */
   helloTimeoutMs?: number;
 }
 
-/** Defaults of {@link ConformanceServerOptions}. */
+/** Defaults of {@link ConformanceServerOptions}: the agent's own (`ws://127.0.0.1:7070`, no token, 5 s for hello). */
 export const CONFORMANCE_SERVER_DEFAULTS = {
   host: "127.0.0.1",
   port: 7070,
@@ -65,7 +57,18 @@ export interface ConformanceServerDeps {
 
 type Resolved = Required<ConformanceServerOptions>;
 
-/** The kit's WebSocket server. Call {@link start}, then {@link nextDial}; always {@link stop}. */
+/**
+ * The kit's WebSocket server. Call {@link start}, then {@link nextDial};
+ * always {@link stop}.
+ *
+ * For the reconnect case it can refuse the next N dial attempts with HTTP 503
+ * (as an agent that is restarting would), and it records the time of every
+ * attempt so the suite can check the SFU backs off.
+ *
+ * Like the agent, it advertises the optional `health` frame in the upgrade
+ * response (`sfu-config-features: health`), so the call-health case can see
+ * whether the SFU sends valid ones.
+ */
 export class ConformanceServer {
   readonly options: Resolved;
   /** Every upgrade request seen, oldest first. */

@@ -1,10 +1,9 @@
 /**
- * The configs the conformance kit pushes, all derived from one base config:
- * the example k8s/base/config.yaml (or `--config FILE`), loaded through the
- * protocol's one pipeline and with `webrtc.listenIp` set to 127.0.0.1.
- *
- * Every function here is pure; hashes are the protocol's own
- * {@link configHash}, so the kit and the real agent agree by construction.
+ * The configs the conformance kit pushes, all derived from one base config
+ * (k8s/base/config.yaml or `--config FILE`, with `webrtc.listenIp` set to
+ * 127.0.0.1) and hashed with the protocol's own {@link configHash}, so the kit
+ * and the agent agree by construction. PROTOCOL.md
+ * [section 8](../../protocol/PROTOCOL.md#8-canonical-json-and-the-config-hash).
  */
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";

@@ -1,18 +1,7 @@
 /**
- * The per-pod SQS queue of `--topic-arn` mode: create it, let only the topic
- * send to it, subscribe it with raw delivery, keep its heartbeat tag fresh,
- * and remove queue and subscription on shutdown.
- *
- * One queue per pod is what makes SNS a broadcast: a queue shared by several
- * replicas delivers each message to only one of them (competing consumers).
- *
- * Calls at start (5): CreateQueue (born tagged with heartbeat, topic, pod) ->
- * GetQueueAttributes(QueueArn) -> SetQueueAttributes(Policy with an
- * `aws:SourceArn` condition on the topic, retention, visibility) ->
- * sns:Subscribe(RawMessageDelivery=true) -> TagQueue(subscription ARN,
- * heartbeat). Every heartbeat interval: one TagQueue. At stop: sns:Unsubscribe
- * and DeleteQueue. All steps are idempotent, so a restarted container (same
- * pod name) adopts its queue and subscription again.
+ * The per-pod SQS queue of `--topic-arn` mode: created, subscribed to the
+ * topic, heartbeated, and removed on shutdown. It carries the reload events of
+ * PROTOCOL.md [section 11](../../protocol/PROTOCOL.md#11-sns-events).
  */
 
 import { type SNSClient, SubscribeCommand, UnsubscribeCommand } from "@aws-sdk/client-sns";
@@ -77,7 +66,22 @@ export function queuePolicy(queueArn: string, topicArn: string): string {
   });
 }
 
-/** Owns one per-pod queue; see the module documentation. */
+/**
+ * Owns one per-pod queue: creates it, lets only the topic send to it,
+ * subscribes it with raw delivery, keeps its heartbeat tag fresh, and removes
+ * queue and subscription on shutdown.
+ *
+ * One queue per pod is what makes SNS a broadcast: a queue shared by several
+ * replicas delivers each message to only one of them (competing consumers).
+ *
+ * Calls at start (5): CreateQueue (born tagged with heartbeat, topic, pod) ->
+ * GetQueueAttributes(QueueArn) -> SetQueueAttributes(Policy with an
+ * `aws:SourceArn` condition on the topic, retention, visibility) ->
+ * sns:Subscribe(RawMessageDelivery=true) -> TagQueue(subscription ARN,
+ * heartbeat). Every heartbeat interval: one TagQueue. At stop: sns:Unsubscribe
+ * and DeleteQueue. All steps are idempotent, so a restarted container (same
+ * pod name) adopts its queue and subscription again.
+ */
 export class PerPodQueue {
   readonly #sqs: SQSClient;
   readonly #sns: SNSClient;

@@ -1,21 +1,7 @@
 /**
- * The SQS long-poll loop. Receives up to 10 messages per call (long poll,
- * `WaitTimeSeconds` 20 by default), hands each to a handler, and implements
- * the {@link MessageActions} settlement uses (delete, extend visibility).
- *
- * Failures never end the loop: every failed call is counted in
- * `sfu_agent_sqs_errors_total{operation}`, logged, and retried after an
- * exponential back-off with full jitter. When the queue no longer exists
- * (deleted by a sweeper after a long outage, or an emulator restart) the
- * `onQueueMissing` hook re-provisions it. Nothing here touches /readyz: the
- * agent stays ready on its file watch whatever SQS does.
- *
- * A burst costs bounded memory: while more than {@link MAX_CALLS_IN_FLIGHT}
- * delete and visibility calls are in flight, no more messages are received,
- * so settled messages are deleted before more arrive. Deletes asked for in
- * the same turn (a received batch settling at once) go out together, up to
- * 10 per `DeleteMessageBatch` call (authorised by `sqs:DeleteMessage`), which
- * cuts a burst's CPU per message.
+ * The SQS long-poll loop: receives the reload events of PROTOCOL.md
+ * [section 11](../../protocol/PROTOCOL.md#11-sns-events), hands each to a
+ * handler, and deletes or extends them for the settlement.
  */
 import {
   ChangeMessageVisibilityCommand,
@@ -45,7 +31,25 @@ export interface PollerOptions {
   backoff: BackoffOptions;
 }
 
-/** Long-polls one queue; see the module documentation. */
+/**
+ * Long-polls one queue. Receives up to 10 messages per call (long poll,
+ * `waitTimeSeconds`), hands each to a handler, and implements the
+ * {@link MessageActions} settlement uses (delete, extend visibility).
+ *
+ * Failures never end the loop: every failed call is counted in
+ * `sfu_agent_sqs_errors_total{operation}`, logged, and retried after an
+ * exponential back-off with full jitter. When the queue no longer exists
+ * (deleted by a sweeper after a long outage, or an emulator restart) the
+ * `onQueueMissing` hook re-provisions it. Nothing here touches /readyz: the
+ * agent stays ready on its file watch whatever SQS does.
+ *
+ * A burst costs bounded memory: while more than {@link MAX_CALLS_IN_FLIGHT}
+ * delete and visibility calls are in flight, no more messages are received,
+ * so settled messages are deleted before more arrive. Deletes asked for in
+ * the same turn (a received batch settling at once) go out together, up to
+ * 10 per `DeleteMessageBatch` call (authorised by `sqs:DeleteMessage`), which
+ * cuts a burst's CPU per message.
+ */
 export class QueuePoller implements MessageActions {
   readonly #sqs: SQSClient;
   readonly #queueUrl: () => string | null;
