@@ -54,13 +54,14 @@ describe("MountWatch", () => {
   });
 
   it("without swapAtOnce a swap joins the debounce: one call for the whole burst", async () => {
-    const t = await started("burst", { debounceMs: 150, maxDebounceMs: 60_000, swapAtOnce: false });
+    // A quiet time well above any gap between these writes, even on a loaded machine.
+    const t = await started("burst", { debounceMs: 500, maxDebounceMs: 60_000, swapAtOnce: false });
     try {
       const writer = new AtomicWriter(t.dir);
       await writer.write({ "config.yaml": "a: 1\n" });
       for (let i = 0; i < 5; i++) await writeFile(join(t.dir, "plain"), `${i}`);
       await until("the debounced call", () => t.changes.length > 0);
-      await sleep(400);
+      await sleep(700);
       assert.deepEqual(t.changes, ["file"]);
     } finally {
       await t.watch.stop();
@@ -83,13 +84,14 @@ describe("MountWatch", () => {
   });
 
   it("stop drops a pending call and ignores later events", async () => {
-    const t = await started("stop", { debounceMs: 100, maxDebounceMs: 1_000, swapAtOnce: true });
+    // The event is pending (150 ms in) when stop comes, long before the 1.5 s quiet time ends.
+    const t = await started("stop", { debounceMs: 1_500, maxDebounceMs: 60_000, swapAtOnce: true });
     await writeFile(join(t.dir, "plain"), "x");
-    await sleep(30);
+    await sleep(150);
     await t.watch.stop();
     await t.watch.stop();
     await writeFile(join(t.dir, "plain"), "y");
-    await sleep(250);
+    await sleep(1_700);
     assert.deepEqual(t.changes, []);
     assert.deepEqual(t.errors, []);
   });
