@@ -1,28 +1,13 @@
 /**
- * The config source: watches the mounted ConfigMap DIRECTORY with chokidar
- * and re-reads the config file (read -> parse -> validate -> normalise ->
- * hash, via protocol/config-loader) on every event.
- *
- * - The kubelet's atomic update renames a `..data_tmp` symlink over `..data`;
- *   the raw rename event of `..data` triggers a read at once (no added delay:
- *   the swap is already a single atomic step).
- * - Any other event (a plain write, an editor's rename-over, `kubectl cp`) is
- *   coalesced by a short trailing debounce (`debounceMs`, bounded by
- *   `maxDebounceMs`) so a burst of writes yields one read of the final bytes.
- * - A slow timer (`resyncIntervalMs`) re-reads anyway, against missed events.
- * - A missing file (ENOENT) is retried `notFoundRetries` times
- *   `notFoundRetryMs` apart before it is reported: during a swap the name
- *   can briefly dangle.
- * - Reads never overlap: an event during a read queues exactly one re-read.
- *
- * Every read is reported through `onReading`; deduplication (same hash) is
- * the store's job.
+ * The config source: watches the mounted ConfigMap directory and reads the
+ * config file through the protocol's one pipeline (read, parse, validate,
+ * normalise, hash) on every change. PROTOCOL.md
+ * [section 8](../protocol/PROTOCOL.md#8-canonical-json-and-the-config-hash).
  */
 import { createHash } from "node:crypto";
 import { constants as fsConstants, lstatSync, statSync } from "node:fs";
 import { open } from "node:fs/promises";
-import { basename, join } from "node:path";
-import { type FSWatcher, watch } from "chokidar";
+import { join } from "node:path";
 import type { Logger } from "pino";
 import {
   type ConfigProblem,
@@ -33,8 +18,8 @@ import {
 } from "../protocol/config-loader.ts";
 import type { NormalisedConfig } from "../protocol/config-schema-v2.ts";
 import { DEFAULT_SECRETS_DIR } from "../protocol/secret-paths.ts";
-import { LifecycleError } from "./errors.ts";
 import type { AgentMetrics, WatchEventKind } from "./metrics.ts";
+import { MountWatch } from "./mount-watch.ts";
 
 /** A plain file modified this recently (ms) is always re-read (see ConfigSource #identity). */
 const RACY_MS = 1_000;
@@ -62,11 +47,16 @@ export interface ConfigSourceOptions {
   resyncIntervalMs?: number;
   notFoundRetries?: number;
   notFoundRetryMs?: number;
-  /** The directory secret files named by the config must live under (default: the loader's, /etc/sfu/secrets). */
+  /** The directory secret files named by the config must live under. */
   secretsDir?: string;
 }
 
-/** Documented defaults of the optional {@link ConfigSourceOptions}. */
+/**
+ * Defaults of the optional {@link ConfigSourceOptions}: a 50 ms debounce
+ * bounded at 500 ms, a full re-read every minute, a missing file retried 5
+ * times 50 ms apart (a swap can leave the name dangling that long), and the
+ * loader's secrets directory.
+ */
 export const CONFIG_SOURCE_DEFAULTS = {
   debounceMs: 50,
   maxDebounceMs: 500,
@@ -84,15 +74,31 @@ export interface ConfigSourceDeps {
   metrics?: AgentMetrics;
 }
 
-/** Watches a ConfigMap directory and reports every read of its config file. */
+/**
+ * Watches a ConfigMap directory (a {@link MountWatch}) and reports every read
+ * of its config file.
+ *
+ * - The kubelet's atomic update renames a `..data_tmp` symlink over `..data`;
+ *   the raw rename event of `..data` triggers a read at once (no added delay:
+ *   the swap is already a single atomic step).
+ * - Any other event (a plain write, an editor's rename-over, `kubectl cp`) is
+ *   coalesced by a short trailing debounce (`debounceMs`, bounded by
+ *   `maxDebounceMs`) so a burst of writes yields one read of the final bytes.
+ * - A slow timer (`resyncIntervalMs`) re-reads anyway, against missed events.
+ * - A missing file (ENOENT) is retried `notFoundRetries` times
+ *   `notFoundRetryMs` apart before it is reported: during a swap the name
+ *   can briefly dangle.
+ * - Reads never overlap: an event during a read queues exactly one re-read.
+ *
+ * Every read is reported through `onReading`; deduplication (same hash) is
+ * the store's job.
+ */
 export class ConfigSource {
   readonly #deps: ConfigSourceDeps;
   readonly #opts: Required<ConfigSourceOptions>;
   readonly #path: string;
-  #watcher: FSWatcher | null = null;
+  #watch: MountWatch | null = null;
   #resync: NodeJS.Timeout | null = null;
-  #debounce: NodeJS.Timeout | null = null;
-  #debounceStarted = 0;
   #reading: Promise<void> | null = null;
   #again: WatchEventKind | null = null;
   #state: "new" | "started" | "stopped" = "new";
@@ -125,27 +131,22 @@ export class ConfigSource {
 
   /** Reads the file once (reported with trigger "start"), then watches. Resolves when the watcher is ready. */
   async start(): Promise<void> {
-    if (this.#state !== "new") throw new LifecycleError(`ConfigSource already ${this.#state}`);
+    if (this.#state !== "new") throw new Error(`ConfigSource already ${this.#state}`);
     this.#state = "started";
     await this.#read("start");
-    const watcher = watch(this.#opts.dir, {
-      depth: 0,
-      followSymlinks: false,
-      atomic: false,
-      ignoreInitial: true,
-      ignorePermissionErrors: true,
-    });
-    this.#watcher = watcher;
-    watcher.on("raw", (_event: string, name: string | null) => {
-      if (name !== null && basename(name) === "..data") this.trigger("swap");
-      else this.#debounced();
-    });
-    watcher.on("all", (_event: string, path: string) => {
-      if (basename(path) === "..data") this.trigger("swap");
-      else this.#debounced();
-    });
-    watcher.on("error", (err: unknown) => this.#deps.logger.warn({ err }, "config watch error"));
-    await new Promise<void>((resolve) => watcher.once("ready", () => resolve()));
+    this.#watch = new MountWatch(
+      {
+        dir: this.#opts.dir,
+        debounceMs: this.#opts.debounceMs,
+        maxDebounceMs: this.#opts.maxDebounceMs,
+        swapAtOnce: true,
+      },
+      {
+        onChange: (change) => this.trigger(change),
+        onError: (err) => this.#deps.logger.warn({ err }, "config watch error"),
+      },
+    );
+    await this.#watch.start();
     this.#scheduleResync();
     this.#deps.logger.info({ dir: this.#opts.dir, key: this.#opts.key }, "watching config directory");
   }
@@ -154,45 +155,22 @@ export class ConfigSource {
   async stop(): Promise<void> {
     if (this.#state === "stopped") return;
     this.#state = "stopped";
-    if (this.#debounce) clearTimeout(this.#debounce);
     if (this.#resync) clearTimeout(this.#resync);
     this.#again = null;
-    await this.#watcher?.close();
-    this.#watcher = null;
+    await this.#watch?.stop();
+    this.#watch = null;
     await this.#reading;
   }
 
   /** Requests a read now (coalesced with a read in progress). */
   trigger(kind: WatchEventKind): void {
     if (this.#state !== "started") return;
-    if (kind !== "file" && this.#debounce) {
-      clearTimeout(this.#debounce);
-      this.#debounce = null;
-    }
+    if (kind !== "file") this.#watch?.cancelPending();
     if (this.#reading) {
       this.#again ??= kind;
       return;
     }
     void this.#read(kind);
-  }
-
-  #debounced(): void {
-    if (this.#state !== "started") return;
-    const now = performance.now();
-    if (this.#debounce) {
-      clearTimeout(this.#debounce);
-      if (now - this.#debounceStarted >= this.#opts.maxDebounceMs) {
-        this.#debounce = null;
-        this.trigger("file");
-        return;
-      }
-    } else {
-      this.#debounceStarted = now;
-    }
-    this.#debounce = setTimeout(() => {
-      this.#debounce = null;
-      this.trigger("file");
-    }, this.#opts.debounceMs);
   }
 
   #scheduleResync(): void {

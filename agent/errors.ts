@@ -1,36 +1,85 @@
 /**
- * Typed errors of the agent. Each class carries a literal `code` so callers
- * can branch without string matching. These are thrown only for programming
- * or start-up failures (bad options, a port in use, an unreadable token
- * file); expected runtime outcomes (an invalid config file, a NACK) are
- * returned values and store events, never throws.
+ * The agent's error idiom: a start-up failure (a bad flag, a port in use, an
+ * unreadable file) is an {@link AgentError} with a literal `code` that the
+ * commands map to their exit code ({@link exitCodeOf}) and print with its
+ * message; programmer misuse (bad constructor options, a component started
+ * twice) is a standard `TypeError`, `RangeError` or `Error`; expected
+ * outcomes (an invalid config, a NACK) are returned values, never throws.
+ * The codes are listed in docs/troubleshooting.md.
  */
 
-/** Base class of every agent error. */
-export abstract class AgentError extends Error {
-  abstract readonly code: string;
+/** Literal codes of {@link AgentError}, each with its exit code in {@link EXIT_CODES}. */
+export type AgentErrorCode =
+  /** A flag or environment variable is invalid. */
+  | "INVALID_OPTIONS"
+  /** A server could not listen on its address (port in use, bad host). */
+  | "LISTEN_FAILED"
+  /** The `--token-file` could not be read or is empty. */
+  | "TOKEN_FILE"
+  /** The admission webhook's serving certificate or key cannot be read, or they do not form a pair. */
+  | "TLS_FILES"
+  /** The queue settings derived from the flags are out of range. */
+  | "QUEUE_OPTIONS"
+  /** An AWS call failed in a way the caller must see (e.g. provisioning gave up). */
+  | "QUEUE_AWS"
+  /** An option of the conformance kit is invalid. */
+  | "CONFORMANCE_OPTIONS"
+  /** The base config the conformance kit pushes could not be loaded or is invalid. */
+  | "CONFORMANCE_BASE_CONFIG"
+  /** The conformance kit's WebSocket server could not listen. */
+  | "CONFORMANCE_LISTEN_FAILED";
+
+/** The exit code of a command that failed with each code: 2 for what the user typed, 1 for the rest. */
+export const EXIT_CODES: Readonly<Record<AgentErrorCode, 1 | 2>> = {
+  INVALID_OPTIONS: 2,
+  LISTEN_FAILED: 1,
+  TOKEN_FILE: 1,
+  TLS_FILES: 1,
+  QUEUE_OPTIONS: 2,
+  QUEUE_AWS: 1,
+  CONFORMANCE_OPTIONS: 2,
+  CONFORMANCE_BASE_CONFIG: 2,
+  CONFORMANCE_LISTEN_FAILED: 1,
+};
+
+/** A start-up failure of the agent's commands; `code` tells which (see the module comment). */
+export class AgentError<C extends AgentErrorCode = AgentErrorCode> extends Error {
+  readonly code: C;
+  constructor(code: C, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "AgentError";
+    this.code = code;
+  }
 }
 
-/** A command-line flag or environment variable is invalid (`sfu-agent run` exits 2). */
-export class OptionsError extends AgentError {
-  readonly code = "INVALID_OPTIONS" as const;
-  override name = "OptionsError";
+/** The exit code for a failure: {@link EXIT_CODES} for an {@link AgentError}, 1 for anything else. */
+export function exitCodeOf(err: unknown): 1 | 2 {
+  return err instanceof AgentError ? EXIT_CODES[err.code as AgentErrorCode] : 1;
 }
 
-/** A server could not listen on its address (port in use, bad host). */
-export class ListenError extends AgentError {
-  readonly code = "LISTEN_FAILED" as const;
-  override name = "ListenError";
+/**
+ * @deprecated Throw `new AgentError("LISTEN_FAILED", ...)`. Kept while the
+ * delivery core's files (push-server.ts, agent.ts) still name it.
+ */
+export class ListenError extends AgentError<"LISTEN_FAILED"> {
+  constructor(message: string) {
+    super("LISTEN_FAILED", message);
+  }
 }
 
-/** The `--token-file` could not be read or is empty. */
-export class TokenFileError extends AgentError {
-  readonly code = "TOKEN_FILE" as const;
-  override name = "TokenFileError";
+/**
+ * @deprecated Throw `new AgentError("TOKEN_FILE", ...)`. Kept while agent.ts
+ * (the delivery core's) still throws it.
+ */
+export class TokenFileError extends AgentError<"TOKEN_FILE"> {
+  constructor(message: string) {
+    super("TOKEN_FILE", message);
+  }
 }
 
-/** A component was used in the wrong lifecycle state (e.g. started twice). */
-export class LifecycleError extends AgentError {
-  readonly code = "LIFECYCLE" as const;
-  override name = "LifecycleError";
-}
+/**
+ * @deprecated Misuse is a standard `Error`: throw `new Error(...)`. Kept while
+ * the delivery core's files (agent.ts, push-server.ts, http-pusher.ts) still
+ * throw it.
+ */
+export const LifecycleError = Error;

@@ -1,22 +1,9 @@
 /**
- * The agent's HTTP server on `--http`: `GET /healthz` (alive), `GET /readyz`
- * (200 once a valid config is loaded and the push server listens, else 503),
- * `GET /metrics` (Prometheus text from the shared Registry), `GET /status`
- * (JSON, see status.ts). Read-only: any other method is 405, any other path
- * 404. None of them ever shows a credential.
- *
- * Host check (against DNS rebinding: a web page whose name an attacker
- * re-points at this pod's address would otherwise read `/status` through
- * the victim's browser): a request is answered only when its `Host` names
- * this agent: a loopback name (`localhost`, `*.localhost`, `127.0.0.0/8`,
- * `::1`), the pod IP (`POD_IP`), an IP of the listening interface (every
- * local interface when listening on `0.0.0.0`/`::`; this is what the
- * kubelet's probes and Prometheus send, `Host: <podIP>:<port>`), or a name
- * given with `--http-allowed-hosts`. Anything else gets 421 Misdirected
- * Request. A request without `Host` (HTTP/1.0; no browser sends one) passes.
- * An absolute-form target (`GET http://host/ HTTP/1.1`) must name the same
- * host as `Host` (else 400; protocol/request-target.ts), which is then
- * checked as above.
+ * The agent's HTTP server on `--http`: `/healthz`, `/readyz`, `/metrics` and
+ * `/status` (what PROTOCOL.md
+ * [section 5.1](../protocol/PROTOCOL.md#51-settling-what-the-agent-reports-as-applied)
+ * says the agent reports), read-only, and only to a `Host` that names this
+ * agent.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { type AddressInfo, isIP } from "node:net";
@@ -24,7 +11,6 @@ import { networkInterfaces } from "node:os";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { requestHost } from "../protocol/request-target.ts";
-import { LifecycleError, type ListenError } from "./errors.ts";
 import { listenOn } from "./listen.ts";
 import type { AgentStatus } from "./status.ts";
 
@@ -82,7 +68,28 @@ function interfaceAddresses(bound: string): Set<string> {
   return out;
 }
 
-/** The status/metrics HTTP server. */
+/**
+ * The status/metrics HTTP server.
+ *
+ * The agent's HTTP server on `--http`: `GET /healthz` (alive), `GET /readyz`
+ * (200 once a valid config is loaded and the push server listens, else 503),
+ * `GET /metrics` (Prometheus text from the shared Registry), `GET /status`
+ * (JSON, see status.ts). Read-only: any other method is 405, any other path
+ * 404. None of them ever shows a credential.
+ *
+ * Host check (against DNS rebinding: a web page whose name an attacker
+ * re-points at this pod's address would otherwise read `/status` through
+ * the victim's browser): a request is answered only when its `Host` names
+ * this agent: a loopback name (`localhost`, `*.localhost`, `127.0.0.0/8`,
+ * `::1`), the pod IP (`POD_IP`), an IP of the listening interface (every
+ * local interface when listening on `0.0.0.0`/`::`; this is what the
+ * kubelet's probes and Prometheus send, `Host: <podIP>:<port>`), or a name
+ * given with `--http-allowed-hosts`. Anything else gets 421 Misdirected
+ * Request. A request without `Host` (HTTP/1.0; no browser sends one) passes.
+ * An absolute-form target (`GET http://host/ HTTP/1.1`) must name the same
+ * host as `Host` (else 400; protocol/request-target.ts), which is then
+ * checked as above.
+ */
 export class HttpServer {
   readonly #deps: HttpServerDeps;
   readonly #opts: HttpServerOptions;
@@ -113,9 +120,9 @@ export class HttpServer {
     this.#server.keepAliveTimeout = 5_000;
   }
 
-  /** Starts listening; throws {@link ListenError} when the address is unavailable. */
+  /** Starts listening; throws an AgentError `LISTEN_FAILED` when the address is unavailable. */
   async start(): Promise<void> {
-    if (this.#state !== "new") throw new LifecycleError(`HttpServer already ${this.#state}`);
+    if (this.#state !== "new") throw new Error(`HttpServer already ${this.#state}`);
     await listenOn(this.#server, this.#opts.host, this.#opts.port, "http server");
     this.#state = "listening";
     this.#refreshInterfaces();
@@ -125,7 +132,7 @@ export class HttpServer {
   /** The bound address (after start). */
   address(): AddressInfo {
     const a = this.#server.address();
-    if (a === null || typeof a === "string") throw new LifecycleError("HttpServer is not listening");
+    if (a === null || typeof a === "string") throw new Error("HttpServer is not listening");
     return a;
   }
 

@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { LOG_LEVELS, type LogLevel } from "../protocol/config-schema.ts";
 import { DEFAULT_SECRETS_DIR } from "../protocol/secret-paths.ts";
 import { envName, type ListenAddress, parseDuration, parseListenAddress } from "./cli-values.ts";
-import { OptionsError } from "./errors.ts";
+import { AgentError } from "./errors.ts";
 import { checkPushUrl } from "./http-push-wire.ts";
 import { parseS3Url } from "./rollout/s3-url.ts";
 
@@ -124,11 +124,13 @@ export function runUsage(): string {
 }
 
 /** Result of {@link parseRunOptions}. */
-export type ParseRunResult = { ok: true; help: boolean; options: RunOptions } | { ok: false; error: OptionsError };
+export type ParseRunResult =
+  | { ok: true; help: boolean; options: RunOptions }
+  | { ok: false; error: AgentError<"INVALID_OPTIONS"> };
 
 /**
  * Parses `sfu-agent run` argv over `env` and the defaults. Never throws for
- * bad input: returns an {@link OptionsError} naming the flag (or variable)
+ * bad input: returns an {@link AgentError} `INVALID_OPTIONS` naming the flag (or variable)
  * and what is wrong with it.
  */
 export function parseRunOptions(
@@ -267,5 +269,5 @@ function allowedHosts(value: string | null, from: string | undefined, errors: st
 }
 
 function fail(message: string): ParseRunResult {
-  return { ok: false, error: new OptionsError(message) };
+  return { ok: false, error: new AgentError("INVALID_OPTIONS", message) };
 }

@@ -55,7 +55,6 @@
  * health`); before `hello` it closes with 4005 like any other frame; an
  * invalid one closes with 4003.
  */
-import { timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
@@ -77,7 +76,7 @@ import {
   SUBPROTOCOL,
 } from "../protocol/messages-schema.ts";
 import { helloFeatures, SECRETS_RELOAD_FEATURE, secretsReloadMessage } from "../protocol/secrets-reload.ts";
-import { guardPings, webSocketVersionRefusal } from "../protocol/websocket-guard.ts";
+import { abortHandshake, guardPings, upgradeRefusal } from "../protocol/websocket-guard.ts";
 import { LifecycleError, type ListenError } from "./errors.ts";
 import { listenOn } from "./listen.ts";
 import type { AgentMetrics } from "./metrics.ts";
@@ -223,41 +222,18 @@ export class PushServer {
     this.#state = "stopped";
   }
 
-  #refuse(socket: Duplex, status: number, text: string, reason: string): void {
-    this.#deps.metrics?.connectionsRefused.inc({ reason });
-    socket.end(
-      `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(reason) + 1}\r\n\r\n${reason}\n`,
-    );
-  }
-
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on("error", () => socket.destroy());
     const peer = { remote: req.socket.remoteAddress };
-    if (this.#state !== "listening") {
-      this.#refuse(socket, 503, "Service Unavailable", "shutting down");
-      return;
-    }
-    const version = webSocketVersionRefusal(req.headers["sec-websocket-version"]);
-    if (version !== null) {
-      this.#deps.metrics?.connectionsRefused.inc({ reason: "version" });
-      this.#deps.logger.warn(peer, "refused a WebSocket upgrade that is not version 13");
-      socket.end(version);
-      return;
-    }
-    if (req.headers.origin !== undefined) {
-      this.#deps.logger.warn(peer, "refused a connection carrying an Origin header (browsers may not connect)");
-      this.#refuse(socket, 403, "Forbidden", "origin");
-      return;
-    }
-    const offered = (req.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim());
-    if (!offered.includes(SUBPROTOCOL)) {
-      this.#deps.logger.warn(peer, `refused a connection without subprotocol ${SUBPROTOCOL}`);
-      this.#refuse(socket, 426, "Upgrade Required", "subprotocol");
-      return;
-    }
-    if (this.#opts.token !== null && !tokenMatches(req.headers.authorization, this.#opts.token)) {
-      this.#deps.logger.warn(peer, "refused a connection with a missing or wrong token");
-      this.#refuse(socket, 401, "Unauthorized", "token");
+    const refusal = upgradeRefusal(req, {
+      subprotocol: SUBPROTOCOL,
+      token: this.#opts.token,
+      available: this.#state === "listening",
+    });
+    if (refusal !== null) {
+      this.#deps.metrics?.connectionsRefused.inc({ reason: refusal.reason });
+      this.#deps.logger.warn(peer, `refused a WebSocket upgrade with HTTP ${refusal.status}: ${refusal.detail}`);
+      abortHandshake(socket, refusal);
       return;
     }
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
@@ -282,17 +258,6 @@ export class PushServer {
       });
     });
   }
-}
-
-/** Constant-time check of `Authorization: Bearer <token>`. */
-export function tokenMatches(header: string | undefined, token: string): boolean {
-  const m = /^Bearer (.+)$/.exec(header ?? "");
-  const given = Buffer.from(m?.[1] ?? "", "utf8");
-  const want = Buffer.from(token, "utf8");
-  // Compare equal-length buffers so the time does not depend on where they differ.
-  const padded = Buffer.alloc(want.length);
-  given.copy(padded, 0, 0, Math.min(given.length, want.length));
-  return timingSafeEqual(padded, want) && given.length === want.length;
 }
 
 /** Per-connection options of {@link SfuSession}. */

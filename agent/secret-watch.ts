@@ -1,10 +1,48 @@
 /**
- * Notices Secret rotations: the files the desired config names
- * (`credentialFile`, `authSecretFile`) changing content while the config
- * itself (and so its hash) stays the same.
+ * Notices Secret rotations: the files the desired config names changing
+ * content while the config (and so its hash) stays the same, for
+ * `secrets-reload`. PROTOCOL.md
+ * [section 18](../protocol/PROTOCOL.md#18-secret-files-and-secrets-reload).
+ */
+import { createHmac, randomBytes } from "node:crypto";
+import type { Logger } from "pino";
+import { DEFAULT_SECRETS_DIR, readSecretFile, secretFileRefs } from "../protocol/secret-paths.ts";
+import { MountWatch } from "./mount-watch.ts";
+import type { SnapshotStore } from "./snapshot-store.ts";
+
+/** Options of {@link SecretWatch}; see {@link SECRET_WATCH_DEFAULTS}. */
+export interface SecretWatchOptions {
+  /** The secrets directory (watched). */
+  secretsDir?: string;
+  /** Coalesces a burst of events (a kubelet swap fires several) into one check. */
+  debounceMs?: number;
+  /** Longest a burst of events may postpone the check. */
+  maxDebounceMs?: number;
+  /** Re-check interval against missed events; 0 = none. */
+  resyncIntervalMs?: number;
+}
+
+/** Documented defaults of {@link SecretWatchOptions}. */
+export const SECRET_WATCH_DEFAULTS = {
+  secretsDir: DEFAULT_SECRETS_DIR,
+  debounceMs: 100,
+  maxDebounceMs: 1_000,
+  resyncIntervalMs: 60_000,
+} as const;
+
+/** Dependencies of {@link SecretWatch}. */
+export interface SecretWatchDeps {
+  logger: Logger;
+  /** The desired config names the files to watch. */
+  store: SnapshotStore;
+}
+
+/**
+ * Watches the secret files of the desired config.
  *
- * It watches the secrets directory (chokidar, like the config source: the
- * kubelet swaps the `..data` symlink of a projected Secret volume), re-checks
+ * It watches the secrets directory (a {@link MountWatch}, like the config
+ * source: the kubelet swaps the `..data` symlink of a projected Secret
+ * volume), re-checks
  * on a slow timer against missed events, and whenever the desired config
  * changes. For each referenced file it keeps a *fingerprint*: an HMAC-SHA256
  * of the content under a random key made at start-up and never stored or
@@ -22,38 +60,6 @@
  * fails and it answers `nack APPLY_FAILED`, which is what an operator needs
  * to see.
  */
-import { createHmac, randomBytes } from "node:crypto";
-import { type FSWatcher, watch } from "chokidar";
-import type { Logger } from "pino";
-import { DEFAULT_SECRETS_DIR, readSecretFile, secretFileRefs } from "../protocol/secret-paths.ts";
-import { LifecycleError } from "./errors.ts";
-import type { SnapshotStore } from "./snapshot-store.ts";
-
-/** Options of {@link SecretWatch}; see {@link SECRET_WATCH_DEFAULTS}. */
-export interface SecretWatchOptions {
-  /** The secrets directory (watched). */
-  secretsDir?: string;
-  /** Coalesces a burst of events (a kubelet swap fires several) into one check. */
-  debounceMs?: number;
-  /** Re-check interval against missed events; 0 = none. */
-  resyncIntervalMs?: number;
-}
-
-/** Documented defaults of {@link SecretWatchOptions}. */
-export const SECRET_WATCH_DEFAULTS = {
-  secretsDir: DEFAULT_SECRETS_DIR,
-  debounceMs: 100,
-  resyncIntervalMs: 60_000,
-} as const;
-
-/** Dependencies of {@link SecretWatch}. */
-export interface SecretWatchDeps {
-  logger: Logger;
-  /** The desired config names the files to watch. */
-  store: SnapshotStore;
-}
-
-/** Watches the secret files of the desired config; see the module comment. */
 export class SecretWatch {
   readonly #deps: SecretWatchDeps;
   readonly #opts: Required<SecretWatchOptions>;
@@ -62,8 +68,7 @@ export class SecretWatch {
   /** path -> fingerprint of the files the desired config names. */
   #prints = new Map<string, string>();
   #generation = 1;
-  #watcher: FSWatcher | null = null;
-  #debounce: NodeJS.Timeout | null = null;
+  #watch: MountWatch | null = null;
   #resync: NodeJS.Timeout | null = null;
   #checking: Promise<void> | null = null;
   #again = false;
@@ -73,7 +78,7 @@ export class SecretWatch {
   constructor(deps: SecretWatchDeps, options: SecretWatchOptions = {}) {
     const opts = { ...SECRET_WATCH_DEFAULTS, ...options };
     if (!opts.secretsDir) throw new TypeError("SecretWatch: options.secretsDir must not be empty");
-    for (const k of ["debounceMs", "resyncIntervalMs"] as const) {
+    for (const k of ["debounceMs", "maxDebounceMs", "resyncIntervalMs"] as const) {
       if (!Number.isInteger(opts[k]) || opts[k] < 0) throw new TypeError(`SecretWatch: options.${k} must be >= 0`);
     }
     this.#deps = deps;
@@ -100,24 +105,21 @@ export class SecretWatch {
 
   /** Fingerprints the files of the current desired config, then watches. */
   async start(): Promise<void> {
-    if (this.#state !== "new") throw new LifecycleError(`SecretWatch already ${this.#state}`);
+    if (this.#state !== "new") throw new Error(`SecretWatch already ${this.#state}`);
     this.#state = "started";
     this.#unsubscribe = this.#deps.store.subscribe((e) => {
       if (e.type === "desired") this.check();
     });
     await this.#run();
-    const watcher = watch(this.#opts.secretsDir, {
-      depth: 0,
-      followSymlinks: false,
-      atomic: false,
-      ignoreInitial: true,
-      ignorePermissionErrors: true,
-    });
-    this.#watcher = watcher;
-    watcher.on("raw", () => this.#debounced());
-    watcher.on("all", () => this.#debounced());
-    watcher.on("error", (err: unknown) => this.#deps.logger.warn({ err }, "secrets directory watch error"));
-    await new Promise<void>((resolve) => watcher.once("ready", () => resolve()));
+    const { secretsDir: dir, debounceMs, maxDebounceMs } = this.#opts;
+    this.#watch = new MountWatch(
+      { dir, debounceMs, maxDebounceMs, swapAtOnce: false },
+      {
+        onChange: () => void this.check(),
+        onError: (err) => this.#deps.logger.warn({ err }, "secrets directory watch error"),
+      },
+    );
+    await this.#watch.start();
     this.#scheduleResync();
   }
 
@@ -126,10 +128,9 @@ export class SecretWatch {
     if (this.#state === "stopped") return;
     this.#state = "stopped";
     this.#unsubscribe?.();
-    if (this.#debounce) clearTimeout(this.#debounce);
     if (this.#resync) clearTimeout(this.#resync);
-    await this.#watcher?.close();
-    this.#watcher = null;
+    await this.#watch?.stop();
+    this.#watch = null;
     await this.#checking;
     this.#key.fill(0);
   }
@@ -142,15 +143,6 @@ export class SecretWatch {
       return this.#checking;
     }
     return this.#run();
-  }
-
-  #debounced(): void {
-    if (this.#state !== "started") return;
-    if (this.#debounce) clearTimeout(this.#debounce);
-    this.#debounce = setTimeout(() => {
-      this.#debounce = null;
-      void this.check();
-    }, this.#opts.debounceMs);
   }
 
   #scheduleResync(): void {

@@ -1,23 +1,13 @@
 /**
- * Two rules every WebSocket server of the project applies (the agent's push
- * server, the conformance kit's server, the SFU's `/ws` signalling; PROTOCOL.md
- * section 7):
- *
- * - **Version 13 only** ({@link webSocketVersionRefusal}): RFC 6455 is
- *   version 13. `ws` also accepts the draft version 8 (hybi-08); the project's
- *   upgrade gates refuse anything but 13 with `426 Upgrade Required` and
- *   `Sec-WebSocket-Version: 13` (RFC 6455 section 4.4) before handing the
- *   request to `ws`.
- * - **Pings answered up to a rate** ({@link guardPings}): every ping gets its
- *   pong while the peer stays under {@link PING_LIMITS} (a token bucket:
- *   `burst` pings at once, `perSecond` after); a peer over it is closed with
- *   1008 (policy violation) and a reason that says so, and the caller logs it.
- *   Without this, `ws` answers pings itself and, once more than 60 pongs are
- *   waiting to be written, cuts the TCP connection without a close frame or a
- *   word (a flood of 10,000 pings got 11-33 pongs, then silence). Servers
- *   create their sockets with `autoPong: false` and call {@link guardPings}
- *   on each.
+ * The rules every WebSocket server of the project applies at the upgrade and
+ * after it: one upgrade gate ({@link upgradeRefusal} and {@link abortHandshake},
+ * the agent's push server and the conformance kit's server), version 13 only,
+ * and pings answered up to a rate ({@link guardPings}). PROTOCOL.md
+ * [section 2](./PROTOCOL.md#2-transport).
  */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { STATUS_CODES } from "node:http";
+import type { Duplex } from "node:stream";
 
 /** The only `Sec-WebSocket-Version` served (RFC 6455). */
 export const WEBSOCKET_VERSION = "13";
@@ -27,16 +17,115 @@ export const POLICY_VIOLATION_CLOSE = 1008;
 
 /**
  * The raw `426` response refusing an upgrade whose `Sec-WebSocket-Version`
- * is not 13 (absent included), or null when it is 13. The caller writes it
- * to the socket and ends it.
+ * is not 13 (absent included), or null when it is 13. `ws` also accepts the
+ * draft version 8; the project serves only RFC 6455's 13. The caller writes
+ * it to the socket and ends it.
  */
 export function webSocketVersionRefusal(version: string | string[] | undefined): string | null {
   if (version === WEBSOCKET_VERSION) return null;
-  const body = `WebSocket version ${WEBSOCKET_VERSION} (RFC 6455) required\n`;
+  return refusalResponse(VERSION_REFUSAL);
+}
+
+/** Why {@link upgradeRefusal} refused an upgrade (also the metric label of the agent's refusals). */
+export type UpgradeRefusalReason = "method" | "version" | "subprotocol" | "origin" | "token" | "shutting down";
+
+/** An upgrade refused by {@link upgradeRefusal}; written by {@link abortHandshake}. */
+export interface UpgradeRefusal {
+  status: 401 | 403 | 405 | 426 | 503;
+  reason: UpgradeRefusalReason;
+  /** The response body: the one-word reason, or the version text. */
+  body: string;
+  /** Response headers beyond Connection, Content-Type and Content-Length. */
+  headers: Readonly<Record<string, string>>;
+  /** One line for the server's log; never the token. */
+  detail: string;
+}
+
+/** What {@link upgradeRefusal} checks besides the fixed rules. */
+export interface UpgradeGate {
+  /** The subprotocol the client must offer in `Sec-WebSocket-Protocol`. */
+  subprotocol: string;
+  /** The bearer token the client must present, or null when none is required. Never logged. */
+  token: string | null;
+  /** False while the server shuts down (or, in the kit, simulates a restart): refused with 503. */
+  available: boolean;
+}
+
+/** The part of an upgrade request that {@link upgradeRefusal} reads. */
+export interface UpgradeRequest {
+  method?: string | undefined;
+  headers: {
+    origin?: string | undefined;
+    authorization?: string | undefined;
+    "sec-websocket-version"?: string | string[] | undefined;
+    "sec-websocket-protocol"?: string | undefined;
+  };
+}
+
+const VERSION_REFUSAL: UpgradeRefusal = {
+  status: 426,
+  reason: "version",
+  body: `WebSocket version ${WEBSOCKET_VERSION} (RFC 6455) required\n`,
+  headers: { "Sec-WebSocket-Version": WEBSOCKET_VERSION },
+  detail: `WebSocket version ${WEBSOCKET_VERSION} required`,
+};
+
+function refusal(status: UpgradeRefusal["status"], reason: UpgradeRefusalReason, detail: string): UpgradeRefusal {
+  return { status, reason, body: reason, headers: {}, detail };
+}
+
+/**
+ * The one upgrade gate: null when `req` may be upgraded, else the first
+ * refusal in PROTOCOL.md's order (section 2): method `GET` (405), version 13
+ * (426), the subprotocol offered (426), no `Origin` header (403), the bearer
+ * token when one is set (401, compared in constant time), the server
+ * available (503). A second SFU is not refused here: it is accepted and
+ * closed with 4010.
+ */
+export function upgradeRefusal(req: UpgradeRequest, gate: UpgradeGate): UpgradeRefusal | null {
+  if (req.method !== "GET") return refusal(405, "method", `method ${String(req.method)} is not GET`);
+  if (req.headers["sec-websocket-version"] !== WEBSOCKET_VERSION) return VERSION_REFUSAL;
+  const offered = (req.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim());
+  if (!offered.includes(gate.subprotocol))
+    return refusal(426, "subprotocol", `subprotocol ${gate.subprotocol} not offered`);
+  if (req.headers.origin !== undefined) {
+    return refusal(403, "origin", "an Origin header is present (browsers may not connect)");
+  }
+  if (gate.token !== null && !tokenMatches(req.headers.authorization, gate.token)) {
+    return refusal(401, "token", "missing or wrong bearer token");
+  }
+  if (!gate.available) return refusal(503, "shutting down", "shutting down");
+  return null;
+}
+
+/**
+ * Constant-time check of an `Authorization` header against `Bearer <token>`:
+ * both sides are hashed first, so neither the time nor the comparison
+ * depends on where or whether their lengths differ.
+ */
+export function tokenMatches(header: string | undefined, token: string): boolean {
+  if (header === undefined) return false;
+  const digest = (text: string) => createHash("sha256").update(text, "utf8").digest();
+  return timingSafeEqual(digest(header), digest(`Bearer ${token}`));
+}
+
+function refusalResponse(r: UpgradeRefusal): string {
+  const headers = { Connection: "close", "Content-Type": "text/plain", ...r.headers };
+  const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`);
   return (
-    `HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: ${WEBSOCKET_VERSION}\r\nConnection: close\r\n` +
-    `Content-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+    `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status]}\r\n${lines.join("")}` +
+    `Content-Length: ${Buffer.byteLength(r.body)}\r\n\r\n${r.body}`
   );
+}
+
+/**
+ * Writes `refusal` as the HTTP response to the upgrade on `socket` and ends
+ * it (destroyed once written, as `ws` does): the one place a refusal is
+ * written.
+ */
+export function abortHandshake(socket: Duplex, refusal: UpgradeRefusal): void {
+  socket.once("finish", () => socket.destroy());
+  socket.end(refusalResponse(refusal));
 }
 
 /** Ping rate limits of {@link guardPings}. */
@@ -65,12 +154,15 @@ export interface PingableSocket {
 export const FLOOD_CLOSE_TIMEOUT_MS = 2_000;
 
 /**
- * Answers each ping of `ws` with a pong while the peer stays under `limits`;
- * over them, closes `ws` with {@link POLICY_VIOLATION_CLOSE} (cut off after
- * {@link FLOOD_CLOSE_TIMEOUT_MS} without a closing handshake) and calls
- * `onFlood` once with the reason (for the caller's log and metrics). The
- * socket must have been created with `autoPong: false`. `now` is the clock
- * (ms), for tests.
+ * Answers each ping of `ws` with a pong while the peer stays under `limits`
+ * (a token bucket); over them, closes `ws` with {@link POLICY_VIOLATION_CLOSE}
+ * (cut off after {@link FLOOD_CLOSE_TIMEOUT_MS} without a closing handshake)
+ * and calls `onFlood` once with the reason (for the caller's log and
+ * metrics). Without it, `ws` answers pings itself and, once more than 60
+ * pongs wait to be written, cuts the TCP connection without a close frame
+ * (a flood of 10,000 pings got 11-33 pongs, then silence). The socket must
+ * have been created with `autoPong: false`. `now` is the clock (ms), for
+ * tests.
  */
 export function guardPings(
   ws: PingableSocket,

@@ -1,29 +1,8 @@
 /**
- * The SFU side of sfu-config/1: dials the agent (the SFU is the client, like
- * an xDS client), says `hello` with what it has applied, applies each pushed
- * `config` through the {@link ConfigApplier} and replies `ack` or `nack`.
- *
- * Protocol violations by the agent (bad JSON, unknown type, schema mismatch,
- * oversize, a nonce that did not increase) close the control connection with
- * the matching 4xxx code; media is never affected. The client reconnects with
- * exponential backoff and jitter and keeps serving with the last applied
- * config meanwhile.
- *
- * As PROTOCOL.md says: the first dial at boot is made at once (the backoff
- * only comes before re-attempts); `ws` fails a connection whose 101 does not
- * select the subprotocol, closes invalid UTF-8 text with 1007, and frames
- * above its own limit (2 MiB here, above MAX_FRAME_BYTES so that the
- * protocol layer answers 4009 first) with 1009; configs are answered one at
- * a time, in order; a config whose hash is the one applied (checked after
- * the schema version and the hash itself) is acked without re-applying, its
- * version becoming the applied version (section 6, step 2a).
- *
- * Call health (optional): when the agent's upgrade response carries
- * `sfu-config-features: health`, the client sends a `health` frame with the
- * counters of the applied hash right after `hello`, at once when a config
- * with another hash is applied (the counters restart), and every
- * `healthIntervalMs` while they changed. Without the header it never sends
- * one, so an agent that does not know the frame never sees it.
+ * The SFU side of sfu-config/1: dials the agent, says `hello`, applies each
+ * pushed config through the {@link ConfigApplier} and answers `ack` or `nack`,
+ * and sends `health` frames when the agent advertises them. PROTOCOL.md
+ * [section 3](../protocol/PROTOCOL.md#3-connection-lifecycle).
  */
 import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
@@ -100,18 +79,28 @@ export const CONFIG_CLIENT_DEFAULTS = {
  */
 export const AGENT_CLOSE_TIMEOUT_MS = 1000;
 
-/** Counters of a {@link ConfigClient}. */
-export interface ConfigClientStats {
-  connects: number;
-  acks: number;
-  nacks: number;
-  /** Connections this side closed for a protocol violation. */
-  violations: number;
-  /** `health` frames sent. */
-  healthFrames: number;
-}
-
-/** Dials the agent and applies what it pushes. start()/stop(). */
+/**
+ * Dials the agent and applies what it pushes. start()/stop().
+ *
+ * Protocol violations by the agent (bad JSON, unknown type, schema mismatch,
+ * oversize, a nonce that did not increase) close the control connection with
+ * the matching 4xxx code; media is never affected. The client reconnects with
+ * exponential backoff and jitter and keeps serving with the last applied
+ * config meanwhile.
+ *
+ * The first dial at boot is made at once (the backoff only comes before
+ * re-attempts). `ws` itself fails a connection whose 101 does not select the
+ * subprotocol, closes invalid UTF-8 text with 1007, and closes frames above
+ * its own limit (2 x MAX_FRAME_BYTES here, so that the protocol layer answers
+ * 4009 first) with 1009. Configs are answered one at a time, in order.
+ *
+ * Call health (optional): when the agent's upgrade response carries
+ * `sfu-config-features: health`, the client sends a `health` frame with the
+ * counters of the applied hash right after `hello`, at once when a config
+ * with another hash is applied (the counters restart), and every
+ * `healthIntervalMs` while they changed. Without the header it never sends
+ * one, so an agent that does not know the frame never sees it.
+ */
 export class ConfigClient {
   readonly #o: Required<Omit<ConfigClientOptions, "tokenFile" | "onOutcome" | "onSecretsReload" | "health">> &
     Pick<ConfigClientOptions, "tokenFile" | "onOutcome" | "onSecretsReload" | "health">;
@@ -123,7 +112,6 @@ export class ConfigClient {
   #connected = false;
   /** Configs are answered one at a time, in the order received. */
   #answering: Promise<void> = Promise.resolve();
-  readonly stats: ConfigClientStats = { connects: 0, acks: 0, nacks: 0, violations: 0, healthFrames: 0 };
   #healthTimer: ReturnType<typeof setInterval> | undefined;
   #healthOff: (() => void) | undefined;
 
@@ -211,7 +199,6 @@ export class ConfigClient {
     ws.on("open", () => {
       this.#connected = true;
       this.#attempt = 0;
-      this.stats.connects++;
       const hello: HelloMessage = {
         type: "hello",
         protocol: PROTOCOL_VERSION,
@@ -283,7 +270,6 @@ export class ConfigClient {
           this.#log.error({ err }, "config listener failed"),
         );
       }
-      this.stats.acks++;
       this.#log.info(
         { version: message.version, hash: message.hash },
         "config already applied (same hash): acked without re-applying",
@@ -304,12 +290,10 @@ export class ConfigClient {
     const base = { nonce: message.nonce, version: message.version, hash: message.hash };
     let reply: AckMessage | NackMessage;
     if (outcome.ok) {
-      this.stats.acks++;
       reply = { type: "ack", ...base };
       if (outcome.portIgnored) this.#log.info("server.port differs from --port; --port wins");
       this.#o.onOutcome?.("ack", null);
     } else {
-      this.stats.nacks++;
       reply = { type: "nack", ...base, applied: this.#o.state.applied, error: { ...outcome.error } };
       this.#log.warn({ version: message.version, error: outcome.error }, "config refused");
       this.#o.onOutcome?.("nack", outcome.error.code);
@@ -346,7 +330,6 @@ export class ConfigClient {
       sentHash = counters.hash;
       const frame: HealthMessage = { type: "health", ...counters };
       ws.send(JSON.stringify(frame));
-      this.stats.healthFrames++;
     };
     this.#stopHealth();
     send();
@@ -365,7 +348,6 @@ export class ConfigClient {
   }
 
   #violation(ws: WebSocket, code: number, reason: string): void {
-    this.stats.violations++;
     this.#log.warn({ code, reason }, "agent protocol violation; closing control connection");
     // A peer that does not complete the close handshake is cut off by ws after AGENT_CLOSE_TIMEOUT_MS.
     ws.close(code, closeReason(reason));

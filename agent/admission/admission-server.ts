@@ -1,25 +1,8 @@
 /**
- * The HTTPS server of `sfu-agent admission`: `POST /validate` takes an
- * AdmissionReview (`admission.k8s.io/v1`, `Content-Type: application/json`)
- * and answers with the verdict of review.ts; `GET /healthz` (alive),
- * `GET /readyz` (200 while serving, 503 once stopping), `GET /metrics`
- * (Prometheus text). Any other path is 404, another method 405.
- *
- * Bounded for any client: a request body is counted while it streams in and
- * refused (413) the moment it passes `maxBodyBytes`; a body declared larger
- * is refused without a byte kept (refusals are sent once the client has
- * sent its body, discarded); at most `maxInFlight` reviews are read at once
- * (more: 503) and one is judged at a time, so memory stays under
- * `maxInFlight * maxBodyBytes` plus one load's own bounds; each request has a deadline
- * (`requestTimeoutMs`, set below the webhook's `timeoutSeconds`): a client
- * still sending the body then gets 408 and is disconnected (slowloris), and
- * a review still running is answered `allowed: false` (fail closed) with a
- * message saying so. The TLS handshake and the headers have the same
- * deadline. Errors never carry a stack trace or a config value.
- *
- * The serving certificate is reloaded when its files change
- * (certificate-reloader.ts) with `setSecureContext`: no restart, no dropped
- * connection.
+ * The HTTPS server of `sfu-agent admission`: `POST /validate` judges an
+ * AdmissionReview with the agent's own loader (the config of PROTOCOL.md
+ * [section 13](../../protocol/PROTOCOL.md#13-config-schema-v1-reference)),
+ * bounded for any client.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
@@ -27,7 +10,6 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { parseBoundedJson } from "../../protocol/bounded-json.ts";
-import { LifecycleError } from "../errors.ts";
 import { listenOn } from "../listen.ts";
 import { CertificateReloader } from "./certificate-reloader.ts";
 import type { AdmissionMetrics, ReviewMetricResult } from "./metrics.ts";
@@ -63,7 +45,31 @@ export interface AdmissionServerOptions {
   tlsPollIntervalMs?: number;
 }
 
-/** The webhook's HTTPS server; a start/stop pair. */
+/**
+ * The webhook's HTTPS server; a start/stop pair.
+ *
+ * The HTTPS server of `sfu-agent admission`: `POST /validate` takes an
+ * AdmissionReview (`admission.k8s.io/v1`, `Content-Type: application/json`)
+ * and answers with the verdict of review.ts; `GET /healthz` (alive),
+ * `GET /readyz` (200 while serving, 503 once stopping), `GET /metrics`
+ * (Prometheus text). Any other path is 404, another method 405.
+ *
+ * Bounded for any client: a request body is counted while it streams in and
+ * refused (413) the moment it passes `maxBodyBytes`; a body declared larger
+ * is refused without a byte kept (refusals are sent once the client has
+ * sent its body, discarded); at most `maxInFlight` reviews are read at once
+ * (more: 503) and one is judged at a time, so memory stays under
+ * `maxInFlight * maxBodyBytes` plus one load's own bounds; each request has a deadline
+ * (`requestTimeoutMs`, set below the webhook's `timeoutSeconds`): a client
+ * still sending the body then gets 408 and is disconnected (slowloris), and
+ * a review still running is answered `allowed: false` (fail closed) with a
+ * message saying so. The TLS handshake and the headers have the same
+ * deadline. Errors never carry a stack trace or a config value.
+ *
+ * The serving certificate is reloaded when its files change
+ * (certificate-reloader.ts) with `setSecureContext`: no restart, no dropped
+ * connection.
+ */
 export class AdmissionServer {
   readonly #deps: AdmissionServerDeps;
   readonly #opts: Required<Omit<AdmissionServerOptions, "tlsPollIntervalMs">> & { tlsPollIntervalMs?: number };
@@ -88,9 +94,9 @@ export class AdmissionServer {
     }
   }
 
-  /** Loads the certificate (TlsFilesError when it does not load) and listens (ListenError). */
+  /** Loads the certificate (AgentError `TLS_FILES` when it does not load) and listens (`LISTEN_FAILED`). */
   async start(): Promise<void> {
-    if (this.#server !== null) throw new LifecycleError("AdmissionServer: already started");
+    if (this.#server !== null) throw new Error("AdmissionServer: already started");
     const reloader = new CertificateReloader(
       {
         logger: this.#deps.logger.child({ component: "tls" }),
@@ -141,7 +147,7 @@ export class AdmissionServer {
   /** The bound address (after start). */
   address(): { host: string; port: number } {
     const a = this.#server?.address() as AddressInfo | null | undefined;
-    if (!a) throw new LifecycleError("AdmissionServer: not listening");
+    if (!a) throw new Error("AdmissionServer: not listening");
     return { host: a.address, port: a.port };
   }
 

@@ -1,14 +1,8 @@
 /**
- * The webhook's serving certificate, kept in step with its files. cert-manager
- * renews the certificate into a Secret; the kubelet swaps the mounted volume
- * by renaming its `..data` symlink (as for a ConfigMap), so both files change
- * at once. The reloader watches the files' directories (and polls, for
- * volumes whose events are missed), and hands every new, loadable
- * certificate + key pair to `onChange` (the server calls
- * `setSecureContext`: connections already open keep theirs, new handshakes
- * get the new one, nothing is dropped). A pair that does not load (half
- * written, mismatched key) is refused: the previous certificate stays in
- * use until a good pair appears.
+ * The webhook's serving certificate, kept in step with its files: each new
+ * pair that loads is handed over, one that does not is refused. Its Secret
+ * volume is swapped like the secrets directory of PROTOCOL.md
+ * [section 18.1](../../protocol/PROTOCOL.md#181-the-secrets-directory).
  */
 
 import { X509Certificate } from "node:crypto";
@@ -16,8 +10,7 @@ import { type FSWatcher, readFileSync, watch } from "node:fs";
 import { dirname } from "node:path";
 import { createSecureContext, type SecureContextOptions } from "node:tls";
 import type { Logger } from "pino";
-import { LifecycleError } from "../errors.ts";
-import { TlsFilesError } from "./errors.ts";
+import { AgentError } from "../errors.ts";
 import type { AdmissionMetrics } from "./metrics.ts";
 
 /** Largest certificate (chain) or key file read, in bytes. */
@@ -35,9 +28,9 @@ export interface CertificateReloaderDeps {
 export interface CertificateReloaderOptions {
   certFile: string;
   keyFile: string;
-  /** How often the files are read even without a change event (default 30 s). */
+  /** How often the files are read even without a change event (default {@link DEFAULT_TLS_POLL_MS}). */
   pollIntervalMs?: number;
-  /** Wait after a change event before reading, so both files of a swap are read together (default 100 ms). */
+  /** Wait after a change event before reading, so both files of a swap are read together (default {@link DEFAULT_TLS_SETTLE_MS}). */
   settleMs?: number;
 }
 
@@ -47,10 +40,26 @@ export interface TlsPair {
   key: Buffer;
 }
 
-/** Default {@link CertificateReloaderOptions.pollIntervalMs}. */
+/** Default {@link CertificateReloaderOptions.pollIntervalMs}: 30 s, for volumes whose change events are missed. */
 export const DEFAULT_TLS_POLL_MS = 30_000;
 
-/** Watches a certificate + key pair and reports each new one that loads. */
+/** Default {@link CertificateReloaderOptions.settleMs}: 100 ms, enough for both files of one swap. */
+export const DEFAULT_TLS_SETTLE_MS = 100;
+
+/**
+ * Watches a certificate + key pair and reports each new one that loads.
+ *
+ * The webhook's serving certificate, kept in step with its files. cert-manager
+ * renews the certificate into a Secret; the kubelet swaps the mounted volume
+ * by renaming its `..data` symlink (as for a ConfigMap), so both files change
+ * at once. The reloader watches the files' directories (and polls, for
+ * volumes whose events are missed), and hands every new, loadable
+ * certificate + key pair to `onChange` (the server calls
+ * `setSecureContext`: connections already open keep theirs, new handshakes
+ * get the new one, nothing is dropped). A pair that does not load (half
+ * written, mismatched key) is refused: the previous certificate stays in
+ * use until a good pair appears.
+ */
 export class CertificateReloader {
   readonly #deps: CertificateReloaderDeps;
   readonly #opts: Required<CertificateReloaderOptions>;
@@ -63,17 +72,18 @@ export class CertificateReloader {
 
   constructor(deps: CertificateReloaderDeps, options: CertificateReloaderOptions) {
     this.#deps = deps;
-    this.#opts = { pollIntervalMs: DEFAULT_TLS_POLL_MS, settleMs: 100, ...options };
+    this.#opts = { pollIntervalMs: DEFAULT_TLS_POLL_MS, settleMs: DEFAULT_TLS_SETTLE_MS, ...options };
     if (!(this.#opts.pollIntervalMs > 0)) throw new RangeError("CertificateReloader: pollIntervalMs must be > 0");
   }
 
-  /** Reads the pair (throws {@link TlsFilesError} when it does not load), then starts watching; returns the pair. */
+  /** Reads the pair (throws an {@link AgentError} `TLS_FILES` when it does not load), then starts watching; returns the pair. */
   start(): TlsPair {
-    if (this.#current !== null) throw new LifecycleError("CertificateReloader: already started");
+    if (this.#current !== null) throw new Error("CertificateReloader: already started");
     const read = this.#read();
-    if ("error" in read) throw new TlsFilesError(read.error);
+    if ("error" in read) throw new AgentError("TLS_FILES", read.error);
     const problem = this.#loadable(read);
-    if (problem !== null) throw new TlsFilesError(`${this.#opts.certFile} + ${this.#opts.keyFile}: ${problem}`);
+    if (problem !== null)
+      throw new AgentError("TLS_FILES", `${this.#opts.certFile} + ${this.#opts.keyFile}: ${problem}`);
     this.#current = read;
     this.#setExpiry(read.cert);
     for (const dir of new Set([dirname(this.#opts.certFile), dirname(this.#opts.keyFile)])) {

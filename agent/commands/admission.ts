@@ -1,13 +1,8 @@
 /**
- * `sfu-agent admission --listen ADDR --tls-cert-file FILE --tls-key-file FILE`
- * (contract, docs/admission.md): the validating admission webhook. Serves
- * `POST /validate` (AdmissionReview `admission.k8s.io/v1`) over HTTPS and
- * refuses a ConfigMap whose config (or rollout policy) the agent would refuse,
- * with `sfu-agent validate`'s lines. `--config-key`, `--rollout-key` and
- * `--secrets-dir` mean what they mean to `sfu-agent run`. Each flag also comes
- * from `SFU_AGENT_<FLAG>`. Runs until SIGTERM/SIGINT (a second one forces exit).
- *
- * Exit codes: 0 stopped cleanly, 1 start-up failure (certificate, port), 2 usage.
+ * `sfu-agent admission` (contract, docs/admission.md): the validating
+ * admission webhook, refusing a ConfigMap whose config or rollout policy the
+ * agent would refuse, with `sfu-agent validate`'s lines. Exit codes: 0 stopped
+ * cleanly, 1 start-up failure (certificate, port), 2 usage.
  */
 import { performance } from "node:perf_hooks";
 import { Registry } from "prom-client";
@@ -18,7 +13,7 @@ import { AdmissionServer, DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT_MS } f
 import { DEFAULT_TLS_POLL_MS } from "../admission/certificate-reloader.ts";
 import { AdmissionMetrics } from "../admission/metrics.ts";
 import { parseDuration, parseListenAddress } from "../cli-values.ts";
-import { AgentError } from "../errors.ts";
+import { AgentError, exitCodeOf } from "../errors.ts";
 import { createLogger } from "../logger.ts";
 import { type CommandIo, parseCommandFlags } from "./command-io.ts";
 
@@ -64,7 +59,14 @@ ${formatFlagHelp(ADMISSION_FLAGS, 29)}
 Exit status: 0 stopped cleanly, 1 start-up failure, 2 usage error.
 `;
 
-/** Entry point of `sfu-agent admission`; resolves with the exit code once the server has stopped. */
+/**
+ * Entry point of `sfu-agent admission`; resolves with the exit code once the
+ * server has stopped. Serves `POST /validate` (AdmissionReview
+ * `admission.k8s.io/v1`) over HTTPS; `--config-key`, `--rollout-key` and
+ * `--secrets-dir` mean what they mean to `sfu-agent run`, and each flag also
+ * comes from `SFU_AGENT_<FLAG>`. Runs until SIGTERM/SIGINT (a second one
+ * forces exit).
+ */
 export async function main(argv: string[], io: CommandIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const parsed = parseCommandFlags("admission", argv, io, { flags: ADMISSION_FLAGS, help: ADMISSION_USAGE, env });
   if (typeof parsed === "number") return parsed;
@@ -140,7 +142,7 @@ export async function main(argv: string[], io: CommandIo, env: NodeJS.ProcessEnv
         `admission webhook failed to start: ${message}`,
       );
       io.stderr(`sfu-agent admission: ${message}\n`);
-      return 1;
+      return exitCodeOf(err);
     }
     await stopRequested;
     await server.stop();

@@ -1,17 +1,10 @@
 /**
- * `sfu-agent conformance`: plays the agent side of sfu-config/1 so an SFU
- * author (in any language) can check their SFU against the protocol without
- * running our agent. It listens, prints
- * `listening on ws://HOST:PORT` as its first stdout line, waits for one SFU
- * to dial in, runs the scripted cases (agent/conformance/cases.ts) and prints
- * one line per case and the summary line `N passed, N failed` (plus
- * `, N skipped (not applicable)` when a case about an optional capability
- * the SFU does not advertise was skipped).
- *
- * Exit status: 0 when no case failed (skips allowed), 1 when any failed (or the kit could
- * not listen), 2 on a usage error (bad flag, unreadable token file, unusable
- * base config). Progress and refused dial-ins go to stderr; the token is
- * never printed.
+ * `sfu-agent conformance`: plays the agent's side of sfu-config/1 so that an
+ * SFU author, in any language, can check an SFU against PROTOCOL.md
+ * ([section 1](../../protocol/PROTOCOL.md#1-overview) on) without running the
+ * agent. Exit 0 when no case failed (skips allowed), 1 when any failed or the
+ * kit could not listen, 2 on a usage error (bad flag, unreadable token file,
+ * unusable base config).
  */
 import { parseArgs } from "node:util";
 import { type FlagSpecs, formatFlagHelp } from "../../protocol/cli-flags.ts";
@@ -20,7 +13,7 @@ import { CASES } from "../conformance/cases.ts";
 import { ConformanceServer } from "../conformance/kit-server.ts";
 import { runSuite } from "../conformance/suite.ts";
 import { DEFAULT_BASE_CONFIG_PATH, loadBaseConfig } from "../conformance/test-configs.ts";
-import { AgentError } from "../errors.ts";
+import { AgentError, exitCodeOf } from "../errors.ts";
 import type { CommandIo } from "./command-io.ts";
 
 /** The flags of `sfu-agent conformance`: parsed, listed by --help and in docs/reference/cli.md from here. */
@@ -83,9 +76,15 @@ interface ConformanceArgs {
   help: boolean;
 }
 
-class UsageError extends Error {}
-
-/** Entry point of `sfu-agent conformance`; returns the exit code. */
+/**
+ * Entry point of `sfu-agent conformance`; returns the exit code. It listens,
+ * prints `listening on ws://HOST:PORT` as its first stdout line, waits for one
+ * SFU to dial in, runs the scripted cases (agent/conformance/cases.ts) and
+ * prints one line per case and the summary line `N passed, N failed` (plus `,
+ * N skipped (not applicable)` when a case about an optional capability the SFU
+ * does not advertise was skipped). Progress and refused dial-ins go to stderr;
+ * the token is never printed.
+ */
 export async function main(argv: string[], io: CommandIo): Promise<number> {
   let args: ConformanceArgs;
   try {
@@ -112,11 +111,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
       { host: args.host, port: args.port, token },
       { clock, log: (line) => io.stderr(`conformance: ${line}\n`) },
     );
-    const url = await server.start().catch((err: unknown) => {
-      io.stderr(`sfu-agent conformance: ${(err as Error).message}\n`);
-      return null;
-    });
-    if (url === null) return 1;
+    const url = await server.start();
     io.stdout(`listening on ${url}\n`);
     io.stderr(`conformance: waiting up to ${args.firstDialTimeoutMs / 1000} s for an SFU to dial ${url}\n`);
     try {
@@ -133,9 +128,9 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
       await server.stop();
     }
   } catch (err) {
-    if (err instanceof AgentError || err instanceof UsageError) {
+    if (err instanceof AgentError) {
       io.stderr(`sfu-agent conformance: ${err.message}\n`);
-      return 2;
+      return exitCodeOf(err);
     }
     throw err;
   }
@@ -148,7 +143,8 @@ function parse(argv: string[]): ConformanceArgs {
     strict: true,
     options: CONFORMANCE_FLAGS,
   });
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  if (positionals.length > 0)
+    throw new AgentError("CONFORMANCE_OPTIONS", `unexpected argument ${JSON.stringify(positionals[0])}`);
   const { host, port } = parseListen(values.listen);
   return {
     host,
@@ -167,20 +163,26 @@ export function parseListen(text: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
   const port = Number(m?.[3]);
   if (!m || port > 65535)
-    throw new UsageError(`--listen must be HOST:PORT with a port 0..65535, got ${JSON.stringify(text)}`);
+    throw new AgentError(
+      "CONFORMANCE_OPTIONS",
+      `--listen must be HOST:PORT with a port 0..65535, got ${JSON.stringify(text)}`,
+    );
   return { host: (m[1] ?? m[2])!, port };
 }
 
 function seconds(flag: string, text: string): number {
   const value = Number(text);
   if (text.trim() === "" || !Number.isFinite(value) || value <= 0 || value > 3600) {
-    throw new UsageError(`${flag} must be a number of seconds in (0, 3600], got ${JSON.stringify(text)}`);
+    throw new AgentError(
+      "CONFORMANCE_OPTIONS",
+      `${flag} must be a number of seconds in (0, 3600], got ${JSON.stringify(text)}`,
+    );
   }
   return Math.round(value * 1000);
 }
 
 async function readToken(path: string): Promise<string> {
   const r = await readTokenFile(path);
-  if (!r.ok) throw new UsageError(`--token-file ${r.message}`);
+  if (!r.ok) throw new AgentError("CONFORMANCE_OPTIONS", `--token-file ${r.message}`);
   return r.value;
 }

@@ -1,15 +1,12 @@
 /**
- * `sfu-agent run`: parses flags (env `SFU_AGENT_<FLAG>` fallbacks), starts
- * the {@link Agent}, and runs until SIGTERM/SIGINT. The first signal stops
- * gracefully (stop accepting, let an unanswered push finish within a bound,
- * exit 0); a second signal forces exit 1. SIGUSR2 toggles the log level
- * between the configured one and debug.
- *
- * Exit codes: 0 stopped cleanly, 1 start-up failure or forced stop, 2 usage.
+ * `sfu-agent run`: parses the flags (see ../options.ts), starts the
+ * {@link Agent} and runs it until SIGTERM/SIGINT. Exit codes: 0 stopped
+ * cleanly, 1 forced stop or a start-up failure, 2 usage (a start-up failure's
+ * code says which: EXIT_CODES in ../errors.ts).
  */
 
 import { Agent } from "../agent.ts";
-import { AgentError } from "../errors.ts";
+import { AgentError, exitCodeOf } from "../errors.ts";
 import { createLogger } from "../logger.ts";
 import { parseRunOptions, type RunOptions, runUsage } from "../options.ts";
 import type { startQueueTrigger as StartQueueTrigger } from "../queue/index.ts";
@@ -22,7 +19,13 @@ const startQueueTrigger: typeof StartQueueTrigger = async (deps) =>
 /** Longest time a SIGTERM waits for an unanswered push before closing. */
 export const SHUTDOWN_DRAIN_MS = 5_000;
 
-/** Entry point of `sfu-agent run`; resolves with the exit code once the agent has stopped. */
+/**
+ * Entry point of `sfu-agent run`; resolves with the exit code once the agent
+ * has stopped. The first signal stops gracefully (stop accepting, let an
+ * unanswered push finish within {@link SHUTDOWN_DRAIN_MS}, exit 0); a second
+ * forces exit 1. SIGUSR2 toggles the log level between the configured one and
+ * debug.
+ */
 export async function main(argv: string[], io: CommandIo): Promise<number> {
   const parsed = parseRunOptions(argv, process.env);
   if (!parsed.ok) {
@@ -85,10 +88,10 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
     try {
       await agent.start();
     } catch (err) {
-      const message = err instanceof AgentError ? err.message : err instanceof Error ? err.message : String(err);
+      const message = err instanceof Error ? err.message : String(err);
       logger.fatal({ code: err instanceof AgentError ? err.code : undefined }, `agent failed to start: ${message}`);
       io.stderr(`sfu-agent run: ${message}\n`);
-      return 1;
+      return exitCodeOf(err);
     }
     if (stopping === null && signals === 0) await stopped;
     else await stopping;

@@ -4,6 +4,7 @@
  * from test-configs.ts. Cases that drop the link come last so the earlier
  * ones share one connection.
  */
+import { BACKOFF_DEFAULTS, backoffDelay } from "../../protocol/backoff.ts";
 import { CloseCode } from "../../protocol/close-codes.ts";
 import { SUPPORTED_SCHEMA_VERSIONS } from "../../protocol/config-schema.ts";
 import { configHash } from "../../protocol/hash.ts";
@@ -15,17 +16,19 @@ import { asV2, hashVector, portChanged, reverseKeys, unsupportedSchema, variant 
 
 /**
  * Shortest delay the kit accepts before re-dial attempt `n` (0-based) after
- * failed attempts. PROTOCOL.md section 3: `min(30 s, 0.5 s x 2^n)` times a
- * jitter factor in [0.5, 1], so at least 250 ms x 2^n; the kit allows 10 %
- * for timer and clock slack.
+ * failed attempts: the least PROTOCOL.md section 3's reconnect delay can be
+ * (protocol/backoff.ts with its defaults and the lowest random draw), less
+ * 10 % for timer and clock slack.
  */
 export function minRedialDelayMs(n: number): number {
-  return Math.min(30_000, 500 * 2 ** n) * 0.5 * 0.9;
+  return backoffDelay(n, BACKOFF_DEFAULTS, () => 0) * 0.9;
 }
 /** Dial attempts the reconnect case refuses (HTTP 503) before accepting one. */
 export const REFUSED_REDIALS = 2;
-/** Longest backoff the refused attempts may add (0.5 + 1 + 2 s at most), allowed on top of the step timeout. */
-const REFUSED_BACKOFF_ALLOWANCE_MS = 500 * (2 ** (REFUSED_REDIALS + 1) - 1);
+/** Longest backoff the refused attempts may add (the ceilings: 0.5 + 1 + 2 s), allowed on top of the step timeout. */
+const REFUSED_BACKOFF_ALLOWANCE_MS = Array.from({ length: REFUSED_REDIALS + 1 }, (_, n) =>
+  backoffDelay(n, { ...BACKOFF_DEFAULTS, jitter: "none" }),
+).reduce((a, b) => a + b, 0);
 
 /**
  * How long the call-health case waits for a `health` frame naming the last

@@ -1,26 +1,17 @@
 /**
- * The conformance kit's agent-side WebSocket server. It accepts SFU dial-ins
- * the way the real agent does (subprotocol `sfu-config.v1`, no `Origin`
- * header, optional `Authorization: Bearer <token>`, one SFU at a time) and
- * hands each connection that said `hello` to the suite as a {@link DialOutcome}.
- *
- * For the reconnect case it can refuse the next N dial attempts with HTTP 503
- * (as an agent that is restarting would), and it records the time of every
- * attempt so the suite can check the SFU backs off.
- *
- * Like the agent, it advertises the optional `health` frame in the upgrade
- * response (`sfu-config-features: health`), so the call-health case can see
- * whether the SFU sends valid ones.
+ * The conformance kit's agent-side WebSocket server: it lets SFUs dial in
+ * through the agent's own upgrade gate and hands each connection that said
+ * `hello` to the suite. PROTOCOL.md
+ * [section 2](../../protocol/PROTOCOL.md#2-transport).
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocketServer } from "ws";
 import { CloseCode } from "../../protocol/close-codes.ts";
 import { FEATURES_HEADER, HEALTH_FEATURE, MAX_FRAME_BYTES, SUBPROTOCOL } from "../../protocol/messages-schema.ts";
-import { guardPings, webSocketVersionRefusal } from "../../protocol/websocket-guard.ts";
-import { ConformanceLifecycleError, ConformanceListenError, ConformanceOptionsError } from "./errors.ts";
+import { abortHandshake, guardPings, type UpgradeRefusal, upgradeRefusal } from "../../protocol/websocket-guard.ts";
+import { AgentError } from "../errors.ts";
 import { SfuSession } from "./sfu-session.ts";
 
 /** A dial-in as the suite sees it: a session that said hello, or why not. */
@@ -33,22 +24,22 @@ export interface DialAttempt {
   /** Clock reading (ms) when the request arrived. */
   at: number;
   /** `accepted`, or the HTTP status the kit refused it with (PROTOCOL.md section 2). */
-  outcome: "accepted" | 401 | 403 | 426 | 503;
+  outcome: "accepted" | UpgradeRefusal["status"];
 }
 
 /** Options of {@link ConformanceServer}; see {@link CONFORMANCE_SERVER_DEFAULTS}. */
 export interface ConformanceServerOptions {
-  /** Interface to listen on (default 127.0.0.1). */
+  /** Interface to listen on. */
   host?: string;
-  /** TCP port; 0 picks a free one (default 7070). */
+  /** TCP port; 0 picks a free one. */
   port?: number;
-  /** Bearer token SFUs must present; null accepts any (default null). Never logged. */
+  /** Bearer token SFUs must present; null accepts any. Never logged. */
   token?: string | null;
-  /** How long an SFU has to send hello after connecting, ms (default 5000). */
+  /** How long an SFU has to send hello after connecting, ms. */
   helloTimeoutMs?: number;
 }
 
-/** Defaults of {@link ConformanceServerOptions}. */
+/** Defaults of {@link ConformanceServerOptions}: the agent's own (`ws://127.0.0.1:7070`, no token, 5 s for hello). */
 export const CONFORMANCE_SERVER_DEFAULTS = {
   host: "127.0.0.1",
   port: 7070,
@@ -66,7 +57,18 @@ export interface ConformanceServerDeps {
 
 type Resolved = Required<ConformanceServerOptions>;
 
-/** The kit's WebSocket server. Call {@link start}, then {@link nextDial}; always {@link stop}. */
+/**
+ * The kit's WebSocket server. Call {@link start}, then {@link nextDial};
+ * always {@link stop}.
+ *
+ * For the reconnect case it can refuse the next N dial attempts with HTTP 503
+ * (as an agent that is restarting would), and it records the time of every
+ * attempt so the suite can check the SFU backs off.
+ *
+ * Like the agent, it advertises the optional `health` frame in the upgrade
+ * response (`sfu-config-features: health`), so the call-health case can see
+ * whether the SFU sends valid ones.
+ */
 export class ConformanceServer {
   readonly options: Resolved;
   /** Every upgrade request seen, oldest first. */
@@ -83,15 +85,19 @@ export class ConformanceServer {
 
   constructor(options: ConformanceServerOptions, deps: ConformanceServerDeps) {
     const o: Resolved = { ...CONFORMANCE_SERVER_DEFAULTS, ...stripUndefined(options) };
-    if (typeof o.host !== "string" || o.host.length === 0) throw new ConformanceOptionsError("host must be set");
+    if (typeof o.host !== "string" || o.host.length === 0)
+      throw new AgentError("CONFORMANCE_OPTIONS", "host must be set");
     if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) {
-      throw new ConformanceOptionsError(`port must be an integer 0..65535, got ${String(o.port)}`);
+      throw new AgentError("CONFORMANCE_OPTIONS", `port must be an integer 0..65535, got ${String(o.port)}`);
     }
     if (o.token !== null && (typeof o.token !== "string" || o.token.length === 0)) {
-      throw new ConformanceOptionsError("token must be a non-empty string or null");
+      throw new AgentError("CONFORMANCE_OPTIONS", "token must be a non-empty string or null");
     }
     if (!Number.isInteger(o.helloTimeoutMs) || o.helloTimeoutMs <= 0) {
-      throw new ConformanceOptionsError(`helloTimeoutMs must be a positive integer, got ${String(o.helloTimeoutMs)}`);
+      throw new AgentError(
+        "CONFORMANCE_OPTIONS",
+        `helloTimeoutMs must be a positive integer, got ${String(o.helloTimeoutMs)}`,
+      );
     }
     this.options = o;
     this.#deps = deps;
@@ -99,13 +105,13 @@ export class ConformanceServer {
 
   /** `ws://host:port` the kit listens on (after {@link start}). */
   get url(): string {
-    if (this.#url === null) throw new ConformanceLifecycleError("server not started");
+    if (this.#url === null) throw new Error("server not started");
     return this.#url;
   }
 
-  /** Listens; resolves with the bound URL. Throws {@link ConformanceListenError} when it cannot. */
+  /** Listens; resolves with the bound URL. Throws an {@link AgentError} `CONFORMANCE_LISTEN_FAILED` when it cannot. */
   async start(): Promise<string> {
-    if (this.#http !== null) throw new ConformanceLifecycleError("server already started");
+    if (this.#http !== null) throw new Error("server already started");
     const wss = new WebSocketServer({
       noServer: true,
       maxPayload: MAX_FRAME_BYTES,
@@ -122,7 +128,8 @@ export class ConformanceServer {
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         reject(
-          new ConformanceListenError(
+          new AgentError(
+            "CONFORMANCE_LISTEN_FAILED",
             `cannot listen on ${this.options.host}:${this.options.port}: ${err.code ?? err.message}`,
           ),
         );
@@ -195,38 +202,17 @@ export class ConformanceServer {
 
   #onUpgrade(wss: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const at = this.#deps.clock();
-    const refuse = (status: 401 | 403 | 426 | 503, why: string) => {
-      this.attempts.push({ at, outcome: status });
-      this.#deps.log(`refused a dial-in with HTTP ${status}: ${why}`);
-      const body = REFUSAL_BODY[status];
-      socket.end(
-        `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
-          `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-      );
-    };
-    const version = webSocketVersionRefusal(req.headers["sec-websocket-version"]);
-    if (version !== null) {
-      this.attempts.push({ at, outcome: 426 });
-      this.#deps.log("refused a dial-in with HTTP 426: WebSocket version 13 required");
-      socket.end(version);
-      return;
-    }
-    if (req.headers.origin !== undefined) {
-      refuse(403, "an Origin header is present (browsers may not dial)");
-      return;
-    }
-    if (this.options.token !== null && !bearerMatches(req.headers.authorization, this.options.token)) {
-      refuse(401, "missing or wrong bearer token");
-      return;
-    }
-    const offered = (req.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim());
-    if (!offered.includes(SUBPROTOCOL)) {
-      refuse(426, `subprotocol ${SUBPROTOCOL} not offered`);
-      return;
-    }
-    if (this.#refuse > 0) {
-      this.#refuse -= 1;
-      refuse(503, "the kit simulates an agent restart");
+    const refusal = upgradeRefusal(req, {
+      subprotocol: SUBPROTOCOL,
+      token: this.options.token,
+      available: this.#refuse === 0,
+    });
+    if (refusal !== null) {
+      if (refusal.reason === "shutting down") this.#refuse -= 1;
+      this.attempts.push({ at, outcome: refusal.status });
+      const why = refusal.reason === "shutting down" ? "the kit simulates an agent restart" : refusal.detail;
+      this.#deps.log(`refused a dial-in with HTTP ${refusal.status}: ${why}`);
+      abortHandshake(socket, refusal);
       return;
     }
     this.attempts.push({ at, outcome: "accepted" });
@@ -249,22 +235,6 @@ export class ConformanceServer {
       });
     });
   }
-}
-
-const STATUS_TEXT = {
-  401: "Unauthorized",
-  403: "Forbidden",
-  426: "Upgrade Required",
-  503: "Service Unavailable",
-} as const;
-/** One-word refusal bodies, as the agent sends them (PROTOCOL.md section 2). */
-const REFUSAL_BODY = { 401: "token", 403: "origin", 426: "subprotocol", 503: "shutting down" } as const;
-
-/** Constant-time comparison of an `Authorization` header with `Bearer <token>`. */
-function bearerMatches(header: string | undefined, token: string): boolean {
-  if (header === undefined) return false;
-  const digest = (text: string) => createHash("sha256").update(text, "utf8").digest();
-  return timingSafeEqual(digest(header.trim()), digest(`Bearer ${token}`));
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

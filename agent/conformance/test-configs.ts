@@ -1,16 +1,15 @@
 /**
- * The configs the conformance kit pushes, all derived from one base config:
- * the example k8s/base/config.yaml (or `--config FILE`), loaded through the
- * protocol's one pipeline and with `webrtc.listenIp` set to 127.0.0.1.
- *
- * Every function here is pure; hashes are the protocol's own
- * {@link configHash}, so the kit and the real agent agree by construction.
+ * The configs the conformance kit pushes, all derived from one base config
+ * (k8s/base/config.yaml or `--config FILE`, with `webrtc.listenIp` set to
+ * 127.0.0.1) and hashed with the protocol's own {@link configHash}, so the kit
+ * and the agent agree by construction. PROTOCOL.md
+ * [section 8](../../protocol/PROTOCOL.md#8-canonical-json-and-the-config-hash).
  */
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { formatProblem, loadConfigFile } from "../../protocol/config-loader.ts";
 import type { NormalisedConfigV1 } from "../../protocol/config-schema.ts";
-import { BaseConfigError } from "./errors.ts";
+import { AgentError } from "../errors.ts";
 
 /**
  * Path of the example config the kit uses unless `--config` is given:
@@ -33,7 +32,7 @@ export const DEFAULT_BASE_CONFIG_PATH =
 export const HASH_VECTOR_USERNAME = 'conformance-ü€😀<&>\u2028\u2029/\b\f\t"\\';
 
 /**
- * Loads the base config; throws {@link BaseConfigError} (with the loader's
+ * Loads the base config; throws an {@link AgentError} `CONFORMANCE_BASE_CONFIG` (with the loader's
  * `FILE:LINE:COL: pointer: message` lines) when the file is missing or invalid.
  * Credential files are not checked: they live on the SFU's machine.
  */
@@ -42,10 +41,11 @@ export async function loadBaseConfig(path: string = DEFAULT_BASE_CONFIG_PATH): P
   if (!result.ok) {
     const lines = result.problems.map((p) => formatProblem(result.source, p)).join("\n");
     const hint = result.code === "NOT_FOUND" ? " (pass --config FILE)" : "";
-    throw new BaseConfigError(`base config ${path} is unusable${hint}:\n${lines}`);
+    throw new AgentError("CONFORMANCE_BASE_CONFIG", `base config ${path} is unusable${hint}:\n${lines}`);
   }
   if (result.config.schemaVersion !== 1) {
-    throw new BaseConfigError(
+    throw new AgentError(
+      "CONFORMANCE_BASE_CONFIG",
       `base config ${path} is schemaVersion ${result.config.schemaVersion}; the kit needs a schemaVersion 1 base (it derives its v2 cases from it)`,
     );
   }

@@ -1,27 +1,9 @@
 /**
- * Typed errors of the SNS/SQS trigger. Expected outcomes (a malformed body,
- * a rejected config, a timed-out propagation) are returned values, never
- * these: an error here means bad options or a failed AWS call.
+ * How the SNS/SQS trigger reads an AWS SDK error: its name, whether it says
+ * the queue or subscription is gone, whether it is an abort, and a one-line
+ * description for logs. Start-up failures are agent/errors.ts's AgentError
+ * (`QUEUE_OPTIONS`, `QUEUE_AWS`); expected outcomes are returned values.
  */
-
-/** Literal codes of {@link QueueError}. */
-export type QueueErrorCode =
-  /** Options given to the trigger or `notify` are invalid (checked at construction). */
-  | "QUEUE_OPTIONS"
-  /** An AWS call failed in a way the caller must see (e.g. provisioning gave up). */
-  | "QUEUE_AWS"
-  /** The trigger was stopped while an operation was waiting. */
-  | "QUEUE_STOPPED";
-
-/** Error of the queue module; `code` tells what kind. */
-export class QueueError extends Error {
-  readonly code: QueueErrorCode;
-  constructor(code: QueueErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "QueueError";
-    this.code = code;
-  }
-}
 
 /** Name of an AWS SDK error (`QueueDoesNotExist`, `ThrottlingException`, ...) or of any Error, else "Error". */
 export function awsErrorName(err: unknown): string {
@@ -51,7 +33,12 @@ export function isNotFound(err: unknown): boolean {
   return name === "NotFound" || name === "NotFoundException" || name === "ResourceNotFoundException";
 }
 
-/** True for the error an aborted SDK call or sleep throws. */
+/** The error of an operation cut short because the trigger stopped: an `AbortError`, like an aborted SDK call. */
+export function stopped(message: string): Error {
+  return new DOMException(message, "AbortError");
+}
+
+/** True for the error an aborted SDK call or sleep throws, or {@link stopped}'s. */
 export function isAbort(err: unknown): boolean {
   return awsErrorName(err) === "AbortError" || (err instanceof Error && err.name === "AbortError");
 }

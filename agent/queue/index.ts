@@ -1,30 +1,14 @@
 /**
- * The SNS/SQS trigger of `sfu-agent run`.
- *
- * - Per-pod mode (`topicArn`): the agent owns a queue `<prefix><pod-name>`
- *   subscribed to the topic (see per-pod-queue.ts), heartbeats it, and sweeps
- *   orphaned queues of dead pods (orphan-sweeper.ts).
- * - Given mode (`queueUrl`): it only polls that queue. A queue shared by
- *   several replicas delivers each event to only ONE of them.
- *
- * Received reload events are settled against the agent's status tracker
- * (settlement.ts); each settlement is recorded in the tracker, counted in
- * metrics and, with `statusTopicArn`, published as a status event. With
- * `statusTopicArn` and a `health` source, the trigger also holds the
- * {@link HealthPublisher} (`trigger.health`) that the rollout integration
- * drives with `setRollout` while a progressive rollout runs.
- *
- * `startQueueTrigger` returns at once: provisioning and polling run in the
- * background and retry with back-off, so an unreachable SQS never delays or
- * fails the agent's start and never affects /readyz. Options are checked
- * synchronously: bad options reject with QueueError("QUEUE_OPTIONS").
+ * The SNS/SQS trigger of `sfu-agent run`: receives the reload events of
+ * PROTOCOL.md [section 11](../../protocol/PROTOCOL.md#11-sns-events) on a
+ * per-pod or a given queue and settles them against the agent's state.
  */
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { HealthCounters, ReloadEvent } from "../../protocol/messages-schema.ts";
 import type { ReloadRolloutField } from "../../protocol/rollout-schema.ts";
 import { type AwsClients, createAwsClients, regionFromResource } from "./aws-clients.ts";
-import { HealthPublisher } from "./health-publisher.ts";
+import { HEALTH_REPORT_INTERVAL_MS, HealthPublisher } from "./health-publisher.ts";
 import { createQueueMetrics } from "./metrics.ts";
 import { type QueueTriggerOptions, resolveQueueOptions } from "./options.ts";
 import { OrphanSweeper } from "./orphan-sweeper.ts";
@@ -66,6 +50,24 @@ export interface QueueTrigger {
  * messages); metrics go to `registry`; log lines carry `component: "queue"`.
  * Optional test seams: `timers`, `random`, and `clients` (AWS clients from
  * {@link createAwsClients}; when given, the caller owns them).
+ *
+ * - Per-pod mode (`topicArn`): the agent owns a queue `<prefix><pod-name>`
+ *   subscribed to the topic (see per-pod-queue.ts), heartbeats it, and sweeps
+ *   orphaned queues of dead pods (orphan-sweeper.ts).
+ * - Given mode (`queueUrl`): it only polls that queue. A queue shared by
+ *   several replicas delivers each event to only ONE of them.
+ *
+ * Received reload events are settled against the agent's status tracker
+ * (settlement.ts); each settlement is recorded in the tracker, counted in
+ * metrics and, with `statusTopicArn`, published as a status event. With
+ * `statusTopicArn` and a `health` source, the trigger also holds the
+ * {@link HealthPublisher} (`trigger.health`) that the rollout integration
+ * drives with `setRollout` while a progressive rollout runs.
+ *
+ * `startQueueTrigger` returns at once: provisioning and polling run in the
+ * background and retry with back-off, so an unreachable SQS never delays or
+ * fails the agent's start and never affects /readyz. Options are checked
+ * synchronously: bad options reject with an AgentError `QUEUE_OPTIONS`.
  */
 export async function startQueueTrigger(deps: {
   store: SettlementStore;
@@ -80,7 +82,7 @@ export async function startQueueTrigger(deps: {
   onRolloutEvent?: (rollout: ReloadRolloutField | "malformed", event: ReloadEvent) => void;
   /** The SFU's latest call-health report (the StatusTracker's `health()`), for health events during a rollout. */
   health?: () => HealthCounters | null;
-  /** Interval of health events while a rollout runs (`--health-report-interval`; default 10 s). */
+  /** Interval of health events while a rollout runs (`--health-report-interval`; default {@link HEALTH_REPORT_INTERVAL_MS}). */
   healthReportIntervalMs?: number;
 }): Promise<QueueTrigger> {
   const o = resolveQueueOptions(deps.options);

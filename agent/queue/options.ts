@@ -3,7 +3,7 @@
  * plus optional tunables, merged over
  * {@link QUEUE_DEFAULTS} and checked once, with an error naming the option.
  */
-import { QueueError } from "./errors.ts";
+import { AgentError } from "../errors.ts";
 import { MAX_QUEUE_NAME } from "./queue-name.ts";
 
 /** Options of `startQueueTrigger`. The tunables are optional; see {@link QUEUE_DEFAULTS}. */
@@ -21,29 +21,36 @@ export interface QueueTriggerOptions {
   statusTopicArn?: string | null;
   /** How long a reload event waits for the file swap and the SFU's reply. */
   propagationTimeoutMs: number;
-  /** Long-poll wait, 0-20 s (default 20). */
+  /** Long-poll wait, 0-20 s. */
   waitTimeSeconds?: number;
-  /** Visibility timeout of received messages, seconds (default 60); held messages are extended every half of it. */
+  /** Visibility timeout of received messages, seconds; held messages are extended every half of it. */
   visibilityTimeoutSeconds?: number;
-  /** Heartbeat TagQueue interval of the per-pod queue (default 15 min). */
+  /** Heartbeat TagQueue interval of the per-pod queue. */
   heartbeatIntervalMs?: number;
-  /** Heartbeat age after which a queue is an orphan (default 45 min; at least 2 heartbeat intervals). */
+  /** Heartbeat age after which a queue is an orphan; at least 2 heartbeat intervals. */
   staleAfterMs?: number;
-  /** Mean interval of this agent's orphan sweeps, jittered +-50% (default 15 min). */
+  /** Mean interval of this agent's orphan sweeps, jittered +-50%. */
   sweepIntervalMs?: number;
-  /** Most queues one sweep inspects (default 10). */
+  /** Most queues one sweep inspects. */
   sweepMaxChecks?: number;
-  /** Run the orphan sweeper (default true in per-pod mode). */
+  /** Run the orphan sweeper (per-pod mode only). */
   sweep?: boolean;
-  /** Retention of the per-pod queue, seconds (default max(3600, 2 x propagation timeout)). */
+  /** Retention of the per-pod queue, seconds (see {@link QUEUE_DEFAULTS}). */
   messageRetentionSeconds?: number;
-  /** First back-off after a failed SQS call (default 1 s). */
+  /** First back-off after a failed SQS call (`full` jitter). */
   backoffBaseMs?: number;
-  /** Longest back-off (default 30 s). */
+  /** Longest back-off. */
   backoffMaxMs?: number;
 }
 
-/** Documented defaults of the tunables. */
+/**
+ * Defaults of the optional {@link QueueTriggerOptions}: the longest long poll
+ * SQS allows (20 s); a 60 s visibility timeout; a heartbeat every 15 min, an
+ * orphan after 45 min without one (3 missed heartbeats); a sweep every
+ * 15 min inspecting at most 10 queues; back-off 1 s doubling to 30 s. The
+ * per-pod queue's retention, not listed, is max(3600 s, 2 x the propagation
+ * timeout).
+ */
 export const QUEUE_DEFAULTS = {
   waitTimeSeconds: 20,
   visibilityTimeoutSeconds: 60,
@@ -89,7 +96,7 @@ export function checkTopicArn(arn: string): string | null {
   return `${arn}: not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)`;
 }
 
-/** Merges `options` over {@link QUEUE_DEFAULTS} and checks them; throws QueueError("QUEUE_OPTIONS") naming the problem. */
+/** Merges `options` over {@link QUEUE_DEFAULTS} and checks them; throws an AgentError `QUEUE_OPTIONS` naming the problem. */
 export function resolveQueueOptions(options: QueueTriggerOptions): ResolvedQueueOptions {
   const errors: string[] = [];
   const topicArn = options.topicArn || null;
@@ -134,7 +141,7 @@ export function resolveQueueOptions(options: QueueTriggerOptions): ResolvedQueue
     options.messageRetentionSeconds ??
     Math.min(1_209_600, Math.max(3_600, Math.ceil((2 * options.propagationTimeoutMs) / 1000)));
   int("messageRetentionSeconds", retention, 60, 1_209_600);
-  if (errors.length > 0) throw new QueueError("QUEUE_OPTIONS", `invalid queue options: ${errors.join("; ")}`);
+  if (errors.length > 0) throw new AgentError("QUEUE_OPTIONS", `invalid queue options: ${errors.join("; ")}`);
   return {
     mode: topicArn !== null ? "per-pod" : "given",
     topicArn,

@@ -1,23 +1,8 @@
 /**
- * Removes per-pod queues whose owner died without cleaning up (kill -9, node
- * loss), in the spirit of the SQS temporary queue client's idle-queue sweeper.
- *
- * Every agent sweeps on its own jittered timer (interval x U[0.5, 1.5]). A
- * sweep lists the queues with the prefix (one ListQueues per 1,000 queues),
- * sorts them by name into a ring and walks forward from its own queue: each
- * successor's tags are read (ListQueueTags); a queue whose heartbeat tag is
- * older than `staleAfterMs` is unsubscribed from SNS (the subscription ARN is
- * in a tag) and deleted; the walk stops at the first live managed queue (or
- * after `maxChecks`). Queues without the heartbeat tag are not ours and are
- * never touched.
- *
- * So every dead queue lies between a live agent and that agent's next live
- * successor, and is removed by the first sweep of that agent after it turned
- * stale: an orphan is gone within `staleAfter + 1.5 x interval` of its
- * owner's last heartbeat (for runs of up to `maxChecks` consecutive dead
- * queues), while each agent reads about one queue's tags per sweep whatever
- * the fleet size: the fleet's tagging call rate grows linearly with the
- * number of pods, not quadratically.
+ * Removes the per-pod queues of pods that died without cleaning up (kill -9,
+ * node loss), each agent sweeping the stretch of the queue ring that follows
+ * its own queue. The queues carry the reload events of PROTOCOL.md
+ * [section 11](../../protocol/PROTOCOL.md#11-sns-events).
  */
 import { type SNSClient, UnsubscribeCommand } from "@aws-sdk/client-sns";
 import {
@@ -28,7 +13,7 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import type { Logger } from "pino";
-import { jittered } from "./backoff.ts";
+import { jittered } from "../../protocol/backoff.ts";
 import { describeError, isNotFound, isQueueMissing } from "./errors.ts";
 import type { QueueMetrics } from "./metrics.ts";
 import { type PerPodDeps, TAG_HEARTBEAT, TAG_SUBSCRIPTION } from "./per-pod-queue.ts";
@@ -52,7 +37,27 @@ export interface SweepResult {
   deleted: string[];
 }
 
-/** Sweeps orphaned per-pod queues; see the module documentation. */
+/**
+ * Sweeps orphaned per-pod queues, in the spirit of the SQS temporary queue
+ * client's idle-queue sweeper.
+ *
+ * Every agent sweeps on its own jittered timer (interval x U[0.5, 1.5]). A
+ * sweep lists the queues with the prefix (one ListQueues per 1,000 queues),
+ * sorts them by name into a ring and walks forward from its own queue: each
+ * successor's tags are read (ListQueueTags); a queue whose heartbeat tag is
+ * older than `staleAfterMs` is unsubscribed from SNS (the subscription ARN is
+ * in a tag) and deleted; the walk stops at the first live managed queue (or
+ * after `maxChecks`). Queues without the heartbeat tag are not ours and are
+ * never touched.
+ *
+ * So every dead queue lies between a live agent and that agent's next live
+ * successor, and is removed by the first sweep of that agent after it turned
+ * stale: an orphan is gone within `staleAfter + 1.5 x interval` of its
+ * owner's last heartbeat (for runs of up to `maxChecks` consecutive dead
+ * queues), while each agent reads about one queue's tags per sweep whatever
+ * the fleet size: the fleet's tagging call rate grows linearly with the
+ * number of pods, not quadratically.
+ */
 export class OrphanSweeper {
   readonly #sqs: SQSClient;
   readonly #sns: SNSClient;

@@ -1,18 +1,7 @@
 /**
- * The per-pod SQS queue of `--topic-arn` mode: create it, let only the topic
- * send to it, subscribe it with raw delivery, keep its heartbeat tag fresh,
- * and remove queue and subscription on shutdown.
- *
- * One queue per pod is what makes SNS a broadcast: a queue shared by several
- * replicas delivers each message to only one of them (competing consumers).
- *
- * Calls at start (5): CreateQueue (born tagged with heartbeat, topic, pod) ->
- * GetQueueAttributes(QueueArn) -> SetQueueAttributes(Policy with an
- * `aws:SourceArn` condition on the topic, retention, visibility) ->
- * sns:Subscribe(RawMessageDelivery=true) -> TagQueue(subscription ARN,
- * heartbeat). Every heartbeat interval: one TagQueue. At stop: sns:Unsubscribe
- * and DeleteQueue. All steps are idempotent, so a restarted container (same
- * pod name) adopts its queue and subscription again.
+ * The per-pod SQS queue of `--topic-arn` mode: created, subscribed to the
+ * topic, heartbeated, and removed on shutdown. It carries the reload events of
+ * PROTOCOL.md [section 11](../../protocol/PROTOCOL.md#11-sns-events).
  */
 
 import { type SNSClient, SubscribeCommand, UnsubscribeCommand } from "@aws-sdk/client-sns";
@@ -25,8 +14,9 @@ import {
   TagQueueCommand,
 } from "@aws-sdk/client-sqs";
 import type { Logger } from "pino";
-import { jittered } from "./backoff.ts";
-import { describeError, isNotFound, isQueueMissing, QueueError } from "./errors.ts";
+import { jittered } from "../../protocol/backoff.ts";
+import { AgentError } from "../errors.ts";
+import { describeError, isNotFound, isQueueMissing, stopped } from "./errors.ts";
 import type { QueueMetrics } from "./metrics.ts";
 import type { TimerHandle, Timers } from "./timers.ts";
 
@@ -76,7 +66,22 @@ export function queuePolicy(queueArn: string, topicArn: string): string {
   });
 }
 
-/** Owns one per-pod queue; see the module documentation. */
+/**
+ * Owns one per-pod queue: creates it, lets only the topic send to it,
+ * subscribes it with raw delivery, keeps its heartbeat tag fresh, and removes
+ * queue and subscription on shutdown.
+ *
+ * One queue per pod is what makes SNS a broadcast: a queue shared by several
+ * replicas delivers each message to only one of them (competing consumers).
+ *
+ * Calls at start (5): CreateQueue (born tagged with heartbeat, topic, pod) ->
+ * GetQueueAttributes(QueueArn) -> SetQueueAttributes(Policy with an
+ * `aws:SourceArn` condition on the topic, retention, visibility) ->
+ * sns:Subscribe(RawMessageDelivery=true) -> TagQueue(subscription ARN,
+ * heartbeat). Every heartbeat interval: one TagQueue. At stop: sns:Unsubscribe
+ * and DeleteQueue. All steps are idempotent, so a restarted container (same
+ * pod name) adopts its queue and subscription again.
+ */
 export class PerPodQueue {
   readonly #sqs: SQSClient;
   readonly #sns: SNSClient;
@@ -137,7 +142,7 @@ export class PerPodQueue {
    * step (the caller backs off and retries).
    */
   ensure(): Promise<string> {
-    if (this.#stopped) return Promise.reject(new QueueError("QUEUE_STOPPED", "the per-pod queue was stopped"));
+    if (this.#stopped) return Promise.reject(stopped("the per-pod queue was stopped"));
     this.#ensuring ??= this.#provision().finally(() => {
       this.#ensuring = null;
     });
@@ -165,12 +170,12 @@ export class PerPodQueue {
       ),
     );
     const url = created.QueueUrl;
-    if (!url) throw new QueueError("QUEUE_AWS", "CreateQueue returned no QueueUrl");
+    if (!url) throw new AgentError("QUEUE_AWS", "CreateQueue returned no QueueUrl");
     const attrs = await step("GetQueueAttributes", () =>
       this.#sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }), signal),
     );
     const arn = attrs.Attributes?.QueueArn;
-    if (!arn) throw new QueueError("QUEUE_AWS", "GetQueueAttributes returned no QueueArn");
+    if (!arn) throw new AgentError("QUEUE_AWS", "GetQueueAttributes returned no QueueArn");
     await step("SetQueueAttributes", () =>
       this.#sqs.send(
         new SetQueueAttributesCommand({
@@ -213,7 +218,7 @@ export class PerPodQueue {
       // stop() raced with provisioning: do not leave the queue behind.
       this.#url = url;
       await this.#teardown();
-      throw new QueueError("QUEUE_STOPPED", "the per-pod queue was stopped while provisioning");
+      throw stopped("the per-pod queue was stopped while provisioning");
     }
     this.#url = url;
     this.#logger.info({ queueUrl: url, subscriptionArn: this.#subscriptionArn }, "per-pod queue ready");

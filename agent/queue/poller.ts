@@ -1,21 +1,7 @@
 /**
- * The SQS long-poll loop. Receives up to 10 messages per call (long poll,
- * `WaitTimeSeconds` 20 by default), hands each to a handler, and implements
- * the {@link MessageActions} settlement uses (delete, extend visibility).
- *
- * Failures never end the loop: every failed call is counted in
- * `sfu_agent_sqs_errors_total{operation}`, logged, and retried after an
- * exponential back-off with full jitter. When the queue no longer exists
- * (deleted by a sweeper after a long outage, or an emulator restart) the
- * `onQueueMissing` hook re-provisions it. Nothing here touches /readyz: the
- * agent stays ready on its file watch whatever SQS does.
- *
- * A burst costs bounded memory: while more than {@link MAX_CALLS_IN_FLIGHT}
- * delete and visibility calls are in flight, no more messages are received,
- * so settled messages are deleted before more arrive. Deletes asked for in
- * the same turn (a received batch settling at once) go out together, up to
- * 10 per `DeleteMessageBatch` call (authorised by `sqs:DeleteMessage`), which
- * cuts a burst's CPU per message.
+ * The SQS long-poll loop: receives the reload events of PROTOCOL.md
+ * [section 11](../../protocol/PROTOCOL.md#11-sns-events), hands each to a
+ * handler, and deletes or extends them for the settlement.
  */
 import {
   ChangeMessageVisibilityCommand,
@@ -24,7 +10,7 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import type { Logger } from "pino";
-import { type BackoffOptions, backoffDelay } from "./backoff.ts";
+import { type BackoffOptions, backoffDelay } from "../../protocol/backoff.ts";
 import { describeError, isAbort, isQueueMissing } from "./errors.ts";
 import type { QueueMetrics } from "./metrics.ts";
 import type { MessageActions, ReceivedMessage } from "./settlement.ts";
@@ -41,11 +27,29 @@ export interface PollerOptions {
   waitTimeSeconds: number;
   /** Visibility timeout requested on receive, seconds. */
   visibilityTimeoutSeconds: number;
-  /** Back-off after failed calls. */
+  /** Back-off after failed calls (`full` jitter unless it says otherwise). */
   backoff: BackoffOptions;
 }
 
-/** Long-polls one queue; see the module documentation. */
+/**
+ * Long-polls one queue. Receives up to 10 messages per call (long poll,
+ * `waitTimeSeconds`), hands each to a handler, and implements the
+ * {@link MessageActions} settlement uses (delete, extend visibility).
+ *
+ * Failures never end the loop: every failed call is counted in
+ * `sfu_agent_sqs_errors_total{operation}`, logged, and retried after an
+ * exponential back-off with full jitter. When the queue no longer exists
+ * (deleted by a sweeper after a long outage, or an emulator restart) the
+ * `onQueueMissing` hook re-provisions it. Nothing here touches /readyz: the
+ * agent stays ready on its file watch whatever SQS does.
+ *
+ * A burst costs bounded memory: while more than {@link MAX_CALLS_IN_FLIGHT}
+ * delete and visibility calls are in flight, no more messages are received,
+ * so settled messages are deleted before more arrive. Deletes asked for in
+ * the same turn (a received batch settling at once) go out together, up to
+ * 10 per `DeleteMessageBatch` call (authorised by `sqs:DeleteMessage`), which
+ * cuts a burst's CPU per message.
+ */
 export class QueuePoller implements MessageActions {
   readonly #sqs: SQSClient;
   readonly #queueUrl: () => string | null;
@@ -171,9 +175,9 @@ export class QueuePoller implements MessageActions {
 
   async #backOff(signal: AbortSignal, err: unknown, what: string): Promise<void> {
     const attempt = this.#failures++;
-    const delay = backoffDelay(attempt, this.#options.backoff, this.#random);
+    const delay = backoffDelay(attempt, { jitter: "full", ...this.#options.backoff }, this.#random);
     // Log the first failure and then every 10th, so an outage does not flood the log.
-    const quiet = isAbort(err) || (err as { code?: unknown } | null)?.code === "QUEUE_STOPPED"; // shutting down
+    const quiet = isAbort(err); // shutting down
     const level = quiet ? "debug" : attempt === 0 || attempt % 10 === 0 ? "warn" : "debug";
     this.#logger[level]({ err: err ? describeError(err) : null, attempt, delayMs: delay }, `${what}; backing off`);
     await sleep(this.#timers, delay, signal);

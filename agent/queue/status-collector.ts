@@ -1,19 +1,12 @@
 /**
- * Collects `sfu-config.status` events for one config hash from a status
- * queue (an SQS queue subscribed to the agents' `--status-topic-arn`), for
- * `sfu-agent notify --wait`.
- *
- * Events of this hash are recorded per pod (the newest per pod wins) and
- * deleted; events older than `notBefore` (a previous run) and malformed
- * bodies are deleted and ignored; events of other hashes that are recent are
- * left for whoever waits for them. Collection ends when `expect` distinct
- * pods report `applied` (success), as soon as any pod reports `rejected`,
- * `invalid` or `timeout` (failure), or at the deadline.
+ * Collects the `sfu-config.status` events (PROTOCOL.md
+ * [section 11.2](../../protocol/PROTOCOL.md#11-sns-events)) of one config hash
+ * from a status queue, for `sfu-agent notify --wait`.
  */
 import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { type BackoffOptions, backoffDelay } from "../../protocol/backoff.ts";
 import { parseStatusEvent } from "../../protocol/messages.ts";
 import type { SettlementOutcome } from "../../protocol/messages-schema.ts";
-import { backoffDelay } from "./backoff.ts";
 import { describeError } from "./errors.ts";
 import { sleep, type Timers } from "./timers.ts";
 
@@ -44,10 +37,22 @@ export interface CollectResult {
   firstMalformed: string | null;
 }
 
+/** Back-off of a failed receive from a status queue (here and in the rollout driver): 500 ms doubling to 10 s, `full` jitter. */
+export const STATUS_QUEUE_BACKOFF: Readonly<BackoffOptions> = { baseMs: 500, maxMs: 10_000, jitter: "full" };
+
 /** Outcomes that fail a `notify --wait` at once. */
 export const FAILING_OUTCOMES: readonly SettlementOutcome[] = ["rejected", "invalid", "timeout"];
 
-/** Polls `queueUrl` until the condition in the module documentation; never throws for AWS errors. */
+/**
+ * Polls `queueUrl` until the condition below; never throws for AWS errors.
+ *
+ * Events of this hash are recorded per pod (the newest per pod wins) and
+ * deleted; events older than `notBefore` (a previous run) and malformed
+ * bodies are deleted and ignored; events of other hashes that are recent are
+ * left for whoever waits for them. Collection ends when `expect` distinct
+ * pods report `applied` (success), as soon as any pod reports `rejected`,
+ * `invalid` or `timeout` (failure), or at the deadline.
+ */
 export async function collectStatuses(deps: {
   sqs: SQSClient;
   queueUrl: string;
@@ -104,7 +109,7 @@ export async function collectStatuses(deps: {
     } catch (err) {
       if (deps.signal?.aborted) return done("timeout");
       deps.onError?.(`ReceiveMessage failed: ${describeError(err)}`);
-      const delay = backoffDelay(receiveErrors++, { baseMs: 500, maxMs: 10_000 });
+      const delay = backoffDelay(receiveErrors++, STATUS_QUEUE_BACKOFF);
       await sleep(deps.timers, Math.min(delay, Math.max(0, deps.deadline - deps.timers.now())), deps.signal);
       continue;
     }

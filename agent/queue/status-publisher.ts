@@ -1,27 +1,13 @@
 /**
- * Publishes one `sfu-config.status` event (PROTOCOL.md, SNS events) per
- * settlement to `--status-topic-arn`, for `sfu-agent notify --wait` and
- * dashboards. Best effort: a failed publish is logged and counted
- * (`sfu_agent_status_events_total{result="failed"}`), never retried forever
- * and never blocks settlement. The event carries outcome, hash, revision and
- * error code/message: never config values or credentials.
- *
- * Bounded in a burst: at most {@link MAX_PUBLISHES_IN_FLIGHT} publishes run
- * at once and as many wait; past that the oldest waiting event is dropped
- * (`result="dropped"`), so the newest outcomes are the ones sent.
- *
- * Rollout stage reports (a settlement with `stage`) are the exception to
- * "best effort": the rollout driver waits for them, and an agent reports a
- * stage only when it changes, so a report lost to an SNS outage would leave
- * the driver waiting until its timeout. The newest failed stage report is
- * kept (one, bounded) and retried with back-off until it is published or a
- * newer stage report supersedes it.
+ * Publishes one `sfu-config.status` event (PROTOCOL.md
+ * [section 11.2](../../protocol/PROTOCOL.md#11-sns-events)) per settlement to
+ * `--status-topic-arn`, best effort except for rollout stage reports.
  */
 import { PublishCommand, type SNSClient } from "@aws-sdk/client-sns";
 import type { Logger } from "pino";
+import { type BackoffOptions, backoffDelay } from "../../protocol/backoff.ts";
 import type { StatusEvent } from "../../protocol/messages-schema.ts";
 import type { Settlement } from "../snapshot-store.ts";
-import { type BackoffOptions, backoffDelay } from "./backoff.ts";
 import { describeError } from "./errors.ts";
 import type { QueueMetrics } from "./metrics.ts";
 
@@ -46,7 +32,28 @@ export function statusEvent(pod: string, s: Settlement): StatusEvent {
 /** Most status publishes in flight at once, and most waiting behind them. */
 export const MAX_PUBLISHES_IN_FLIGHT = 16;
 
-/** Sends status events to one topic; see the module documentation. */
+/** Back-off of a failed stage report's re-publish: 1 s doubling to 30 s, `full` jitter. */
+export const STAGE_REPORT_BACKOFF: Readonly<Required<BackoffOptions>> = {
+  baseMs: 1_000,
+  maxMs: 30_000,
+  jitter: "full",
+};
+
+/**
+ * Sends status events to one topic, for `sfu-agent notify --wait` and
+ * dashboards.
+ *
+ * Bounded in a burst: at most {@link MAX_PUBLISHES_IN_FLIGHT} publishes run
+ * at once and as many wait; past that the oldest waiting event is dropped
+ * (`result="dropped"`), so the newest outcomes are the ones sent.
+ *
+ * Rollout stage reports (a settlement with `stage`) are the exception to
+ * "best effort": the rollout driver waits for them, and an agent reports a
+ * stage only when it changes, so a report lost to an SNS outage would leave
+ * the driver waiting until its timeout. The newest failed stage report is
+ * kept (one, bounded) and retried with back-off until it is published or a
+ * newer stage report supersedes it.
+ */
 export class StatusPublisher {
   readonly #sns: SNSClient;
   readonly #topicArn: string;
@@ -68,10 +75,10 @@ export class StatusPublisher {
     pod: string;
     logger: Logger;
     metrics: QueueMetrics;
-    /** Back-off between retries of a failed stage report (default 1 s doubling to 30 s). */
+    /** Back-off between retries of a failed stage report (default {@link STAGE_REPORT_BACKOFF}). */
     retryBackoff?: BackoffOptions;
   }) {
-    this.#retryBackoff = deps.retryBackoff ?? { baseMs: 1_000, maxMs: 30_000 };
+    this.#retryBackoff = { ...STAGE_REPORT_BACKOFF, ...deps.retryBackoff };
     this.#sns = deps.sns;
     this.#topicArn = deps.topicArn;
     this.#pod = deps.pod;

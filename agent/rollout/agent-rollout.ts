@@ -1,36 +1,12 @@
 /**
- * The agent's part in a progressive rollout: it decides which config becomes
- * desired in the {@link SnapshotStore} (the mounted one, or the stable one
- * from the rollout state) with the pure {@link decideRollout}, and reports
- * the pod's stage.
- *
- * Inputs, each re-evaluated whenever it changes:
- * - the mounted config (every valid read of the file) and whether a rollout
- *   policy file (`--rollout-key`, default `rollout.yaml`) sits next to it: no
- *   policy file = every config applies at once, as without rollouts; an
- *   invalid policy still counts as present (it gates; the error is logged
- *   and shown in /status);
- * - the rollout state (`--rollout-state s3://bucket/key`), read at start
- *   (before the first decision, so a restarted agent never pushes a halted
- *   hash), on every reload event carrying `rollout` (at-least-once and
- *   possibly duplicated: a re-read is idempotent), on every resync, and when
- *   the mount holds a hash the state does not know yet. A state that cannot
- *   be read keeps the last one read (or, at start, the one remembered in the
- *   reader's cache file); before the first successful read nothing new is
- *   pushed. A missing object (404) means "no rollout yet" only to an agent
- *   that has never known a state: once one was read or remembered, a 404 is
- *   STATE_MISSING and handled as unreadable (docs/rollout-faults.md);
- * - whether this pod's SFU ever ran the mounted hash (a halt then reports
- *   `reverted`, else `held`).
- *
- * Reports: /status `rollout`, a stage report whenever the pod's stage, its
- * desired hash, that hash's outcome or the rollout (id, step) changes,
- * recorded as a settlement with `stage`, `rank` and `rollout` (so it goes
- * out as a `sfu-config.status` event with the status topic), and the
- * call-health publisher's context while a rollout runs.
+ * The agent's part in a progressive rollout: decides which config becomes
+ * desired (the mounted one, or the rollout state's stable one) and reports the
+ * pod's stage. PROTOCOL.md
+ * [section 19](../../protocol/PROTOCOL.md#19-progressive-rollout-optional).
  */
 import { existsSync } from "node:fs";
 import type { Logger } from "pino";
+import { type BackoffOptions, backoffDelay } from "../../protocol/backoff.ts";
 import { cohortRank } from "../../protocol/cohort.ts";
 import { formatProblem } from "../../protocol/config-loader.ts";
 import type { NormalisedConfig } from "../../protocol/config-schema-v2.ts";
@@ -101,10 +77,41 @@ export interface AgentRolloutOptions {
   unknownHashRereadMs?: number;
 }
 
+/** Retries of the state read until one works (PROTOCOL.md section 19): 1 s doubling to 30 s, no jitter. */
+const FIRST_READ_BACKOFF: Readonly<BackoffOptions> = { baseMs: 1_000, maxMs: 30_000, jitter: "none" };
+
 /** Most hashes remembered as "ran on this pod's SFU". */
 const MAX_APPLIED_HASHES = 100;
 
-/** The rollout integration of one agent; see the module comment. */
+/**
+ * The rollout integration of one agent: what becomes desired in the
+ * {@link SnapshotStore} is decided by the pure {@link decideRollout}.
+ *
+ * Inputs, each re-evaluated whenever it changes:
+ * - the mounted config (every valid read of the file) and whether a rollout
+ *   policy file (`--rollout-key`) sits next to it: no
+ *   policy file = every config applies at once, as without rollouts; an
+ *   invalid policy still counts as present (it gates; the error is logged
+ *   and shown in /status);
+ * - the rollout state (`--rollout-state s3://bucket/key`), read at start
+ *   (before the first decision, so a restarted agent never pushes a halted
+ *   hash), on every reload event carrying `rollout` (at-least-once and
+ *   possibly duplicated: a re-read is idempotent), on every resync, and when
+ *   the mount holds a hash the state does not know yet. A state that cannot
+ *   be read keeps the last one read (or, at start, the one remembered in the
+ *   reader's cache file); before the first successful read nothing new is
+ *   pushed. A missing object (404) means "no rollout yet" only to an agent
+ *   that has never known a state: once one was read or remembered, a 404 is
+ *   STATE_MISSING and handled as unreadable (docs/rollout-faults.md);
+ * - whether this pod's SFU ever ran the mounted hash (a halt then reports
+ *   `reverted`, else `held`).
+ *
+ * Reports: /status `rollout`, a stage report whenever the pod's stage, its
+ * desired hash, that hash's outcome or the rollout (id, step) changes,
+ * recorded as a settlement with `stage`, `rank` and `rollout` (so it goes
+ * out as a `sfu-config.status` event with the status topic), and the
+ * call-health publisher's context while a rollout runs.
+ */
 export class AgentRollout {
   readonly rank: number;
   readonly #store: SnapshotStore;
@@ -267,20 +274,19 @@ export class AgentRollout {
     return { changed: (this.#store.desired()?.hash ?? null) !== before, version };
   }
 
-  /** A reload event with a `rollout` field: re-read the state now (coalesced with a read in flight). */
-  onRolloutEvent(rollout: ReloadRolloutField | "malformed"): void {
+  /**
+   * A reload event with a `rollout` field: re-reads the state now (coalesced
+   * with a read in flight). Resolves once that read is done; the queue's
+   * settler does not wait for it.
+   */
+  onRolloutEvent(rollout: ReloadRolloutField | "malformed"): Promise<void> {
     if (rollout === "malformed")
       this.#logger.warn("reload event with a malformed rollout field: re-reading the state anyway");
     if (this.#reader === null) {
       this.#logger.warn("a rollout event arrived but this agent has no --rollout-state: every config applies at once");
-      return;
+      return Promise.resolve();
     }
-    void this.#read("event");
-  }
-
-  /** Re-reads the state now; resolves once read (tests, resync). */
-  refresh(): Promise<void> {
-    return this.#read("refresh");
+    return this.#read("event");
   }
 
   /** /status `rollout`; null when no policy is mounted. */
@@ -567,9 +573,9 @@ export class AgentRollout {
         );
       }
       this.#stateError = info;
-      // Until the first read works, retry with back-off (1 s doubling to 30 s); afterwards the resync re-reads.
+      // Until the first read works, retry with back-off; afterwards the resync re-reads.
       if (this.#state === "unknown" && this.#retry === null) {
-        const delay = Math.min(30_000, 1_000 * 2 ** Math.min(this.#retryAttempt++, 5));
+        const delay = backoffDelay(this.#retryAttempt++, FIRST_READ_BACKOFF);
         this.#retry = setTimeout(() => {
           this.#retry = null;
           void this.#read("retry");

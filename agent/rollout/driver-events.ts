@@ -1,25 +1,15 @@
 /**
- * The rollout driver's event source: long-polls the status queue (an SQS
- * queue subscribed to the agents' status topic) and turns its messages into
- * {@link DriverEvent}s: `sfu-config.status` stage reports and
- * `sfu-config.health` call-health reports, raw or in an SNS envelope.
- *
- * Messages are deleted once read, except the recent reports of ANOTHER
- * rollout (a stage report with another rollout id, a health report about
- * another candidate hash): while a newer rollout replaces an older one both
- * drivers may read the queue for a moment, and each must leave the other's
- * reports (they come back after a short visibility timeout). Malformed
- * bodies, health reports whose counters cannot be true together
- * (protocol/health-checks.ts), reports older than `notBefore` (a previous
- * run) and the driver's own `halted` event are deleted and dropped. AWS errors never throw: they
- * are reported to `onError` and retried with back-off within the caller's
- * wait.
+ * The rollout driver's event source: long-polls the status queue and turns its
+ * messages (stage reports and call-health reports) into {@link DriverEvent}s.
+ * PROTOCOL.md
+ * [section 19](../../protocol/PROTOCOL.md#19-progressive-rollout-optional).
  */
 import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { backoffDelay } from "../../protocol/backoff.ts";
 import { healthCountersRefusal } from "../../protocol/health-checks.ts";
 import { parseHealthEvent, parseStatusEvent } from "../../protocol/messages.ts";
-import { backoffDelay } from "../queue/backoff.ts";
 import { describeError } from "../queue/errors.ts";
+import { STATUS_QUEUE_BACKOFF } from "../queue/status-collector.ts";
 import { sleep, type Timers } from "../queue/timers.ts";
 import type { DriverEvent } from "./driver.ts";
 
@@ -52,7 +42,21 @@ export interface StatusQueueSourceOptions {
   signal?: AbortSignal;
 }
 
-/** Reads the status queue for the driver; see the module documentation. */
+/**
+ * Reads the status queue for the driver: `sfu-config.status` stage reports and
+ * `sfu-config.health` call-health reports, raw or in an SNS envelope.
+ *
+ * Messages are deleted once read, except the recent reports of ANOTHER
+ * rollout (a stage report with another rollout id, a health report about
+ * another candidate hash): while a newer rollout replaces an older one both
+ * drivers may read the queue for a moment, and each must leave the other's
+ * reports (they come back after a short visibility timeout). Malformed
+ * bodies, health reports whose counters cannot be true together
+ * (protocol/health-checks.ts), reports older than `notBefore` (a previous
+ * run) and the driver's own `halted` event are deleted and dropped. AWS errors never throw: they
+ * are reported to `onError` and retried with back-off within the caller's
+ * wait.
+ */
 export class StatusQueueSource {
   readonly counters: StatusQueueCounters = {
     receives: 0,
@@ -97,7 +101,7 @@ export class StatusQueueSource {
       if (signal?.aborted) return [];
       this.counters.receiveErrors++;
       this.#o.onError?.(`ReceiveMessage failed: ${describeError(err)}`);
-      const delay = backoffDelay(this.#failures++, { baseMs: 500, maxMs: 10_000 });
+      const delay = backoffDelay(this.#failures++, STATUS_QUEUE_BACKOFF);
       await sleep(timers, Math.min(delay, Math.max(0, until - timers.now())), signal);
       return [];
     }

@@ -12,6 +12,7 @@
  * {@link DriverDeps.nextEvents}: the engine never sleeps on its own.
  */
 
+import { type BackoffOptions, backoffDelay } from "../../protocol/backoff.ts";
 import { cohortThreshold } from "../../protocol/cohort.ts";
 import type { NormalisedConfig } from "../../protocol/config-schema-v2.ts";
 import type {
@@ -85,6 +86,9 @@ export interface DriverDeps {
   log(line: string): void;
 }
 
+/** Back-off of the driver's S3 and SNS retries (PROTOCOL.md section 19): 500 ms doubling to 10 s, no jitter. */
+export const DRIVER_RETRY_BACKOFF: Readonly<Required<BackoffOptions>> = { baseMs: 500, maxMs: 10_000, jitter: "none" };
+
 /** What to roll out and how. */
 export interface DriverInput {
   hash: string;
@@ -100,8 +104,8 @@ export interface DriverInput {
   revertTimeoutMs?: number;
   /** How often the state is re-read to notice a newer rollout (default 15 s). */
   stateCheckIntervalMs?: number;
-  /** Back-off between retries of a failed S3 or SNS call (default 500 ms doubling to 10 s). */
-  retryBackoff?: { baseMs: number; maxMs: number };
+  /** Back-off between retries of a failed S3 or SNS call (default {@link DRIVER_RETRY_BACKOFF}). */
+  retryBackoff?: BackoffOptions;
 }
 
 /** Health figures of one group of pods. */
@@ -246,7 +250,7 @@ export async function runRollout(input: DriverInput, deps: DriverDeps): Promise<
   const checkEvery = input.stateCheckIntervalMs ?? 15_000;
   const iso = () => new Date(deps.now()).toISOString();
 
-  const backoff = input.retryBackoff ?? { baseMs: 500, maxMs: 10_000 };
+  const backoff: BackoffOptions = { ...DRIVER_RETRY_BACKOFF, ...input.retryBackoff };
   /** Reports that arrived while waiting to retry, taken in by the next pump. */
   const early: DriverEvent[] = [];
   const describe = (err: unknown) => {
@@ -262,7 +266,7 @@ export async function runRollout(input: DriverInput, deps: DriverDeps): Promise<
         if (err instanceof Superseded || err instanceof Halt || err instanceof GiveUp) throw err;
         const now = deps.now();
         if (now >= until) throw new GiveUp(`${what}: ${describe(err)} (gave up after ${attempt + 1} attempts)`);
-        const wait = Math.min(until - now, Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.min(attempt, 20)));
+        const wait = Math.min(until - now, backoffDelay(attempt, backoff));
         deps.log(`${what} failed (attempt ${attempt + 1}, retrying in ${Math.round(wait)} ms): ${describe(err)}`);
         early.push(...(await deps.nextEvents(now + wait)));
       }

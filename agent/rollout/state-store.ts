@@ -1,39 +1,18 @@
 /**
- * The durable rollout state: one JSON object in S3 (`s3://bucket/key`),
- * written only by the rollout driver and read by every agent (at start, on
- * every rollout event, on every resync). One writer needs no conditional
- * writes: a newer rollout simply overwrites the object, and the older
- * driver sees the changed candidate `id` on its next read and stops.
- *
- * Reads are bounded in bytes (at most {@link MAX_STATE_BYTES}, else
- * STATE_TOO_LARGE), in shape (protocol/bounded-json.ts: depth, values, keys,
- * before anything is built) and in time (each attempt has a deadline,
- * `readTimeoutMs`, covering the request and the body), validated against the
- * rollout state schema with unknown fields dropped, and the stable config is
- * validated as a config (with the reader's own `secretsDir` and file-check
- * mode) and checked against its hash, so a corrupted or forged object is
- * refused with an error saying what is wrong and never makes an agent push
- * anything. Error bodies are bounded by the client (aws-clients.ts).
- *
- * A missing object reads as null; what null means is the caller's rule
- * (docs/rollout-faults.md: never "no rollout" once one has been seen). A 404
- * that is a delete marker (a versioned bucket: the object existed and was
- * deleted) is STATE_MISSING, never null. Calls are retried with back-off a
- * bounded number of times.
- *
- * IAM: `s3:GetObject` (agents and driver) and `s3:PutObject` (driver only)
- * on the one object; nothing else.
+ * The durable rollout state: one JSON object in S3, written only by the
+ * rollout driver and read, bounded and validated, by every agent. PROTOCOL.md
+ * [section 19](../../protocol/PROTOCOL.md#19-progressive-rollout-optional).
  */
 import { open, rename, unlink, writeFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { createAjv } from "../../protocol/ajv.ts";
+import { type BackoffOptions, backoffDelay } from "../../protocol/backoff.ts";
 import { parseBoundedJson, readBoundedStream } from "../../protocol/bounded-json.ts";
 import { validateConfigValue } from "../../protocol/config-loader.ts";
 import type { RolloutCandidate, RolloutState } from "../../protocol/rollout-schema.ts";
 import { rolloutStateSchema } from "../../protocol/rollout-schema.ts";
 import { type AwsClientOptions, awsSdk, createS3Client } from "../queue/aws-clients.ts";
-import { backoffDelay } from "../queue/backoff.ts";
 import { parseS3Url, type S3Location } from "./s3-url.ts";
 
 export { parseS3Url, type S3Location } from "./s3-url.ts";
@@ -69,8 +48,8 @@ export interface RolloutStateStoreOptions
   s3?: S3Client;
   /** Attempts per read or write, with back-off between them (default 3). */
   attempts?: number;
-  /** Back-off between attempts (default 200 ms doubling to 2 s). */
-  backoff?: { baseMs: number; maxMs: number };
+  /** Back-off between attempts (default {@link STATE_RETRY_BACKOFF}). */
+  backoff?: BackoffOptions;
   /** Deadline of one attempt, request and body (default 10 s). */
   readTimeoutMs?: number;
   /** How the stable config's secret files are checked: the reading process's own `--secrets-dir` and mode. */
@@ -92,15 +71,42 @@ export interface StateSecretsCheck {
   checkFiles?: boolean;
 }
 
+/** Back-off between the attempts of one read or write: 200 ms doubling to 2 s, `full` jitter. */
+export const STATE_RETRY_BACKOFF: Readonly<Required<BackoffOptions>> = { baseMs: 200, maxMs: 2_000, jitter: "full" };
+
 const validateState = createAjv().compile(rolloutStateSchema);
 
-/** Reads and writes the rollout state object; see the module comment. */
+/**
+ * Reads and writes the rollout state object (`s3://bucket/key`). One writer
+ * needs no conditional writes: a newer rollout simply overwrites the object,
+ * and the older driver sees the changed candidate `id` on its next read and
+ * stops.
+ *
+ * Reads are bounded in bytes (at most {@link MAX_STATE_BYTES}, else
+ * STATE_TOO_LARGE), in shape (protocol/bounded-json.ts: depth, values, keys,
+ * before anything is built) and in time (each attempt has a deadline,
+ * `readTimeoutMs`, covering the request and the body), validated against the
+ * rollout state schema with unknown fields dropped, and the stable config is
+ * validated as a config (with the reader's own `secretsDir` and file-check
+ * mode) and checked against its hash, so a corrupted or forged object is
+ * refused with an error saying what is wrong and never makes an agent push
+ * anything. Error bodies are bounded by the client (aws-clients.ts).
+ *
+ * A missing object reads as null; what null means is the caller's rule
+ * (docs/rollout-faults.md: never "no rollout" once one has been seen). A 404
+ * that is a delete marker (a versioned bucket: the object existed and was
+ * deleted) is STATE_MISSING, never null. Calls are retried with back-off a
+ * bounded number of times.
+ *
+ * IAM: `s3:GetObject` (agents and driver) and `s3:PutObject` (driver only)
+ * on the one object; nothing else.
+ */
 export class RolloutStateStore {
   readonly location: S3Location;
   readonly #s3: S3Client;
   readonly #owned: boolean;
   readonly #attempts: number;
-  readonly #backoff: { baseMs: number; maxMs: number };
+  readonly #backoff: BackoffOptions;
   readonly #readTimeoutMs: number;
   readonly #secrets: StateSecretsCheck;
   readonly #cacheFile: string | null;
@@ -122,7 +128,7 @@ export class RolloutStateStore {
         maxAttempts: 1,
       });
     this.#attempts = Math.max(1, options.attempts ?? 3);
-    this.#backoff = options.backoff ?? { baseMs: 200, maxMs: 2_000 };
+    this.#backoff = { ...STATE_RETRY_BACKOFF, ...options.backoff };
     this.#readTimeoutMs = options.readTimeoutMs ?? 10_000;
     this.#secrets = options.secrets ?? {};
     this.#cacheFile = options.cacheFile ?? null;

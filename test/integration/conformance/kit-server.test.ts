@@ -9,9 +9,9 @@ import { describe, it } from "node:test";
 import { WebSocket } from "ws";
 import { main, parseListen } from "../../../agent/commands/conformance.ts";
 import { minRedialDelayMs } from "../../../agent/conformance/cases.ts";
-import { ConformanceOptionsError } from "../../../agent/conformance/errors.ts";
 import { ConformanceServer } from "../../../agent/conformance/kit-server.ts";
 import { reverseKeys } from "../../../agent/conformance/test-configs.ts";
+import { AgentError } from "../../../agent/errors.ts";
 import { canonicalJson } from "../../../protocol/hash.ts";
 import { SUBPROTOCOL } from "../../../protocol/messages-schema.ts";
 
@@ -132,9 +132,10 @@ describe("conformance kit server", () => {
 
   it("rejects bad options at construction", () => {
     const deps = { clock: () => 0, log: () => {} };
-    assert.throws(() => new ConformanceServer({ port: 70000 }, deps), ConformanceOptionsError);
-    assert.throws(() => new ConformanceServer({ token: "" }, deps), ConformanceOptionsError);
-    assert.throws(() => new ConformanceServer({ helloTimeoutMs: 0 }, deps), ConformanceOptionsError);
+    const optionsError = (e: unknown) => e instanceof AgentError && e.code === "CONFORMANCE_OPTIONS";
+    assert.throws(() => new ConformanceServer({ port: 70000 }, deps), optionsError);
+    assert.throws(() => new ConformanceServer({ token: "" }, deps), optionsError);
+    assert.throws(() => new ConformanceServer({ helloTimeoutMs: 0 }, deps), optionsError);
   });
 });
 

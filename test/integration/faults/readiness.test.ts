@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { type FaultProxy, startFaultProxy } from "../../helpers/fault-proxy.ts";
 import { until } from "../../helpers/until.ts";
-import { type Fleet, hashOf, startFleet } from "../rollout/fleet.ts";
+import { type Fleet, hashOf, ROLLOUT_EVENT, startFleet } from "../rollout/fleet.ts";
 
 describe("fault suite: readiness during an S3 outage", { timeout: 120_000 }, () => {
   let proxy: FaultProxy;
@@ -37,7 +37,7 @@ describe("fault suite: readiness during an S3 outage", { timeout: 120_000 }, () 
     const r = await fleet.rollout(1);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     for (const p of fleet.pods) {
-      await p.agent.rollout.refresh();
+      await p.agent.rollout.onRolloutEvent(ROLLOUT_EVENT);
       assert.equal(p.agent.status().rollout?.stable, h[1], `${p.name} read the state (and cached it)`);
     }
   });

@@ -18,7 +18,7 @@ import type { RolloutState } from "../../../protocol/rollout-schema.ts";
 import { FAUXQS_CREDENTIALS, FAUXQS_REGION } from "../../../scripts/local/fauxqs.ts";
 import { type Fault, type FaultProxy, startFaultProxy } from "../../helpers/fault-proxy.ts";
 import { until } from "../../helpers/until.ts";
-import { BUCKET, type Fleet, hashOf, STATE_URL, startFleet } from "../rollout/fleet.ts";
+import { BUCKET, type Fleet, hashOf, ROLLOUT_EVENT, STATE_URL, startFleet } from "../rollout/fleet.ts";
 
 const KEY = STATE_URL.slice(`s3://${BUCKET}/`.length);
 
@@ -58,10 +58,10 @@ describe("fault suite: S3", { timeout: 240_000 }, () => {
 
   const stateGets = (fault: Fault | null) =>
     proxy.setRule(fault === null ? null : (r) => (r.service === "s3" && r.method === "GET" ? fault : null));
-  /** A read that starts now (a refresh joins a read in flight, which may predate the fault). */
+  /** A read that starts now (a re-read joins a read in flight, which may predate the fault). */
   const freshRead = async (p: Fleet["pods"][number]) => {
-    await p.agent.rollout.refresh();
-    await p.agent.rollout.refresh();
+    await p.agent.rollout.onRolloutEvent(ROLLOUT_EVENT);
+    await p.agent.rollout.onRolloutEvent(ROLLOUT_EVENT);
   };
   const markReceived = () => {
     for (const p of fleet.pods) receivedSince.set(p.name, p.received().length);

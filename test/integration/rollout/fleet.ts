@@ -18,6 +18,7 @@ import { createAwsClients, createS3Client } from "../../../agent/queue/aws-clien
 import { RolloutStateStore } from "../../../agent/rollout/state-store.ts";
 import { cohortRank } from "../../../protocol/cohort.ts";
 import type { ConfigMessage } from "../../../protocol/messages-schema.ts";
+import type { ReloadRolloutField } from "../../../protocol/rollout-schema.ts";
 import { FAUXQS_CREDENTIALS, FAUXQS_REGION } from "../../../scripts/local/fauxqs.ts";
 import { capturedLogger } from "../../helpers/captured-logger.ts";
 import { type CliRun, captureRun } from "../../helpers/cli-run.ts";
@@ -33,6 +34,8 @@ export { hashOf } from "../queue/harness.ts";
 const CLI = join(import.meta.dirname, "../../../agent/cli.ts");
 
 export const BUCKET = "sfu-rollout";
+/** The `rollout` field of a reload event (AgentRollout.onRolloutEvent): makes an agent re-read the state now. */
+export const ROLLOUT_EVENT: ReloadRolloutField = { id: "fleet", step: 1, threshold: 1 };
 export const STATE_URL = `s3://${BUCKET}/sfu/rollout-state.json`;
 
 /** A policy with short bakes; fake SFUs report no calls, so it proceeds without traffic. */

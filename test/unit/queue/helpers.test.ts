@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
+import { AgentError } from "../../../agent/errors.ts";
 import { regionFromResource } from "../../../agent/queue/aws-clients.ts";
-import { backoffDelay, jittered } from "../../../agent/queue/backoff.ts";
-import { QueueError } from "../../../agent/queue/errors.ts";
 import { QUEUE_DEFAULTS, resolveQueueOptions } from "../../../agent/queue/options.ts";
 import { queuePolicy } from "../../../agent/queue/per-pod-queue.ts";
 import { isValidQueueName, perPodQueueName, queueNameFromUrl } from "../../../agent/queue/queue-name.ts";
@@ -43,45 +42,6 @@ describe("perPodQueueName", () => {
   });
 });
 
-describe("backoff", () => {
-  it("grows exponentially within [base/2, max] with full jitter", () => {
-    const o = { baseMs: 1000, maxMs: 30_000 };
-    assert.equal(
-      backoffDelay(0, o, () => 0),
-      500,
-    );
-    assert.equal(
-      backoffDelay(0, o, () => 0.999999),
-      1000,
-    );
-    assert.equal(
-      backoffDelay(3, o, () => 0.999999),
-      8000,
-    );
-    assert.equal(
-      backoffDelay(50, o, () => 0.999999),
-      30_000,
-    );
-    fc.assert(
-      fc.property(fc.nat(100), fc.double({ min: 0, max: 0.9999999, noNaN: true }), (n, r) => {
-        const d = backoffDelay(n, o, () => r);
-        return d >= 500 && d <= 30_000;
-      }),
-    );
-  });
-
-  it("jitters intervals by the given spread", () => {
-    assert.equal(
-      jittered(1000, 0.5, () => 0),
-      500,
-    );
-    assert.equal(
-      jittered(1000, 0.5, () => 0.5),
-      1000,
-    );
-  });
-});
-
 describe("resolveQueueOptions", () => {
   const base = { podName: "p", queuePrefix: "sfu-config-", propagationTimeoutMs: 300_000 };
 
@@ -99,7 +59,7 @@ describe("resolveQueueOptions", () => {
     const bad = (o: Record<string, unknown>, pattern: RegExp) =>
       assert.throws(
         () => resolveQueueOptions({ ...base, ...o } as never),
-        (e: unknown) => e instanceof QueueError && e.code === "QUEUE_OPTIONS" && pattern.test(e.message),
+        (e: unknown) => e instanceof AgentError && e.code === "QUEUE_OPTIONS" && pattern.test(e.message),
       );
     bad({}, /exactly one of topicArn/);
     bad({ topicArn: TOPIC, queueUrl: "https://x/1/q" }, /exactly one/);

@@ -26,6 +26,8 @@ import { ManualTimers } from "../queue/manual-timers.ts";
 
 const C1 = await loadedConfig(1);
 const C2 = await loadedConfig(2);
+/** The `rollout` field of a reload event: what makes a running agent re-read the state. */
+const EVENT: ReloadRolloutField = { id: "r", step: 1, threshold: 1 };
 const POLICY = "schemaVersion: 1\nsteps: [{ percent: 50, bake: 1m }, { percent: 100 }]\n";
 
 class MemoryReader implements RolloutStateReader {
@@ -116,7 +118,7 @@ describe("AgentRollout", () => {
       threshold: 1,
       reason: null,
     });
-    await t.rollout.refresh();
+    await t.rollout.onRolloutEvent(EVENT);
     assert.equal(t.store.desired()?.hash, C1.hash, "the halted hash is never desired; stable is");
     assert.equal(t.rollout.status()?.stateError, null);
     await t.rollout.stop();
@@ -186,7 +188,7 @@ describe("AgentRollout", () => {
       reason: { step: 1, criterion: "nack", pods: ["x"], detail: "d" },
     });
     t.rollout.onRolloutEvent({ id: "r", step: 1, threshold: 1 });
-    await t.rollout.refresh();
+    await t.rollout.onRolloutEvent(EVENT);
     const d = t.store.desired()!;
     assert.equal(d.hash, C1.hash);
     assert.equal(t.rollout.status()?.stage, "reverted");
@@ -233,7 +235,7 @@ describe("AgentRollout", () => {
     t.reader!.fail = Object.assign(new Error("stable.config hashes to sha256:00, not the recorded sha256:11"), {
       code: "STATE_INVALID",
     });
-    await t.rollout.refresh();
+    await t.rollout.onRolloutEvent(EVENT);
     t.rollout.onValidReading(C2.config, C2.hash);
     assert.equal(t.store.desired()?.hash, C1.hash, "still the stable config: the halt holds");
     assert.equal(t.rollout.status()?.state, "halted");
@@ -258,7 +260,7 @@ describe("AgentRollout", () => {
     });
     t.rollout.onValidReading(C2.config, C2.hash);
     assert.equal(t.store.desired()?.hash, C1.hash, "C2 is not desired before the state was re-read");
-    await t.rollout.refresh();
+    await t.rollout.onRolloutEvent(EVENT);
     assert.equal(t.store.desired()?.hash, C1.hash, "outside the cohort (threshold 0): held on the stable config");
     assert.equal(t.rollout.status()?.stage, "held");
     // With really no state, the re-read lets the new hash apply (bootstrap).
@@ -267,7 +269,7 @@ describe("AgentRollout", () => {
     u.rollout.onValidReading(C1.config, C1.hash);
     u.rollout.onValidReading(C2.config, C2.hash);
     assert.equal(u.store.desired()?.hash, C1.hash);
-    await u.rollout.refresh();
+    await u.rollout.onRolloutEvent(EVENT);
     assert.equal(u.store.desired()?.hash, C2.hash);
     await t.rollout.stop();
     await u.rollout.stop();
@@ -280,8 +282,8 @@ describe("AgentRollout", () => {
     const before = t.reader!.reads;
     t.rollout.onValidReading(C2.config, C2.hash);
     t.rollout.onValidReading(C2.config, C2.hash);
-    await t.rollout.refresh();
-    assert.equal(t.reader!.reads, before + 2, "one re-read for the unknown hash, one for refresh()");
+    await t.rollout.onRolloutEvent(EVENT);
+    assert.equal(t.reader!.reads, before + 2, "one re-read for the unknown hash, one for the rollout event");
     await t.rollout.stop();
   });
 });
@@ -303,7 +305,7 @@ describe("Settler with a rollout handler", () => {
     t.rollout.onValidReading(C2.config, C2.hash);
     assert.equal(t.store.desired()?.hash, C1.hash);
     t.reader!.state = null; // deleted by a lifecycle rule
-    await t.rollout.refresh();
+    await t.rollout.onRolloutEvent(EVENT);
     t.rollout.onValidReading(C2.config, C2.hash);
     assert.equal(t.store.desired()?.hash, C1.hash, "still the stable config");
     assert.equal(t.rollout.status()?.stateError?.code, "STATE_MISSING");
@@ -367,7 +369,7 @@ describe("Settler with a rollout handler", () => {
     assert.equal(u.store.desired()?.hash, C1.hash);
     (u.reader as MemoryReader).fail = null;
     (u.reader as MemoryReader).state = reader.cached ?? null;
-    await u.rollout.refresh();
+    await u.rollout.onRolloutEvent(EVENT);
     assert.equal(u.store.desired()?.hash, C2.hash, "the read state puts the cohort pod on the candidate");
     assert.equal(u.rollout.status()?.stage, "canary");
     await u.rollout.stop();
@@ -384,7 +386,7 @@ describe("Settler with a rollout handler", () => {
     assert.equal(t.rollout.stateUnreadable(), true);
     reader.fail = null;
     reader.state = stateWith(null);
-    await t.rollout.refresh();
+    await t.rollout.onRolloutEvent(EVENT);
     assert.equal(t.store.desired()?.hash, C1.hash);
     assert.equal(t.rollout.holdingWithoutState(), false);
     assert.equal(t.rollout.stateUnreadable(), false);
