@@ -5,8 +5,9 @@
  * applied, reverted) and a line per rollout under it (id, candidate hash,
  * state, step, cohort threshold, and why it halted).
  */
+import { createAjv } from "../protocol/ajv.ts";
 import { type JsonLimits, parseBoundedJson, readBoundedStream } from "../protocol/bounded-json.ts";
-import { escapeControlChars } from "../protocol/safe-text.ts";
+import { capText, escapeControlChars } from "../protocol/safe-text.ts";
 
 /** The agent `/status` document (the fields this table reads). */
 export interface AgentStatusDoc {
@@ -67,11 +68,15 @@ export async function fetchAgentStatus(target: string, timeoutMs = 3000): Promis
     }
     const parsed = parseBoundedJson(read.bytes, STATUS_JSON_LIMITS, "status document");
     if (!parsed.ok) return { target, ok: false, error: parsed.message };
-    const body = parsed.value as AgentStatusDoc;
-    if (typeof body !== "object" || body === null || typeof body.pod !== "string") {
-      return { target, ok: false, error: "not an sfu-agent /status document" };
+    if (!validateStatusDoc(parsed.value)) {
+      // The deepest error names the field; the null branch of a nullable field would only say "must be null".
+      const e = (validateStatusDoc.errors ?? [])
+        .filter((x) => x.keyword !== "anyOf" && !(x.keyword === "type" && x.params["type"] === "null"))
+        .sort((a, b) => b.instancePath.length - a.instancePath.length)[0];
+      const where = e ? `: ${e.instancePath || "/"} ${e.message ?? "is invalid"}` : "";
+      return { target, ok: false, error: capText(`not an sfu-agent /status document${where}`, 200) };
     }
-    return { target, ok: true, status: body };
+    return { target, ok: true, status: parsed.value };
   } catch (err) {
     const e = err as Error & { cause?: { code?: string; errors?: Array<{ code?: string }> } };
     const code = e.cause?.code ?? e.cause?.errors?.[0]?.code ?? (e.cause as Error | undefined)?.message;
@@ -84,6 +89,58 @@ export async function fetchAgentStatus(target: string, timeoutMs = 3000): Promis
 export const MAX_STATUS_BYTES = 1024 * 1024;
 /** Limits on a `/status` document: MAX_STATUS_BYTES, and the config file's value and key limits (the defaults), 16 levels deep. */
 export const STATUS_JSON_LIMITS: Readonly<JsonLimits> = { maxBytes: MAX_STATUS_BYTES, maxDepth: 16 };
+
+const str = { type: "string" } as const;
+const nullable = <S extends object>(schema: S) => ({ anyOf: [{ type: "null" }, schema] });
+/**
+ * The shape of the fields the table reads (every other field is free): a
+ * document that passes the byte and JSON limits but not this is refused as a
+ * row error instead of being rendered.
+ */
+const STATUS_DOC_SCHEMA = {
+  type: "object",
+  required: ["pod", "desired", "applied", "lastError", "sfu", "queue", "settlements"],
+  properties: {
+    pod: str,
+    desired: nullable({
+      type: "object",
+      required: ["version", "hash", "revision"],
+      properties: { version: { type: "integer" }, hash: str, revision: nullable(str) },
+    }),
+    applied: nullable({
+      type: "object",
+      required: ["version", "hash"],
+      properties: { version: { type: "integer" }, hash: str, at: str },
+    }),
+    lastError: nullable({ type: "object", required: ["code", "message"], properties: { code: str, message: str } }),
+    sfu: { type: "object", required: ["connected"], properties: { connected: { type: "boolean" } } },
+    queue: { type: "object" },
+    settlements: {
+      type: "array",
+      items: { type: "object", required: ["hash", "outcome"], properties: { hash: str, outcome: str } },
+    },
+    rollout: nullable({
+      type: "object",
+      required: ["stage", "id", "step", "hash", "state", "threshold", "stable"],
+      properties: {
+        stage: str,
+        id: nullable(str),
+        step: nullable({ type: "integer" }),
+        hash: nullable(str),
+        state: nullable(str),
+        threshold: nullable({ type: "number" }),
+        stable: nullable(str),
+        haltReason: nullable({
+          type: "object",
+          required: ["criterion", "pods", "detail"],
+          properties: { criterion: str, pods: { type: "array", items: str }, detail: str },
+        }),
+        stateError: nullable({ type: "object", required: ["message"], properties: { message: str } }),
+      },
+    }),
+  },
+};
+const validateStatusDoc = createAjv().compile<AgentStatusDoc>(STATUS_DOC_SCHEMA);
 
 /** Fetches every target concurrently, preserving order. */
 export function fetchFleet(targets: readonly string[], timeoutMs?: number): Promise<FleetRow[]> {
@@ -100,6 +157,10 @@ export function shortHash(hash: string | null | undefined): string {
 export function converged(rows: readonly FleetRow[]): boolean {
   return rows.every((r) => r.ok && r.status.desired !== null && r.status.applied?.hash === r.status.desired.hash);
 }
+
+/** Longest table cell and rollout line shown: an agent's document is outside input. */
+const MAX_CELL_CHARS = 120;
+const MAX_ROLLOUT_LINE_CHARS = 400;
 
 /** Renders the fleet as a fixed-width text table (one line per target), then one line per rollout seen. */
 export function renderFleetTable(rows: readonly FleetRow[]): string {
@@ -118,8 +179,8 @@ export function renderFleetTable(rows: readonly FleetRow[]): string {
     ...(timed ? ["PROPAGATION"] : []),
     "LAST ERROR",
   ];
-  // Every cell comes from outside (agents' documents): control characters are shown escaped.
-  const lines = rows.map((r) => row(r).map(escapeControlChars));
+  // Every cell comes from outside (agents' documents): control characters are shown escaped, and capped.
+  const lines = rows.map((r) => row(r).map((c) => capText(escapeControlChars(c), MAX_CELL_CHARS)));
   function row(r: FleetRow): string[] {
     if (!r.ok)
       return [
@@ -156,7 +217,8 @@ export function renderFleetTable(rows: readonly FleetRow[]): string {
       .map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
       .join("  ")
       .trimEnd();
-  return [fmt(header), ...lines.map(fmt), ...rolloutLines(rows).map(escapeControlChars)].join("\n");
+  const rollouts = rolloutLines(rows).map((l) => capText(escapeControlChars(l), MAX_ROLLOUT_LINE_CHARS));
+  return [fmt(header), ...lines.map(fmt), ...rollouts].join("\n");
 }
 
 /** A settlement's time from publication to applied (else to the file swap), seconds; null when not measured. */
