@@ -39,9 +39,9 @@ export interface AgentOptions {
    * is then unused. Null or omitted: WebSocket mode.
    */
   push?: string | null;
-  /** HTTP push mode: retry backoff (default 500 ms doubling to 30 s); a test knob. */
+  /** HTTP push mode: retry backoff (default: HTTP_PUSHER_DEFAULTS); a test knob. */
   pushRetry?: { baseMs: number; maxMs: number };
-  /** Re-send backoff of an APPLY_FAILED config (default 1 s doubling to 5 min); a test knob. */
+  /** Re-send backoff of an APPLY_FAILED config (default: DELIVERY_DEFAULTS); a test knob. */
   nackRetry?: NackRetryOptions;
   /**
    * Host names (and IPs) the HTTP server answers besides loopback names, the

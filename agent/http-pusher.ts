@@ -6,7 +6,14 @@
  */
 import type { Logger } from "pino";
 import { reconnectDelay } from "../protocol/backoff.ts";
-import { configMessage, type DeliveryLink, type Outbound, type Reply, type Transport } from "./delivery.ts";
+import {
+  configMessage,
+  DELIVERY_DEFAULTS,
+  type DeliveryLink,
+  type Outbound,
+  type Reply,
+  type Transport,
+} from "./delivery.ts";
 import { LifecycleError } from "./errors.ts";
 import {
   checkPushUrl,
@@ -36,10 +43,10 @@ export interface HttpPusherOptions {
   resyncIntervalMs?: number;
 }
 
-/** Defaults of the optional {@link HttpPusherOptions}: no token, 10 s per request, retries 0.5 s doubling to 30 s (PROTOCOL.md 12.4), a GET every minute while idle. */
+/** Defaults of the optional {@link HttpPusherOptions}: no token, the core's ack timeout per request, retries 0.5 s doubling to 30 s (PROTOCOL.md 12.4), a GET every minute while idle. */
 export const HTTP_PUSHER_DEFAULTS = {
   token: null,
-  ackTimeoutMs: 10_000,
+  ackTimeoutMs: DELIVERY_DEFAULTS.ackTimeoutMs,
   retryBaseMs: 500,
   retryMaxMs: 30_000,
   resyncIntervalMs: 60_000,

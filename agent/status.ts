@@ -1,7 +1,7 @@
 /**
  * The agent's `/status` document (a contract: fields may be added, never renamed), built from the
  * {@link StatusTracker} and the transport's link detail, neither of which holds a config, and so
- * never a credential (docs/reference/status.md).
+ * never a credential (docs/operating.md, "HTTP endpoints and `/status`").
  */
 import type { HttpPushStatus } from "./http-push-wire.ts";
 import type { RolloutStatus } from "./rollout/agent-rollout.ts";
