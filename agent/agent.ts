@@ -10,7 +10,7 @@ import { Registry } from "prom-client";
 import { formatProblem } from "../protocol/config-loader.ts";
 import { DEFAULT_SECRETS_DIR, readTokenFile } from "../protocol/secret-paths.ts";
 import { type ConfigReading, ConfigSource, type ConfigSourceOptions } from "./config-source.ts";
-import { Delivery, type DeliveryCallbacks, type NackRetryOptions } from "./delivery.ts";
+import { Delivery, type NackRetryOptions } from "./delivery.ts";
 import { LifecycleError, TokenFileError } from "./errors.ts";
 import { HttpPusher } from "./http-pusher.ts";
 import { HttpServer } from "./http-server.ts";
@@ -26,6 +26,7 @@ import { SecretWatch } from "./secret-watch.ts";
 import { SnapshotStore } from "./snapshot-store.ts";
 import { type AgentStatus, buildStatus } from "./status.ts";
 import { StatusTracker } from "./status-tracker.ts";
+import type { DeliveryCallbacks } from "./transport.ts";
 
 /** Options of {@link Agent} (the subset of RunOptions it needs, plus test knobs). */
 export interface AgentOptions {

@@ -5,8 +5,8 @@
  */
 import { type JsonLimits, parseBoundedJson } from "../protocol/bounded-json.ts";
 import { HASH_PATTERN } from "../protocol/hash.ts";
-import type { AppliedRef, PushError, PushOutcome } from "./delivery.ts";
 import type { SfuLinkStatus } from "./status-tracker.ts";
+import type { AppliedRef, PushError, PushOutcome } from "./transport.ts";
 
 const hashRe = new RegExp(HASH_PATTERN);
 

@@ -6,14 +6,7 @@
  */
 import type { Logger } from "pino";
 import { reconnectDelay } from "../protocol/backoff.ts";
-import {
-  configMessage,
-  DELIVERY_DEFAULTS,
-  type DeliveryLink,
-  type Outbound,
-  type Reply,
-  type Transport,
-} from "./delivery.ts";
+import { DELIVERY_DEFAULTS } from "./delivery.ts";
 import { LifecycleError } from "./errors.ts";
 import {
   checkPushUrl,
@@ -24,6 +17,7 @@ import {
 } from "./http-push-wire.ts";
 import { type ExchangeResult, exchange } from "./http-request.ts";
 import type { AgentMetrics } from "./metrics.ts";
+import { configMessage, type DeliveryLink, type Outbound, type Reply, type Transport } from "./transport.ts";
 
 export type { HttpPushOutcome, HttpPushStatus } from "./http-push-wire.ts";
 

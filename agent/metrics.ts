@@ -4,8 +4,8 @@
  * counters the core's events ({@link AgentMetrics.onDelivery}); transport plumbing is counted where it happens.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from "prom-client";
-import type { DeliveryEvent, PushOutcome, PushTransport, SecretRotationOutcome } from "./delivery.ts";
 import type { StatusTracker, TrackerEvent } from "./status-tracker.ts";
+import type { DeliveryEvent, PushOutcome, PushTransport, SecretRotationOutcome } from "./transport.ts";
 
 /** Kinds of file-system activity counted by `sfu_agent_watch_events_total`. */
 export type WatchEventKind = "swap" | "file" | "resync";

@@ -22,10 +22,10 @@ import {
 } from "../protocol/messages-schema.ts";
 import { helloFeatures, secretsReloadMessage } from "../protocol/secrets-reload.ts";
 import { guardPings, webSocketVersionRefusal } from "../protocol/websocket-guard.ts";
-import { configMessage, type DeliveryLink, type Outbound, type Reply, type Transport } from "./delivery.ts";
 import { LifecycleError, type ListenError } from "./errors.ts";
 import { listenOn } from "./listen.ts";
 import type { AgentMetrics } from "./metrics.ts";
+import { configMessage, type DeliveryLink, type Outbound, type Reply, type Transport } from "./transport.ts";
 
 /** Options of {@link PushServer}; see {@link PUSH_SERVER_DEFAULTS}. */
 export interface PushServerOptions {

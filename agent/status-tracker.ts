@@ -4,8 +4,8 @@
  * and the delivery core's ({@link DeliveryEvent}); PROTOCOL.md [section 5.1](../protocol/PROTOCOL.md#51-settling-what-the-agent-reports-as-applied).
  */
 import type { HealthCounters } from "../protocol/messages-schema.ts";
-import { ackTimeoutError, type DeliveryEvent } from "./delivery.ts";
 import type { ErrorInfo, Settlement, SnapshotStore, StoreEvent } from "./snapshot-store.ts";
+import { ackTimeoutError, type DeliveryEvent } from "./transport.ts";
 
 /** How many settlements /status keeps. */
 export const MAX_SETTLEMENTS = 20;

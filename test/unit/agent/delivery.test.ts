@@ -6,17 +6,17 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Registry } from "prom-client";
+import { Delivery } from "../../../agent/delivery.ts";
+import { AgentMetrics } from "../../../agent/metrics.ts";
+import { SnapshotStore, type StoreEvent } from "../../../agent/snapshot-store.ts";
+import { StatusTracker } from "../../../agent/status-tracker.ts";
 import {
   configMessage,
-  Delivery,
   type DeliveryLink,
   type Outbound,
   type Reply,
   type Transport,
-} from "../../../agent/delivery.ts";
-import { AgentMetrics } from "../../../agent/metrics.ts";
-import { SnapshotStore, type StoreEvent } from "../../../agent/snapshot-store.ts";
-import { StatusTracker } from "../../../agent/status-tracker.ts";
+} from "../../../agent/transport.ts";
 import { normalise } from "../../../protocol/config-loader.ts";
 import type { SfuConfigV1 } from "../../../protocol/config-schema.ts";
 import { capturedLogger } from "../../helpers/captured-logger.ts";
