@@ -177,7 +177,7 @@ export class Delivery implements DeliveryLink {
     const supported = SUPPORTED_SCHEMA_VERSIONS as readonly number[];
     if (info.schemaVersions !== undefined && !info.schemaVersions.some((v) => supported.includes(v))) {
       return {
-        code: "NO_COMMON_SCHEMA",
+        reason: "no-common-schema",
         message: `no common schema version: this agent pushes schemaVersions ${supported.join(", ")}`,
       };
     }
@@ -491,7 +491,7 @@ export class Delivery implements DeliveryLink {
     const refused = this.#deps.store.checkSfuApplied(ref);
     if (refused !== null) {
       this.#emit({ type: "version-refused", reported: ref?.version ?? 0, reason: refused });
-      return { code: "VERSION_REFUSED", message: refused };
+      return { reason: "version-refused", message: refused };
     }
     this.#applied = ref;
     this.#deps.store.adoptSfuApplied(ref);

@@ -346,7 +346,7 @@ export class PushSession {
     const schemaVersions = hello.schemaVersions as number[];
     const features = helloFeatures(hello);
     const refused = this.#link.open({ sfu: hello.sfu, applied, schemaVersions, features });
-    if (refused?.code === "NO_COMMON_SCHEMA") {
+    if (refused?.reason === "no-common-schema") {
       this.close(CloseCode.UNSUPPORTED_PROTOCOL, refused.message);
       return;
     }

@@ -96,7 +96,7 @@ export interface SessionInfo {
 
 /** Why a session was refused: no schemaVersion in common, or an applied version out of range. */
 export interface OpenRefusal {
-  code: "NO_COMMON_SCHEMA" | "VERSION_REFUSED";
+  reason: "no-common-schema" | "version-refused";
   message: string;
 }
 

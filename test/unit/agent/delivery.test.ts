@@ -256,7 +256,7 @@ test("a session reporting an out-of-range version is refused and reported", asyn
     sfu: { name: "s", version: "1" },
     applied: { version: 2 ** 53 - 1, hash: hash("z") },
   });
-  assert.equal(refused?.code, "VERSION_REFUSED");
+  assert.equal(refused?.reason, "version-refused");
   assert.match(refused?.message ?? "", /above the limit/);
   transport.link.wake();
   assert.deepEqual(transport.sent, [], "nothing is sent on a refused session");
