@@ -83,7 +83,24 @@ class ScriptedTransport implements Transport {
   }
 }
 
-async function setup(o: { kind?: "websocket" | "http"; nackRetry?: { baseMs: number; maxMs: number } } = {}) {
+/** Secret rotations as the SecretWatch reports them: {@link rotate} bumps the generation. */
+class Secrets {
+  generation = 1;
+  readonly hasSecrets = true;
+  readonly #listeners = new Set<(g: number) => void>();
+  subscribe(l: (g: number) => void): () => void {
+    this.#listeners.add(l);
+    return () => this.#listeners.delete(l);
+  }
+  rotate(): void {
+    this.generation++;
+    for (const l of this.#listeners) l(this.generation);
+  }
+}
+
+async function setup(
+  o: { kind?: "websocket" | "http"; nackRetry?: { baseMs: number; maxMs: number }; secrets?: Secrets } = {},
+) {
   const clock = () => new Date("2026-01-01T00:00:00Z");
   const store = new SnapshotStore({ clock });
   const tracker = new StatusTracker({ store, clock }, { watchSettlements: true });
@@ -98,6 +115,7 @@ async function setup(o: { kind?: "websocket" | "http"; nackRetry?: { baseMs: num
       logger,
       store,
       transport,
+      ...(o.secrets ? { secrets: o.secrets } : {}),
       callbacks: {
         onEvent: (e) => {
           tracker.onDelivery(e);
@@ -295,5 +313,58 @@ test("a push not answered in time: over a connection it is given up (a late answ
     { version: 1, hash: hash("a") },
     { version: 1, hash: hash("a") },
   ]);
+  await http.delivery.stop(0);
+});
+
+test("secret rotations: a reload for an SFU with the feature, unsupported for one without or over HTTP", async () => {
+  const secrets = new Secrets();
+  const ws = await setup({ kind: "websocket", secrets });
+  offerConfig(ws.store, normalisedConfig(), hash("a"));
+  ws.transport.link.open({ sfu: { name: "s", version: "1" }, applied: null, features: ["secrets-reload"] });
+  ws.transport.link.wake();
+  await ws.transport.reply({ type: "ack" });
+  assert.deepEqual(ws.tracker.secrets(), {
+    generation: 1,
+    applied: 1,
+    at: "2026-01-01T00:00:00.000Z",
+    lastError: null,
+  });
+  assert.equal(ws.transport.sent.length, 1, "applying the config confirmed generation 1: no reload");
+  secrets.rotate();
+  assert.deepEqual(ws.transport.sent.at(-1), {
+    type: "secrets-reload",
+    nonce: 2,
+    applied: { version: 1, hash: hash("a") },
+    generation: 2,
+  });
+  assert.equal(ws.tracker.secrets().generation, 2, "/status shows the new generation");
+  await ws.transport.reply({ type: "nack", error: { code: "SECRET_UNREADABLE", message: "no" } });
+  assert.equal(ws.tracker.secrets().lastError?.code, "SECRET_UNREADABLE");
+  ws.transport.link.wake();
+  assert.equal(ws.transport.sent.length, 2, "a nacked generation is not re-sent on the connection");
+  secrets.rotate();
+  assert.equal(ws.transport.sent.length, 3, "the next change is");
+  await ws.transport.reply({ type: "ack" });
+  assert.equal(ws.tracker.secrets().applied, 3);
+  assert.equal(ws.tracker.secrets().lastError, null);
+  // A new connection without the feature: what it reads is unknown; a change is unsupported.
+  ws.transport.link.close();
+  ws.transport.link.open({ sfu: { name: "s", version: "1" }, applied: { version: 1, hash: hash("a") } });
+  assert.equal(ws.tracker.secrets().applied, null);
+  secrets.rotate();
+  assert.equal(ws.transport.sent.length, 3);
+  assert.equal(ws.tracker.secrets().lastError?.code, "SECRETS_RELOAD_UNSUPPORTED");
+  assert.match(
+    ws.tracker.secrets().lastError?.message ?? "",
+    /does not support secrets-reload; it keeps what it read for version 1/,
+  );
+  await ws.delivery.stop(0);
+
+  const httpSecrets = new Secrets();
+  const http = await setup({ kind: "http", secrets: httpSecrets });
+  httpSecrets.rotate();
+  assert.match(http.tracker.secrets().lastError?.message ?? "", /the scripted transport has no secrets-reload/);
+  const rotations = await http.metrics.secretRotations.get();
+  assert.equal(rotations.values.find((v) => v.labels["outcome"] === "unsupported")?.value, 1);
   await http.delivery.stop(0);
 });
