@@ -1,24 +1,8 @@
 /**
- * The agent as one long-running unit: store, status tracker, metrics, config source, push
- * server (WebSocket, the SFU dials in) or HTTP pusher (`push` set: the agent
- * POSTs to the SFU), HTTP server and (optionally) the SQS trigger, wired
- * together.
- * `sfu-agent run` builds one from its options; tests start it in-process.
- *
- * The {@link SnapshotStore} holds the config state; the {@link StatusTracker}
- * owns what the pod reports (SFU link, settlements, lastError, revisions) and
- * is the one source of `/status` and the metrics.
- *
- * The {@link AgentRollout} decides what of the mounted config becomes
- * desired when a rollout policy is mounted next to it (progressive
- * rollouts); without a policy every valid config becomes desired at once.
- *
- * Start order: read the token file, store, rollout state (first read, so
- * the first decision knows it), config source (first read), secret watch
- * (fingerprints the secret files the config names), push server or HTTP
- * pusher, HTTP server, queue trigger. Stop order (SIGTERM): stop watching,
- * stop the queue trigger, stop accepting SFU connections and let an
- * unanswered push finish within `drainMs`, close the SFU connection, stop HTTP.
+ * The agent (`sfu-agent run`) as one long-running unit: store, status tracker, metrics, config
+ * source, secret watch, the delivery core over one transport (WebSocket server, or HTTP pusher with
+ * `push` set), HTTP server and the optional queue trigger, wired once; start and stop in that order
+ * (docs/operating.md). `sfu-agent run` builds one from its options; tests start it in-process.
  */
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -27,11 +11,11 @@ import { formatProblem } from "../protocol/config-loader.ts";
 import { DEFAULT_SECRETS_DIR, readTokenFile } from "../protocol/secret-paths.ts";
 import type { ListenAddress } from "./cli-values.ts";
 import { type ConfigReading, ConfigSource, type ConfigSourceOptions } from "./config-source.ts";
-import { LifecycleError, TokenFileError } from "./errors.ts";
+import { Delivery, type NackRetryOptions } from "./delivery.ts";
+import { AgentError } from "./errors.ts";
 import { HttpPusher } from "./http-pusher.ts";
 import { HttpServer } from "./http-server.ts";
 import { AgentMetrics } from "./metrics.ts";
-import type { NackRetryOptions } from "./push-ledger.ts";
 import { PushServer } from "./push-server.ts";
 import { regionFromResource } from "./queue/aws-clients.ts";
 import type { QueueTrigger, QueueTriggerOptions, startQueueTrigger } from "./queue/index.ts";
@@ -42,6 +26,7 @@ import { SecretWatch } from "./secret-watch.ts";
 import { SnapshotStore } from "./snapshot-store.ts";
 import { type AgentStatus, buildStatus } from "./status.ts";
 import { StatusTracker } from "./status-tracker.ts";
+import type { DeliveryCallbacks } from "./transport.ts";
 
 /** Options of {@link Agent} (the subset of RunOptions it needs, plus test knobs). */
 export interface AgentOptions {
@@ -55,9 +40,9 @@ export interface AgentOptions {
    * is then unused. Null or omitted: WebSocket mode.
    */
   push?: string | null;
-  /** HTTP push mode: retry backoff (default 500 ms doubling to 30 s); a test knob. */
+  /** HTTP push mode: retry backoff (default: HTTP_PUSHER_DEFAULTS); a test knob. */
   pushRetry?: { baseMs: number; maxMs: number };
-  /** Re-send backoff of an APPLY_FAILED config (default 1 s doubling to 5 min); a test knob. */
+  /** Re-send backoff of an APPLY_FAILED config (default: DELIVERY_DEFAULTS); a test knob. */
   nackRetry?: NackRetryOptions;
   /**
    * Host names (and IPs) the HTTP server answers besides loopback names, the
@@ -126,8 +111,10 @@ export class Agent {
   readonly #opts: AgentOptions;
   readonly #source: ConfigSource;
   readonly #secrets: SecretWatch;
-  #push: PushServer | null = null;
-  #httpPush: HttpPusher | null = null;
+  /** The delivery core over the one transport chosen at start. */
+  #delivery: Delivery | null = null;
+  /** The HTTP transport's link detail for /status (HTTP push mode only). */
+  #linkDetail: HttpPusher | null = null;
   #http: HttpServer | null = null;
   #queue: QueueTrigger | null = null;
   #unsubscribe: (() => void)[] = [];
@@ -194,9 +181,9 @@ export class Agent {
     return this.#secrets;
   }
 
-  /** Starts every part; on failure stops what started and rethrows (ListenError, TokenFileError, ...). */
+  /** Starts every part; on failure stops what started and rethrows (an AgentError: LISTEN_FAILED, TOKEN_FILE, ...). */
   async start(): Promise<void> {
-    if (this.#state !== "new") throw new LifecycleError(`Agent already ${this.#state}`);
+    if (this.#state !== "new") throw new Error(`Agent already ${this.#state}`);
     this.#state = "starting";
     const { logger } = this.#deps;
     try {
@@ -204,52 +191,21 @@ export class Agent {
       this.#unsubscribe.push(this.metrics.follow(this.tracker));
       await this.rollout.start();
       await this.#source.start();
-      // Subscribed before the push transports: /status shows the new generation before any reload is sent.
-      this.#unsubscribe.push(this.#secrets.subscribe((g) => this.tracker.secretsGeneration(g)));
       await this.#secrets.start();
-      if (this.#opts.push) {
-        // Applying a config reads the secret files: an ack confirms the generation current then.
-        this.#unsubscribe.push(
-          this.tracker.subscribe((e) => {
-            if (e.type === "applied") this.tracker.secretsApplied(this.#secrets.generation);
-          }),
-        );
-        this.#unsubscribe.push(
-          this.#secrets.subscribe((g) =>
-            this.tracker.secretRotation(g, "unsupported", {
-              code: "SECRETS_RELOAD_UNSUPPORTED",
-              message: `the secret files changed (generation ${g}) but HTTP push mode has no secrets-reload; the SFU keeps what it read until a new config is applied or it restarts`,
-            }),
-          ),
-        );
-        this.#httpPush = new HttpPusher(
-          { logger, store: this.store, tracker: this.tracker, metrics: this.metrics, clock: this.#deps.clock },
-          {
-            url: this.#opts.push,
-            token,
-            ackTimeoutMs: this.#opts.ackTimeoutMs,
-            resyncIntervalMs: this.#opts.resyncIntervalMs,
-            ...(this.#opts.pushRetry === undefined
-              ? {}
-              : { retryBaseMs: this.#opts.pushRetry.baseMs, retryMaxMs: this.#opts.pushRetry.maxMs }),
-            nackRetry: this.#opts.nackRetry ?? null,
-          },
-        );
-        await this.#httpPush.start();
-      } else {
-        this.#push = new PushServer(
-          { logger, store: this.store, tracker: this.tracker, metrics: this.metrics, secrets: this.#secrets },
-          {
-            host: this.#opts.listen.host,
-            port: this.#opts.listen.port,
-            token,
-            ackTimeoutMs: this.#opts.ackTimeoutMs,
-            ...(this.#opts.helloTimeoutMs === undefined ? {} : { helloTimeoutMs: this.#opts.helloTimeoutMs }),
-            nackRetry: this.#opts.nackRetry ?? null,
-          },
-        );
-        await this.#push.start();
-      }
+      const transport = this.#transport(token);
+      // Status and metrics observe the core through this one object.
+      const callbacks: DeliveryCallbacks = {
+        onEvent: (e) => {
+          this.tracker.onDelivery(e);
+          this.metrics.onDelivery(e);
+        },
+      };
+      this.metrics.initPushOutcomes(transport.kind);
+      this.#delivery = new Delivery(
+        { logger, store: this.store, transport, callbacks, secrets: this.#secrets },
+        { ackTimeoutMs: this.#opts.ackTimeoutMs, nackRetry: this.#opts.nackRetry ?? null },
+      );
+      await this.#delivery.start();
       this.#http = new HttpServer(
         {
           logger,
@@ -313,8 +269,7 @@ export class Agent {
     } catch (err) {
       this.#deps.logger.warn({ err }, "queue trigger did not stop cleanly");
     }
-    await this.#push?.stop(drainMs);
-    await this.#httpPush?.stop(drainMs);
+    await this.#delivery?.stop(drainMs);
     await this.#http?.stop();
     for (const u of this.#unsubscribe) u();
     this.#unsubscribe = [];
@@ -324,14 +279,13 @@ export class Agent {
 
   /** `ws://` URL of the push server, or in HTTP push mode the URL pushed to (without query); after start. */
   get pushUrl(): string {
-    if (this.#httpPush) return this.#httpPush.url;
-    if (!this.#push) throw new LifecycleError("Agent not started");
-    return this.#push.url;
+    if (!this.#delivery) throw new Error("Agent not started");
+    return this.#delivery.transport.url;
   }
 
   /** `http://` URL of the HTTP server (after start). */
   get httpUrl(): string {
-    if (!this.#http) throw new LifecycleError("Agent not started");
+    if (!this.#http) throw new Error("Agent not started");
     return this.#http.url;
   }
 
@@ -344,6 +298,7 @@ export class Agent {
   status(): AgentStatus {
     return buildStatus({
       tracker: this.tracker,
+      link: this.#linkDetail?.status() ?? null,
       pod: this.#opts.podName,
       path: this.#source.path,
       queue: this.#queue?.status() ?? null,
@@ -370,9 +325,39 @@ export class Agent {
       }
       return `no valid config loaded from ${this.#source.path}`;
     }
-    if (this.#opts.push) return this.#httpPush?.running ? null : "HTTP pusher not running";
-    if (!this.#push?.listening) return "push server not listening";
+    const transport = this.#delivery?.transport;
+    if (transport === undefined || !transport.ready) {
+      return this.#opts.push ? "HTTP pusher not running" : "push server not listening";
+    }
     return null;
+  }
+
+  /** The one transport: the HTTP pusher when `push` is set, else the WebSocket push server. */
+  #transport(token: string | null): PushServer | HttpPusher {
+    const { logger } = this.#deps;
+    const o = this.#opts;
+    if (o.push) {
+      this.#linkDetail = new HttpPusher(
+        { logger, metrics: this.metrics, clock: this.#deps.clock },
+        {
+          url: o.push,
+          token,
+          ackTimeoutMs: o.ackTimeoutMs,
+          resyncIntervalMs: o.resyncIntervalMs,
+          ...(o.pushRetry === undefined ? {} : { retryBaseMs: o.pushRetry.baseMs, retryMaxMs: o.pushRetry.maxMs }),
+        },
+      );
+      return this.#linkDetail;
+    }
+    return new PushServer(
+      { logger, metrics: this.metrics },
+      {
+        host: o.listen.host,
+        port: o.listen.port,
+        token,
+        ...(o.helloTimeoutMs === undefined ? {} : { helloTimeoutMs: o.helloTimeoutMs }),
+      },
+    );
   }
 
   /**
@@ -448,9 +433,9 @@ function rolloutReader(options: AgentOptions): RolloutStateReader | null {
   });
 }
 
-/** Reads a shared token: trimmed, non-empty. Throws {@link TokenFileError}. */
+/** Reads a shared token: trimmed, non-empty. Throws an {@link AgentError} `TOKEN_FILE`. */
 export async function readToken(path: string): Promise<string> {
   const r = await readTokenFile(path);
-  if (!r.ok) throw new TokenFileError(`--token-file ${r.message}`);
+  if (!r.ok) throw new AgentError("TOKEN_FILE", `--token-file ${r.message}`);
   return r.value;
 }

@@ -56,30 +56,3 @@ export class AgentError<C extends AgentErrorCode = AgentErrorCode> extends Error
 export function exitCodeOf(err: unknown): 1 | 2 {
   return err instanceof AgentError ? EXIT_CODES[err.code as AgentErrorCode] : 1;
 }
-
-/**
- * @deprecated Throw `new AgentError("LISTEN_FAILED", ...)`. Kept while the
- * delivery core's files (push-server.ts, agent.ts) still name it.
- */
-export class ListenError extends AgentError<"LISTEN_FAILED"> {
-  constructor(message: string) {
-    super("LISTEN_FAILED", message);
-  }
-}
-
-/**
- * @deprecated Throw `new AgentError("TOKEN_FILE", ...)`. Kept while agent.ts
- * (the delivery core's) still throws it.
- */
-export class TokenFileError extends AgentError<"TOKEN_FILE"> {
-  constructor(message: string) {
-    super("TOKEN_FILE", message);
-  }
-}
-
-/**
- * @deprecated Misuse is a standard `Error`: throw `new Error(...)`. Kept while
- * the delivery core's files (agent.ts, push-server.ts, http-pusher.ts) still
- * throw it.
- */
-export const LifecycleError = Error;

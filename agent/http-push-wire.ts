@@ -5,7 +5,8 @@
  */
 import { type JsonLimits, parseBoundedJson } from "../protocol/bounded-json.ts";
 import { HASH_PATTERN } from "../protocol/hash.ts";
-import type { AppliedRef, PushError } from "./push-ledger.ts";
+import type { SfuLinkStatus } from "./status-tracker.ts";
+import type { AppliedRef, PushError, PushOutcome } from "./transport.ts";
 
 const hashRe = new RegExp(HASH_PATTERN);
 
@@ -18,6 +19,34 @@ export const PUSH_RESPONSE_JSON_LIMITS: Readonly<JsonLimits> = {
   maxValues: 256,
   maxKeys: 64,
 };
+
+/** Result label of the last POST in HTTP push mode. */
+export type HttpPushOutcome = PushOutcome;
+
+/** `/status` `sfu` in HTTP push mode (the HTTP transport's detail of the link). Never holds the token. */
+export interface HttpPushStatus extends SfuLinkStatus {
+  /** Whether the last request (POST or GET) was answered: 2xx, 409, 422 or the applied state. */
+  connected: boolean;
+  name: null;
+  version: null;
+  mode: "http";
+  /** The push URL without its query string. */
+  url: string;
+  /** Whether the SFU serves its applied state on GET: not known yet, yes, or no. */
+  appliedState: "pending" | "supported" | "unsupported";
+  lastPush: {
+    at: string;
+    version: number;
+    hash: string;
+    outcome: HttpPushOutcome;
+    /** HTTP status, null when there was no response. */
+    httpStatus: number | null;
+    /** Error code (NACK) or failure description; null on ack. */
+    error: string | null;
+  } | null;
+  /** The scheduled retry after consecutive failures; null when none is due. */
+  retry: { attempt: number; at: string } | null;
+}
 
 /**
  * Checks a push URL: `http:` or `https:`, with a host, without userinfo

@@ -1,87 +1,54 @@
 /**
- * The HTTP push adapter (`sfu-agent run --push URL`, PROTOCOL.md section 12)
- * for SFUs that cannot hold a WebSocket: instead of waiting for the SFU to
- * dial in, the agent POSTs each config to `URL` as the same `config` message
- * (JSON). The answer is the HTTP status:
- *
- * - 2xx: ack (applied);
- * - 409 or 422 with a JSON body `{code, message, path?}`: nack with that
- *   error (a body that is not such an object gives code `HTTP_409`/`HTTP_422`);
- * - any other status, no answer within the ack timeout, or no connection:
- *   retried after a capped exponential backoff with jitter
- *   ({@link reconnectDelay}: 0.5 s doubling to 30 s, times a random factor in
- *   [0.5, 1]); a newer config arriving meanwhile waits for that same retry
- *   time and replaces the pending one (latest wins), so requests are never
- *   closer than the backoff allows.
- *
- * Versions: before its first POST the agent GETs `URL`; an SFU that answers
- * `{"applied": {"version", "hash"} | null}` lets the agent continue its
- * numbering above the SFU's (versions never go backwards across agent
- * restarts) and skip a config the SFU already runs. 404, 405 and 501 (or a
- * 2xx without such a document) mean "not supported": the agent numbers from
- * its own counter. Any other failure of the GET is retried like a push. With
- * GET supported the agent checks again every `resyncIntervalMs` while idle
- * and after a push got no definite answer; an SFU reporting a different
- * applied config than the agent knows has restarted, which starts a new push
- * session (HTTP's "new connection": rejected hashes may be sent again).
- * Otherwise a rejected hash is not sent again until it becomes desired
- * again, or, nacked with APPLY_FAILED, after a capped backoff (1 s doubling
- * to 5 min; see push-ledger.ts). An applied version out of range (see
- * SnapshotStore.checkSfuApplied) is refused: reported as lastError and in
- * `sfu_agent_versions_refused_total`, and the agent numbers from its own
- * counter.
- *
- * The delivery bookkeeping is the {@link PushLedger} shared with the
- * WebSocket server. The token (`Authorization: Bearer`) is never logged nor
- * shown; the URL is shown without its query string.
+ * The HTTP push transport (`sfu-agent run --push URL`, PROTOCOL.md
+ * [section 12](../protocol/PROTOCOL.md#12-push-over-http)): POSTs each message the
+ * {@link DeliveryLink} hands it, reads the SFU's applied state with `GET`, and retries a request
+ * without a definite answer after the protocol's backoff; the token is never logged nor shown.
  */
 import type { Logger } from "pino";
 import { reconnectDelay } from "../protocol/backoff.ts";
-import { LifecycleError } from "./errors.ts";
-import { checkPushUrl, MAX_PUSH_RESPONSE_BYTES, parseAppliedDocument, parseErrorDocument } from "./http-push-wire.ts";
+import { DELIVERY_DEFAULTS } from "./delivery.ts";
+import {
+  checkPushUrl,
+  type HttpPushStatus,
+  MAX_PUSH_RESPONSE_BYTES,
+  parseAppliedDocument,
+  parseErrorDocument,
+} from "./http-push-wire.ts";
 import { type ExchangeResult, exchange } from "./http-request.ts";
 import type { AgentMetrics } from "./metrics.ts";
-import { type AppliedRef, configMessage, type NackRetryOptions, PushLedger } from "./push-ledger.ts";
-import type { DesiredSnapshot, SnapshotStore } from "./snapshot-store.ts";
-import type { HttpPushStatus, StatusTracker } from "./status-tracker.ts";
+import { configMessage, type DeliveryLink, type Outbound, type Reply, type Transport } from "./transport.ts";
 
-export type { HttpPushOutcome, HttpPushStatus } from "./status-tracker.ts";
+export type { HttpPushOutcome, HttpPushStatus } from "./http-push-wire.ts";
 
 /** Options of {@link HttpPusher}; see {@link HTTP_PUSHER_DEFAULTS}. */
 export interface HttpPusherOptions {
   /** `http:` or `https:` URL the configs are POSTed to (and the applied state is read from, GET). No userinfo. */
   url: string;
-  /** Token sent as `Authorization: Bearer <token>`; null = none. */
+  /** Token sent as `Authorization: Bearer <token>`. */
   token?: string | null;
   /** Longest time one request (connect to last byte) may take. */
   ackTimeoutMs?: number;
-  /** First retry delay ceiling; doubles per consecutive failure. */
+  /** Ceiling of the first retry delay; doubles per consecutive failure. */
   retryBaseMs?: number;
-  /** Cap of the retry delay. */
+  /** Cap of the retry delay ceiling. */
   retryMaxMs?: number;
   /** Re-check of the SFU's applied state (GET) while idle. */
   resyncIntervalMs?: number;
-  /** Backoff of the re-send of an APPLY_FAILED config (default 1 s doubling to 5 min); a test knob. */
-  nackRetry?: NackRetryOptions | null;
 }
 
-/** Documented defaults of the optional {@link HttpPusherOptions}. */
+/** Defaults of the optional {@link HttpPusherOptions}: no token, the core's ack timeout per request, retries 0.5 s doubling to 30 s (PROTOCOL.md 12.4), a GET every minute while idle. */
 export const HTTP_PUSHER_DEFAULTS = {
   token: null,
-  ackTimeoutMs: 10_000,
+  ackTimeoutMs: DELIVERY_DEFAULTS.ackTimeoutMs,
   retryBaseMs: 500,
   retryMaxMs: 30_000,
   resyncIntervalMs: 60_000,
-  nackRetry: null,
 } as const;
 
 /** Dependencies of {@link HttpPusher}. */
 export interface HttpPusherDeps {
   logger: Logger;
-  store: SnapshotStore;
-  /** Receives link and outcome events (through the ledger) and shows {@link HttpPusher.status} as /status `sfu`. */
-  tracker?: StatusTracker;
-  /** Counts retries and applied-state checks (the rest of the metrics follow the tracker). */
+  /** Counts retries and applied-state checks. */
   metrics?: AgentMetrics;
   clock: () => Date;
   /** Uniform [0, 1) source of the backoff jitter (Math.random when omitted). */
@@ -91,33 +58,29 @@ export interface HttpPusherDeps {
 /** Statuses of a GET meaning "this SFU does not serve its applied state". */
 const GET_UNSUPPORTED = new Set([404, 405, 501]);
 
-/** Pushes configs to one SFU over HTTP; see the module comment. */
-export class HttpPusher {
+/** Pushes to one SFU over HTTP; see the module comment. */
+export class HttpPusher implements Transport {
+  readonly kind = "http";
+  readonly label = "HTTP push mode";
+  readonly secretsReload = false;
+  readonly lateReplies = false;
   readonly #deps: HttpPusherDeps;
   readonly #opts: Required<HttpPusherOptions>;
   readonly #url: URL;
   readonly #shownUrl: string;
-  readonly #ledger: PushLedger;
   readonly #log: Logger;
+  #link: DeliveryLink | null = null;
   #state: "new" | "running" | "stopping" | "stopped" = "new";
-  #unsubscribe: (() => void) | null = null;
   #abort = new AbortController();
   #current: Promise<void> | null = null;
-  /** Whether the request in flight is a POST (only a push is worth waiting for at stop). */
-  #currentIsPost = false;
   #retryTimer: NodeJS.Timeout | null = null;
   #retryAt: string | null = null;
   #resyncTimer: NodeJS.Timeout | null = null;
   #failures = 0;
-  #nonce = 0;
   #needCheck = true;
   #appliedState: HttpPushStatus["appliedState"] = "pending";
   #connected = false;
   #lastPush: HttpPushStatus["lastPush"] = null;
-  /** The last POST that got no definite answer (it may have been applied). */
-  #unanswered: AppliedRef | null = null;
-  /** Hash whose ack timeout was last reported to the store (reported once, not per retry). */
-  #timeoutReported: string | null = null;
 
   /** Checks `options` (throws TypeError naming the bad one). */
   constructor(deps: HttpPusherDeps, options: HttpPusherOptions) {
@@ -136,35 +99,27 @@ export class HttpPusher {
     this.#opts = opts;
     this.#url = url;
     this.#shownUrl = `${url.origin}${url.pathname}`;
-    this.#ledger = new PushLedger({
-      store: deps.store,
-      tracker: deps.tracker,
-      transport: "http",
-      onRetryDue: () => this.#kick(),
-      nackRetry: opts.nackRetry ?? undefined,
-    });
     this.#log = deps.logger.child({ component: "push-http" });
   }
 
-  /** Starts pushing: reads the SFU's applied state (GET), then pushes the desired config and every newer one. */
-  async start(): Promise<void> {
-    if (this.#state !== "new") throw new LifecycleError(`HttpPusher already ${this.#state}`);
+  /** Starts: reads the SFU's applied state (GET), then sends what `link` hands it. */
+  async start(link: DeliveryLink): Promise<void> {
+    if (this.#state !== "new") throw new Error(`HttpPusher already ${this.#state}`);
+    this.#link = link;
     this.#state = "running";
-    this.#deps.metrics?.initPushOutcomes("http");
-    this.#unsubscribe = this.#deps.store.subscribe((e) => {
-      if (e.type === "desired") {
-        this.#ledger.desiredAgain(e.hash);
-        this.#kick();
-      }
-    });
-    this.#deps.tracker?.setLinkDetail(() => this.status());
     this.#log.info({ url: this.#shownUrl, bearer: this.#opts.token !== null }, "HTTP push mode");
     this.#kick();
   }
 
   /** Whether the pusher is running. */
-  get running(): boolean {
+  get ready(): boolean {
     return this.#state === "running";
+  }
+
+  /** Whether a POST may go now: no request in flight, no retry pending, no applied-state read due. */
+  get canSend(): boolean {
+    const checkDue = this.#needCheck && this.#appliedState !== "unsupported";
+    return this.#state === "running" && this.#current === null && this.#retryTimer === null && !checkDue;
   }
 
   /** The push URL as shown in logs and /status (no query string). */
@@ -187,41 +142,41 @@ export class HttpPusher {
   }
 
   /** Stops: no new request; a POST in flight gets up to `drainMs` to be answered, then is aborted (a GET at once). Idempotent. */
-  async stop(drainMs = 5_000): Promise<void> {
+  async stop(drainMs: number): Promise<void> {
     if (this.#state === "stopping" || this.#state === "stopped") return;
     this.#state = "stopping";
-    this.#unsubscribe?.();
     this.#clearTimers();
     const current = this.#current;
     if (current) {
-      let t: NodeJS.Timeout | undefined;
-      if (this.#currentIsPost) await Promise.race([current, new Promise<void>((r) => (t = setTimeout(r, drainMs)))]);
-      clearTimeout(t);
+      await this.#link?.drain(drainMs);
       this.#abort.abort();
       await current;
     }
     this.#state = "stopped";
-    this.#ledger.dispose();
     this.#setConnected(false);
   }
 
-  /** Sends what is due now, unless a request is in flight or a retry is scheduled (then that time comes first). */
+  /** POSTs `message` (a config: this transport carries no `secrets-reload`). */
+  send(message: Outbound, signal: AbortSignal): Promise<Reply> {
+    if (message.type !== "config" || !this.canSend) return Promise.resolve({ type: "closed" });
+    const reply = this.#post(message, signal);
+    // The core takes the reply in while this request still counts as current; then #kick runs.
+    this.#run(reply.then(() => undefined));
+    return reply;
+  }
+
+  /** Reads the applied state when due, else lets the core send what is due; idle, schedules the next read. */
   #kick(): void {
     if (this.#state !== "running" || this.#current !== null || this.#retryTimer !== null) return;
     if (this.#needCheck && this.#appliedState !== "unsupported") {
-      this.#run(this.#check(), false);
+      this.#run(this.#check());
       return;
     }
-    const d = this.#ledger.next();
-    if (d === null) {
-      this.#scheduleResync();
-      return;
-    }
-    this.#run(this.#post(d), true);
+    this.#link?.wake();
+    if (this.#current === null) this.#scheduleResync();
   }
 
-  #run(p: Promise<void>, isPost: boolean): void {
-    this.#currentIsPost = isPost;
+  #run(p: Promise<void>): void {
     if (this.#resyncTimer) clearTimeout(this.#resyncTimer);
     this.#resyncTimer = null;
     const current = p
@@ -251,7 +206,23 @@ export class HttpPusher {
     if (this.#state === "stopped" || this.#abort.signal.aborted) return;
     if (r.kind === "response" && r.status >= 200 && r.status < 300) {
       const applied = parseAppliedDocument(r.body);
-      if (applied !== undefined) return this.#onApplied(applied);
+      if (applied !== undefined) {
+        this.#deps.metrics?.appliedChecks.inc({ result: "ok" });
+        const first = this.#appliedState === "pending";
+        this.#appliedState = "supported";
+        this.#needCheck = false;
+        this.#succeeded();
+        if (first) this.#log.info({ applied }, "SFU applied state (versions continue above it)");
+        const refused = first ? this.#link?.open({ sfu: null, applied }) : this.#link?.report(applied);
+        if (refused) {
+          this.#log.error(
+            { applied },
+            `refused the SFU's applied state: ${refused.message}; versions continue from the agent's`,
+          );
+          if (first) this.#link?.open({ sfu: null });
+        }
+        return;
+      }
       this.#log.warn({ status: r.status }, "GET answered without an {applied} document; applied state unknown");
       return this.#onUnsupported(r.status);
     }
@@ -260,38 +231,9 @@ export class HttpPusher {
     this.#fail("GET", r);
   }
 
-  #onApplied(applied: AppliedRef | null): void {
-    this.#deps.metrics?.appliedChecks.inc({ result: "ok" });
-    const first = this.#appliedState === "pending";
-    this.#appliedState = "supported";
-    this.#needCheck = false;
-    this.#succeeded();
-    const known = this.#ledger.applied;
-    const unanswered = this.#unanswered;
-    this.#unanswered = null;
-    if (first) {
-      this.#log.info({ applied }, "SFU applied state (versions continue above it)");
-      this.#adopt(applied);
-    } else if (applied !== null && unanswered !== null && applied.hash === unanswered.hash) {
-      this.#log.info({ applied }, "SFU applied the push whose answer was lost");
-      this.#ledger.recordLateAck(unanswered.version, unanswered.hash);
-    } else if (applied?.hash !== known?.hash) {
-      this.#log.info({ applied, known }, "SFU reports another applied config (restarted?): new push session");
-      this.#ledger.reset();
-      this.#adopt(applied);
-    }
-  }
-
-  /** Takes in the SFU's applied state, unless its version is out of range (then numbers from the agent's counter). */
-  #adopt(applied: AppliedRef | null): void {
-    const refused = this.#ledger.adopt(applied);
-    if (refused !== null) {
-      this.#log.error({ applied }, `refused the SFU's applied state: ${refused}; versions continue from the agent's`);
-    }
-  }
-
   #onUnsupported(status: number): void {
     this.#deps.metrics?.appliedChecks.inc({ result: "unsupported" });
+    const first = this.#appliedState === "pending";
     this.#appliedState = "unsupported";
     this.#needCheck = false;
     this.#succeeded();
@@ -299,14 +241,16 @@ export class HttpPusher {
       { status },
       "SFU does not serve its applied state (GET); versions continue from the agent's counter",
     );
+    if (first) this.#link?.open({ sfu: null });
   }
 
-  async #post(d: DesiredSnapshot): Promise<void> {
-    const nonce = ++this.#nonce;
-    const body = JSON.stringify(configMessage(d, nonce));
-    const started = performance.now();
-    this.#ledger.recordSent();
-    this.#log.info({ nonce, version: d.version, hash: d.hash, revision: d.revision }, "pushing config (HTTP POST)");
+  async #post(message: Outbound & { type: "config" }, signal: AbortSignal): Promise<Reply> {
+    const d = message.snapshot;
+    const body = JSON.stringify(configMessage(d, message.nonce));
+    this.#log.info(
+      { nonce: message.nonce, version: d.version, hash: d.hash, revision: d.revision },
+      "pushing config (HTTP POST)",
+    );
     const r = await exchange({
       url: this.#url,
       method: "POST",
@@ -314,55 +258,37 @@ export class HttpPusher {
       body,
       timeoutMs: this.#opts.ackTimeoutMs,
       maxBodyBytes: MAX_PUSH_RESPONSE_BYTES,
-      signal: this.#abort.signal,
+      signal: AbortSignal.any([this.#abort.signal, signal]),
     });
-    if (this.#state === "stopped" || this.#abort.signal.aborted) return; // cut off by stop(): no outcome
-    const seconds = (performance.now() - started) / 1000;
-    const at = this.#deps.clock().toISOString();
-    const push = { at, version: d.version, hash: d.hash };
-    if (r.kind === "response" && r.status >= 200 && r.status < 300) {
-      this.#lastPush = { ...push, outcome: "ack", httpStatus: r.status, error: null };
-      this.#unanswered = null;
+    if (this.#state === "stopped" || this.#abort.signal.aborted) return { type: "closed" }; // cut off by stop()
+    // The core gave up on it at its ack timeout: a timeout like the request's own.
+    const result: ExchangeResult = signal.aborted ? { kind: "timeout" } : r;
+    const push = { at: this.#deps.clock().toISOString(), version: d.version, hash: d.hash };
+    if (result.kind === "response" && result.status >= 200 && result.status < 300) {
+      this.#lastPush = { ...push, outcome: "ack", httpStatus: result.status, error: null };
       this.#succeeded();
-      this.#ledger.recordAck(d.version, d.hash, seconds);
-      this.#log.info(
-        { nonce, version: d.version, hash: d.hash, ms: Math.round(seconds * 1e4) / 10 },
-        "SFU applied config",
-      );
-      return;
+      return { type: "ack" };
     }
-    if (r.kind === "response" && (r.status === 409 || r.status === 422)) {
-      const error = parseErrorDocument(r.body) ?? {
-        code: `HTTP_${r.status}`,
-        message: `HTTP ${r.status} without a JSON error body {code, message}`,
+    if (result.kind === "response" && (result.status === 409 || result.status === 422)) {
+      const error = parseErrorDocument(result.body) ?? {
+        code: `HTTP_${result.status}`,
+        message: `HTTP ${result.status} without a JSON error body {code, message}`,
       };
-      this.#lastPush = { ...push, outcome: "nack", httpStatus: r.status, error: error.code };
-      this.#unanswered = null;
+      this.#lastPush = { ...push, outcome: "nack", httpStatus: result.status, error: error.code };
       this.#succeeded();
-      const retryInMs = this.#ledger.recordNack(d.version, d.hash, error, seconds);
-      this.#log.warn(
-        { nonce, version: d.version, hash: d.hash, error, retryInMs },
-        retryInMs === null
-          ? "SFU rejected config; not re-sending it in this push session unless it becomes desired again"
-          : "SFU could not apply config; re-sending it after a backoff",
-      );
-      return;
+      return { type: "nack", error };
     }
-    this.#unanswered = { version: d.version, hash: d.hash };
-    if (this.#appliedState === "supported" && r.kind !== "response") this.#needCheck = true;
-    if (r.kind === "timeout") {
-      this.#ledger.recordTimeout(d.version, d.hash, this.#timeoutReported !== d.hash);
-      this.#timeoutReported = d.hash;
-    } else {
-      this.#ledger.recordFailure(r.kind === "response" ? "http_error" : "unreachable");
-    }
+    // No definite answer: it may have been applied, so the applied state is read before the retry.
+    if (this.#appliedState === "supported" && result.kind !== "response") this.#needCheck = true;
     this.#lastPush = {
       ...push,
-      outcome: r.kind === "response" ? "http_error" : r.kind,
-      httpStatus: r.kind === "response" ? r.status : null,
-      error: describeFailure(r, this.#opts.ackTimeoutMs),
+      outcome: result.kind === "response" ? "http_error" : result.kind,
+      httpStatus: result.kind === "response" ? result.status : null,
+      error: describeFailure(result, this.#opts.ackTimeoutMs),
     };
-    this.#fail("POST", r, d);
+    this.#fail("POST", result, d);
+    if (result.kind === "timeout") return { type: "timeout" };
+    return { type: "failed", outcome: result.kind === "response" ? "http_error" : "unreachable" };
   }
 
   /** A definite answer: the SFU is reachable and the backoff starts over. */
@@ -372,7 +298,7 @@ export class HttpPusher {
   }
 
   /** A failed exchange: schedule the next attempt after the backoff (latest wins then). */
-  #fail(method: "GET" | "POST", r: ExchangeResult, d?: DesiredSnapshot): void {
+  #fail(method: "GET" | "POST", r: ExchangeResult, d?: { version: number; hash: string }): void {
     this.#setConnected(false);
     if (this.#state !== "running") return;
     const delay = reconnectDelay(
@@ -411,7 +337,7 @@ export class HttpPusher {
 
   #setConnected(connected: boolean): void {
     this.#connected = connected;
-    this.#ledger.recordLink(connected);
+    this.#link?.reachable(connected);
   }
 
   #clearTimers(): void {

@@ -1,35 +1,11 @@
 /**
- * Prometheus metrics of the agent (prom-client), all prefixed `sfu_agent_`.
- * Every status metric follows the {@link StatusTracker} (see
- * {@link AgentMetrics.follow}): gauges are set from the tracker's state after
- * each of its events, counters count its events; nothing else sets them. Only
- * transport plumbing is counted where it happens (refused upgrades, HTTP
- * retries and applied-state checks, file-system watch events). The queue
- * module registers its own metrics in the same Registry.
- *
- * The gauges are state, so alerts can hold while a problem holds:
- * `sfu_agent_config_last_load_success` (0 while the mounted file is
- * invalid), `sfu_agent_config_converged` (0 while the SFU does not run the
- * desired config), `sfu_agent_sfu_connected`.
- *
- * Call health: `sfu_agent_sfu_joins`, `sfu_agent_sfu_join_failures`,
- * `sfu_agent_sfu_ice_connected`, `sfu_agent_sfu_ice_failures` are the
- * counters of the SFU's latest `health` report (gauges: they restart from 0
- * when the SFU applies another config hash, at
- * `sfu_agent_sfu_health_since_timestamp_seconds`); 0 until a first report.
- * A report the push server refuses (protocol/health-checks.ts) is counted in
- * `sfu_agent_health_reports_dropped_total{reason}` instead.
+ * Prometheus metrics of the agent (prom-client), all prefixed `sfu_agent_` (docs/reference/metrics.md):
+ * the status gauges follow the {@link StatusTracker} ({@link AgentMetrics.follow}), the delivery
+ * counters the core's events ({@link AgentMetrics.onDelivery}); transport plumbing is counted where it happens.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from "prom-client";
-import type {
-  PushOutcome,
-  PushTransport,
-  SecretRotationOutcome,
-  StatusTracker,
-  TrackerEvent,
-} from "./status-tracker.ts";
-
-export type { PushOutcome, PushTransport } from "./status-tracker.ts";
+import type { StatusTracker, TrackerEvent } from "./status-tracker.ts";
+import type { DeliveryEvent, PushOutcome, PushTransport, SecretRotationOutcome } from "./transport.ts";
 
 /** Kinds of file-system activity counted by `sfu_agent_watch_events_total`. */
 export type WatchEventKind = "swap" | "file" | "resync";
@@ -229,6 +205,35 @@ export class AgentMetrics {
     });
   }
 
+  /** Counts one event of the delivery core (pushes, outcomes, latency, secret rotations, refused versions, call health). */
+  onDelivery(e: DeliveryEvent): void {
+    switch (e.type) {
+      case "sent":
+        this.pushes.inc();
+        break;
+      case "outcome":
+        this.pushOutcomes.inc({ transport: e.transport, outcome: e.outcome });
+        if (e.seconds !== null) this.pushLatency.observe(e.seconds);
+        break;
+      case "version-refused":
+        this.versionsRefused.inc();
+        break;
+      case "secret-rotation":
+        this.secretRotations.inc({ outcome: e.outcome });
+        break;
+      case "health":
+        this.healthJoins.set(e.counters.joins);
+        this.healthJoinFailures.set(e.counters.joinFailures);
+        this.healthIceConnected.set(e.counters.iceConnected);
+        this.healthIceFailures.set(e.counters.iceFailures);
+        this.healthSince.set(Date.parse(e.counters.since) / 1000 || 0);
+        break;
+      case "health-dropped":
+        this.healthFramesDropped.inc({ reason: e.reason });
+        break;
+    }
+  }
+
   #count(e: TrackerEvent): void {
     switch (e.type) {
       case "invalid":
@@ -243,26 +248,6 @@ export class AgentMetrics {
         break;
       case "ack-timeout":
         this.reloads.inc({ outcome: "timeout" });
-        break;
-      case "version-refused":
-        this.versionsRefused.inc();
-        break;
-      case "push-sent":
-        this.pushes.inc();
-        break;
-      case "secret-rotation":
-        this.secretRotations.inc({ outcome: e.outcome });
-        break;
-      case "push-outcome":
-        this.pushOutcomes.inc({ transport: e.transport, outcome: e.outcome });
-        if (e.seconds !== null) this.pushLatency.observe(e.seconds);
-        break;
-      case "health":
-        this.healthJoins.set(e.health.joins);
-        this.healthJoinFailures.set(e.health.joinFailures);
-        this.healthIceConnected.set(e.health.iceConnected);
-        this.healthIceFailures.set(e.health.iceFailures);
-        this.healthSince.set(Date.parse(e.health.since) / 1000 || 0);
         break;
     }
   }

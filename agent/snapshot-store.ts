@@ -1,23 +1,6 @@
 /**
- * The agent's versioned snapshot store: pure state, no I/O and no timers
- * (time comes from an injected clock). It holds the last valid config (the
- * desired snapshot, with its version, hash and Git revision), the validity
- * of the file last read, what the SFU applied, and which hashes the SFU
- * rejected. Everything an operator reads about the pod (SFU link,
- * settlements, lastError, revisions) is the StatusTracker's
- * (status-tracker.ts), which follows this store's events: the split of a
- * snapshot cache from per-node status that go-control-plane makes between
- * its snapshot.go and status.go.
- *
- * Invariants:
- * - an invalid file never replaces the last valid config;
- * - the desired version only increases, and is always greater than any
- *   version an SFU reported (the agent continues from `hello.applied`), so
- *   versions never go backwards for an SFU, across agent restarts too;
- * - versions stay safe integers forever: a reported version above
- *   {@link MAX_SFU_VERSION}, or above what this store issued or adopted once
- *   it has talked to an SFU, is refused ({@link SnapshotStore.checkSfuApplied});
- * - the same content (hash) offered twice is a no-op.
+ * The agent's versioned config state, pure (no I/O, no timers): the desired snapshot, the file's
+ * validity, what the SFU applied and rejected (PROTOCOL.md [section 5](../protocol/PROTOCOL.md#5-nonces-versions-and-delivery-rules)).
  */
 import type { NormalisedConfig } from "../protocol/config-schema-v2.ts";
 import type { SettlementOutcome } from "../protocol/messages-schema.ts";
@@ -93,7 +76,15 @@ export interface Settlement {
  */
 export const MAX_SFU_VERSION = 2 ** 31;
 
-/** Pure versioned state of the agent; see the module comment for its invariants. */
+/**
+ * Pure versioned state of the agent. Invariants:
+ * - an invalid file never replaces the last valid config;
+ * - the desired version only increases, and is always greater than any version an SFU reported
+ *   (the agent continues from `hello.applied`), so versions never go backwards for an SFU;
+ * - versions stay safe integers: a reported version above {@link MAX_SFU_VERSION}, or above what
+ *   this store issued or adopted once it has talked to an SFU, is refused ({@link SnapshotStore.checkSfuApplied});
+ * - the same content (hash) offered twice is a no-op.
+ */
 export class SnapshotStore {
   readonly #clock: () => Date;
   readonly #listeners = new Set<(e: StoreEvent) => void>();

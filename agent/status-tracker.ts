@@ -1,99 +1,23 @@
 /**
- * The per-pod status tracker: the one owner of what an operator reads about
- * this pod (`/status`, `sfu-agent status`, metrics, status events). The
- * {@link SnapshotStore} keeps the config state (desired snapshot, versions,
- * applied, rejections, file validity); this tracker follows the store's
- * events and the events both push transports report through the
- * {@link PushLedger}, and owns the rest: the SFU link, settlements, the last
- * error and the one before it, revisions, the last load of the file. The
- * metrics and `/status` read this tracker and nothing else. (The same split
- * go-control-plane makes between its snapshot cache, snapshot.go, and the
- * per-node status, status.go.)
- *
- * Rules it keeps:
- * - **settling when applied**: whenever the SFU acks, or reports
- *   (`hello.applied`, HTTP `GET`) that it runs, the desired hash, that hash
- *   is applied; if its latest settlement was not `applied` (rejected,
- *   timeout) an `applied` settlement is recorded, with the version the SFU
- *   runs: a config taken at the SFU's next boot (RESTART_REQUIRED), an
- *   adoption after an agent restart and an APPLY_FAILED retry that succeeds
- *   all settle;
- * - **watch-only settlements** (no queue trigger): each desired version
- *   settles once as applied, rejected, timeout or superseded, and again as
- *   applied if a rejected or timed-out one is applied later; an invalid file
- *   settles as invalid. With a queue trigger, the queue settles events;
- * - **lastError** is the newest error (invalid file, NACK, ack timeout, a
- *   refused SFU version, a failed settlement). Once the desired config is
- *   applied and the file is valid, it moves to `previousError` (with its own
- *   time and the time it was cleared): an error is cleared by the success
- *   that follows it, never by time.
- * - **call health**: the latest `health` report of the SFU (counters of the
- *   config hash it runs, since it applied it) is kept as is, with the time it
- *   arrived; a newer report replaces it. It stays after the link goes down
- *   (its `receivedAt` says how old it is).
+ * The per-pod status tracker: the one owner of what an operator reads about this pod (`/status`,
+ * `sfu-agent status`, the status gauges, settlements), following the {@link SnapshotStore}'s events
+ * and the delivery core's ({@link DeliveryEvent}); PROTOCOL.md [section 5.1](../protocol/PROTOCOL.md#51-settling-what-the-agent-reports-as-applied).
  */
 import type { HealthCounters } from "../protocol/messages-schema.ts";
 import type { ErrorInfo, Settlement, SnapshotStore, StoreEvent } from "./snapshot-store.ts";
+import { ackTimeoutError, type DeliveryEvent } from "./transport.ts";
 
 /** How many settlements /status keeps. */
 export const MAX_SETTLEMENTS = 20;
 /** How many hash -> revision entries are kept. */
 const MAX_REVISIONS = 100;
 
-/** Push transport of an outcome. */
-export type PushTransport = "websocket" | "http";
-
-/**
- * Outcome of one push: `ack`, `nack`, `timeout` (both transports);
- * `http_error` (an HTTP status other than 2xx/409/422) and `unreachable`
- * (connection refused, reset, DNS) over HTTP only; `unsupported_schema`
- * (WebSocket only): not sent, the SFU's `hello.schemaVersions` lacks the
- * config's schemaVersion.
- */
-export type PushOutcome = "ack" | "nack" | "timeout" | "http_error" | "unreachable" | "unsupported_schema";
-
-/** `/status` `sfu` in WebSocket mode: the connected SFU (from its hello). */
+/** `/status` `sfu`: the SFU link (WebSocket: from its hello; HTTP: the last request answered, no name). */
 export interface SfuLinkStatus {
   connected: boolean;
   name: string | null;
   version: string | null;
 }
-
-/** Result label of the last POST in HTTP push mode. */
-export type HttpPushOutcome = PushOutcome;
-
-/** `/status` `sfu` in HTTP push mode. Never holds the token. */
-export interface HttpPushStatus {
-  /** Whether the last request (POST or GET) was answered: 2xx, 409, 422 or the applied state. */
-  connected: boolean;
-  name: null;
-  version: null;
-  mode: "http";
-  /** The push URL without its query string. */
-  url: string;
-  /** Whether the SFU serves its applied state on GET: not known yet, yes, or no. */
-  appliedState: "pending" | "supported" | "unsupported";
-  lastPush: {
-    at: string;
-    version: number;
-    hash: string;
-    outcome: HttpPushOutcome;
-    /** HTTP status, null when there was no response. */
-    httpStatus: number | null;
-    /** Error code (NACK) or failure description; null on ack. */
-    error: string | null;
-  } | null;
-  /** The scheduled retry after consecutive failures; null when none is due. */
-  retry: { attempt: number; at: string } | null;
-}
-
-/**
- * Outcome of one secrets reload: `ack`, `nack`, `timeout` (the SFU answered
- * `secrets-reload`, or did not); `unsupported` (the secret files changed but
- * the SFU does not advertise the `secrets-reload` feature: it keeps what it
- * read until its config is re-applied or it restarts).
- */
-export type SecretRotationOutcome = "ack" | "nack" | "timeout" | "unsupported";
 
 /**
  * `/status` `secrets`: the rotation counter of the secret files the desired
@@ -126,12 +50,7 @@ export type TrackerEvent =
   | { type: "link"; connected: boolean }
   | { type: "settled"; settlement: Settlement }
   | { type: "error"; error: ErrorInfo }
-  | { type: "error-cleared"; previous: PreviousError }
-  | { type: "version-refused"; reported: number; reason: string }
-  | { type: "push-sent"; transport: PushTransport }
-  | { type: "push-outcome"; transport: PushTransport; outcome: PushOutcome; seconds: number | null }
-  | { type: "secret-rotation"; generation: number; outcome: SecretRotationOutcome }
-  | { type: "health"; health: HealthReport };
+  | { type: "error-cleared"; previous: PreviousError };
 
 /** Options of {@link StatusTracker}. */
 export interface StatusTrackerOptions {
@@ -158,7 +77,6 @@ export class StatusTracker {
   #lastError: ErrorInfo | null = null;
   #previousError: PreviousError | null = null;
   #link: SfuLinkStatus = { connected: false, name: null, version: null };
-  #linkDetail: (() => HttpPushStatus) | null = null;
   #lastLoad: LastLoad = { success: null, successAt: null };
   #lastAppliedAt: string | null = null;
   #secrets: SecretsStatus = { generation: 1, applied: null, at: null, lastError: null };
@@ -227,9 +145,9 @@ export class StatusTracker {
     return this.#previousError === null ? null : { ...this.#previousError };
   }
 
-  /** The SFU link for /status `sfu` (HTTP push mode: the pusher's detail). */
-  sfu(): SfuLinkStatus | HttpPushStatus {
-    return this.#linkDetail ? this.#linkDetail() : { ...this.#link };
+  /** The SFU link for /status `sfu`. */
+  sfu(): SfuLinkStatus {
+    return { ...this.#link };
   }
 
   /** Whether the SFU is connected (WebSocket: after its hello; HTTP: the last request was answered). */
@@ -270,20 +188,6 @@ export class StatusTracker {
 
   // --- writes ---
 
-  /** The SFU reported its call-health counters (a `health` frame); extra fields are dropped. */
-  recordHealth(c: HealthCounters): void {
-    this.#health = {
-      hash: c.hash,
-      since: c.since,
-      joins: c.joins,
-      joinFailures: c.joinFailures,
-      iceConnected: c.iceConnected,
-      iceFailures: c.iceFailures,
-      receivedAt: this.#now(),
-    };
-    this.#emit({ type: "health", health: { ...this.#health } });
-  }
-
   /** Attaches a Git revision (from a reload event) to a config hash; shown in /status desired.revision and pushed as `revision` if not yet pushed. */
   setRevision(hash: string, revision: string | null): void {
     this.#revisions.delete(hash);
@@ -303,82 +207,61 @@ export class StatusTracker {
     if (s.outcome !== "applied" && s.error !== null) this.#setError({ ...s.error, at: s.at });
   }
 
-  /** The secret files changed: `generation` is the new rotation counter. */
-  secretsGeneration(generation: number): void {
-    this.#secrets = { ...this.#secrets, generation };
-  }
-
-  /**
-   * The SFU confirmed it reads the secret files as of `generation`: it acked
-   * a `secrets-reload`, or a config push sent at that generation (applying
-   * reads the files). Clears `secrets.lastError`.
-   */
-  secretsApplied(generation: number): void {
-    this.#secrets = { ...this.#secrets, applied: generation, at: this.#now(), lastError: null };
-  }
-
-  /** A new SFU connection: what it reads is not known until it confirms. */
-  secretsUnknown(): void {
-    this.#secrets = { ...this.#secrets, applied: null, at: null };
-  }
-
-  /**
-   * The outcome of one secrets reload of `generation` (counted in
-   * `sfu_agent_secret_rotations_total`); `ack` also records it applied, any
-   * other outcome records `error` as `secrets.lastError`.
-   */
-  secretRotation(
-    generation: number,
-    outcome: SecretRotationOutcome,
-    error: { code: string; message: string } | null,
-  ): void {
-    if (outcome === "ack") this.secretsApplied(generation);
-    else if (error !== null) this.#secrets = { ...this.#secrets, lastError: { ...error, at: this.#now() } };
-    this.#emit({ type: "secret-rotation", generation, outcome });
-  }
-
-  /** WebSocket mode: the SFU said hello (`name`, `version` of its software). */
-  linkUp(info: { name: string; version: string }): void {
-    this.#link = { connected: true, name: info.name, version: info.version };
-    this.#emit({ type: "link", connected: true });
-  }
-
-  /** The SFU connection ended (WebSocket), or the last HTTP request failed; name and version stay for /status. */
-  linkDown(): void {
-    if (!this.#link.connected) return;
-    this.#link = { ...this.#link, connected: false };
-    this.#emit({ type: "link", connected: false });
-  }
-
-  /** HTTP push mode: the last request was answered (`connected`) or not. */
-  setHttpLink(connected: boolean): void {
-    if (connected === this.#link.connected) return;
-    this.#link = { connected, name: null, version: null };
-    this.#emit({ type: "link", connected });
-  }
-
-  /** HTTP push mode: /status `sfu` is the pusher's detail (URL, last push, retry); null to stop. */
-  setLinkDetail(detail: (() => HttpPushStatus) | null): void {
-    this.#linkDetail = detail;
-  }
-
-  /** An SFU reported an applied version the agent refuses (see SnapshotStore.checkSfuApplied). */
-  versionRefused(reported: number, reason: string): void {
-    this.#emit({ type: "version-refused", reported, reason });
-    this.#setError({ code: "VERSION_REFUSED", message: reason, at: this.#now() });
-  }
-
-  /** One config sent (a frame, or a POST, retries included). */
-  pushSent(transport: PushTransport): void {
-    this.#emit({ type: "push-sent", transport });
-  }
-
-  /** The answer to one push (`seconds` from send to answer, null when none is sampled). */
-  pushOutcome(transport: PushTransport, outcome: PushOutcome, seconds: number | null): void {
-    this.#emit({ type: "push-outcome", transport, outcome, seconds });
+  /** Takes in one event of the delivery core (the link, secrets, refused versions, call health). */
+  onDelivery(e: DeliveryEvent): void {
+    switch (e.type) {
+      case "link-up":
+        // A transport without a hello (HTTP) reports every answered request: only a change counts.
+        if (this.#link.connected && e.sfu === null) return;
+        this.#link = { connected: true, name: e.sfu?.name ?? null, version: e.sfu?.version ?? null };
+        this.#emit({ type: "link", connected: true });
+        break;
+      case "link-down":
+        // Name and version stay for /status.
+        if (!this.#link.connected) return;
+        this.#link = { ...this.#link, connected: false };
+        this.#emit({ type: "link", connected: false });
+        break;
+      case "version-refused":
+        this.#setError({ code: "VERSION_REFUSED", message: e.reason, at: this.#now() });
+        break;
+      case "secrets-changed":
+        this.#secrets = { ...this.#secrets, generation: e.generation };
+        break;
+      case "secrets-unknown":
+        // A new connection: what the SFU reads is not known until it confirms.
+        this.#secrets = { ...this.#secrets, applied: null, at: null };
+        break;
+      case "secrets-applied":
+        this.#secretsApplied(e.generation);
+        break;
+      case "secret-rotation":
+        if (e.outcome === "ack") this.#secretsApplied(e.generation);
+        else if (e.error !== null) this.#secrets = { ...this.#secrets, lastError: { ...e.error, at: this.#now() } };
+        break;
+      case "health": {
+        const c = e.counters;
+        // Extra fields are dropped.
+        this.#health = {
+          hash: c.hash,
+          since: c.since,
+          joins: c.joins,
+          joinFailures: c.joinFailures,
+          iceConnected: c.iceConnected,
+          iceFailures: c.iceFailures,
+          receivedAt: this.#now(),
+        };
+        break;
+      }
+    }
   }
 
   // --- internals ---
+
+  /** The SFU confirmed it reads the secret files as of `generation`; clears `secrets.lastError`. */
+  #secretsApplied(generation: number): void {
+    this.#secrets = { ...this.#secrets, applied: generation, at: this.#now(), lastError: null };
+  }
 
   #onStore(e: StoreEvent): void {
     switch (e.type) {
@@ -396,11 +279,7 @@ export class StatusTracker {
         this.#setError(e.error);
         break;
       case "ack-timeout":
-        this.#setError({
-          code: "ACK_TIMEOUT",
-          message: `the SFU did not answer version ${e.version} (${e.hash}) in time`,
-          at: this.#now(),
-        });
+        this.#setError({ ...ackTimeoutError(e.version, e.hash), at: this.#now() });
         break;
     }
     this.#emit(e);
@@ -440,10 +319,7 @@ export class StatusTracker {
         break;
       case "ack-timeout":
         if (open?.hash === e.hash && open.outcome === null) {
-          settle("timeout", e.version, {
-            code: "ACK_TIMEOUT",
-            message: `the SFU did not answer version ${e.version} in time`,
-          });
+          settle("timeout", e.version, ackTimeoutError(e.version));
         }
         break;
       case "invalid":

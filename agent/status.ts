@@ -1,19 +1,12 @@
 /**
- * The agent's `/status` document (a contract: fields may be added, never
- * renamed). Built from the {@link StatusTracker} only, which never holds a
- * config, and so never a credential: just versions, hashes, revisions,
- * outcomes and error texts.
+ * The agent's `/status` document (a contract: fields may be added, never renamed), built from the
+ * {@link StatusTracker} and the transport's link detail, neither of which holds a config, and so
+ * never a credential (docs/operating.md, "HTTP endpoints and `/status`").
  */
+import type { HttpPushStatus } from "./http-push-wire.ts";
 import type { RolloutStatus } from "./rollout/agent-rollout.ts";
 import type { ErrorInfo, Settlement } from "./snapshot-store.ts";
-import type {
-  HealthReport,
-  HttpPushStatus,
-  PreviousError,
-  SecretsStatus,
-  SfuLinkStatus,
-  StatusTracker,
-} from "./status-tracker.ts";
+import type { HealthReport, PreviousError, SecretsStatus, SfuLinkStatus, StatusTracker } from "./status-tracker.ts";
 
 /** `/status` JSON. Fields may be added, never renamed. */
 export interface AgentStatus {
@@ -59,6 +52,8 @@ export interface AgentStatus {
 /** Builds the `/status` document. */
 export function buildStatus(input: {
   tracker: StatusTracker;
+  /** The transport's detail of the link (HTTP push mode), shown instead of the tracker's; null or omitted: none. */
+  link?: HttpPushStatus | null;
   pod: string;
   path: string;
   queue: { mode: "per-pod" | "given"; url: string | null } | null;
@@ -75,7 +70,7 @@ export function buildStatus(input: {
     lastError: tracker.lastError(),
     previousError: tracker.previousError(),
     converged: tracker.converged(),
-    sfu: tracker.sfu(),
+    sfu: input.link ?? tracker.sfu(),
     queue: input.queue ?? { mode: "none", url: null },
     settlements: tracker.settlements(),
     source: { path: input.path, valid: tracker.fileHash() !== null, lastLoadSuccessAt: load.successAt },

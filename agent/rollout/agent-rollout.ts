@@ -15,6 +15,7 @@ import type { ReloadRolloutField, RolloutStage, RolloutState } from "../../proto
 import type { RolloutHealthContext } from "../queue/health-publisher.ts";
 import type { Settlement, SnapshotStore } from "../snapshot-store.ts";
 import type { StatusTracker } from "../status-tracker.ts";
+import { ackTimeoutError } from "../transport.ts";
 import { type Decision, decideRollout } from "./decision.ts";
 
 /** What the controller needs of the state store: reads only (the driver is the one writer). */
@@ -463,7 +464,7 @@ export class AgentRollout {
       error = { code: rejection.code, message: rejection.message };
     } else if (this.#lastAckTimeout === desired.hash) {
       outcome = "timeout";
-      error = { code: "ACK_TIMEOUT", message: `the SFU did not answer version ${desired.version} in time` };
+      error = ackTimeoutError(desired.version);
     } else return;
     const state = this.#state === "unknown" ? null : this.#state;
     const c = state?.candidate ?? null;

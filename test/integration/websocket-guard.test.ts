@@ -12,6 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import { WebSocket } from "ws";
 import { ConformanceServer } from "../../agent/conformance/kit-server.ts";
+import { Delivery } from "../../agent/delivery.ts";
 import { PushServer } from "../../agent/push-server.ts";
 import { SnapshotStore } from "../../agent/snapshot-store.ts";
 import { SUBPROTOCOL } from "../../protocol/messages-schema.ts";
@@ -67,16 +68,21 @@ describe("WebSocket servers: version 13 only, pings answered up to a rate", { ti
   const pushLogs = new LogCapture();
   const kitLogs: string[] = [];
   let push: PushServer;
+  let delivery: Delivery;
   let kit: ConformanceServer;
   let sfu: SfuUnderTest;
   const targets: Target[] = [];
 
   before(async () => {
-    push = new PushServer(
-      { logger: pino({ level: "info" }, pushLogs.stream), store: new SnapshotStore({ clock: () => new Date() }) },
-      { host: "127.0.0.1", port: 0, helloTimeoutMs: 30_000 },
-    );
-    await push.start();
+    const logger = pino({ level: "info" }, pushLogs.stream);
+    push = new PushServer({ logger }, { host: "127.0.0.1", port: 0, helloTimeoutMs: 30_000 });
+    delivery = new Delivery({
+      logger,
+      store: new SnapshotStore({ clock: () => new Date() }),
+      transport: push,
+      callbacks: { onEvent: () => {} },
+    });
+    await delivery.start();
     kit = new ConformanceServer(
       { port: 0, helloTimeoutMs: 30_000 },
       { clock: () => performance.now(), log: (l) => kitLogs.push(l) },
@@ -90,7 +96,7 @@ describe("WebSocket servers: version 13 only, pings answered up to a rate", { ti
     );
   });
   after(async () => {
-    await push?.stop(100);
+    await delivery?.stop(100);
     await kit?.stop();
     await sfu?.stop();
   });

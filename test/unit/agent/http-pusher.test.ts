@@ -3,7 +3,6 @@ import { test } from "node:test";
 import { pino } from "pino";
 import { checkPushUrl, parseAppliedDocument, parseErrorDocument } from "../../../agent/http-push-wire.ts";
 import { HttpPusher } from "../../../agent/http-pusher.ts";
-import { SnapshotStore } from "../../../agent/snapshot-store.ts";
 import { reconnectDelay as retryDelay } from "../../../protocol/backoff.ts";
 
 const H = `sha256:${"a".repeat(64)}`;
@@ -96,7 +95,6 @@ test("parseErrorDocument: {code, message, path?} or a nack-shaped {error}", () =
 test("HttpPusher options are checked at construction", () => {
   const deps = {
     logger: pino({ level: "silent" }),
-    store: new SnapshotStore({ clock: () => new Date() }),
     clock: () => new Date(),
   };
   assert.throws(() => new HttpPusher(deps, { url: "ftp://x/" }), /options\.url must be an http/);

@@ -2,11 +2,10 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { pino } from "pino";
 import { PushServer } from "../../../agent/push-server.ts";
-import { SnapshotStore } from "../../../agent/snapshot-store.ts";
 
 test("options are checked at construction", () => {
-  const deps = { logger: pino({ level: "silent" }), store: new SnapshotStore({ clock: () => new Date() }) };
+  const deps = { logger: pino({ level: "silent" }) };
   assert.throws(() => new PushServer(deps, { host: "127.0.0.1", port: 70000 }), /port/);
-  assert.throws(() => new PushServer(deps, { host: "127.0.0.1", port: 0, ackTimeoutMs: 0 }), /ackTimeoutMs/);
+  assert.throws(() => new PushServer(deps, { host: "127.0.0.1", port: 0, helloTimeoutMs: 0 }), /helloTimeoutMs/);
   assert.throws(() => new PushServer(deps, { host: "127.0.0.1", port: 0, token: "" }), /token/);
 });

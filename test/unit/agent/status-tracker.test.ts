@@ -146,7 +146,7 @@ test("metrics and /status follow the tracker: load success, converged, link", as
     Date.parse("2026-11-26T21:00:00Z") / 1000,
   );
   assert.equal(await gauge("sfu_agent_config_converged"), 0);
-  tracker.linkUp({ name: "sfu-1", version: "1.0" });
+  tracker.onDelivery({ type: "link-up", sfu: { name: "sfu-1", version: "1.0" } });
   assert.equal(await gauge("sfu_agent_sfu_connected"), 1);
   store.adoptSfuApplied({ version: 1, hash: H("a") });
   assert.equal(await gauge("sfu_agent_config_converged"), 1);
@@ -155,7 +155,7 @@ test("metrics and /status follow the tracker: load success, converged, link", as
   store.recordInvalid(H("x"), { code: "INVALID_CONFIG", message: "bad" });
   assert.equal(await gauge("sfu_agent_config_last_load_success"), 0, "0 while the file is invalid");
   assert.equal(await gauge("sfu_agent_config_converged"), 1, "the SFU still runs the last valid config");
-  tracker.linkDown();
+  tracker.onDelivery({ type: "link-down" });
   assert.equal(await gauge("sfu_agent_sfu_connected"), 0);
   const status = buildStatus({ tracker, pod: "p", path: "/etc/sfu/config.yaml", queue: null });
   assert.deepEqual(status.sfu, { connected: false, name: "sfu-1", version: "1.0" });
@@ -177,11 +177,7 @@ test("one source of status: status.ts and metrics.ts read the tracker; no transp
   const { join } = await import("node:path");
   const dir = join(import.meta.dirname, "..", "..", "..", "agent");
   const status = await readFile(join(dir, "status.ts"), "utf8");
-  assert.doesNotMatch(
-    status,
-    /from "\.\/(http-pusher|push-server|push-ledger)\.ts"/,
-    "status.ts reads the tracker only",
-  );
+  assert.doesNotMatch(status, /from "\.\/(http-pusher|push-server|delivery)\.ts"/, "status.ts reads the tracker only");
   for (const f of (await readdir(dir)).filter((n) => n.endsWith(".ts"))) {
     const text = await readFile(join(dir, f), "utf8");
     assert.doesNotMatch(text, /metrics\??\.refresh\(/, `${f}: no scattered metrics.refresh()`);

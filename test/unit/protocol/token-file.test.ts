@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { readToken } from "../../../agent/agent.ts";
-import { TokenFileError } from "../../../agent/errors.ts";
+import { AgentError } from "../../../agent/errors.ts";
 import { MAX_SECRET_BYTES, readTokenFile } from "../../../protocol/secret-paths.ts";
 
 describe("readTokenFile", () => {
@@ -38,10 +38,10 @@ describe("readTokenFile", () => {
     assert.equal(await code("absent"), "NOT_FOUND");
   });
 
-  it("the agent's readToken throws TokenFileError naming the file, never its content", async () => {
+  it("the agent's readToken throws AgentError TOKEN_FILE naming the file, never its content", async () => {
     assert.equal(await readToken(join(dir, "token")), "tok-123");
     await assert.rejects(readToken(join(dir, "big")), (err: unknown) => {
-      assert.ok(err instanceof TokenFileError);
+      assert.ok(err instanceof AgentError && err.code === "TOKEN_FILE");
       assert.match(err.message, /^--token-file .*big: secret file is \d+ bytes; the limit is 65536$/);
       return true;
     });
