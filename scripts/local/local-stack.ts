@@ -310,6 +310,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   // Declared before the start-up below: its failure path stops everything, timers included.
   let timer: NodeJS.Timeout | undefined;
   let debounce: NodeJS.Timeout | undefined;
+  // Declared before the start: stopAll() (a failed start calls it) clears it.
+  let secretDebounce: NodeJS.Timeout | undefined;
   try {
     if (!(await admit("the initial config", await readFile(opts.configFile, "utf8")))) {
       throw new Error(`${opts.configFile} is refused at admission (see above)`);
@@ -430,7 +432,6 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
 
   // The auth secret's watch: an edit is a rotation (TURN server first, then the kubelet swap).
   let lastSecret = opts.turnAuthSecretFile ? await readFile(opts.turnAuthSecretFile, "utf8") : "";
-  let secretDebounce: NodeJS.Timeout | undefined;
   const onSecretChange = async (file: string) => {
     let content: string;
     try {
