@@ -8,9 +8,9 @@
  */
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { CommandIo } from "./commands/command-io.ts";
+import type { CommandIo } from "./shared/command-io.ts";
 
-export type { CommandIo } from "./commands/command-io.ts";
+export type { CommandIo } from "./shared/command-io.ts";
 
 /** One subcommand: its one-line summary and a lazy loader for its module. */
 interface CommandEntry {

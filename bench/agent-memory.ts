@@ -19,7 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { CreateTopicCommand, PublishCommand } from "@aws-sdk/client-sns";
-import { createS3Client } from "../agent/queue/aws-clients.ts";
+import { createS3Client } from "../agent/aws/aws-clients.ts";
 import type { ReloadEvent } from "../protocol/messages-schema.ts";
 import { createMemoryCgroup, deploymentMemoryLimit, type MemoryCgroup } from "../scripts/lib/container-limits.ts";
 import { nodeEntrypoint, readDockerfile, type Stage, stageEnv } from "../scripts/lib/dockerfile.ts";

@@ -22,7 +22,7 @@
  * Run: `npm run bench:rollout` (or `node bench/rollout.ts [--pods 8] [--rollouts 3]`).
  */
 import { parseArgs } from "node:util";
-import type { DriverResult } from "../agent/rollout/driver.ts";
+import type { DriverResult } from "../agent/hook/driver.ts";
 import { until } from "../test/helpers/until.ts";
 import { startFleet } from "../test/integration/rollout/fleet.ts";
 import { emitFigures } from "./figures.ts";

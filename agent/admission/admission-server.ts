@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { parseBoundedJson } from "../../protocol/bounded-json.ts";
-import { listenOn } from "../listen.ts";
+import { listenOn } from "../shared/listen.ts";
 import { CertificateReloader } from "./certificate-reloader.ts";
 import type { AdmissionMetrics, ReviewMetricResult } from "./metrics.ts";
 import { type AdmissionReviewReply, type ReviewOptions, reviewAdmission } from "./review.ts";

@@ -10,7 +10,7 @@ import { type FSWatcher, readFileSync, watch } from "node:fs";
 import { dirname } from "node:path";
 import { createSecureContext, type SecureContextOptions } from "node:tls";
 import type { Logger } from "pino";
-import { AgentError } from "../errors.ts";
+import { AgentError } from "../shared/errors.ts";
 import type { AdmissionMetrics } from "./metrics.ts";
 
 /** Largest certificate (chain) or key file read, in bytes. */

@@ -20,7 +20,7 @@
 import { loadConfigBytes, loadConfigText } from "../../protocol/config-loader.ts";
 import { loadRolloutPolicyText } from "../../protocol/rollout-policy.ts";
 import { capText, escapeControlChars } from "../../protocol/safe-text.ts";
-import { problemLines, toPolicyReport, toReport } from "../validate-report.ts";
+import { problemLines, toPolicyReport, toReport } from "../shared/validate-report.ts";
 
 /** What the review needs to know about the agent it stands in for (the `run` flags of the same names). */
 export interface ReviewOptions {

@@ -12,10 +12,10 @@ import { DEFAULT_SECRETS_DIR } from "../../protocol/secret-paths.ts";
 import { AdmissionServer, DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT_MS } from "../admission/admission-server.ts";
 import { DEFAULT_TLS_POLL_MS } from "../admission/certificate-reloader.ts";
 import { AdmissionMetrics } from "../admission/metrics.ts";
-import { parseDuration, parseListenAddress } from "../cli-values.ts";
-import { AgentError, exitCodeOf } from "../errors.ts";
-import { createLogger } from "../logger.ts";
-import { type CommandIo, parseCommandFlags } from "./command-io.ts";
+import { parseDuration, parseListenAddress } from "../shared/cli-values.ts";
+import { type CommandIo, parseCommandFlags } from "../shared/command-io.ts";
+import { AgentError, exitCodeOf } from "../shared/errors.ts";
+import { createLogger } from "../shared/logger.ts";
 
 /** The flags of `sfu-agent admission`: parsed, listed by --help and in docs/reference/cli.md from here. */
 export const ADMISSION_FLAGS = {

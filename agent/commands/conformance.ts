@@ -13,8 +13,8 @@ import { CASES } from "../conformance/cases.ts";
 import { ConformanceServer } from "../conformance/kit-server.ts";
 import { runSuite } from "../conformance/suite.ts";
 import { DEFAULT_BASE_CONFIG_PATH, loadBaseConfig } from "../conformance/test-configs.ts";
-import { AgentError, exitCodeOf } from "../errors.ts";
-import type { CommandIo } from "./command-io.ts";
+import type { CommandIo } from "../shared/command-io.ts";
+import { AgentError, exitCodeOf } from "../shared/errors.ts";
 
 /** The flags of `sfu-agent conformance`: parsed, listed by --help and in docs/reference/cli.md from here. */
 export const CONFORMANCE_FLAGS = {

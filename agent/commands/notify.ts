@@ -22,14 +22,14 @@ import { type FlagSpecs, formatFlagHelp } from "../../protocol/cli-flags.ts";
 import { formatProblem, loadConfigFile } from "../../protocol/config-loader.ts";
 import type { ReloadEvent } from "../../protocol/messages-schema.ts";
 import { DEFAULT_SECRETS_DIR } from "../../protocol/secret-paths.ts";
-import { envName, parseDuration } from "../cli-values.ts";
+import { type AwsClients, createAwsClients, regionFromResource } from "../aws/aws-clients.ts";
+import { describeError } from "../aws/errors.ts";
 import type { DeploymentHook, DeploymentHookOptions } from "../hook/deployment-hook.ts";
 import { formatPropagationSummary } from "../hook/propagation-summary.ts";
-import { type AwsClients, createAwsClients, regionFromResource } from "../queue/aws-clients.ts";
-import { describeError } from "../queue/errors.ts";
-import { checkTopicArn } from "../queue/options.ts";
-import { realTimers, type Timers } from "../queue/timers.ts";
-import { type CommandIo, parseCommandFlags } from "./command-io.ts";
+import { envName, parseDuration } from "../shared/cli-values.ts";
+import { type CommandIo, parseCommandFlags } from "../shared/command-io.ts";
+import { realTimers, type Timers } from "../shared/timers.ts";
+import { checkTopicArn } from "../sidecar/queue/options.ts";
 
 /**
  * The flags `sfu-agent notify` and `sfu-agent rollout` share, word for word
@@ -271,7 +271,7 @@ export async function waitForApplied(
     return 0;
   }
   // The status queue's reader (and the SQS client package) loads only for --wait.
-  const { collectStatuses, formatPodTable } = await import("../queue/status-collector.ts");
+  const { collectStatuses, formatPodTable } = await import("../hook/status-collector.ts");
   const start = o.timers.now();
   const result = await collectStatuses({
     sqs: o.clients.sqs,

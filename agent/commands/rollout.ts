@@ -1,7 +1,7 @@
 /**
  * `sfu-agent rollout`: the progressive rollout driver the PostSync hook runs.
  * It validates the config and the rollout policy, then drives the config's
- * hash through the policy's steps (agent/rollout/driver.ts): the durable
+ * hash through the policy's steps (agent/hook/driver.ts): the durable
  * state in S3 says which pods (by cohort rank) take the new hash, reload
  * events carrying `rollout: {id, step, threshold}` tell the agents to re-read
  * it, and the agents' stage and health reports on the status queue decide
@@ -27,22 +27,16 @@ import type { ReloadEvent } from "../../protocol/messages-schema.ts";
 import { loadRolloutPolicyFile } from "../../protocol/rollout-policy.ts";
 import { ROLLOUT_STATE_TYPE } from "../../protocol/rollout-schema.ts";
 import { DEFAULT_SECRETS_DIR } from "../../protocol/secret-paths.ts";
-import { envName } from "../cli-values.ts";
+import { type AwsClients, createAwsClients, regionFromResource } from "../aws/aws-clients.ts";
+import { describeError } from "../aws/errors.ts";
+import { parseS3Url, RolloutStateStore } from "../aws/state-store.ts";
 import type { DeploymentHook, DeploymentHookOptions } from "../hook/deployment-hook.ts";
-import { type AwsClients, createAwsClients, regionFromResource } from "../queue/aws-clients.ts";
-import { describeError } from "../queue/errors.ts";
-import { checkTopicArn } from "../queue/options.ts";
-import type { Timers } from "../queue/timers.ts";
-import {
-  type DriverResult,
-  type GroupHealth,
-  type RolloutRef,
-  runRollout,
-  type StepSummary,
-} from "../rollout/driver.ts";
-import { StatusQueueSource } from "../rollout/driver-events.ts";
-import { parseS3Url, RolloutStateStore } from "../rollout/state-store.ts";
-import { type CommandIo, parseCommandFlags } from "./command-io.ts";
+import { type DriverResult, type GroupHealth, type RolloutRef, runRollout, type StepSummary } from "../hook/driver.ts";
+import { StatusQueueSource } from "../hook/driver-events.ts";
+import { envName } from "../shared/cli-values.ts";
+import { type CommandIo, parseCommandFlags } from "../shared/command-io.ts";
+import type { Timers } from "../shared/timers.ts";
+import { checkTopicArn } from "../sidecar/queue/options.ts";
 import { HOOK_FLAGS, openDeployment, parseTimeoutFlag, publishReloadEvent, waitForApplied } from "./notify.ts";
 
 /** The flags of `sfu-agent rollout`: parsed, listed by --help and in docs/reference/cli.md from here. */

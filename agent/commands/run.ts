@@ -5,16 +5,16 @@
  * code says which: EXIT_CODES in ../errors.ts).
  */
 
-import { Agent } from "../agent.ts";
-import { AgentError, exitCodeOf } from "../errors.ts";
-import { createLogger } from "../logger.ts";
-import { parseRunOptions, type RunOptions, runUsage } from "../options.ts";
-import type { startQueueTrigger as StartQueueTrigger } from "../queue/index.ts";
-import type { CommandIo } from "./command-io.ts";
+import type { CommandIo } from "../shared/command-io.ts";
+import { AgentError, exitCodeOf } from "../shared/errors.ts";
+import { createLogger } from "../shared/logger.ts";
+import { Agent } from "../sidecar/agent.ts";
+import type { startQueueTrigger as StartQueueTrigger } from "../sidecar/queue/index.ts";
+import { parseRunOptions, type RunOptions, runUsage } from "./run-options.ts";
 
 /** The queue trigger, its module (and with it the SQS and SNS clients) loaded only when a queue flag is set. */
 const startQueueTrigger: typeof StartQueueTrigger = async (deps) =>
-  (await import("../queue/index.ts")).startQueueTrigger(deps);
+  (await import("../sidecar/queue/index.ts")).startQueueTrigger(deps);
 
 /** Longest time a SIGTERM waits for an unanswered push before closing. */
 export const SHUTDOWN_DRAIN_MS = 5_000;

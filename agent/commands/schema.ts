@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import { type FlagSpecs, formatFlagHelp } from "../../protocol/cli-flags.ts";
 import { SUPPORTED_SCHEMA_VERSIONS } from "../../protocol/config-schema.ts";
 import { publishedSchemas } from "../../protocol/published-schemas.ts";
-import type { CommandIo } from "./command-io.ts";
+import type { CommandIo } from "../shared/command-io.ts";
 
 const DEFAULT_SCHEMA = "config.v1";
 

@@ -11,8 +11,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { type FlagSpecs, formatFlagHelp } from "../../protocol/cli-flags.ts";
-import { converged, fetchFleet, renderFleetTable } from "../fleet-status.ts";
-import type { CommandIo } from "./command-io.ts";
+import { converged, fetchFleet, renderFleetTable } from "../fleet/fleet-status.ts";
+import type { CommandIo } from "../shared/command-io.ts";
 
 /** The flags of `sfu-agent status`: parsed, listed by --help and in docs/reference/cli.md from here. */
 export const STATUS_FLAGS = {

@@ -22,8 +22,8 @@ import { type LoadResult, loadConfigFile, parseYamlDocument } from "../../protoc
 import { loadRolloutPolicyFile, looksLikeRolloutPolicy, MAX_POLICY_BYTES } from "../../protocol/rollout-policy.ts";
 import { escapeControlChars } from "../../protocol/safe-text.ts";
 import { DEFAULT_SECRETS_DIR } from "../../protocol/secret-paths.ts";
-import { problemLines, toPolicyReport, toReport, type ValidateReport } from "../validate-report.ts";
-import type { CommandIo } from "./command-io.ts";
+import type { CommandIo } from "../shared/command-io.ts";
+import { problemLines, toPolicyReport, toReport, type ValidateReport } from "../shared/validate-report.ts";
 
 /** The flags of sfu-agent validate: parsed, listed by --help and in docs/reference/cli.md from here. */
 export const VALIDATE_FLAGS = {

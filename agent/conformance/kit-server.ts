@@ -11,7 +11,7 @@ import { WebSocketServer } from "ws";
 import { CloseCode } from "../../protocol/close-codes.ts";
 import { FEATURES_HEADER, HEALTH_FEATURE, MAX_FRAME_BYTES, SUBPROTOCOL } from "../../protocol/messages-schema.ts";
 import { abortHandshake, guardPings, type UpgradeRefusal, upgradeRefusal } from "../../protocol/websocket-guard.ts";
-import { AgentError } from "../errors.ts";
+import { AgentError } from "../shared/errors.ts";
 import { SfuSession } from "./sfu-session.ts";
 
 /** A dial-in as the suite sees it: a session that said hello, or why not. */

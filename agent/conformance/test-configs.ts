@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { formatProblem, loadConfigFile } from "../../protocol/config-loader.ts";
 import type { NormalisedConfigV1 } from "../../protocol/config-schema.ts";
-import { AgentError } from "../errors.ts";
+import { AgentError } from "../shared/errors.ts";
 
 /**
  * Path of the example config the kit uses unless `--config` is given:

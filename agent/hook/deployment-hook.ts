@@ -6,8 +6,8 @@
  * commands load this module with a dynamic import, so only they ever load
  * `@kubernetes/client-node`.
  */
-import type { CommandIo } from "../commands/command-io.ts";
-import type { Timers } from "../queue/timers.ts";
+import type { CommandIo } from "../shared/command-io.ts";
+import type { Timers } from "../shared/timers.ts";
 import { KubeClient, type KubeClientOptions, loadKubeConfig } from "./kube-client.ts";
 import { type NudgeOptions, type PodNudge, PodNudger } from "./pod-nudger.ts";
 

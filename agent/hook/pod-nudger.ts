@@ -17,7 +17,7 @@
  * 403 on the first patch stops the nudge for every pod (the Role has no
  * `patch` on pods, as with `--no-nudge`).
  */
-import type { Timers } from "../queue/timers.ts";
+import type { Timers } from "../shared/timers.ts";
 import type { KubeClient, KubeError, PodInfo } from "./kube-client.ts";
 
 /** The annotation the hook sets on the SFU's pods (contract). */

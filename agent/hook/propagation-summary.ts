@@ -5,8 +5,9 @@
  * kubelet nudge works (seconds) or the pods waited for the periodic sync
  * (a minute or more).
  */
-import type { PodReport } from "../queue/status-collector.ts";
+
 import type { PodNudge } from "./pod-nudger.ts";
+import type { PodReport } from "./status-collector.ts";
 
 /** Nearest-rank percentile of `values` (sorted or not); null when empty. */
 export function percentile(values: readonly number[], p: number): number | null {

@@ -17,7 +17,7 @@
 import { CreateTopicCommand, SubscribeCommand } from "@aws-sdk/client-sns";
 import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { buildApp } from "fauxqs";
-import { type AwsClients, createAwsClients } from "../../agent/queue/aws-clients.ts";
+import { type AwsClients, createAwsClients } from "../../agent/aws/aws-clients.ts";
 
 /** Region fauxqs uses for ARNs and URLs. */
 export const FAUXQS_REGION = "us-east-1";

@@ -14,7 +14,7 @@
  * injected {@link Timers} and randomness from `random`, so it is unit-tested
  * on a manual clock.
  */
-import type { TimerHandle, Timers } from "../../agent/queue/timers.ts";
+import type { TimerHandle, Timers } from "../../agent/shared/timers.ts";
 
 /** Tunables of {@link KubeletModel}. */
 export interface KubeletModelOptions {

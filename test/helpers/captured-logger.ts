@@ -4,7 +4,7 @@
  */
 import { Writable } from "node:stream";
 import type { Logger } from "pino";
-import { createLogger, type LoggerOptions } from "../../agent/logger.ts";
+import { createLogger, type LoggerOptions } from "../../agent/shared/logger.ts";
 
 /** A logger and the raw JSON lines it wrote so far (one entry per line, in order). */
 export function capturedLogger(level: LoggerOptions["level"]): { logger: Logger; logs: string[] } {

@@ -3,7 +3,7 @@
  * or v2 with a TURN REST server) that differs by one number
  * (`limits.maxRooms`), and its config hash.
  */
-import type { SnapshotStore } from "../../agent/snapshot-store.ts";
+import type { SnapshotStore } from "../../agent/sidecar/snapshot-store.ts";
 import { loadConfigText } from "../../protocol/config-loader.ts";
 import type { NormalisedConfig } from "../../protocol/config-schema-v2.ts";
 

@@ -15,7 +15,7 @@
  * - The reports a pod's agent publishes on the status topic, as tests that
  *   play pods by hand send them ({@link statusReport}, {@link healthReport}).
  */
-import type { DriverDeps, DriverEvent, HaltReason, RolloutRef, RolloutStateDoc } from "../../agent/rollout/driver.ts";
+import type { DriverDeps, DriverEvent, HaltReason, RolloutRef, RolloutStateDoc } from "../../agent/hook/driver.ts";
 import { cohortRank } from "../../protocol/cohort.ts";
 import type { HealthCounters, HealthEvent, StatusEvent } from "../../protocol/messages-schema.ts";
 

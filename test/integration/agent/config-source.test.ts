@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { pino } from "pino";
-import { type ConfigReading, ConfigSource } from "../../../agent/config-source.ts";
+import { type ConfigReading, ConfigSource } from "../../../agent/sidecar/config-source.ts";
 import { AtomicWriter } from "../../../scripts/local/atomic-writer.ts";
 import { configText, hashOf, sleep, until } from "./harness.ts";
 

@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after } from "node:test";
-import { Agent, type AgentOptions } from "../../../agent/agent.ts";
+import { Agent, type AgentOptions } from "../../../agent/sidecar/agent.ts";
 import { AtomicWriter } from "../../../scripts/local/atomic-writer.ts";
 import { capturedLogger } from "../../helpers/captured-logger.ts";
 import { configText } from "../../helpers/config-text.ts";

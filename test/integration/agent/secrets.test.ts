@@ -54,7 +54,7 @@ test("no credential or token in logs, /status or /metrics", { timeout: 30_000 },
 });
 
 test("the logger redacts credential fields even if a config is passed to it", async () => {
-  const { createLogger } = await import("../../../agent/logger.ts");
+  const { createLogger } = await import("../../../agent/shared/logger.ts");
   const lines: string[] = [];
   const log = createLogger({ level: "info", destination: { write: (l: string) => lines.push(l) } });
   log.info(

@@ -11,7 +11,7 @@ import { main, parseListen } from "../../../agent/commands/conformance.ts";
 import { minRedialDelayMs } from "../../../agent/conformance/cases.ts";
 import { ConformanceServer } from "../../../agent/conformance/kit-server.ts";
 import { reverseKeys } from "../../../agent/conformance/test-configs.ts";
-import { AgentError } from "../../../agent/errors.ts";
+import { AgentError } from "../../../agent/shared/errors.ts";
 import { canonicalJson } from "../../../protocol/hash.ts";
 import { SUBPROTOCOL } from "../../../protocol/messages-schema.ts";
 

@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Browser, Page } from "playwright-core";
-import type { AgentStatusDoc } from "../../../agent/fleet-status.ts";
+import type { AgentStatusDoc } from "../../../agent/fleet/fleet-status.ts";
 import { loadConfigText } from "../../../protocol/config-loader.ts";
 import { type LocalStack, startLocalStack } from "../../../scripts/local/local-stack.ts";
 import { inboundVideo, launchChromium, pollUntil, startBrowserCall } from "../../helpers/browser.ts";

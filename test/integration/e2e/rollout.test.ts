@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Browser, Page } from "playwright-core";
-import type { AgentStatusDoc } from "../../../agent/fleet-status.ts";
+import type { AgentStatusDoc } from "../../../agent/fleet/fleet-status.ts";
 import { cohortRank } from "../../../protocol/cohort.ts";
 import { loadConfigText } from "../../../protocol/config-loader.ts";
 import { type LocalStack, startLocalStack } from "../../../scripts/local/local-stack.ts";

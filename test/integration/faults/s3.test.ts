@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { DeleteObjectCommand } from "@aws-sdk/client-s3";
-import { createS3Client } from "../../../agent/queue/aws-clients.ts";
+import { createS3Client } from "../../../agent/aws/aws-clients.ts";
 import type { RolloutState } from "../../../protocol/rollout-schema.ts";
 import { FAUXQS_CREDENTIALS, FAUXQS_REGION } from "../../../scripts/local/fauxqs.ts";
 import { type Fault, type FaultProxy, startFaultProxy } from "../../helpers/fault-proxy.ts";

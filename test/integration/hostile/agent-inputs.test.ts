@@ -25,7 +25,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { CreateQueueCommand, GetQueueAttributesCommand, SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import { WebSocket } from "ws";
-import type { AwsClients } from "../../../agent/queue/aws-clients.ts";
+import type { AwsClients } from "../../../agent/aws/aws-clients.ts";
 import { MAX_FRAME_BYTES, SUBPROTOCOL } from "../../../protocol/messages-schema.ts";
 import { AtomicWriter } from "../../../scripts/local/atomic-writer.ts";
 import { FAUXQS_REGION, type FauxqsHandle, startFauxqs } from "../../../scripts/local/fauxqs.ts";

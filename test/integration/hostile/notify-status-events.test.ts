@@ -20,7 +20,7 @@ import { after, before, describe, test } from "node:test";
 import { CreateTopicCommand } from "@aws-sdk/client-sns";
 import { CreateQueueCommand, GetQueueAttributesCommand, SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import { parse } from "yaml";
-import type { AwsClients } from "../../../agent/queue/aws-clients.ts";
+import type { AwsClients } from "../../../agent/aws/aws-clients.ts";
 import {
   createLimitCgroup,
   type LimitCgroup,

@@ -9,7 +9,7 @@
  *
  * The rollout completes (exit 0, state complete, every pod on the new hash)
  * and every hostile message is deleted, none quoted in the output. (Before
- * the fix in agent/rollout/driver-events.ts a receive of junk slept the rest
+ * the fix in agent/hook/driver-events.ts a receive of junk slept the rest
  * of the state-check interval, and this backlog halted the rollout at its
  * first step: "0/2 reported" after 60 s, against 6 s without the junk.)
  */

@@ -13,7 +13,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { AgentStatusDoc } from "../../../agent/fleet-status.ts";
+import type { AgentStatusDoc } from "../../../agent/fleet/fleet-status.ts";
 import { NUDGE_ANNOTATION } from "../../../agent/hook/pod-nudger.ts";
 import { loadConfigText } from "../../../protocol/config-loader.ts";
 import { type LocalStack, startLocalStack } from "../../../scripts/local/local-stack.ts";

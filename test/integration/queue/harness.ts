@@ -14,10 +14,10 @@ import {
   ReceiveMessageCommand,
 } from "@aws-sdk/client-sqs";
 import type { Registry } from "prom-client";
-import type { Agent, AgentDeps, AgentOptions } from "../../../agent/agent.ts";
+import type { AwsClients } from "../../../agent/aws/aws-clients.ts";
 import { runNotify } from "../../../agent/commands/notify.ts";
-import type { AwsClients } from "../../../agent/queue/aws-clients.ts";
-import type { QueueTrigger, QueueTriggerOptions } from "../../../agent/queue/index.ts";
+import type { Agent, AgentDeps, AgentOptions } from "../../../agent/sidecar/agent.ts";
+import type { QueueTrigger, QueueTriggerOptions } from "../../../agent/sidecar/queue/index.ts";
 import type { AtomicWriter } from "../../../scripts/local/atomic-writer.ts";
 import { createHookTopics, type FauxqsHandle, startFauxqs } from "../../../scripts/local/fauxqs.ts";
 import { capturedLogger } from "../../helpers/captured-logger.ts";

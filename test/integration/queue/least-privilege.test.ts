@@ -31,10 +31,10 @@ import {
   TagQueueCommand,
 } from "@aws-sdk/client-sqs";
 import { parse } from "yaml";
+import { createS3Client } from "../../../agent/aws/aws-clients.ts";
+import { RolloutStateStore } from "../../../agent/aws/state-store.ts";
 import { runRolloutCommand } from "../../../agent/commands/rollout.ts";
-import { createS3Client } from "../../../agent/queue/aws-clients.ts";
-import { TAG_HEARTBEAT, TAG_SUBSCRIPTION } from "../../../agent/queue/per-pod-queue.ts";
-import { RolloutStateStore } from "../../../agent/rollout/state-store.ts";
+import { TAG_HEARTBEAT, TAG_SUBSCRIPTION } from "../../../agent/sidecar/queue/per-pod-queue.ts";
 import { FAUXQS_CREDENTIALS, FAUXQS_REGION } from "../../../scripts/local/fauxqs.ts";
 import { captureRun } from "../../helpers/cli-run.ts";
 import {

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ListSubscriptionsByTopicCommand } from "@aws-sdk/client-sns";
 import { GetQueueUrlCommand, ListQueueTagsCommand } from "@aws-sdk/client-sqs";
-import { TAG_SUBSCRIPTION } from "../../../agent/queue/per-pod-queue.ts";
+import { TAG_SUBSCRIPTION } from "../../../agent/sidecar/queue/per-pod-queue.ts";
 import { AtomicWriter } from "../../../scripts/local/atomic-writer.ts";
 import { agentRunArgs } from "../../../scripts/local/processes.ts";
 import { configText, hashOf, type QueueFixture, startQueueFixture, type TestPod, until } from "./harness.ts";

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import type { AwsClients } from "../../../agent/queue/aws-clients.ts";
+import type { AwsClients } from "../../../agent/aws/aws-clients.ts";
 import {
   configText,
   drainStatus,

@@ -9,11 +9,11 @@ import { CreateTopicCommand, ListSubscriptionsByTopicCommand, SubscribeCommand }
 import { CreateQueueCommand, GetQueueAttributesCommand, ListQueuesCommand, TagQueueCommand } from "@aws-sdk/client-sqs";
 import pino from "pino";
 import { Registry } from "prom-client";
-import type { AwsClients } from "../../../agent/queue/aws-clients.ts";
-import { createQueueMetrics } from "../../../agent/queue/metrics.ts";
-import { OrphanSweeper } from "../../../agent/queue/orphan-sweeper.ts";
-import { TAG_HEARTBEAT, TAG_SUBSCRIPTION } from "../../../agent/queue/per-pod-queue.ts";
-import { realTimers } from "../../../agent/queue/timers.ts";
+import type { AwsClients } from "../../../agent/aws/aws-clients.ts";
+import { realTimers } from "../../../agent/shared/timers.ts";
+import { createQueueMetrics } from "../../../agent/sidecar/queue/metrics.ts";
+import { OrphanSweeper } from "../../../agent/sidecar/queue/orphan-sweeper.ts";
+import { TAG_HEARTBEAT, TAG_SUBSCRIPTION } from "../../../agent/sidecar/queue/per-pod-queue.ts";
 import { type FauxqsHandle, startFauxqs } from "../../../scripts/local/fauxqs.ts";
 
 describe("OrphanSweeper over fauxqs", { timeout: 30_000 }, () => {

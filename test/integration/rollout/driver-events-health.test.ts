@@ -1,5 +1,5 @@
 /**
- * The driver's status-queue source (agent/rollout/driver-events.ts) takes in
+ * The driver's status-queue source (agent/hook/driver-events.ts) takes in
  * a health report only when its counters can be true together
  * (protocol/health-checks.ts): a report with more failures than joins, or
  * absurd counts, is dropped (counted, deleted), so a rollout never judges a
@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { CreateQueueCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
-import { realTimers } from "../../../agent/queue/timers.ts";
-import { StatusQueueSource } from "../../../agent/rollout/driver-events.ts";
+import { StatusQueueSource } from "../../../agent/hook/driver-events.ts";
+import { realTimers } from "../../../agent/shared/timers.ts";
 import { configHash } from "../../../protocol/hash.ts";
 import { type FauxqsHandle, startFauxqs } from "../../../scripts/local/fauxqs.ts";
 import { healthReport } from "../../helpers/fleet-sim.ts";

@@ -1,5 +1,5 @@
 /**
- * The rollout state store (agent/rollout/state-store.ts) against fauxqs's S3:
+ * The rollout state store (agent/aws/state-store.ts) against fauxqs's S3:
  * a missing object, a round trip, and every way a stored object can be wrong
  * (too large, not JSON, not the schema, a stable config that is invalid or
  * does not match its hash), each refused with a typed error; S3 failures are
@@ -8,13 +8,13 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { CreateBucketCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { createS3Client } from "../../../agent/queue/aws-clients.ts";
+import { createS3Client } from "../../../agent/aws/aws-clients.ts";
 import {
   MAX_STATE_BYTES,
   parseS3Url,
   type RolloutStateError,
   RolloutStateStore,
-} from "../../../agent/rollout/state-store.ts";
+} from "../../../agent/aws/state-store.ts";
 import { loadConfigText } from "../../../protocol/config-loader.ts";
 import type { RolloutState } from "../../../protocol/rollout-schema.ts";
 import { FAUXQS_CREDENTIALS, FAUXQS_REGION, type FauxqsHandle, startFauxqs } from "../../../scripts/local/fauxqs.ts";

@@ -6,17 +6,17 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Registry } from "prom-client";
-import { Delivery } from "../../../agent/delivery.ts";
-import { AgentMetrics } from "../../../agent/metrics.ts";
-import { SnapshotStore, type StoreEvent } from "../../../agent/snapshot-store.ts";
-import { StatusTracker } from "../../../agent/status-tracker.ts";
+import { Delivery } from "../../../agent/sidecar/delivery.ts";
+import { AgentMetrics } from "../../../agent/sidecar/metrics.ts";
+import { SnapshotStore, type StoreEvent } from "../../../agent/sidecar/snapshot-store.ts";
+import { StatusTracker } from "../../../agent/sidecar/status-tracker.ts";
 import {
   configMessage,
   type DeliveryLink,
   type Outbound,
   type Reply,
   type Transport,
-} from "../../../agent/transport.ts";
+} from "../../../agent/sidecar/transport.ts";
 import { normalise } from "../../../protocol/config-loader.ts";
 import type { SfuConfigV1 } from "../../../protocol/config-schema.ts";
 import { capturedLogger } from "../../helpers/captured-logger.ts";

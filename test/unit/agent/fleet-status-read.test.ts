@@ -1,6 +1,6 @@
 /**
  * `sfu-agent status` reads each agent's /status through the bounded reader
- * (agent/fleet-status.ts): a good document is a row; an oversize, deep,
+ * (agent/fleet/fleet-status.ts): a good document is a row; an oversize, deep,
  * key-flooded, non-JSON or trickling answer is an error row within the
  * timeout, never a throw or an unbounded read.
  */
@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { fetchAgentStatus, MAX_STATUS_BYTES } from "../../../agent/fleet-status.ts";
+import { fetchAgentStatus, MAX_STATUS_BYTES } from "../../../agent/fleet/fleet-status.ts";
 
 const doc = {
   pod: "sfu-0",

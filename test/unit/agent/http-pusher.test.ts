@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { pino } from "pino";
-import { checkPushUrl, parseAppliedDocument, parseErrorDocument } from "../../../agent/http-push-wire.ts";
-import { HttpPusher } from "../../../agent/http-pusher.ts";
+import { checkPushUrl, parseAppliedDocument, parseErrorDocument } from "../../../agent/sidecar/http-push-wire.ts";
+import { HttpPusher } from "../../../agent/sidecar/http-pusher.ts";
 import { reconnectDelay as retryDelay } from "../../../protocol/backoff.ts";
 
 const H = `sha256:${"a".repeat(64)}`;

@@ -4,7 +4,7 @@ import { networkInterfaces } from "node:os";
 import { test } from "node:test";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import { HttpServer, hostOfHeader, isLoopbackName } from "../../../agent/http-server.ts";
+import { HttpServer, hostOfHeader, isLoopbackName } from "../../../agent/sidecar/http-server.ts";
 import { rawRequest } from "../../helpers/raw-http.ts";
 
 test("hostOfHeader: name or IP without port, brackets or trailing dot; null when malformed", () => {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { test } from "node:test";
 import { pino } from "pino";
-import { createLogger, uniqueKeys } from "../../../agent/logger.ts";
+import { createLogger, uniqueKeys } from "../../../agent/shared/logger.ts";
 import { parseStrictJson } from "../../helpers/strict-json.ts";
 
 function captured(base?: Record<string, unknown>) {

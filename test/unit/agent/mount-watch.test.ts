@@ -1,5 +1,5 @@
 /**
- * The bounded directory watch (agent/mount-watch.ts) on real directories: a
+ * The bounded directory watch (agent/sidecar/mount-watch.ts) on real directories: a
  * kubelet `..data` swap is reported at once when asked; a burst of plain
  * writes is one call; a steady stream of events cannot postpone the call
  * past maxDebounceMs; nothing is called after stop.
@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { type MountChange, MountWatch, type MountWatchOptions } from "../../../agent/mount-watch.ts";
+import { type MountChange, MountWatch, type MountWatchOptions } from "../../../agent/sidecar/mount-watch.ts";
 import { AtomicWriter } from "../../../scripts/local/atomic-writer.ts";
 
 let root: string;

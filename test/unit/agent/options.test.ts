@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { envName, parseDuration, parseListenAddress } from "../../../agent/cli-values.ts";
-import { parseRunOptions, RUN_FLAGS, runUsage } from "../../../agent/options.ts";
+import { parseRunOptions, RUN_FLAGS, runUsage } from "../../../agent/commands/run-options.ts";
+import { envName, parseDuration, parseListenAddress } from "../../../agent/shared/cli-values.ts";
 
 test("defaults are the documented ones (README flag table)", () => {
   const r = parseRunOptions([], {}, "host-1");

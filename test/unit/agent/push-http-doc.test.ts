@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { parseAppliedDocument, parseErrorDocument } from "../../../agent/http-push-wire.ts";
+import { parseAppliedDocument, parseErrorDocument } from "../../../agent/sidecar/http-push-wire.ts";
 import { configHash } from "../../../protocol/hash.ts";
 import { parseAgentFrame } from "../../../protocol/messages.ts";
 

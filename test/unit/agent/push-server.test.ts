@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { pino } from "pino";
-import { PushServer } from "../../../agent/push-server.ts";
+import { PushServer } from "../../../agent/sidecar/push-server.ts";
 
 test("options are checked at construction", () => {
   const deps = { logger: pino({ level: "silent" }) };

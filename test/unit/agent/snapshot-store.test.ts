@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { MAX_SFU_VERSION, SnapshotStore, type StoreEvent } from "../../../agent/snapshot-store.ts";
+import { MAX_SFU_VERSION, SnapshotStore, type StoreEvent } from "../../../agent/sidecar/snapshot-store.ts";
 import { normalise } from "../../../protocol/config-loader.ts";
 import type { SfuConfigV1 } from "../../../protocol/config-schema.ts";
 import { offerConfig } from "../../helpers/config-text.ts";

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Registry } from "prom-client";
-import { AgentMetrics } from "../../../agent/metrics.ts";
-import { SnapshotStore } from "../../../agent/snapshot-store.ts";
-import { buildStatus } from "../../../agent/status.ts";
-import { MAX_SETTLEMENTS, StatusTracker, type TrackerEvent } from "../../../agent/status-tracker.ts";
+import { AgentMetrics } from "../../../agent/sidecar/metrics.ts";
+import { SnapshotStore } from "../../../agent/sidecar/snapshot-store.ts";
+import { buildStatus } from "../../../agent/sidecar/status.ts";
+import { MAX_SETTLEMENTS, StatusTracker, type TrackerEvent } from "../../../agent/sidecar/status-tracker.ts";
 import { normalise } from "../../../protocol/config-loader.ts";
 import type { SfuConfigV1 } from "../../../protocol/config-schema.ts";
 import { offerConfig } from "../../helpers/config-text.ts";
@@ -175,7 +175,7 @@ test("metrics and /status follow the tracker: load success, converged, link", as
 test("one source of status: status.ts and metrics.ts read the tracker; no transport sets status metrics", async () => {
   const { readFile, readdir } = await import("node:fs/promises");
   const { join } = await import("node:path");
-  const dir = join(import.meta.dirname, "..", "..", "..", "agent");
+  const dir = join(import.meta.dirname, "..", "..", "..", "agent", "sidecar");
   const status = await readFile(join(dir, "status.ts"), "utf8");
   assert.doesNotMatch(status, /from "\.\/(http-pusher|push-server|delivery)\.ts"/, "status.ts reads the tracker only");
   for (const f of (await readdir(dir)).filter((n) => n.endsWith(".ts"))) {

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { CreateTopicCommand } from "@aws-sdk/client-sns";
-import { createS3Client } from "../../../agent/queue/aws-clients.ts";
+import { createS3Client } from "../../../agent/aws/aws-clients.ts";
 import { FAUXQS_CREDENTIALS, FAUXQS_REGION, type FauxqsHandle, startFauxqs } from "../../../scripts/local/fauxqs.ts";
 import { goodConfig } from "../../helpers/hostile-configs.ts";
 import { until } from "../../helpers/until.ts";

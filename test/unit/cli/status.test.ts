@@ -8,7 +8,7 @@ import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import type { AgentStatusDoc } from "../../../agent/fleet-status.ts";
+import type { AgentStatusDoc } from "../../../agent/fleet/fleet-status.ts";
 import { cli } from "../../helpers/cli-run.ts";
 
 const H1 = `sha256:${"a".repeat(64)}`;

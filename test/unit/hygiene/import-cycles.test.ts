@@ -1,7 +1,7 @@
 /**
  * No import cycles among the project's modules: the `sfu-agent` dispatcher
  * (agent/cli.ts) loads its subcommands, and the subcommands take what they
- * share (CommandIo) from agent/commands/command-io.ts, never from the
+ * share (CommandIo) from agent/shared/command-io.ts, never from the
  * dispatcher. Static `import ... from "./x.ts"` and `export ... from` edges
  * between relative .ts files are followed; `import type` counts too (a type
  * cycle still ties the modules together for readers and refactors).
@@ -73,7 +73,7 @@ describe("module imports", () => {
       [],
     );
     assert.ok(
-      graph.get(join(ROOT, "agent", "commands", "run.ts"))?.includes(join(ROOT, "agent", "commands", "command-io.ts")),
+      graph.get(join(ROOT, "agent", "commands", "run.ts"))?.includes(join(ROOT, "agent", "shared", "command-io.ts")),
     );
   });
 

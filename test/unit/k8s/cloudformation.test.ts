@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import { parseDocument } from "yaml";
-import { RUN_FLAGS } from "../../../agent/options.ts";
+import { RUN_FLAGS } from "../../../agent/commands/run-options.ts";
 import { findObject, K8S_DIR, type K8sObject, renderK8s } from "./manifests.ts";
 
 const PSEUDO = new Set([

@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { parseRunOptions } from "../../../agent/options.ts";
+import { parseRunOptions } from "../../../agent/commands/run-options.ts";
 import { loadConfigText } from "../../../protocol/config-loader.ts";
 import {
   allContainers,

@@ -10,8 +10,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { readToken } from "../../../agent/agent.ts";
-import { AgentError } from "../../../agent/errors.ts";
+import { AgentError } from "../../../agent/shared/errors.ts";
+import { readToken } from "../../../agent/sidecar/agent.ts";
 import { MAX_SECRET_BYTES, readTokenFile } from "../../../protocol/secret-paths.ts";
 
 describe("readTokenFile", () => {

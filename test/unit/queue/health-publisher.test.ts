@@ -1,5 +1,5 @@
 /**
- * agent/queue/health-publisher.ts on a manual clock with a recording SNS
+ * agent/sidecar/queue/health-publisher.ts on a manual clock with a recording SNS
  * client: publishes only while a rollout runs and the SFU has reported, at
  * once on start and on a stage change, then every interval; stops when the
  * rollout stops; a failed publish is counted and the next tick goes on.
@@ -9,8 +9,8 @@ import { describe, it } from "node:test";
 import type { SNSClient } from "@aws-sdk/client-sns";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import { HealthPublisher } from "../../../agent/queue/health-publisher.ts";
-import { createQueueMetrics } from "../../../agent/queue/metrics.ts";
+import { HealthPublisher } from "../../../agent/sidecar/queue/health-publisher.ts";
+import { createQueueMetrics } from "../../../agent/sidecar/queue/metrics.ts";
 import { configHash } from "../../../protocol/hash.ts";
 import { parseHealthEvent } from "../../../protocol/messages.ts";
 import type { HealthCounters } from "../../../protocol/messages-schema.ts";

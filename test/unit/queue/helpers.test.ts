@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { AgentError } from "../../../agent/errors.ts";
-import { regionFromResource } from "../../../agent/queue/aws-clients.ts";
-import { QUEUE_DEFAULTS, resolveQueueOptions } from "../../../agent/queue/options.ts";
-import { queuePolicy } from "../../../agent/queue/per-pod-queue.ts";
-import { isValidQueueName, perPodQueueName, queueNameFromUrl } from "../../../agent/queue/queue-name.ts";
+import { regionFromResource } from "../../../agent/aws/aws-clients.ts";
+import { AgentError } from "../../../agent/shared/errors.ts";
+import { QUEUE_DEFAULTS, resolveQueueOptions } from "../../../agent/sidecar/queue/options.ts";
+import { queuePolicy } from "../../../agent/sidecar/queue/per-pod-queue.ts";
+import { isValidQueueName, perPodQueueName, queueNameFromUrl } from "../../../agent/sidecar/queue/queue-name.ts";
 
 const TOPIC = "arn:aws:sns:eu-west-1:123456789012:sfu-config-reload";
 

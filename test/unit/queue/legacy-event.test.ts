@@ -1,11 +1,11 @@
 /**
- * The article-style reload message (agent/queue/legacy-event.ts) is read by
+ * The article-style reload message (agent/sidecar/queue/legacy-event.ts) is read by
  * the same bounded reader as every SQS body: a flood of keys or nesting is
  * refused even when the message would otherwise be a valid configReload.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseLegacyReload } from "../../../agent/queue/legacy-event.ts";
+import { parseLegacyReload } from "../../../agent/sidecar/queue/legacy-event.ts";
 
 const envelope = (message: string) => JSON.stringify({ Type: "Notification", MessageId: "m-1", Message: message });
 

@@ -2,7 +2,7 @@
  * A manual clock for unit tests of the queue module: timers fire only when
  * the test advances time, in due order.
  */
-import type { TimerHandle, Timers } from "../../../agent/queue/timers.ts";
+import type { TimerHandle, Timers } from "../../../agent/shared/timers.ts";
 
 interface Entry {
   id: number;

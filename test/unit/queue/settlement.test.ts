@@ -2,17 +2,17 @@ import assert from "node:assert/strict";
 import { beforeEach, describe, it } from "node:test";
 import pino from "pino";
 import { Registry } from "prom-client";
-import { createQueueMetrics, type QueueMetrics } from "../../../agent/queue/metrics.ts";
+import { createQueueMetrics, type QueueMetrics } from "../../../agent/sidecar/queue/metrics.ts";
 import {
   DEFAULT_MAX_MESSAGES_PER_WAIT,
   DEFAULT_MAX_PENDING,
   type MessageActions,
   Settler,
-} from "../../../agent/queue/settlement.ts";
-import { statusEvent } from "../../../agent/queue/status-publisher.ts";
-import type { Settlement } from "../../../agent/snapshot-store.ts";
-import { SnapshotStore } from "../../../agent/snapshot-store.ts";
-import { StatusTracker } from "../../../agent/status-tracker.ts";
+} from "../../../agent/sidecar/queue/settlement.ts";
+import { statusEvent } from "../../../agent/sidecar/queue/status-publisher.ts";
+import type { Settlement } from "../../../agent/sidecar/snapshot-store.ts";
+import { SnapshotStore } from "../../../agent/sidecar/snapshot-store.ts";
+import { StatusTracker } from "../../../agent/sidecar/status-tracker.ts";
 import { loadedConfig, offerConfig } from "../../helpers/config-text.ts";
 import { ManualTimers } from "./manual-timers.ts";
 

@@ -3,9 +3,9 @@ import { describe, it } from "node:test";
 import type { SNSClient } from "@aws-sdk/client-sns";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import { createQueueMetrics } from "../../../agent/queue/metrics.ts";
-import { StatusPublisher } from "../../../agent/queue/status-publisher.ts";
-import type { Settlement } from "../../../agent/snapshot-store.ts";
+import { createQueueMetrics } from "../../../agent/sidecar/queue/metrics.ts";
+import { StatusPublisher } from "../../../agent/sidecar/queue/status-publisher.ts";
+import type { Settlement } from "../../../agent/sidecar/snapshot-store.ts";
 import { until } from "../../helpers/until.ts";
 
 /** An SNS client that fails while `down` and records what it published. */

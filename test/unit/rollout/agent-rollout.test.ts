@@ -1,5 +1,5 @@
 /**
- * The agent's rollout integration (agent/rollout/agent-rollout.ts) on the
+ * The agent's rollout integration (agent/sidecar/rollout/agent-rollout.ts) on the
  * real store and status tracker, with an in-memory state reader: what becomes
  * desired, the stage reports (outcomes of NACKs and ack timeouts on a canary),
  * the policy file's presence and validity, an unreadable state, and the
@@ -12,13 +12,13 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import pino from "pino";
 import { Registry } from "prom-client";
-import { createQueueMetrics } from "../../../agent/queue/metrics.ts";
-import { type MessageActions, Settler } from "../../../agent/queue/settlement.ts";
-import { statusEvent } from "../../../agent/queue/status-publisher.ts";
-import { AgentRollout, type RolloutStateReader } from "../../../agent/rollout/agent-rollout.ts";
-import { registerRolloutMetrics } from "../../../agent/rollout/metrics.ts";
-import { type Settlement, SnapshotStore } from "../../../agent/snapshot-store.ts";
-import { StatusTracker } from "../../../agent/status-tracker.ts";
+import { createQueueMetrics } from "../../../agent/sidecar/queue/metrics.ts";
+import { type MessageActions, Settler } from "../../../agent/sidecar/queue/settlement.ts";
+import { statusEvent } from "../../../agent/sidecar/queue/status-publisher.ts";
+import { AgentRollout, type RolloutStateReader } from "../../../agent/sidecar/rollout/agent-rollout.ts";
+import { registerRolloutMetrics } from "../../../agent/sidecar/rollout/metrics.ts";
+import { type Settlement, SnapshotStore } from "../../../agent/sidecar/snapshot-store.ts";
+import { StatusTracker } from "../../../agent/sidecar/status-tracker.ts";
 import { cohortRank } from "../../../protocol/cohort.ts";
 import type { ReloadRolloutField, RolloutState } from "../../../protocol/rollout-schema.ts";
 import { loadedConfig } from "../../helpers/config-text.ts";

@@ -1,5 +1,5 @@
 /**
- * The agent's rollout decision (agent/rollout/decision.ts): every row of the
+ * The agent's rollout decision (agent/sidecar/rollout/decision.ts): every row of the
  * table, and properties over every combination of inputs: a halted hash is
  * never pushed, no policy means today's behaviour, nothing is pushed that the
  * state does not vouch for.
@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { type DecisionInput, decideRollout } from "../../../agent/rollout/decision.ts";
+import { type DecisionInput, decideRollout } from "../../../agent/sidecar/rollout/decision.ts";
 import type { NormalisedConfigV1 } from "../../../protocol/config-schema.ts";
 import type { RolloutCandidateState, RolloutState } from "../../../protocol/rollout-schema.ts";
 

@@ -6,7 +6,7 @@ import {
   evaluateHealth,
   type RolloutStateDoc,
   runRollout,
-} from "../../../agent/rollout/driver.ts";
+} from "../../../agent/hook/driver.ts";
 import type { NormalisedConfigV1 } from "../../../protocol/config-schema.ts";
 import { byRank, fleetSim, podNames, type SimPodOptions, simRank } from "../../helpers/fleet-sim.ts";
 

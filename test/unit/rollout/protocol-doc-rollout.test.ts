@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { parseState } from "../../../agent/rollout/state-store.ts";
+import { parseState } from "../../../agent/aws/state-store.ts";
 import { cohortRank, cohortThreshold, inCohort } from "../../../protocol/cohort.ts";
 import { parseReloadEvent, parseStatusEvent } from "../../../protocol/messages.ts";
 import { loadRolloutPolicyText } from "../../../protocol/rollout-policy.ts";
