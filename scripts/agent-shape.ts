@@ -54,5 +54,10 @@ const deepest = [...files].sort((a, b) => depth.get(b)! - depth.get(a)!)[0]!;
 
 console.log(`agent/: ${total} lines in ${files.length} modules, ${rooms.size} folders`);
 for (const [room, r] of [...rooms].sort()) console.log(`  ${room}/: ${r.modules} modules, ${r.lines} lines`);
-console.log(`import depth (floors): ${depth.get(deepest)} (deepest: ${relative(ROOT, deepest)})`);
+const chain = [deepest];
+for (let f = deepest; depth.get(f)! > 1; ) {
+  f = imports.get(f)!.find((t) => depth.get(t) === depth.get(f)! - 1)!;
+  chain.push(f);
+}
+console.log(`import depth (floors): ${depth.get(deepest)} (${chain.map((f) => relative(AGENT, f)).join(" -> ")})`);
 console.log(`largest module: ${relative(ROOT, largest)} (${lines(largest)} lines)`);
