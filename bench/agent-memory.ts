@@ -13,7 +13,7 @@
  * swapped, reload event published to the topic, config received by the SFU).
  * Figures, not assertions; bounded (about 30 s after the build).
  */
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,16 +21,16 @@ import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { CreateTopicCommand, PublishCommand } from "@aws-sdk/client-sns";
 import { createS3Client } from "../agent/aws/aws-clients.ts";
 import type { ReloadEvent } from "../protocol/messages-schema.ts";
-import { createMemoryCgroup, deploymentMemoryLimit, type MemoryCgroup } from "../scripts/lib/container-limits.ts";
-import { nodeEntrypoint, readDockerfile, type Stage, stageEnv } from "../scripts/lib/dockerfile.ts";
+import type { MemoryCgroup } from "../scripts/lib/container-limits.ts";
 import { AtomicWriter } from "../scripts/local/atomic-writer.ts";
 import { FAUXQS_CREDENTIALS, FAUXQS_REGION, type FauxqsHandle, startFauxqs } from "../scripts/local/fauxqs.ts";
 import { configHash } from "../test/helpers/config-text.ts";
 import { FakeSfu } from "../test/helpers/fake-sfu.ts";
 import { goodConfig } from "../test/helpers/hostile-configs.ts";
 import { emitFigures } from "./figures.ts";
+import { agentMemoryLimit, buildImageAgent, COMPILED_CLI } from "./lib/compiled-agent.ts";
 
-const ROOT = join(import.meta.dirname, "..");
+const _ROOT = join(import.meta.dirname, "..");
 /** Time the agent is left alone before a reading: the start-up's garbage collected, the queue provisioned. */
 const SETTLE_MS = 5_000;
 /** Reload events between the two readings of one agent. */
@@ -58,16 +58,6 @@ async function smapsRollup(pid: number): Promise<Reading> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The agent container's memory limit as a cgroup, or null (and a line saying why). */
-async function memoryLimit(): Promise<{ cgroup: MemoryCgroup | null; line: string }> {
-  const limit = deploymentMemoryLimit("sfu-agent");
-  const cgroup = await createMemoryCgroup(limit.bytes);
-  if ("unavailable" in cgroup) {
-    return { cgroup: null, line: `NOT under the container's ${limit.quantity} limit (${cgroup.unavailable})` };
-  }
-  return { cgroup, line: `under the container's memory limit, ${limit.quantity} (k8s/base/deployment.yaml)` };
-}
-
 interface Phase {
   label: string;
   afterStart: Reading;
@@ -89,7 +79,7 @@ async function measure(
   const dir = await mkdtemp(join(tmpdir(), "sfu-bench-memory-"));
   const writer = new AtomicWriter(dir);
   await writer.write({ "config.yaml": goodConfig(1) });
-  const args = [...o.image.nodeFlags, join(ROOT, "dist", "agent", "cli.js"), "run", "--config-dir", dir];
+  const args = [...o.image.nodeFlags, COMPILED_CLI, "run", "--config-dir", dir];
   args.push("--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--pod-name", `sfu-mem-${label}`);
   args.push("--topic-arn", o.topicArn, "--endpoint-url", o.fauxqs.endpoint, "--region", FAUXQS_REGION);
   args.push(...o.extraArgs);
@@ -172,17 +162,8 @@ async function measure(
 
 async function main(): Promise<void> {
   // The image runs the compiled agent; so does the benchmark.
-  execFileSync(
-    process.execPath,
-    [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.build.json"],
-    {
-      cwd: ROOT,
-      stdio: "inherit",
-    },
-  );
-  const runtime = (await readDockerfile(join(ROOT, "Dockerfile.agent"))).at(-1) as Stage;
-  const image = { env: stageEnv(runtime), nodeFlags: nodeEntrypoint(runtime).nodeFlags };
-  const limit = await memoryLimit();
+  const image = await buildImageAgent();
+  const limit = await agentMemoryLimit();
   const fauxqs = await startFauxqs();
   const clients = fauxqs.clients();
   const s3 = createS3Client({

@@ -32,17 +32,17 @@
  * `AGENT_MEMORY_LIMIT=none` runs it without the container's memory limit.
  */
 
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:http";
-import { tmpdir, totalmem } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createMemoryCgroup, deploymentMemoryLimit, type MemoryCgroup } from "../scripts/lib/container-limits.ts";
-import { nodeEntrypoint, readDockerfile, type Stage, stageEnv } from "../scripts/lib/dockerfile.ts";
+import type { MemoryCgroup } from "../scripts/lib/container-limits.ts";
 import { AtomicWriter } from "../scripts/local/atomic-writer.ts";
 import { FakeSfu } from "../test/helpers/fake-sfu.ts";
 import { emitFigures } from "./figures.ts";
+import { agentMemoryLimit, buildImageAgent, COMPILED_CLI } from "./lib/compiled-agent.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 
@@ -119,7 +119,7 @@ async function measureAgent(
   reloader: RunningReloader,
 ) {
   const nodeFlags = [...image.nodeFlags, ...(process.env["AGENT_NODE_FLAGS"] ?? "").split(" ").filter(Boolean)];
-  const args = [...nodeFlags, join(ROOT, "dist", "agent", "cli.js"), "run", "--config-dir", dir];
+  const args = [...nodeFlags, COMPILED_CLI, "run", "--config-dir", dir];
   args.push("--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "warn");
   const [command, argv] = cgroup ? cgroup.wrap(process.execPath, args) : [process.execPath, args];
   const child = spawn(command, argv, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...image.env } });
@@ -342,40 +342,14 @@ async function startReloader(r: Reloader): Promise<RunningReloader> {
   return { swap, stop };
 }
 
-/** The agent container's memory limit as a cgroup, or null (and a line saying why). */
-async function memoryLimit(): Promise<{ cgroup: MemoryCgroup | null; line: string }> {
-  if (process.env["AGENT_MEMORY_LIMIT"] === "none") {
-    return { cgroup: null, line: "no memory limit (AGENT_MEMORY_LIMIT=none)" };
-  }
-  const limit = deploymentMemoryLimit("sfu-agent");
-  const cgroup = await createMemoryCgroup(limit.bytes);
-  if ("unavailable" in cgroup) {
-    const machine = `${(totalmem() / 2 ** 30).toFixed(0)} GiB`;
-    return {
-      cgroup: null,
-      line: `NOT under the container's ${limit.quantity} limit (${cgroup.unavailable}): V8 sizes the heap for ${machine}, so RSS overstates the pod's`,
-    };
-  }
-  return { cgroup, line: `under the container's memory limit, ${limit.quantity} (k8s/base/deployment.yaml)` };
-}
-
 async function main(): Promise<void> {
   // The image runs the compiled agent; so does the benchmark.
-  execFileSync(
-    process.execPath,
-    [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.build.json"],
-    {
-      cwd: ROOT,
-      stdio: "inherit",
-    },
-  );
+  const image = await buildImageAgent();
   const dir = await mkdtemp(join(tmpdir(), "sfu-agent-bench-"));
   const writer = new AtomicWriter(dir);
   await writer.write({ "config.yaml": bigConfig(1) });
   const flags = process.env["AGENT_NODE_FLAGS"] ? ` agent node flags: ${process.env["AGENT_NODE_FLAGS"]}` : "";
-  const limit = await memoryLimit();
-  const runtime = (await readDockerfile(join(ROOT, "Dockerfile.agent"))).at(-1) as Stage;
-  const image = { env: stageEnv(runtime), nodeFlags: nodeEntrypoint(runtime).nodeFlags };
+  const limit = await agentMemoryLimit();
   const envText = Object.entries(image.env)
     .map(([k, v]) => `${k}=${v}`)
     .join(" ");
