@@ -47,31 +47,13 @@ export class SettlementEngine implements SettlementStore {
     this.#unsubscribe = null;
   }
 
-  // --- the queue source's view (SettlementStore) ---
-
-  fileHash(): string | null {
-    return this.#tracker.fileHash();
-  }
-
-  applied(): { version: number; hash: string } | null {
-    return this.#tracker.applied();
-  }
-
-  desired(): { version: number; hash: string } | null {
-    return this.#tracker.desired();
-  }
-
-  rejection(hash: string): ErrorInfo | null {
-    return this.#tracker.rejection(hash);
-  }
-
-  lastError(): ErrorInfo | null {
-    return this.#tracker.lastError();
-  }
-
-  setRevision(hash: string, revision: string | null): void {
-    this.#tracker.setRevision(hash, revision);
-  }
+  // --- the queue source's view of the config state (SettlementStore): the tracker's ---
+  readonly fileHash = (): string | null => this.#tracker.fileHash();
+  readonly applied = (): { version: number; hash: string } | null => this.#tracker.applied();
+  readonly desired = (): { version: number; hash: string } | null => this.#tracker.desired();
+  readonly rejection = (hash: string): ErrorInfo | null => this.#tracker.rejection(hash);
+  readonly lastError = (): ErrorInfo | null => this.#tracker.lastError();
+  readonly setRevision = (hash: string, revision: string | null): void => this.#tracker.setRevision(hash, revision);
 
   /** Records a settlement in the tracker (which publishes it as a `settled` event). */
   recordSettlement(s: Settlement): void {
