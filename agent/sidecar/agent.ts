@@ -23,6 +23,7 @@ import type { QueueTrigger, QueueTriggerOptions, startQueueTrigger } from "./que
 import { AgentRollout, type RolloutStateReader } from "./rollout/agent-rollout.ts";
 import { registerRolloutMetrics } from "./rollout/metrics.ts";
 import { SecretWatch } from "./secret-watch.ts";
+import { SettlementEngine } from "./settlements.ts";
 import { SnapshotStore } from "./snapshot-store.ts";
 import { type AgentStatus, buildStatus } from "./status.ts";
 import { StatusTracker } from "./status-tracker.ts";
@@ -103,6 +104,8 @@ export class Agent {
   readonly store: SnapshotStore;
   /** Per-pod status: the one source of /status and the metrics. */
   readonly tracker: StatusTracker;
+  /** The settlement engine: the queue's reload events, or the desired versions in watch-only mode. */
+  readonly settlements: SettlementEngine;
   readonly registry: Registry;
   readonly metrics: AgentMetrics;
   /** The rollout integration: what of the mounted config becomes desired, and the pod's stage. */
@@ -130,9 +133,10 @@ export class Agent {
     this.#deps = deps;
     this.#opts = options;
     this.store = new SnapshotStore({ clock: deps.clock });
-    this.tracker = new StatusTracker(
-      { store: this.store, clock: deps.clock },
-      { watchSettlements: options.queue === null },
+    this.tracker = new StatusTracker({ store: this.store, clock: deps.clock });
+    this.settlements = new SettlementEngine(
+      { tracker: this.tracker, clock: deps.clock },
+      { watchDesired: options.queue === null },
     );
     const rolloutKey = options.rolloutKey ?? "rollout.yaml";
     this.rollout = new AgentRollout(
@@ -189,6 +193,7 @@ export class Agent {
     try {
       const token = this.#opts.tokenFile === null ? null : await readToken(this.#opts.tokenFile);
       this.#unsubscribe.push(this.metrics.follow(this.tracker));
+      this.settlements.start();
       await this.rollout.start();
       await this.#source.start();
       await this.#secrets.start();
@@ -222,7 +227,7 @@ export class Agent {
       await this.#http.start();
       if (this.#opts.queue !== null && this.#deps.startQueueTrigger) {
         this.#queue = await this.#deps.startQueueTrigger({
-          store: this.tracker,
+          store: this.settlements,
           checkFile: () => this.#checkFile(),
           logger,
           registry: this.registry,
@@ -273,6 +278,7 @@ export class Agent {
     await this.#http?.stop();
     for (const u of this.#unsubscribe) u();
     this.#unsubscribe = [];
+    this.settlements.stop();
     this.tracker.close();
     this.#deps.logger.info("agent stopped");
   }

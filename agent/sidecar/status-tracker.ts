@@ -1,7 +1,8 @@
 /**
  * The per-pod status tracker: the one owner of what an operator reads about this pod (`/status`,
- * `sfu-agent status`, the status gauges, settlements), following the {@link SnapshotStore}'s events
- * and the delivery core's ({@link DeliveryEvent}); PROTOCOL.md [section 5.1](../protocol/PROTOCOL.md#51-settling-what-the-agent-reports-as-applied).
+ * `sfu-agent status`, the status gauges, the settlements the settlement engine (settlements.ts) records),
+ * following the {@link SnapshotStore}'s events and the delivery core's ({@link DeliveryEvent});
+ * PROTOCOL.md [section 5.1](../../protocol/PROTOCOL.md#51-settling-what-the-agent-reports-as-applied).
  */
 import type { HealthCounters } from "../../protocol/messages-schema.ts";
 import type { ErrorInfo, Settlement, SnapshotStore, StoreEvent } from "./snapshot-store.ts";
@@ -52,12 +53,6 @@ export type TrackerEvent =
   | { type: "error"; error: ErrorInfo }
   | { type: "error-cleared"; previous: PreviousError };
 
-/** Options of {@link StatusTracker}. */
-export interface StatusTrackerOptions {
-  /** Record a settlement per desired version (watch-only mode: no queue trigger settles events). */
-  watchSettlements: boolean;
-}
-
 /** The last load of the config file. */
 export interface LastLoad {
   /** Whether the last read of the file was valid; null before the first read. */
@@ -70,7 +65,6 @@ export interface LastLoad {
 export class StatusTracker {
   readonly #store: SnapshotStore;
   readonly #clock: () => Date;
-  readonly #opts: StatusTrackerOptions;
   readonly #listeners = new Set<(e: TrackerEvent) => void>();
   readonly #revisions = new Map<string, string | null>();
   #settlements: Settlement[] = [];
@@ -81,15 +75,12 @@ export class StatusTracker {
   #lastAppliedAt: string | null = null;
   #secrets: SecretsStatus = { generation: 1, applied: null, at: null, lastError: null };
   #health: HealthReport | null = null;
-  /** Watch-only mode: the desired version waiting to settle (or settled: its last outcome). */
-  #open: { version: number; hash: string; outcome: Settlement["outcome"] | null } | null = null;
   #unsubscribe: (() => void) | null = null;
 
-  constructor(deps: { store: SnapshotStore; clock: () => Date }, options: StatusTrackerOptions) {
+  constructor(deps: { store: SnapshotStore; clock: () => Date }) {
     if (typeof deps?.clock !== "function") throw new TypeError("StatusTracker: deps.clock must be a function");
     this.#store = deps.store;
     this.#clock = deps.clock;
-    this.#opts = { ...options };
     this.#unsubscribe = this.#store.subscribe((e) => this.#onStore(e));
   }
 
@@ -107,7 +98,7 @@ export class StatusTracker {
     };
   }
 
-  // --- reads (the store's config state, for the queue settlement and /status) ---
+  // --- reads (the store's config state, for the settlement engine and /status) ---
 
   /** The store's desired snapshot (version, hash, revision). */
   desired(): { version: number; hash: string; revision: string | null } | null {
@@ -283,77 +274,7 @@ export class StatusTracker {
         break;
     }
     this.#emit(e);
-    if (this.#opts.watchSettlements) this.#watchSettle(e);
-    if (e.type === "applied" || e.type === "adopted") this.#settleLateApplied(e.hash, e.version);
     if (e.type === "applied" || e.type === "adopted" || e.type === "valid") this.#maybeClearError();
-  }
-
-  /** Watch-only settlements: one per desired version (see the module comment). */
-  #watchSettle(e: StoreEvent): void {
-    const open = this.#open;
-    const settle = (outcome: Settlement["outcome"], version: number, error: Settlement["error"]) => {
-      if (open === null) return;
-      open.outcome = outcome;
-      this.recordSettlement({
-        revision: this.revisionOf(open.hash),
-        hash: open.hash,
-        version,
-        outcome,
-        error,
-        at: this.#now(),
-      });
-    };
-    switch (e.type) {
-      case "desired":
-        if (open !== null && open.outcome === null) settle("superseded", open.version, null);
-        this.#open = { version: e.version, hash: e.hash, outcome: null };
-        break;
-      case "applied":
-      case "adopted":
-        if (open?.hash === e.hash && open.outcome !== "applied") settle("applied", e.version, null);
-        break;
-      case "rejected":
-        if (open?.hash === e.hash && open.outcome === null) {
-          settle("rejected", e.version, { code: e.error.code, message: e.error.message });
-        }
-        break;
-      case "ack-timeout":
-        if (open?.hash === e.hash && open.outcome === null) {
-          settle("timeout", e.version, ackTimeoutError(e.version));
-        }
-        break;
-      case "invalid":
-        if (e.hash !== null) {
-          this.recordSettlement({
-            revision: null,
-            hash: e.hash,
-            version: null,
-            outcome: "invalid",
-            error: { code: e.error.code, message: e.error.message },
-            at: e.error.at,
-          });
-        }
-        break;
-    }
-  }
-
-  /**
-   * The SFU runs `hash` (ack or report): when it is the desired hash and its
-   * latest settlement is `rejected` or `timeout`, it settles `applied` now.
-   */
-  #settleLateApplied(hash: string, version: number): void {
-    if (this.#store.desired()?.hash !== hash) return;
-    const latest = this.#settlements.findLast((s) => s.hash === hash);
-    if (latest === undefined || (latest.outcome !== "rejected" && latest.outcome !== "timeout")) return;
-    if (this.#open?.hash === hash) this.#open.outcome = "applied";
-    this.recordSettlement({
-      revision: latest.revision ?? this.revisionOf(hash),
-      hash,
-      version,
-      outcome: "applied",
-      error: null,
-      at: this.#now(),
-    });
   }
 
   /** lastError -> previousError once the desired config is applied and the file is valid. */

@@ -45,8 +45,8 @@ export interface QueueTrigger {
 }
 
 /**
- * Starts the trigger. `store` is the agent's StatusTracker (config state and
- * settlements); `checkFile` re-reads the mounted file (article-style
+ * Starts the trigger. `store` is the agent's settlement engine (config state,
+ * settlements; ../settlements.ts); `checkFile` re-reads the mounted file (article-style
  * messages); metrics go to `registry`; log lines carry `component: "queue"`.
  * Optional test seams: `timers`, `random`, and `clients` (AWS clients from
  * {@link createAwsClients}; when given, the caller owns them).
@@ -57,7 +57,7 @@ export interface QueueTrigger {
  * - Given mode (`queueUrl`): it only polls that queue. A queue shared by
  *   several replicas delivers each event to only ONE of them.
  *
- * Received reload events are settled against the agent's status tracker
+ * Received reload events are settled against the agent's state
  * (settlement.ts); each settlement is recorded in the tracker, counted in
  * metrics and, with `statusTopicArn`, published as a status event. With
  * `statusTopicArn` and a `health` source, the trigger also holds the
@@ -180,7 +180,7 @@ export async function startQueueTrigger(deps: {
       : null;
 
   // Every settlement recorded for this pod is published: the queue's own, and
-  // those the status tracker adds (a rejected config applied later settles again).
+  // those the settlement engine adds (a rejected config applied later settles again).
   const unsubscribeSettled = statusPublisher
     ? store.subscribe((e) => {
         if (e.type === "settled" && e.settlement) statusPublisher.publish(e.settlement);

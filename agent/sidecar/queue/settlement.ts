@@ -1,5 +1,6 @@
 /**
- * Propagation-aware settlement of reload events: an event waits, its SQS
+ * The queue source of the settlement engine (../settlements.ts): propagation-aware settlement of
+ * reload events. An event waits, its SQS
  * message kept invisible, until the mounted file and the SFU's answer settle
  * it `applied`, `rejected`, `invalid`, `superseded` or `timeout`; duplicates
  * never cause a second push and an event storm costs bounded memory. The
@@ -34,7 +35,7 @@ export interface SettlementStoreEvent {
   settlement?: Settlement;
 }
 
-/** What settlement needs from the agent's SnapshotStore. */
+/** What settlement needs from the agent's state: the settlement engine (its view of the status tracker). */
 export interface SettlementStore {
   fileHash(): string | null;
   applied(): { version: number; hash: string } | null;

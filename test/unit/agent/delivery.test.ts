@@ -8,6 +8,7 @@ import { test } from "node:test";
 import { Registry } from "prom-client";
 import { Delivery } from "../../../agent/sidecar/delivery.ts";
 import { AgentMetrics } from "../../../agent/sidecar/metrics.ts";
+import { SettlementEngine } from "../../../agent/sidecar/settlements.ts";
 import { SnapshotStore, type StoreEvent } from "../../../agent/sidecar/snapshot-store.ts";
 import { StatusTracker } from "../../../agent/sidecar/status-tracker.ts";
 import {
@@ -103,9 +104,10 @@ async function setup(
 ) {
   const clock = () => new Date("2026-01-01T00:00:00Z");
   const store = new SnapshotStore({ clock });
-  const tracker = new StatusTracker({ store, clock }, { watchSettlements: true });
+  const tracker = new StatusTracker({ store, clock });
   const metrics = new AgentMetrics(new Registry());
   metrics.follow(tracker);
+  new SettlementEngine({ tracker, clock }, { watchDesired: true }).start();
   const events: StoreEvent[] = [];
   store.subscribe((e) => events.push(e));
   const transport = new ScriptedTransport(o.kind ?? "http");

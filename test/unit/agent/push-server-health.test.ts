@@ -14,6 +14,7 @@ import { WebSocket } from "ws";
 import { Delivery } from "../../../agent/sidecar/delivery.ts";
 import { AgentMetrics } from "../../../agent/sidecar/metrics.ts";
 import { PushServer } from "../../../agent/sidecar/push-server.ts";
+import { SettlementEngine } from "../../../agent/sidecar/settlements.ts";
 import { SnapshotStore } from "../../../agent/sidecar/snapshot-store.ts";
 import { buildStatus } from "../../../agent/sidecar/status.ts";
 import { StatusTracker } from "../../../agent/sidecar/status-tracker.ts";
@@ -46,10 +47,11 @@ async function setup() {
   const now = Date.parse("2026-12-02T05:01:00Z");
   const clock = () => new Date(now);
   const store = new SnapshotStore({ clock });
-  const tracker = new StatusTracker({ store, clock }, { watchSettlements: true });
+  const tracker = new StatusTracker({ store, clock });
   const registry = new Registry();
   const metrics = new AgentMetrics(registry);
   metrics.follow(tracker);
+  new SettlementEngine({ tracker, clock }, { watchDesired: true }).start();
   const logger = pino({ level: "silent" });
   const server = new PushServer({ logger, metrics }, { host: "127.0.0.1", port: 0, helloTimeoutMs: 5_000 });
   const callbacks = {

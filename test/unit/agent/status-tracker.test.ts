@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Registry } from "prom-client";
 import { AgentMetrics } from "../../../agent/sidecar/metrics.ts";
+import { SettlementEngine } from "../../../agent/sidecar/settlements.ts";
 import { SnapshotStore } from "../../../agent/sidecar/snapshot-store.ts";
 import { buildStatus } from "../../../agent/sidecar/status.ts";
 import { MAX_SETTLEMENTS, StatusTracker, type TrackerEvent } from "../../../agent/sidecar/status-tracker.ts";
@@ -18,16 +19,18 @@ const cfg = (n: number) =>
   } as unknown as SfuConfigV1);
 const H = (c: string) => `sha256:${c.repeat(64)}`;
 
-function setup(watchSettlements = true) {
+function setup(watchDesired = true) {
   let now = Date.parse("2026-11-26T21:00:00Z");
   const clock = () => new Date(now);
   const store = new SnapshotStore({ clock });
-  const tracker = new StatusTracker({ store, clock }, { watchSettlements });
+  const tracker = new StatusTracker({ store, clock });
   const registry = new Registry();
   const metrics = new AgentMetrics(registry);
   metrics.follow(tracker);
   const events: TrackerEvent[] = [];
   tracker.subscribe((e) => events.push(e));
+  // Settlements come from the engine, as in the agent (which wires it once).
+  new SettlementEngine({ tracker, clock }, { watchDesired }).start();
   const gauge = async (name: string) => (await registry.getSingleMetric(name)?.get())?.values[0]?.value;
   return { store, tracker, metrics, events, gauge, tick: (ms: number) => (now += ms) };
 }

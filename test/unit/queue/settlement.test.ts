@@ -10,6 +10,7 @@ import {
   Settler,
 } from "../../../agent/sidecar/queue/settlement.ts";
 import { statusEvent } from "../../../agent/sidecar/queue/status-publisher.ts";
+import { SettlementEngine } from "../../../agent/sidecar/settlements.ts";
 import type { Settlement } from "../../../agent/sidecar/snapshot-store.ts";
 import { SnapshotStore } from "../../../agent/sidecar/snapshot-store.ts";
 import { StatusTracker } from "../../../agent/sidecar/status-tracker.ts";
@@ -65,14 +66,16 @@ describe("Settler", () => {
   beforeEach(() => {
     timers = new ManualTimers();
     store = new SnapshotStore({ clock: () => new Date(timers.now()) });
-    tracker = new StatusTracker({ store, clock: () => new Date(timers.now()) }, { watchSettlements: false });
+    tracker = new StatusTracker({ store, clock: () => new Date(timers.now()) });
+    const settlements = new SettlementEngine({ tracker, clock: () => new Date(timers.now()) }, { watchDesired: false });
+    settlements.start();
     checks = 0;
     actions = new RecordingActions();
     registry = new Registry();
     metrics = createQueueMetrics(registry);
     settled = [];
     settler = new Settler({
-      store: tracker,
+      store: settlements,
       checkFile: async () => {
         checks++;
       },

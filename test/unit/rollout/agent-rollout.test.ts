@@ -17,6 +17,7 @@ import { type MessageActions, Settler } from "../../../agent/sidecar/queue/settl
 import { statusEvent } from "../../../agent/sidecar/queue/status-publisher.ts";
 import { AgentRollout, type RolloutStateReader } from "../../../agent/sidecar/rollout/agent-rollout.ts";
 import { registerRolloutMetrics } from "../../../agent/sidecar/rollout/metrics.ts";
+import { SettlementEngine } from "../../../agent/sidecar/settlements.ts";
 import { type Settlement, SnapshotStore } from "../../../agent/sidecar/snapshot-store.ts";
 import { StatusTracker } from "../../../agent/sidecar/status-tracker.ts";
 import { cohortRank } from "../../../protocol/cohort.ts";
@@ -66,7 +67,7 @@ async function setup(o: { policy?: string | null; reader?: MemoryReader | null; 
   dirs.push(dir);
   if (o.policy !== null) writeFileSync(join(dir, "rollout.yaml"), o.policy ?? POLICY);
   const store = new SnapshotStore({ clock: () => new Date() });
-  const tracker = new StatusTracker({ store, clock: () => new Date() }, { watchSettlements: false });
+  const tracker = new StatusTracker({ store, clock: () => new Date() });
   const reader = o.reader === undefined ? new MemoryReader() : o.reader;
   const settled: Settlement[] = [];
   tracker.subscribe((e) => {
@@ -82,6 +83,7 @@ async function setup(o: { policy?: string | null; reader?: MemoryReader | null; 
       resyncIntervalMs: 0,
     },
   );
+  new SettlementEngine({ tracker, clock: () => new Date() }, { watchDesired: false }).start();
   rollout.attachHealth({ setRollout: (ctx) => health.push(ctx) });
   return { dir, store, tracker, reader, rollout, settled, health };
 }
@@ -396,7 +398,9 @@ describe("Settler with a rollout handler", () => {
   it("hands rollout events over and deletes them without settling; plain events settle as before", async () => {
     const timers = new ManualTimers();
     const store = new SnapshotStore({ clock: () => new Date(timers.now()) });
-    const tracker = new StatusTracker({ store, clock: () => new Date(timers.now()) }, { watchSettlements: false });
+    const tracker = new StatusTracker({ store, clock: () => new Date(timers.now()) });
+    const settlements = new SettlementEngine({ tracker, clock: () => new Date(timers.now()) }, { watchDesired: false });
+    settlements.start();
     const deleted: string[] = [];
     const actions: MessageActions = {
       delete: async (h) => {
@@ -406,7 +410,7 @@ describe("Settler with a rollout handler", () => {
     };
     const handed: Array<ReloadRolloutField | "malformed"> = [];
     const settler = new Settler({
-      store: tracker,
+      store: settlements,
       timers,
       logger: pino({ level: "silent" }),
       metrics: createQueueMetrics(new Registry()),
