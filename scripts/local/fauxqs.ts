@@ -97,19 +97,33 @@ export async function createHookTopics(
   names: HookTopicNames,
 ): Promise<{ topicArn: string; statusTopicArn: string; statusQueueUrl: string }> {
   const { sns, sqs } = clients;
-  const topicArn = (await sns.send(new CreateTopicCommand({ Name: names.reload }))).TopicArn!;
-  const statusTopicArn = (await sns.send(new CreateTopicCommand({ Name: names.status }))).TopicArn!;
-  const statusQueueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: names.statusQueue }))).QueueUrl!;
-  const statusQueueArn = (
-    await sqs.send(new GetQueueAttributesCommand({ QueueUrl: statusQueueUrl, AttributeNames: ["QueueArn"] }))
-  ).Attributes?.QueueArn;
+  const topicArn = answered((await sns.send(new CreateTopicCommand({ Name: names.reload }))).TopicArn, "CreateTopic");
+  const statusTopicArn = answered(
+    (await sns.send(new CreateTopicCommand({ Name: names.status }))).TopicArn,
+    "CreateTopic",
+  );
+  const statusQueueUrl = answered(
+    (await sqs.send(new CreateQueueCommand({ QueueName: names.statusQueue }))).QueueUrl,
+    "CreateQueue",
+  );
+  const statusQueueArn = answered(
+    (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: statusQueueUrl, AttributeNames: ["QueueArn"] })))
+      .Attributes?.QueueArn,
+    "GetQueueAttributes (QueueArn)",
+  );
   await sns.send(
     new SubscribeCommand({
       TopicArn: statusTopicArn,
       Protocol: "sqs",
-      Endpoint: statusQueueArn ?? statusQueueUrl,
+      Endpoint: statusQueueArn,
       Attributes: { RawMessageDelivery: "true" },
     }),
   );
   return { topicArn, statusTopicArn, statusQueueUrl };
+}
+
+/** The value an AWS call must answer with; a clear error when it did not (never a guessed stand-in). */
+function answered(value: string | undefined, call: string): string {
+  if (!value) throw new Error(`fauxqs: ${call} answered without the value the local stack needs`);
+  return value;
 }
