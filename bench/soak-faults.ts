@@ -72,8 +72,8 @@ try {
             }
             return res;
           },
+          arm: () => ff.proxy.fail(service, { kind: "down" }),
           act: async () => {
-            ff.proxy.fail(service, { kind: "down" });
             setTimeout(() => {
               ff.proxy.fail(service, null);
               outageEnd = performance.now();

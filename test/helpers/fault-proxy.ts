@@ -11,7 +11,9 @@
  * after a delay), `trickle` (the upstream answer, its body one small chunk per
  * interval), `status` (an answer with that status and a body of `bodyBytes`
  * filler, streamed: 500 with 50 MB costs the proxy nothing) and `garbage`
- * (200 with bytes that are not the protocol's).
+ * (200 with bytes that are not the protocol's) and `lost` (forwarded, so the
+ * upstream acts on it, but its answer never reaches the client: the
+ * connection is reset, as a partition right after a write).
  */
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
@@ -27,6 +29,8 @@ export interface FaultRequest {
   path: string;
   /** The SQS/SNS action when known (from X-Amz-Target), else null. */
   action: string | null;
+  /** The request body. */
+  body: Buffer;
 }
 
 /** What to do with a request. */
@@ -36,7 +40,8 @@ export type Fault =
   | { kind: "slow"; delayMs: number }
   | { kind: "trickle"; chunkBytes?: number; intervalMs: number }
   | { kind: "status"; status: number; bodyBytes?: number; headers?: Record<string, string>; body?: string }
-  | { kind: "garbage"; bodyBytes?: number };
+  | { kind: "garbage"; bodyBytes?: number }
+  | { kind: "lost" };
 
 /** Decides per request: a fault, or null to forward it. */
 export type FaultRule = (req: FaultRequest) => Fault | null;
@@ -55,6 +60,12 @@ export interface FaultProxy {
   setRule(rule: FaultRule | null): void;
   /** Fails every request of `service` with `fault` (null: that service passes again); other services keep their faults. */
   fail(service: FaultService, fault: Fault | null): void;
+  /**
+   * Calls `listener` with every request once its fate is decided (so a
+   * listener that sets a fault affects the requests after this one); returns
+   * a function that removes it.
+   */
+  onRequest(listener: (req: FaultRequest) => void): () => void;
   readonly counts: FaultCounts;
   stop(): Promise<void>;
 }
@@ -70,9 +81,10 @@ export async function startFaultProxy(upstream: string, options: FaultProxyOptio
   const target = new URL(upstream);
   const byService = new Map<FaultService, Fault>();
   let rule: FaultRule | null = null;
+  const listeners = new Set<(req: FaultRequest) => void>();
   const counts: FaultCounts = {
     forwarded: 0,
-    failed: { down: 0, hang: 0, slow: 0, trickle: 0, status: 0, garbage: 0 },
+    failed: { down: 0, hang: 0, slow: 0, trickle: 0, status: 0, garbage: 0, lost: 0 },
   };
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
@@ -88,9 +100,10 @@ export async function startFaultProxy(upstream: string, options: FaultProxyOptio
     req: IncomingMessage,
     res: ServerResponse,
     body: Buffer,
-    trickle?: { chunk: number; ms: number },
+    how: { trickle?: { chunk: number; ms: number }; lose?: boolean } = {},
   ) => {
-    counts.forwarded++;
+    const { trickle } = how;
+    if (!how.lose) counts.forwarded++;
     const up = request(
       {
         host: target.hostname,
@@ -100,6 +113,11 @@ export async function startFaultProxy(upstream: string, options: FaultProxyOptio
         headers: { ...req.headers, host: target.host },
       },
       (upRes) => {
+        if (how.lose) {
+          upRes.resume();
+          upRes.on("end", () => req.socket.destroy());
+          return;
+        }
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
         if (!trickle) {
           upRes.pipe(res);
@@ -133,6 +151,7 @@ export async function startFaultProxy(upstream: string, options: FaultProxyOptio
       const info = classify(req, body);
       options.observe?.(info, body, req.headers);
       const fault = rule?.(info) ?? byService.get(info.service) ?? null;
+      for (const listener of [...listeners]) listener(info);
       if (fault === null) return forward(req, res, body);
       counts.failed[fault.kind]++;
       switch (fault.kind) {
@@ -147,7 +166,10 @@ export async function startFaultProxy(upstream: string, options: FaultProxyOptio
           });
           return;
         case "trickle":
-          forward(req, res, body, { chunk: fault.chunkBytes ?? 16, ms: fault.intervalMs });
+          forward(req, res, body, { trickle: { chunk: fault.chunkBytes ?? 16, ms: fault.intervalMs } });
+          return;
+        case "lost":
+          forward(req, res, body, { lose: true });
           return;
         case "status":
         case "garbage": {
@@ -182,6 +204,10 @@ export async function startFaultProxy(upstream: string, options: FaultProxyOptio
       if (fault === null) byService.delete(service);
       else byService.set(service, fault);
     },
+    onRequest(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     async stop() {
       for (const t of timers) clearTimeout(t);
       for (const s of sockets) s.destroy();
@@ -195,15 +221,15 @@ function classify(req: IncomingMessage, body: Buffer): FaultRequest {
   const method = req.method ?? "GET";
   const path = req.url ?? "/";
   if (typeof target === "string" && target.startsWith("AmazonSQS.")) {
-    return { service: "sqs", method, path, action: target.slice("AmazonSQS.".length) };
+    return { service: "sqs", method, path, action: target.slice("AmazonSQS.".length), body };
   }
   if (method === "POST" && path === "/") {
     const action = /(?:^|&)Action=([A-Za-z]+)/.exec(body.toString("latin1"))?.[1] ?? null;
     if (action !== null && /QueueUrl=|QueueName=/.test(body.toString("latin1")))
-      return { service: "sqs", method, path, action };
-    return { service: "sns", method, path, action };
+      return { service: "sqs", method, path, action, body };
+    return { service: "sns", method, path, action, body };
   }
-  return { service: "s3", method, path, action: null };
+  return { service: "s3", method, path, action: null, body };
 }
 
 /** Writes `total` bytes of filler (`x`, or random bytes for garbage) with back-pressure. */

@@ -2,7 +2,8 @@
  * Fault suite, the driver itself: a real `sfu-agent rollout` process killed
  * with SIGKILL, then run again, as the hook Job's retry does. Killed mid-step,
  * the rerun finds the running candidate and resumes at its step (no pod
- * flips) to completion. Killed after it recorded a halt, the rerun refuses
+ * flips) to completion. Killed after its halt landed in S3 (the answer lost,
+ * so it had not exited), the rerun refuses
  * the halted hash and every pod stays on the stable config. Killed, then
  * rerun while S3 is down for 4 s, it retries and resumes. In every run no pod
  * receives a halted hash after its halt, and the rollout ends complete or
@@ -13,7 +14,7 @@ import { after, before, describe, it } from "node:test";
 import type { ConfigMessage } from "../../../protocol/messages-schema.ts";
 import type { CliRun } from "../../helpers/cli-run.ts";
 import { until } from "../../helpers/until.ts";
-import { type FaultFleet, runWithAction, startFaultFleet } from "./rollout-faults.ts";
+import { type FaultFleet, runWithAction, startFaultFleet, stateOf } from "./rollout-faults.ts";
 
 describe("fault suite: the driver killed and rerun", { timeout: 240_000 }, () => {
   let ff: FaultFleet;
@@ -64,26 +65,39 @@ describe("fault suite: the driver killed and rerun", { timeout: 240_000 }, () =>
 
   it("killed after recording a halt: the rerun refuses the halted hash, every pod on the stable config", async () => {
     refused = await ff.hash(3);
-    let first: ReturnType<FaultFleet["fleet"]["spawnRollout"]> | null = null;
-    const r = await runWithAction(ff, {
-      n: 3,
-      step: 0,
-      timeout: "40",
-      run: async () => {
-        first = ff.fleet.spawnRollout(3, { timeout: "40" });
-        await until(
-          async () => (await ff.fleet.state.read())?.candidate?.state === "halted",
-          30_000,
-          "the halt recorded",
-        );
-        first.child.kill("SIGKILL"); // during its revert wait
-        assert.equal((await first.done).signal, "SIGKILL");
-        return await ff.fleet.spawnRollout(3, { timeout: "40" }).done;
-      },
-      act: async () => {},
-    });
-    assert.equal(r.outcome, "halted");
-    assert.match(r.result.stderr, /was halted by rollout .*commit a new change/);
+    // The halt's write lands but its answer is lost, so the driver is still retrying it (it
+    // cannot have exited) when it is killed: the worst moment, the halt recorded and unannounced.
+    ff.proxy.setRule((req) =>
+      req.service === "s3" && req.method === "PUT" && stateOf(req.body)?.candidate?.state === "halted"
+        ? { kind: "lost" }
+        : null,
+    );
+    try {
+      const r = await runWithAction(ff, {
+        n: 3,
+        step: 0,
+        timeout: "40",
+        run: async () => {
+          const first = ff.fleet.spawnRollout(3, { timeout: "40" });
+          await until(
+            async () => (await ff.fleet.state.read())?.candidate?.state === "halted",
+            30_000,
+            "the halt recorded",
+          );
+          first.child.kill("SIGKILL");
+          const r1 = await first.done;
+          assert.equal(r1.signal, "SIGKILL", r1.stdout + r1.stderr);
+          assert.match(r1.stdout + r1.stderr, /halting at step 1/);
+          ff.proxy.setRule(null);
+          return await ff.fleet.spawnRollout(3, { timeout: "40" }).done;
+        },
+        act: async () => {},
+      });
+      assert.equal(r.outcome, "halted");
+      assert.match(r.result.stderr, /was halted by rollout .*commit a new change/);
+    } finally {
+      ff.proxy.setRule(null);
+    }
   });
 
   it("killed at step 1, rerun while S3 is down for 4 s: it retries, resumes and completes", async () => {

@@ -154,10 +154,11 @@ export interface FaultRun {
 }
 
 /**
- * Runs `sfu-agent rollout` for config `n`; once the candidate is at step
- * `step` (0-based) fails `service` with `fault` for `outageMs` (or, with
+ * Runs `sfu-agent rollout` for config `n`; from the driver's write of step
+ * `step` (0-based) on, fails `service` with `fault` for `outageMs` (or, with
  * `outageMs: "past-timeout"`, until the state records the halt), then
  * waits until every pod runs the final config (see {@link runWithAction}).
+ * Fails when the fault failed no request (it would have tested nothing).
  */
 export async function runWithFault(
   ff: FaultFleet,
@@ -173,12 +174,14 @@ export async function runWithFault(
 ): Promise<FaultRun> {
   const { fleet, proxy } = ff;
   const outage = o.outageMs;
-  return await runWithAction(ff, {
+  const fault = o.fault ?? { kind: "down" };
+  const failedBefore = proxy.counts.failed[fault.kind];
+  const r = await runWithAction(ff, {
     n: o.n,
     step: o.step,
     timeout: o.timeout,
+    arm: () => proxy.fail(o.service, fault),
     act: async () => {
-      proxy.fail(o.service, o.fault ?? { kind: "down" });
       try {
         if (outage === "past-timeout") await untilHalted(fleet, o.maxOutageMs);
         else await new Promise((r) => setTimeout(r, outage));
@@ -187,6 +190,8 @@ export async function runWithFault(
       }
     },
   });
+  assert.ok(proxy.counts.failed[fault.kind] > failedBefore, `the ${o.service} fault failed no request`);
+  return r;
 }
 
 /** Waits until the state records a halt (the driver gave up), then 500 ms more. */
@@ -201,9 +206,11 @@ export async function untilHalted(fleet: Fleet, maxMs = 30_000): Promise<void> {
 
 /**
  * Runs `sfu-agent rollout` for config `n` (in-process, or `o.run` for
- * another driver); once the candidate is at step `step` (0-based) runs
- * `act` (the fault), then waits until every pod runs the final config: the
- * candidate when complete, the stable config when halted (never left
+ * another driver). The moment the proxy forwards the driver's state write
+ * with the candidate at step `step` (0-based) or ended, calls `arm` (so a
+ * fault it sets meets the driver's very next request: no race with a fast
+ * step), then runs `act`. Then waits until every pod runs the final config:
+ * the candidate when complete, the stable config when halted (never left
  * running), and checks the halt watch.
  */
 export async function runWithAction(
@@ -213,23 +220,18 @@ export async function runWithAction(
     step: number;
     timeout: string;
     act: () => Promise<void>;
+    arm?: () => void;
     run?: () => Promise<CliRun>;
   },
 ): Promise<FaultRun> {
   const { fleet } = ff;
   const hash = await ff.hash(o.n);
   const before = (await fleet.state.read())?.stable?.hash ?? null;
+  const reached = stateWritten(ff.proxy, (c) => c.hash === hash && (c.state !== "running" || c.step >= o.step), o.arm);
   const t0 = performance.now();
   const run = o.run ? o.run() : fleet.rollout(o.n, { timeout: o.timeout });
   await fleet.mount(o.n);
-  await until(
-    async () => {
-      const c = (await fleet.state.read())?.candidate;
-      return c?.hash === hash && (c.state !== "running" || c.step >= o.step);
-    },
-    30_000,
-    `rollout of config ${o.n} at step ${o.step + 1}`,
-  );
+  await reached.within(30_000, `rollout of config ${o.n} at step ${o.step + 1}`);
   await o.act();
   const result = await run;
   const state = (await fleet.state.read()) as RolloutState;
@@ -248,4 +250,53 @@ export async function runWithAction(
   const convergeMs = performance.now() - t0;
   await ff.watch.assertNone();
   return { result, state, outcome, convergeMs };
+}
+
+/**
+ * Resolves on the first S3 write through `proxy` of a state whose candidate
+ * matches `match`, calling `onWrite` synchronously as the proxy forwards it.
+ */
+function stateWritten(
+  proxy: FaultProxy,
+  match: (candidate: NonNullable<RolloutState["candidate"]>) => boolean,
+  onWrite?: () => void,
+): { within(ms: number, what: string): Promise<void> } {
+  let seen!: () => void;
+  const written = new Promise<void>((r) => {
+    seen = r;
+  });
+  const off = proxy.onRequest((req) => {
+    if (req.service !== "s3" || req.method !== "PUT") return;
+    const candidate = stateOf(req.body)?.candidate;
+    if (!candidate || !match(candidate)) return;
+    off();
+    onWrite?.();
+    seen();
+  });
+  return {
+    async within(ms, what) {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          written,
+          new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+          }),
+        ]);
+      } finally {
+        clearTimeout(timer);
+        off();
+      }
+    },
+  };
+}
+
+/** The rollout state an S3 PUT body carries, or null when it is not one. */
+export function stateOf(body: Buffer): RolloutState | null {
+  try {
+    const doc = JSON.parse(body.toString("utf8")) as RolloutState;
+    return doc?.type === "sfu-config.rollout-state" ? doc : null;
+  } catch {
+    return null;
+  }
 }
