@@ -14,7 +14,7 @@ import { after, before, describe, it } from "node:test";
 import type { ConfigMessage } from "../../../protocol/messages-schema.ts";
 import type { CliRun } from "../../helpers/cli-run.ts";
 import { until } from "../../helpers/until.ts";
-import { type FaultFleet, runWithAction, startFaultFleet, stateOf } from "./rollout-faults.ts";
+import { type FaultFleet, runWithAction, startFaultFleet, writtenState } from "./rollout-faults.ts";
 
 describe("fault suite: the driver killed and rerun", { timeout: 240_000 }, () => {
   let ff: FaultFleet;
@@ -67,11 +67,7 @@ describe("fault suite: the driver killed and rerun", { timeout: 240_000 }, () =>
     refused = await ff.hash(3);
     // The halt's write lands but its answer is lost, so the driver is still retrying it (it
     // cannot have exited) when it is killed: the worst moment, the halt recorded and unannounced.
-    ff.proxy.setRule((req) =>
-      req.service === "s3" && req.method === "PUT" && stateOf(req.body)?.candidate?.state === "halted"
-        ? { kind: "lost" }
-        : null,
-    );
+    ff.proxy.setRule((req) => (writtenState(req)?.candidate?.state === "halted" ? { kind: "lost" } : null));
     try {
       const r = await runWithAction(ff, {
         n: 3,

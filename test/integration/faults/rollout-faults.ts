@@ -15,7 +15,13 @@ import type { ConfigMessage } from "../../../protocol/messages-schema.ts";
 import type { RolloutState } from "../../../protocol/rollout-schema.ts";
 import type { CliRun } from "../../helpers/cli-run.ts";
 import type { FakeSfuReply } from "../../helpers/fake-sfu.ts";
-import { type Fault, type FaultProxy, type FaultService, startFaultProxy } from "../../helpers/fault-proxy.ts";
+import {
+  type Fault,
+  type FaultProxy,
+  type FaultRequest,
+  type FaultService,
+  startFaultProxy,
+} from "../../helpers/fault-proxy.ts";
 import { until } from "../../helpers/until.ts";
 import { type Fleet, hashOf, startFleet } from "../rollout/fleet.ts";
 
@@ -227,11 +233,22 @@ export async function runWithAction(
   const { fleet } = ff;
   const hash = await ff.hash(o.n);
   const before = (await fleet.state.read())?.stable?.hash ?? null;
-  const reached = stateWritten(ff.proxy, (c) => c.hash === hash && (c.state !== "running" || c.step >= o.step), o.arm);
+  let reached = false;
+  const off = ff.proxy.onRequest((req) => {
+    const c = writtenState(req)?.candidate;
+    if (c?.hash !== hash || (c.state === "running" && c.step < o.step)) return;
+    off();
+    reached = true;
+    o.arm?.();
+  });
   const t0 = performance.now();
   const run = o.run ? o.run() : fleet.rollout(o.n, { timeout: o.timeout });
-  await fleet.mount(o.n);
-  await reached.within(30_000, `rollout of config ${o.n} at step ${o.step + 1}`);
+  try {
+    await fleet.mount(o.n);
+    await until(() => reached, 30_000, `rollout of config ${o.n} at step ${o.step + 1}`);
+  } finally {
+    off();
+  }
   await o.act();
   const result = await run;
   const state = (await fleet.state.read()) as RolloutState;
@@ -252,49 +269,11 @@ export async function runWithAction(
   return { result, state, outcome, convergeMs };
 }
 
-/**
- * Resolves on the first S3 write through `proxy` of a state whose candidate
- * matches `match`, calling `onWrite` synchronously as the proxy forwards it.
- */
-function stateWritten(
-  proxy: FaultProxy,
-  match: (candidate: NonNullable<RolloutState["candidate"]>) => boolean,
-  onWrite?: () => void,
-): { within(ms: number, what: string): Promise<void> } {
-  let seen!: () => void;
-  const written = new Promise<void>((r) => {
-    seen = r;
-  });
-  const off = proxy.onRequest((req) => {
-    if (req.service !== "s3" || req.method !== "PUT") return;
-    const candidate = stateOf(req.body)?.candidate;
-    if (!candidate || !match(candidate)) return;
-    off();
-    onWrite?.();
-    seen();
-  });
-  return {
-    async within(ms, what) {
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        await Promise.race([
-          written,
-          new Promise((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-          }),
-        ]);
-      } finally {
-        clearTimeout(timer);
-        off();
-      }
-    },
-  };
-}
-
-/** The rollout state an S3 PUT body carries, or null when it is not one. */
-export function stateOf(body: Buffer): RolloutState | null {
+/** The rollout state `req` writes when it is an S3 PUT of one, else null. */
+export function writtenState(req: FaultRequest): RolloutState | null {
+  if (req.service !== "s3" || req.method !== "PUT") return null;
   try {
-    const doc = JSON.parse(body.toString("utf8")) as RolloutState;
+    const doc = JSON.parse(req.body.toString("utf8")) as RolloutState;
     return doc?.type === "sfu-config.rollout-state" ? doc : null;
   } catch {
     return null;
