@@ -19,6 +19,7 @@ import { FAUXQS_CREDENTIALS, FAUXQS_REGION } from "../../../scripts/local/fauxqs
 import { type Fault, type FaultProxy, startFaultProxy } from "../../helpers/fault-proxy.ts";
 import { until } from "../../helpers/until.ts";
 import { BUCKET, type Fleet, hashOf, ROLLOUT_EVENT, STATE_URL, startFleet } from "../rollout/fleet.ts";
+import { writtenState } from "./rollout-faults.ts";
 
 const KEY = STATE_URL.slice(`s3://${BUCKET}/`.length);
 
@@ -183,27 +184,39 @@ describe("fault suite: S3", { timeout: 240_000 }, () => {
     await until(() => pod?.applied() === h[1], 10_000, "the new pod takes the stable config once S3 answers");
   });
 
+  /**
+   * Runs the rollout of config `n` with S3 down for `ms` from the driver's write of its first step
+   * (threshold above 0; the discovery write has 0), that write included: the outage meets the
+   * driver's write path however fast or slow the machine.
+   */
+  const rolloutWithS3Down = async (n: number, ms: number, timeout: string) => {
+    let downUntil = 0;
+    proxy.setRule((r) => {
+      if (r.service !== "s3") return null;
+      const c = writtenState(r)?.candidate;
+      if (downUntil === 0 && c && c.hash === h[n] && c.threshold > 0) downUntil = performance.now() + ms;
+      return performance.now() < downUntil ? { kind: "down" } : null;
+    });
+    try {
+      const run = fleet.rollout(n, { timeout });
+      await fleet.mount(n);
+      const r = await run;
+      assert.ok(downUntil > 0, "the outage began");
+      return r;
+    } finally {
+      proxy.setRule(null);
+    }
+  };
+
   it("S3 down briefly during a step: the driver retries and the rollout completes", async () => {
-    const run = fleet.rollout(4, { timeout: "40" });
-    await fleet.mount(4);
-    await until(async () => (await fleet.state.read())?.candidate?.hash === h[4], 10_000, "rollout started");
-    proxy.fail("s3", { kind: "down" });
-    await new Promise((r) => setTimeout(r, 2_000));
-    proxy.fail("s3", null);
-    const r = await run;
+    const r = await rolloutWithS3Down(4, 2_000, "40");
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /failed \(attempt \d+, retrying/);
     for (const p of fleet.pods) await until(() => p.applied() === h[4], 10_000, `${p.name} on config 4`);
   });
 
   it("S3 down for longer than the timeout: the halt is recorded once S3 is back; the cohort reverts", async () => {
-    const run = fleet.rollout(5, { timeout: "6" });
-    await fleet.mount(5);
-    await until(async () => (await fleet.state.read())?.candidate?.hash === h[5], 10_000, "rollout started");
-    proxy.fail("s3", { kind: "down" });
-    await new Promise((r) => setTimeout(r, 8_000));
-    proxy.fail("s3", null);
-    const r = await run;
+    const r = await rolloutWithS3Down(5, 8_000, "6");
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stderr, /driver-error/);
     const s = await fleet.state.read();
